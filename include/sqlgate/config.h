@@ -1,0 +1,139 @@
+/* sqlgate configuration: CONTRACT.md section 2, loaded into an immutable snapshot.
+ *
+ * The loader reads variables through an injected lookup function, so tests
+ * need no real environment. It validates everything in one pass and reports
+ * every problem, one line per problem naming the variable. Values of secret
+ * variables (passwords, tokens) never appear in those lines.
+ */
+#ifndef SQLGATE_CONFIG_H
+#define SQLGATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Returns the value of variable `name`, or NULL when it is not set. The
+ * returned string is borrowed: it must stay valid until sg_config_load returns. */
+typedef const char *(*sg_lookup_fn)(void *ud, const char *name);
+
+typedef enum sg_encrypt { SG_ENCRYPT_OFF, SG_ENCRYPT_REQUEST, SG_ENCRYPT_REQUIRE } sg_encrypt;
+
+#define SG_NAME_MAX 63 /* [a-z][a-z0-9_]{0,62} */
+
+/* One database's settings; every string is owned by the sg_config it came from
+ * and never NULL unless the comment says so. */
+typedef struct sg_db_config {
+    char name[SG_NAME_MAX + 1];
+    char prefix[SG_NAME_MAX + 8]; /* "CORE_DB_", or "DB_" in legacy mode */
+    const char *driver;           /* "sqlite" or "freetds" */
+
+    /* freetds */
+    const char *host;     /* NULL for sqlite */
+    int port;             /* default 1433 */
+    const char *database; /* NAME; NULL = the login's default catalog */
+    const char *user;     /* may be NULL */
+    const char *password; /* secret; may be NULL */
+    sg_encrypt encrypt;
+    const char *ca_file;     /* may be NULL */
+    const char *tds_version; /* "auto", "7.1" ... "7.4" */
+    const char *app_name;    /* default "sqlgate:<name>" */
+
+    /* sqlite */
+    const char *path; /* file path or ":memory:"; NULL for freetds */
+
+    bool read_only;
+    bool critical;
+
+    unsigned pool_max; /* >= 1 */
+    unsigned pool_min; /* <= pool_max */
+    int64_t acquire_timeout_ms;
+    int64_t connect_timeout_ms;
+    int64_t query_timeout_ms;
+    int64_t idle_timeout_ms;
+    int64_t max_lifetime_ms;
+    int64_t retry_max_ms;
+
+    const char *health_query;
+    int64_t health_interval_ms;
+    int64_t health_timeout_ms;
+} sg_db_config;
+
+typedef enum sg_log_level { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR } sg_log_level;
+
+typedef enum sg_config_mode {
+    SG_MODE_NAMED,   /* SQLGATE_DATABASES */
+    SG_MODE_LEGACY,  /* unprefixed DB_* configure "default" */
+    SG_MODE_EMBEDDED /* nothing set: core + app on SQLite in ./var/ */
+} sg_config_mode;
+
+/* The whole snapshot. Immutable after sg_config_load. */
+typedef struct sg_config {
+    sg_config_mode mode;
+    sg_db_config *databases; /* array of n_databases, in SQLGATE_DATABASES order */
+    size_t n_databases;
+    const char *default_name; /* NULL when there is no default */
+
+    const char *listen_host; /* "127.0.0.1", "::1", "0.0.0.0" (no brackets) */
+    int listen_port;
+    bool listen_loopback; /* listen_host is a loopback address */
+
+    char **api_tokens; /* n_api_tokens secrets; NULL when none */
+    size_t n_api_tokens;
+    bool allow_anonymous;
+
+    int64_t shutdown_delay_ms; /* >= 0 */
+    int64_t drain_timeout_ms;
+    size_t max_body_bytes;
+    unsigned max_rows;
+    sg_log_level log_level;
+    bool log_json;
+    const char *tls_cert_file; /* both NULL or both set */
+    const char *tls_key_file;
+} sg_config;
+
+/* Loads and validates the configuration.
+ * On success returns a new snapshot (free with sg_config_free) and sets
+ * *errors to NULL. On failure returns NULL and sets *errors to a new string
+ * (caller frees with free()) holding one line per problem, each starting with
+ * the variable's name. `errors` must not be NULL. */
+sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors) SG_MUST_USE;
+
+void sg_config_free(sg_config *cfg); /* accepts NULL */
+
+/* Looks a database up by name (not "default"); borrowed, or NULL. */
+const sg_db_config *sg_config_find(const sg_config *cfg, const char *name);
+
+/* --- Sources of variables ------------------------------------------------ */
+
+/* A parsed .env file: KEY=VALUE lines, '#' comments, optional `export `,
+ * single or double quotes (double quotes understand \n \" \\). */
+typedef struct sg_dotenv sg_dotenv;
+
+/* Reads and parses `path`. A missing file gives an empty set (not an error).
+ * Returns a new object, or NULL with *errors set (new string, caller frees)
+ * naming the file and line of each malformed line. */
+sg_dotenv *sg_dotenv_load(const char *path, char **errors) SG_MUST_USE;
+
+/* Parses text already in memory; `origin` names it in error lines. */
+sg_dotenv *sg_dotenv_parse(const char *text, size_t len, const char *origin,
+                           char **errors) SG_MUST_USE;
+
+void sg_dotenv_free(sg_dotenv *env); /* accepts NULL */
+
+/* sg_lookup_fn over a dotenv (ud is the sg_dotenv *). */
+const char *sg_dotenv_lookup(void *ud, const char *name);
+
+/* sg_lookup_fn that reads the real environment first and falls back to the
+ * sg_dotenv passed as ud (which may be NULL). */
+const char *sg_env_lookup(void *ud, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,127 @@
+/* sqlgate named database (the plan's DatabaseConnection).
+ *
+ * One object per configured database. It owns its pool, its background
+ * thread (health checks, reconnect backoff, pool housekeeping) and its state.
+ * Queries borrow a pooled connection for the length of one batch. Nothing here
+ * blocks on another database, and reading the health state never waits on the
+ * database.
+ */
+#ifndef SQLGATE_DB_H
+#define SQLGATE_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "driver.h"
+#include "error.h"
+#include "pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sg_db_state {
+    SG_STATE_STARTING, /* before its first check */
+    SG_STATE_READY,
+    SG_STATE_DOWN,
+    SG_STATE_PAUSED,
+    SG_STATE_DRAINING,
+    SG_STATE_CLOSED
+} sg_db_state;
+
+/* "starting", "ready", ... (static). */
+const char *sg_db_state_name(sg_db_state state);
+
+typedef struct sg_db sg_db;
+
+/* A snapshot of the database's health, taken without touching the database. */
+typedef struct sg_db_health {
+    sg_db_state state;
+    bool healthy; /* ready or paused */
+    bool critical;
+    double latency_ms;     /* last successful check; < 0 when none yet */
+    int64_t checked_at_ms; /* wall clock of the last finished check; 0: none */
+    sg_err error;          /* why it is down; code SG_OK when it is not */
+    uint64_t reconnects;   /* recoveries from down plus sg_db_reconnect calls */
+    sg_pool_stats pool;
+} sg_db_health;
+
+/* New database object; starts nothing. cfg and drv are borrowed and must
+ * outlive it. NULL with err on allocation failure. */
+sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err) SG_MUST_USE;
+
+/* Starts the background thread, which checks the database at once. A database
+ * that is down is not a failure here: it is reported down and retried with
+ * exponential backoff up to retry_max_ms. Fails only when the thread cannot
+ * start. */
+int sg_db_open(sg_db *db, sg_err *err) SG_MUST_USE;
+
+const char *sg_db_name(const sg_db *db);              /* borrowed */
+const sg_db_config *sg_db_config_of(const sg_db *db); /* borrowed */
+
+void sg_db_health_get(sg_db *db, sg_db_health *out);
+
+/* Closes every pooled connection (borrowed ones when they come back) and
+ * checks the database again at once. */
+void sg_db_reconnect(sg_db *db);
+
+/* PgBouncer-style PAUSE/RESUME: while paused no new statement starts. */
+void sg_db_pause(sg_db *db);
+void sg_db_resume(sg_db *db);
+
+/* --- Queries ------------------------------------------------------------- */
+
+typedef struct sg_query sg_query;
+
+/* Borrows a connection (waiting at most acquire_timeout_ms) and starts the
+ * batch. timeout_ms (0 = the database's query timeout; larger values are
+ * clamped to it) bounds the whole batch, from start to sg_query_end.
+ * params are borrowed for the call. Fails fast with SG_DB_UNAVAILABLE while
+ * the database is known down, SG_SHUTTING_DOWN once it drains. Returns a new
+ * query to be ended with sg_query_end, or NULL with err set. */
+sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
+                            int64_t timeout_ms, sg_err *err) SG_MUST_USE;
+
+/* As the driver's next_result / next_row (driver.h); borrowed outputs. */
+int sg_query_next_result(sg_query *q, const sg_column **cols, size_t *n_cols, sg_err *err);
+int sg_query_next_row(sg_query *q, const sg_value **values, sg_err *err);
+int64_t sg_query_rows_affected(sg_query *q);
+
+/* Ends the query (at any point: unread rows are cancelled), gives the
+ * connection back to the pool or closes it if it is no longer usable, and
+ * frees q. Accepts NULL. */
+void sg_query_end(sg_query *q);
+
+/* Push-style facade over the calls above, for callers that do not stream. */
+typedef struct sg_sink {
+    int (*result_begin)(void *ud, const sg_column *cols, size_t n_cols);
+    int (*row)(void *ud, const sg_value *values, size_t n_cols);
+    int (*result_end)(void *ud);
+} sg_sink;
+
+/* Runs the batch, calling the sink for each result and row. A sink callback
+ * returning non-zero stops the batch (err SG_INTERNAL "stopped by caller").
+ * *rows_affected (may be NULL) receives the total for statements without
+ * columns. */
+int sg_db_execute(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
+                  int64_t timeout_ms, const sg_sink *sink, void *ud, int64_t *rows_affected,
+                  sg_err *err) SG_MUST_USE;
+
+/* --- Shutdown ------------------------------------------------------------ */
+
+/* State becomes draining (new queries: SG_SHUTTING_DOWN), the background
+ * thread stops, borrowed connections get until deadline_ms, then are
+ * interrupted (counted in *cancelled, may be NULL); state becomes closed.
+ * Returns 0 if nothing had to be interrupted, else -1. Idempotent. */
+int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled);
+
+/* Frees the database (closing it first with an immediate deadline if that was
+ * not done). Accepts NULL. */
+void sg_db_free(sg_db *db);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

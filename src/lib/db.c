@@ -1,0 +1,461 @@
+/* sqlgate named database: pool + background checker + state.
+ *
+ * Threads: callers run queries on their own threads through the pool; one
+ * background thread per database runs the health check on its own connection
+ * (outside pool_max), retries with exponential backoff while the database is
+ * down, and does pool housekeeping. The state below is guarded by `mu`; no
+ * driver call is ever made while `mu` is held, so a hung database can delay
+ * only its own background thread and its own callers.
+ */
+#include "sqlgate/db.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BACKOFF_FIRST_MS  100
+#define MAINTAIN_EVERY_MS 1000
+
+struct sg_db {
+    const sg_db_config *cfg; /* borrowed */
+    const sg_driver *drv;    /* borrowed */
+    sg_pool *pool;           /* owned */
+
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* wakes the background thread */
+    pthread_t thread;
+    bool thread_started;
+
+    /* Guarded by mu. */
+    sg_db_state state; /* starting, ready, down, draining, closed */
+    bool paused;
+    bool stop;
+    bool check_now;
+    bool reopen_health; /* reconnect asked: drop the health connection */
+    double latency_ms;
+    int64_t checked_at_ms;
+    int64_t check_deadline_ms; /* deadline of the check running now; 0: none */
+    sg_err last_error;
+    unsigned failures; /* consecutive failed checks */
+    uint64_t reconnects;
+};
+
+struct sg_query {
+    sg_db *db;         /* borrowed */
+    sg_pool_conn *pc;  /* borrowed from db->pool until sg_query_end */
+    sg_driver_conn *c; /* inside pc */
+};
+
+static const char *const state_names[] = {
+    [SG_STATE_STARTING] = "starting", [SG_STATE_READY] = "ready",
+    [SG_STATE_DOWN] = "down",         [SG_STATE_PAUSED] = "paused",
+    [SG_STATE_DRAINING] = "draining", [SG_STATE_CLOSED] = "closed",
+};
+
+const char *sg_db_state_name(sg_db_state state)
+{
+    if ((unsigned)state > SG_STATE_CLOSED)
+        return "unknown";
+    return state_names[state];
+}
+
+static int cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr) != 0)
+        return -1;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc == 0 ? 0 : -1;
+}
+
+static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err)
+{
+    sg_db *db = calloc(1, sizeof *db);
+    if (db == NULL) {
+        sg_err_set(err, SG_INTERNAL, "out of memory");
+        return NULL;
+    }
+    db->cfg = cfg;
+    db->drv = drv;
+    db->latency_ms = -1;
+    if (pthread_mutex_init(&db->mu, NULL) != 0) {
+        free(db);
+        sg_err_set(err, SG_INTERNAL, "cannot create a mutex");
+        return NULL;
+    }
+    if (cond_init_monotonic(&db->wake) != 0) {
+        pthread_mutex_destroy(&db->mu);
+        free(db);
+        sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
+        return NULL;
+    }
+    db->pool = sg_pool_new(drv, cfg, err);
+    if (db->pool == NULL) {
+        pthread_cond_destroy(&db->wake);
+        pthread_mutex_destroy(&db->mu);
+        free(db);
+        return NULL;
+    }
+    return db;
+}
+
+const char *sg_db_name(const sg_db *db)
+{
+    return db->cfg->name;
+}
+
+const sg_db_config *sg_db_config_of(const sg_db *db)
+{
+    return db->cfg;
+}
+
+/* Asks the background thread to check now (a query saw the database fail). */
+static void db_suspect(sg_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    db->check_now = true;
+    pthread_cond_signal(&db->wake);
+    pthread_mutex_unlock(&db->mu);
+}
+
+/* One health check on the background thread's own connection. */
+static int db_check(sg_db *db, sg_driver_conn **conn, int64_t deadline, sg_err *err)
+{
+    if (*conn == NULL) {
+        *conn = db->drv->open(db->cfg, deadline, err);
+        if (*conn == NULL)
+            return -1;
+    }
+    if (db->drv->ping(*conn, db->cfg->health_query, deadline, err) != 0 ||
+        db->drv->unusable(*conn)) {
+        if (err->code == SG_OK)
+            sg_err_set(err, SG_DB_UNAVAILABLE, "health check left the connection unusable");
+        db->drv->close(*conn);
+        *conn = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t backoff_ms(const sg_db_config *cfg, unsigned failures)
+{
+    int64_t delay = BACKOFF_FIRST_MS;
+    for (unsigned i = 1; i < failures && delay < cfg->retry_max_ms; i++)
+        delay *= 2;
+    return delay < cfg->retry_max_ms ? delay : cfg->retry_max_ms;
+}
+
+static void *db_thread(void *arg)
+{
+    sg_db *db = arg;
+    const sg_db_config *cfg = db->cfg;
+    sg_driver_conn *conn = NULL; /* the health connection, this thread's own */
+    int64_t next_check = 0;      /* check at once */
+    int64_t next_maintain = sg_clock_ms() + MAINTAIN_EVERY_MS;
+
+    pthread_mutex_lock(&db->mu);
+    while (!db->stop) {
+        int64_t now = sg_clock_ms();
+        if (db->check_now || now >= next_check) {
+            bool reopen = db->reopen_health;
+            int64_t budget = cfg->health_timeout_ms;
+            if (conn == NULL || reopen)
+                budget = cfg->health_timeout_ms > cfg->connect_timeout_ms ? cfg->health_timeout_ms
+                                                                          : cfg->connect_timeout_ms;
+            db->check_now = false;
+            db->reopen_health = false;
+            db->check_deadline_ms = now + budget;
+            pthread_mutex_unlock(&db->mu);
+
+            if (reopen && conn != NULL) {
+                db->drv->close(conn);
+                conn = NULL;
+            }
+            sg_err err;
+            sg_err_clear(&err);
+            int64_t started_us = sg_clock_us();
+            int rc = db_check(db, &conn, started_us / 1000 + budget, &err);
+            int64_t finished_us = sg_clock_us();
+            int64_t finished = finished_us / 1000;
+            bool recovered = false;
+
+            pthread_mutex_lock(&db->mu);
+            db->check_deadline_ms = 0;
+            db->checked_at_ms = sg_clock_wall_ms();
+            if (rc == 0) {
+                recovered = db->state == SG_STATE_DOWN;
+                db->reconnects += recovered;
+                if (db->state == SG_STATE_STARTING || db->state == SG_STATE_DOWN)
+                    db->state = SG_STATE_READY;
+                db->latency_ms = (double)(finished_us - started_us) / 1000.0;
+                db->failures = 0;
+                sg_err_clear(&db->last_error);
+                next_check = finished + cfg->health_interval_ms;
+            } else {
+                if (db->state == SG_STATE_STARTING || db->state == SG_STATE_READY)
+                    db->state = SG_STATE_DOWN;
+                if (err.code != SG_QUERY_TIMEOUT)
+                    err.code = SG_DB_UNAVAILABLE;
+                else
+                    sg_err_set(&err, SG_DB_UNAVAILABLE, "health check timed out after %lld ms",
+                               (long long)budget);
+                sg_err_copy(&db->last_error, &err);
+                db->failures++;
+                next_check = finished + backoff_ms(cfg, db->failures);
+            }
+            pthread_mutex_unlock(&db->mu);
+            /* Connections opened before an outage are likely dead. */
+            if (recovered)
+                sg_pool_evict(db->pool);
+            pthread_mutex_lock(&db->mu);
+            continue;
+        }
+        if (now >= next_maintain) {
+            bool ready = db->state == SG_STATE_READY && !db->paused;
+            pthread_mutex_unlock(&db->mu);
+            if (ready)
+                sg_pool_maintain(db->pool);
+            next_maintain = sg_clock_ms() + MAINTAIN_EVERY_MS;
+            pthread_mutex_lock(&db->mu);
+            continue;
+        }
+        cond_wait_until(&db->wake, &db->mu,
+                        next_check < next_maintain ? next_check : next_maintain);
+    }
+    pthread_mutex_unlock(&db->mu);
+    db->drv->close(conn);
+    return NULL;
+}
+
+int sg_db_open(sg_db *db, sg_err *err)
+{
+    pthread_mutex_lock(&db->mu);
+    if (db->thread_started || db->state != SG_STATE_STARTING) {
+        pthread_mutex_unlock(&db->mu);
+        return 0;
+    }
+    int rc = pthread_create(&db->thread, NULL, db_thread, db);
+    if (rc == 0)
+        db->thread_started = true;
+    pthread_mutex_unlock(&db->mu);
+    if (rc != 0)
+        return sg_err_set(err, SG_INTERNAL, "cannot start the background thread of database %s",
+                          db->cfg->name);
+    return 0;
+}
+
+void sg_db_health_get(sg_db *db, sg_db_health *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&db->mu);
+    out->state = db->state;
+    out->critical = db->cfg->critical;
+    out->latency_ms = db->latency_ms;
+    out->checked_at_ms = db->checked_at_ms;
+    out->reconnects = db->reconnects;
+    sg_err_copy(&out->error, &db->last_error);
+    if (db->paused && (db->state == SG_STATE_READY || db->state == SG_STATE_STARTING))
+        out->state = SG_STATE_PAUSED;
+    /* A check that overran its deadline means the database is not answering,
+     * whatever the stuck driver call will eventually say. */
+    if (db->check_deadline_ms != 0 && sg_clock_ms() > db->check_deadline_ms &&
+        (out->state == SG_STATE_READY || out->state == SG_STATE_STARTING)) {
+        out->state = SG_STATE_DOWN;
+        sg_err_set(&out->error, SG_DB_UNAVAILABLE, "health check did not finish in time");
+    }
+    pthread_mutex_unlock(&db->mu);
+    out->healthy = out->state == SG_STATE_READY || out->state == SG_STATE_PAUSED;
+    if (out->state == SG_STATE_DOWN)
+        out->latency_ms = -1;
+    sg_pool_stats_get(db->pool, &out->pool);
+}
+
+void sg_db_reconnect(sg_db *db)
+{
+    sg_pool_evict(db->pool);
+    pthread_mutex_lock(&db->mu);
+    db->reopen_health = true;
+    db->check_now = true;
+    db->reconnects++;
+    pthread_cond_signal(&db->wake);
+    pthread_mutex_unlock(&db->mu);
+}
+
+void sg_db_pause(sg_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    db->paused = true;
+    pthread_mutex_unlock(&db->mu);
+    sg_pool_pause(db->pool);
+}
+
+void sg_db_resume(sg_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    db->paused = false;
+    pthread_mutex_unlock(&db->mu);
+    sg_pool_resume(db->pool);
+}
+
+/* --- Queries ------------------------------------------------------------- */
+
+static void query_note_error(sg_query *q, const sg_err *err)
+{
+    if (err != NULL && err->code == SG_DB_UNAVAILABLE)
+        db_suspect(q->db);
+}
+
+sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
+                            int64_t timeout_ms, sg_err *err)
+{
+    const sg_db_config *cfg = db->cfg;
+    pthread_mutex_lock(&db->mu);
+    sg_db_state state = db->state;
+    sg_err down;
+    sg_err_copy(&down, &db->last_error);
+    pthread_mutex_unlock(&db->mu);
+
+    if (state == SG_STATE_DRAINING || state == SG_STATE_CLOSED) {
+        sg_err_set(err, SG_SHUTTING_DOWN, "database %s is shutting down", cfg->name);
+        return NULL;
+    }
+    if (state == SG_STATE_DOWN) {
+        sg_err_set(err, SG_DB_UNAVAILABLE, "database %s is down: %s", cfg->name, down.message);
+        return NULL;
+    }
+
+    sg_query *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        sg_err_set(err, SG_INTERNAL, "out of memory");
+        return NULL;
+    }
+    q->db = db;
+    int64_t start = sg_clock_ms();
+    q->pc = sg_pool_acquire(db->pool, start + cfg->acquire_timeout_ms, err);
+    if (q->pc == NULL) {
+        query_note_error(q, err);
+        free(q);
+        return NULL;
+    }
+    q->c = sg_pool_conn_driver(q->pc);
+
+    if (timeout_ms <= 0 || timeout_ms > cfg->query_timeout_ms)
+        timeout_ms = cfg->query_timeout_ms;
+    if (db->drv->exec(q->c, sql, params, n_params, sg_clock_ms() + timeout_ms, err) != 0) {
+        query_note_error(q, err);
+        sg_pool_release(db->pool, q->pc, !db->drv->unusable(q->c));
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+int sg_query_next_result(sg_query *q, const sg_column **cols, size_t *n_cols, sg_err *err)
+{
+    int rc = q->db->drv->next_result(q->c, cols, n_cols, err);
+    if (rc < 0)
+        query_note_error(q, err);
+    return rc;
+}
+
+int sg_query_next_row(sg_query *q, const sg_value **values, sg_err *err)
+{
+    int rc = q->db->drv->next_row(q->c, values, err);
+    if (rc < 0)
+        query_note_error(q, err);
+    return rc;
+}
+
+int64_t sg_query_rows_affected(sg_query *q)
+{
+    return q->db->drv->rows_affected(q->c);
+}
+
+void sg_query_end(sg_query *q)
+{
+    if (q == NULL)
+        return;
+    bool reusable = q->db->drv->finish(q->c) == 0;
+    sg_pool_release(q->db->pool, q->pc, reusable);
+    free(q);
+}
+
+int sg_db_execute(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
+                  int64_t timeout_ms, const sg_sink *sink, void *ud, int64_t *rows_affected,
+                  sg_err *err)
+{
+    sg_query *q = sg_db_query_begin(db, sql, params, n_params, timeout_ms, err);
+    if (q == NULL)
+        return -1;
+    int rc = 0;
+    const sg_column *cols;
+    size_t n_cols;
+    int more;
+    while (rc == 0 && (more = sg_query_next_result(q, &cols, &n_cols, err)) != 0) {
+        if (more < 0 || (sink->result_begin && sink->result_begin(ud, cols, n_cols) != 0)) {
+            rc = more < 0 ? -1 : sg_err_set(err, SG_INTERNAL, "stopped by caller");
+            break;
+        }
+        const sg_value *values;
+        int got;
+        while ((got = sg_query_next_row(q, &values, err)) > 0) {
+            if (sink->row && sink->row(ud, values, n_cols) != 0) {
+                rc = sg_err_set(err, SG_INTERNAL, "stopped by caller");
+                break;
+            }
+        }
+        if (rc == 0 && got < 0)
+            rc = -1;
+        if (rc == 0 && sink->result_end && sink->result_end(ud) != 0)
+            rc = sg_err_set(err, SG_INTERNAL, "stopped by caller");
+        if (more < 0)
+            rc = -1;
+    }
+    if (rc == 0 && rows_affected != NULL)
+        *rows_affected = sg_query_rows_affected(q);
+    sg_query_end(q);
+    return rc;
+}
+
+/* --- Shutdown ------------------------------------------------------------ */
+
+int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled)
+{
+    pthread_mutex_lock(&db->mu);
+    bool join = db->thread_started;
+    db->thread_started = false;
+    if (db->state != SG_STATE_CLOSED)
+        db->state = SG_STATE_DRAINING;
+    db->stop = true;
+    pthread_cond_signal(&db->wake);
+    pthread_mutex_unlock(&db->mu);
+
+    int rc = sg_pool_close(db->pool, deadline_ms, cancelled);
+    if (join)
+        pthread_join(db->thread, NULL);
+
+    pthread_mutex_lock(&db->mu);
+    db->state = SG_STATE_CLOSED;
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+void sg_db_free(sg_db *db)
+{
+    if (db == NULL)
+        return;
+    sg_db_close(db, sg_clock_ms(), NULL);
+    sg_pool_free(db->pool);
+    pthread_cond_destroy(&db->wake);
+    pthread_mutex_destroy(&db->mu);
+    free(db);
+}

@@ -1,0 +1,911 @@
+/* sqlgate SQLite driver: the sg_driver table over one sqlite3 handle.
+ *
+ * Connection states: at rest (no batch), or inside a batch between exec() and
+ * finish(). Inside a batch the connection owns a copy of the SQL text and of
+ * the parameters, because later statements are prepared lazily by
+ * next_result() (a statement may depend on the DDL of an earlier one), long
+ * after the caller's borrowed params are gone.
+ *
+ * Deadlines: a progress handler aborts a running statement once the batch
+ * deadline has passed or interrupt() was called; a busy handler waits for
+ * other connections' locks only until that deadline. Shared-cache table locks
+ * (":memory:" databases) return SQLITE_LOCKED without calling the busy
+ * handler, so a statement that failed on its first step with BUSY/LOCKED in
+ * autocommit mode is reset and retried until the deadline.
+ *
+ * Hardening: every connection denies ATTACH of any file (and so VACUUM INTO),
+ * keeping one named database to its one file; ATTACH of ':memory:' or a temp
+ * database ('') stays allowed, so a plain VACUUM works. Defensive mode is on,
+ * the two-argument fts3_tokenizer() and load_extension() are off.
+ */
+#include "sqlgate/driver.h"
+
+#include <sqlite3.h>
+
+#include <ctype.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define PROGRESS_STEPS 1000 /* VM steps between deadline checks */
+#define SQL_SEVERITY   16   /* SQL Server's "user error" class */
+#define SQL_STATE      1
+
+/* How a column's values are mapped, decided from its declared type. */
+typedef enum col_kind { KIND_PLAIN, KIND_BOOL, KIND_DECIMAL } col_kind;
+
+/* A parameter copied into the batch arena; name is "@name". */
+typedef struct bparam {
+    const char *name;
+    sg_value value;
+} bparam;
+
+struct sg_driver_conn {
+    sqlite3 *db;
+    char *path;              /* owned copy of cfg->path, for error messages */
+    atomic_bool interrupted; /* set by interrupt(), cleared by the next exec() */
+    bool broken;             /* I/O, corruption: never reuse */
+
+    /* Current batch; all NULL/zero at rest. */
+    bool in_batch;
+    int64_t started_ms;
+    int64_t deadline_ms; /* also read by the busy and progress handlers */
+    char *sql;           /* owned copy of the batch text */
+    const char *tail;    /* next statement to prepare, inside sql */
+    bparam *params;      /* owned arena: params, names, text/binary bytes */
+    size_t n_params;
+    sqlite3_stmt *stmt; /* current statement, prepared and bound, or NULL */
+    int stmt_line;      /* 1-based line where stmt starts in sql */
+    bool result_active; /* stmt's columns were reported by next_result() */
+    bool pending_row;   /* first row stepped by next_result(), not yet returned */
+    bool result_done;   /* stmt returned SQLITE_DONE */
+    bool failed;        /* the batch hit an error; last_err repeats it */
+    sg_err last_err;
+    int64_t rows_affected;
+
+    /* Current result's description; reused across results. */
+    sg_column *cols;
+    col_kind *kinds;
+    sg_value *values;
+    size_t cols_cap;
+    char *names; /* backing store for cols[].name and cols[].type */
+    size_t names_cap;
+};
+
+static void sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Busy handler: wait for another connection's lock until the deadline, with a
+ * short backoff so that interrupt() is noticed soon. */
+static int busy_cb(void *ud, int count)
+{
+    sg_driver_conn *c = ud;
+    if (atomic_load(&c->interrupted))
+        return 0;
+    int64_t left = c->deadline_ms - sg_clock_ms();
+    if (left <= 0)
+        return 0;
+    static const int64_t backoff[] = {1, 2, 5, 10, 20, 50};
+    size_t n = sizeof backoff / sizeof backoff[0];
+    int64_t wait = count < 0 || (size_t)count >= n ? backoff[n - 1] : backoff[count];
+    sleep_ms(wait < left ? wait : left);
+    return 1;
+}
+
+/* Progress handler: non-zero makes the running statement fail with
+ * SQLITE_INTERRUPT. */
+static int progress_cb(void *ud)
+{
+    sg_driver_conn *c = ud;
+    return atomic_load(&c->interrupted) || sg_clock_ms() >= c->deadline_ms;
+}
+
+/* Authorizer: ATTACH only of in-memory or temporary databases. The filename
+ * is NULL when it is not a literal; that is denied too. */
+static int auth_cb(void *ud, int action, const char *a1, const char *a2, const char *a3,
+                   const char *a4)
+{
+    (void)ud;
+    (void)a2;
+    (void)a3;
+    (void)a4;
+    if (action != SQLITE_ATTACH)
+        return SQLITE_OK;
+    if (a1 != NULL && (a1[0] == '\0' || strcmp(a1, ":memory:") == 0))
+        return SQLITE_OK;
+    return SQLITE_DENY;
+}
+
+/* --- Errors ---------------------------------------------------------------- */
+
+static int timeout_error(sg_driver_conn *c, sg_err *err, bool lock)
+{
+    if (atomic_load(&c->interrupted))
+        return sg_err_set(err, SG_QUERY_TIMEOUT, "query cancelled");
+    if (c->deadline_ms <= c->started_ms)
+        return sg_err_set(err, SG_QUERY_TIMEOUT, "query timed out before it started");
+    return sg_err_set(err, SG_QUERY_TIMEOUT, "query exceeded its timeout of %lld ms%s",
+                      (long long)(c->deadline_ms - c->started_ms),
+                      lock ? " waiting for a database lock" : "");
+}
+
+static int sql_error(sg_err *err, long number, int line, const char *msg)
+{
+    sg_err_set(err, SG_SQL_ERROR, "%s", msg);
+    if (err != NULL) {
+        err->has_sql = true;
+        err->sql.number = number;
+        err->sql.severity = SQL_SEVERITY;
+        err->sql.state = SQL_STATE;
+        err->sql.line = line;
+    }
+    return -1;
+}
+
+/* Maps the connection's last SQLite failure `rc` to the contract's codes and
+ * marks the connection broken when the database itself failed. */
+static int map_error(sg_driver_conn *c, int rc, int line, sg_err *err)
+{
+    int xrc = sqlite3_extended_errcode(c->db);
+    const char *msg = sqlite3_errmsg(c->db);
+    switch (rc & 0xff) {
+    case SQLITE_INTERRUPT:
+        return timeout_error(c, err, false);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        if (atomic_load(&c->interrupted) || sg_clock_ms() >= c->deadline_ms)
+            return timeout_error(c, err, true);
+        return sql_error(err, xrc, line, msg);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_FULL:
+        c->broken = true;
+        return sg_err_set(err, SG_DB_UNAVAILABLE, "SQLite database \"%s\" failed: %s", c->path,
+                          msg);
+    case SQLITE_NOMEM:
+        c->broken = true;
+        return sg_err_set(err, SG_INTERNAL, "SQLite is out of memory");
+    case SQLITE_MISUSE:
+        return sg_err_set(err, SG_INTERNAL, "SQLite API misuse: %s", msg);
+    default:
+        return sql_error(err, xrc, line, msg);
+    }
+}
+
+/* Remembers a batch error so that later calls before finish() repeat it. */
+static int batch_fail(sg_driver_conn *c, sg_err *err)
+{
+    c->failed = true;
+    if (err != NULL)
+        sg_err_copy(&c->last_err, err);
+    else
+        sg_err_set(&c->last_err, SG_INTERNAL, "batch failed");
+    return -1;
+}
+
+/* --- Batch text ------------------------------------------------------------ */
+
+/* Skips whitespace and SQL comments. */
+static const char *skip_space(const char *p)
+{
+    for (;;) {
+        while (*p != '\0' && isspace((unsigned char)*p))
+            p++;
+        if (p[0] == '-' && p[1] == '-') {
+            while (*p != '\0' && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            const char *end = strstr(p + 2, "*/");
+            p = end != NULL ? end + 2 : p + strlen(p);
+        } else {
+            return p;
+        }
+    }
+}
+
+/* 1-based line of the first token at or after `start` within c->sql. */
+static int line_of(const sg_driver_conn *c, const char *start)
+{
+    const char *end = skip_space(start);
+    int line = 1;
+    for (const char *p = c->sql; p < end; p++)
+        if (*p == '\n')
+            line++;
+    return line;
+}
+
+/* --- Parameters ------------------------------------------------------------ */
+
+/* Copies params into one owned arena: the bparam array, then "@name\0"
+ * strings, then text/binary bytes (NUL-terminated so that empty values still
+ * have a non-NULL pointer). */
+static int copy_params(sg_driver_conn *c, const sg_param *params, size_t n, sg_err *err)
+{
+    if (n == 0)
+        return 0;
+    if (n > SIZE_MAX / sizeof(bparam))
+        return sg_err_set(err, SG_BAD_REQUEST, "too many parameters");
+    size_t size = n * sizeof(bparam);
+    for (size_t i = 0; i < n; i++) {
+        if (params[i].name == NULL || params[i].name[0] == '\0')
+            return sg_err_set(err, SG_BAD_REQUEST, "a parameter has no name");
+        size_t add = strlen(params[i].name) + 2;
+        const sg_value *v = &params[i].value;
+        if (v->type == SG_V_TEXT || v->type == SG_V_BINARY) {
+            if (v->u.s.len > SIZE_MAX - add - 1)
+                return sg_err_set(err, SG_BAD_REQUEST, "parameter @%s is too large",
+                                  params[i].name);
+            add += v->u.s.len + 1;
+        }
+        if (add > SIZE_MAX - size)
+            return sg_err_set(err, SG_BAD_REQUEST, "parameters are too large");
+        size += add;
+    }
+    bparam *bp = malloc(size);
+    if (bp == NULL)
+        return sg_err_set(err, SG_INTERNAL, "out of memory copying parameters");
+    char *out = (char *)(bp + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(params[i].name);
+        out[0] = '@';
+        memcpy(out + 1, params[i].name, len + 1);
+        bp[i].name = out;
+        out += len + 2;
+        bp[i].value = params[i].value;
+        sg_value *v = &bp[i].value;
+        if (v->type == SG_V_TEXT || v->type == SG_V_BINARY) {
+            if (v->u.s.len > 0)
+                memcpy(out, v->u.s.ptr, v->u.s.len);
+            out[v->u.s.len] = '\0';
+            v->u.s.ptr = out;
+            out += v->u.s.len + 1;
+        }
+    }
+    c->params = bp;
+    c->n_params = n;
+    return 0;
+}
+
+/* The param for placeholder "@name": an exact match first, else an ASCII
+ * case-insensitive one (SQL Server compares variable names that way under
+ * its usual collations, and both drivers should accept the same requests). */
+static const bparam *find_param(const sg_driver_conn *c, const char *name)
+{
+    for (size_t i = c->n_params; i-- > 0;)
+        if (strcmp(c->params[i].name, name) == 0)
+            return &c->params[i];
+    for (size_t i = c->n_params; i-- > 0;)
+        if (strcasecmp(c->params[i].name, name) == 0)
+            return &c->params[i];
+    return NULL;
+}
+
+static int bind_value(sqlite3_stmt *st, int idx, const sg_value *v)
+{
+    /* SQLITE_STATIC: the arena outlives every statement of the batch. */
+    switch (v->type) {
+    case SG_V_INT:
+        return sqlite3_bind_int64(st, idx, v->u.i);
+    case SG_V_FLOAT:
+        return sqlite3_bind_double(st, idx, v->u.f);
+    case SG_V_BOOL:
+        return sqlite3_bind_int(st, idx, v->u.b ? 1 : 0);
+    case SG_V_TEXT:
+        return sqlite3_bind_text64(st, idx, v->u.s.ptr, v->u.s.len, SQLITE_STATIC, SQLITE_UTF8);
+    case SG_V_BINARY:
+        if (v->u.s.len == 0)
+            return sqlite3_bind_zeroblob(st, idx, 0);
+        return sqlite3_bind_blob64(st, idx, v->u.s.ptr, v->u.s.len, SQLITE_STATIC);
+    case SG_V_NULL:
+    default:
+        return sqlite3_bind_null(st, idx);
+    }
+}
+
+/* Binds every placeholder of c->stmt; one that no param provides is an error
+ * rather than a silent NULL. */
+static int bind_all(sg_driver_conn *c, sg_err *err)
+{
+    int n = sqlite3_bind_parameter_count(c->stmt);
+    for (int i = 1; i <= n; i++) {
+        const char *name = sqlite3_bind_parameter_name(c->stmt, i);
+        if (name == NULL)
+            return sql_error(err, SQLITE_RANGE, c->stmt_line,
+                             "positional parameter ? is not supported; write @name");
+        const bparam *p = name[0] == '@' ? find_param(c, name) : NULL;
+        if (p == NULL) {
+            char msg[SG_ERR_MESSAGE_MAX];
+            snprintf(msg, sizeof msg, "parameter %.*s is not given%s", 200, name,
+                     name[0] == '@' ? "" : " (parameters are written @name)");
+            return sql_error(err, SQLITE_RANGE, c->stmt_line, msg);
+        }
+        int rc = bind_value(c->stmt, i, &p->value);
+        if (rc != SQLITE_OK)
+            return map_error(c, rc, c->stmt_line, err);
+    }
+    return 0;
+}
+
+/* --- Statements ------------------------------------------------------------ */
+
+static bool may_retry(sg_driver_conn *c, int rc)
+{
+    int prc = rc & 0xff;
+    return (prc == SQLITE_BUSY || prc == SQLITE_LOCKED) && !atomic_load(&c->interrupted) &&
+           sg_clock_ms() < c->deadline_ms;
+}
+
+/* Prepares the next non-empty statement of the batch and binds it.
+ * 1: c->stmt is ready; 0: no statements left; -1: error. */
+static int prepare_next(sg_driver_conn *c, sg_err *err)
+{
+    while (c->tail != NULL && *c->tail != '\0') {
+        const char *start = c->tail;
+        const char *next = NULL;
+        sqlite3_stmt *st = NULL;
+        int rc;
+        int64_t wait = 1;
+        for (;;) {
+            rc = sqlite3_prepare_v2(c->db, start, -1, &st, &next);
+            if (rc == SQLITE_OK || !may_retry(c, rc))
+                break;
+            sleep_ms(wait);
+            wait = wait < 32 ? wait * 2 : wait;
+        }
+        c->stmt_line = line_of(c, start);
+        if (rc != SQLITE_OK) {
+            sqlite3_finalize(st);
+            c->tail = NULL;
+            return map_error(c, rc, c->stmt_line, err);
+        }
+        c->tail = next;
+        if (st == NULL)
+            continue; /* only whitespace, comments or ';' */
+        c->stmt = st;
+        if (bind_all(c, err) < 0) {
+            sqlite3_finalize(c->stmt);
+            c->stmt = NULL;
+            c->tail = NULL;
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Steps c->stmt. `first` allows a retry of a statement that could not get
+ * its lock, which is only sound outside an explicit transaction. */
+static int step(sg_driver_conn *c, bool first)
+{
+    int64_t wait = 1;
+    for (;;) {
+        int rc = sqlite3_step(c->stmt);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+            return rc;
+        if (!first || !sqlite3_get_autocommit(c->db) || !may_retry(c, rc))
+            return rc;
+        sqlite3_reset(c->stmt);
+        sleep_ms(wait);
+        wait = wait < 32 ? wait * 2 : wait;
+    }
+}
+
+static int check_deadline(sg_driver_conn *c, sg_err *err)
+{
+    if (atomic_load(&c->interrupted) || sg_clock_ms() >= c->deadline_ms)
+        return timeout_error(c, err, false);
+    return 0;
+}
+
+/* Runs a statement without columns to its end and counts its changes. */
+static int run_to_done(sg_driver_conn *c, sg_err *err)
+{
+    sqlite3_int64 before = sqlite3_total_changes64(c->db);
+    int rc = step(c, true);
+    while (rc == SQLITE_ROW)
+        rc = step(c, false);
+    if (rc != SQLITE_DONE)
+        return map_error(c, rc, c->stmt_line, err);
+    /* sqlite3_changes() keeps the count of the last INSERT/UPDATE/DELETE even
+     * across DDL, so only trust it when this statement changed something. */
+    if (sqlite3_total_changes64(c->db) != before)
+        c->rows_affected += sqlite3_changes64(c->db);
+    return 0;
+}
+
+static void lower_type(char *s)
+{
+    char *paren = strchr(s, '(');
+    if (paren != NULL)
+        *paren = '\0';
+    size_t len = strlen(s);
+    while (len > 0 && isspace((unsigned char)s[len - 1]))
+        s[--len] = '\0';
+    for (char *p = s; *p != '\0'; p++)
+        *p = (char)tolower((unsigned char)*p);
+}
+
+static col_kind kind_of(const char *type)
+{
+    if (strcmp(type, "bool") == 0 || strcmp(type, "boolean") == 0 || strcmp(type, "bit") == 0)
+        return KIND_BOOL;
+    if (strncmp(type, "decimal", 7) == 0 || strncmp(type, "numeric", 7) == 0 ||
+        strncmp(type, "money", 5) == 0)
+        return KIND_DECIMAL;
+    return KIND_PLAIN;
+}
+
+static const char *storage_name(int type)
+{
+    switch (type) {
+    case SQLITE_INTEGER:
+        return "integer";
+    case SQLITE_FLOAT:
+        return "real";
+    case SQLITE_TEXT:
+        return "text";
+    case SQLITE_BLOB:
+        return "blob";
+    default:
+        return "null";
+    }
+}
+
+/* Fills cols/kinds for c->stmt, whose first row (if any) has been stepped.
+ * Names and types are copied: SQLite's own strings may change on re-prepare. */
+static int describe(sg_driver_conn *c, size_t n, sg_err *err)
+{
+    if (n > c->cols_cap) {
+        sg_column *cols = realloc(c->cols, n * sizeof *cols);
+        if (cols == NULL)
+            return sg_err_set(err, SG_INTERNAL, "out of memory");
+        c->cols = cols;
+        col_kind *kinds = realloc(c->kinds, n * sizeof *kinds);
+        if (kinds == NULL)
+            return sg_err_set(err, SG_INTERNAL, "out of memory");
+        c->kinds = kinds;
+        sg_value *values = realloc(c->values, n * sizeof *values);
+        if (values == NULL)
+            return sg_err_set(err, SG_INTERNAL, "out of memory");
+        c->values = values;
+        c->cols_cap = n;
+    }
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = sqlite3_column_name(c->stmt, (int)i);
+        const char *decl = sqlite3_column_decltype(c->stmt, (int)i);
+        if (decl == NULL)
+            decl =
+                storage_name(c->pending_row ? sqlite3_column_type(c->stmt, (int)i) : SQLITE_NULL);
+        need += (name != NULL ? strlen(name) : 0) + strlen(decl) + 2;
+    }
+    if (need > c->names_cap) {
+        char *names = realloc(c->names, need);
+        if (names == NULL)
+            return sg_err_set(err, SG_INTERNAL, "out of memory");
+        c->names = names;
+        c->names_cap = need;
+    }
+    char *out = c->names;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = sqlite3_column_name(c->stmt, (int)i);
+        if (name == NULL)
+            name = "";
+        size_t len = strlen(name);
+        memcpy(out, name, len + 1);
+        c->cols[i].name = out;
+        out += len + 1;
+
+        const char *decl = sqlite3_column_decltype(c->stmt, (int)i);
+        bool declared = decl != NULL;
+        if (!declared)
+            decl =
+                storage_name(c->pending_row ? sqlite3_column_type(c->stmt, (int)i) : SQLITE_NULL);
+        len = strlen(decl);
+        memcpy(out, decl, len + 1);
+        lower_type(out);
+        c->cols[i].type = out;
+        c->kinds[i] = declared ? kind_of(out) : KIND_PLAIN;
+        out += len + 1;
+    }
+    return 0;
+}
+
+static void convert_row(sg_driver_conn *c)
+{
+    int n = sqlite3_column_count(c->stmt);
+    for (int i = 0; i < n; i++) {
+        sg_value *v = &c->values[i];
+        int type = sqlite3_column_type(c->stmt, i);
+        if (type != SQLITE_NULL && c->kinds[i] == KIND_DECIMAL)
+            type = SQLITE_TEXT; /* exact text as stored, never via double */
+        switch (type) {
+        case SQLITE_INTEGER:
+            if (c->kinds[i] == KIND_BOOL) {
+                v->type = SG_V_BOOL;
+                v->u.b = sqlite3_column_int64(c->stmt, i) != 0;
+            } else {
+                v->type = SG_V_INT;
+                v->u.i = sqlite3_column_int64(c->stmt, i);
+            }
+            break;
+        case SQLITE_FLOAT:
+            v->type = SG_V_FLOAT;
+            v->u.f = sqlite3_column_double(c->stmt, i);
+            break;
+        case SQLITE_TEXT: {
+            const unsigned char *s = sqlite3_column_text(c->stmt, i);
+            v->type = SG_V_TEXT;
+            v->u.s.len = (size_t)sqlite3_column_bytes(c->stmt, i);
+            v->u.s.ptr = s != NULL ? (const char *)s : "";
+            break;
+        }
+        case SQLITE_BLOB: {
+            const void *b = sqlite3_column_blob(c->stmt, i);
+            v->type = SG_V_BINARY;
+            v->u.s.len = (size_t)sqlite3_column_bytes(c->stmt, i);
+            v->u.s.ptr = b != NULL ? b : "";
+            break;
+        }
+        default:
+            v->type = SG_V_NULL;
+            break;
+        }
+    }
+}
+
+/* Returns the connection to rest: statements finalized, batch memory freed.
+ * Result description buffers are kept for the next batch; rows_affected stays
+ * readable until the next exec(). */
+static void batch_end(sg_driver_conn *c)
+{
+    sqlite3_finalize(c->stmt);
+    c->stmt = NULL;
+    free(c->sql);
+    c->sql = NULL;
+    c->tail = NULL;
+    free(c->params);
+    c->params = NULL;
+    c->n_params = 0;
+    c->in_batch = false;
+    c->result_active = false;
+    c->pending_row = false;
+    c->result_done = false;
+    c->failed = false;
+}
+
+/* --- Driver functions ------------------------------------------------------ */
+
+static void sl_close(sg_driver_conn *c)
+{
+    if (c == NULL)
+        return;
+    batch_end(c);
+    if (c->db != NULL) {
+        sqlite3_stmt *st;
+        while ((st = sqlite3_next_stmt(c->db, NULL)) != NULL)
+            sqlite3_finalize(st);
+        /* Closing rolls back a transaction the last batch left open. */
+        sqlite3_close_v2(c->db);
+    }
+    free(c->cols);
+    free(c->kinds);
+    free(c->values);
+    free(c->names);
+    free(c->path);
+    free(c);
+}
+
+/* Runs a setup statement at open, stepping through its rows. */
+static int setup_exec(sg_driver_conn *c, const char *sql, const char *path, sg_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    int64_t wait = 1;
+    while (rc == SQLITE_OK) {
+        do
+            rc = sqlite3_step(st);
+        while (rc == SQLITE_ROW);
+        /* Shared-cache table locks do not call the busy handler. */
+        if (rc == SQLITE_DONE || !may_retry(c, rc))
+            break;
+        sqlite3_reset(st);
+        sleep_ms(wait);
+        wait = wait < 32 ? wait * 2 : wait;
+        rc = SQLITE_OK;
+    }
+    if (rc == SQLITE_OK || rc == SQLITE_DONE) {
+        sqlite3_finalize(st);
+        return 0;
+    }
+    int prc = rc & 0xff;
+    const char *reason = sqlite3_errmsg(c->db);
+    if (prc == SQLITE_BUSY || prc == SQLITE_LOCKED || prc == SQLITE_INTERRUPT)
+        reason = "timed out waiting for the database";
+    char msg[SG_ERR_MESSAGE_MAX];
+    snprintf(msg, sizeof msg, "%s", reason);
+    sqlite3_finalize(st);
+    return sg_err_set(err, SG_DB_UNAVAILABLE, "cannot open SQLite database \"%s\": %s", path, msg);
+}
+
+/* The URI of the shared in-memory database of `name`; characters outside
+ * [A-Za-z0-9_-] are percent-encoded. */
+static int memory_uri(const char *name, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    static const char prefix[] = "file:sqlgate-mem-";
+    static const char suffix[] = "?mode=memory&cache=shared";
+    size_t len = sizeof prefix - 1;
+    memcpy(out, prefix, len);
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+        if (len + 3 >= cap)
+            return -1;
+        if (isalnum(*p) || *p == '_' || *p == '-') {
+            out[len++] = (char)*p;
+        } else {
+            out[len++] = '%';
+            out[len++] = hex[*p >> 4];
+            out[len++] = hex[*p & 15];
+        }
+    }
+    if (len + sizeof suffix > cap)
+        return -1;
+    memcpy(out + len, suffix, sizeof suffix);
+    return 0;
+}
+
+/* ":memory:" gives one database per config name, shared by every connection
+ * opened for it (pool connections see the same data) through SQLite's shared
+ * cache. It lives only while at least one of those connections is open: when
+ * the last closes, its data is gone. */
+static sg_driver_conn *sl_open(const sg_db_config *cfg, int64_t deadline_ms, sg_err *err)
+{
+    if (cfg == NULL || cfg->path == NULL || cfg->path[0] == '\0') {
+        sg_err_set(err, SG_DB_UNAVAILABLE, "SQLite database has no path");
+        return NULL;
+    }
+    const char *path = cfg->path;
+    bool memory = strcmp(path, ":memory:") == 0;
+    char uri[3 * SG_NAME_MAX + 64];
+    const char *target = path;
+    int flags = SQLITE_OPEN_NOMUTEX;
+    flags |= cfg->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (memory) {
+        if (memory_uri(cfg->name, uri, sizeof uri) < 0) {
+            sg_err_set(err, SG_DB_UNAVAILABLE, "SQLite database name is too long");
+            return NULL;
+        }
+        target = uri;
+        flags |= SQLITE_OPEN_URI;
+    }
+
+    sg_driver_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        sg_err_set(err, SG_INTERNAL, "out of memory opening SQLite database");
+        return NULL;
+    }
+    atomic_init(&c->interrupted, false);
+    c->path = strdup(path);
+    if (c->path == NULL) {
+        sg_err_set(err, SG_INTERNAL, "out of memory opening SQLite database");
+        goto fail;
+    }
+    c->started_ms = sg_clock_ms();
+    c->deadline_ms = deadline_ms;
+
+    int rc = sqlite3_open_v2(target, &c->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        const char *why = c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc);
+        sg_err_set(err, SG_DB_UNAVAILABLE, "cannot open SQLite database \"%s\": %s", path, why);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+    sqlite3_busy_handler(c->db, busy_cb, c);
+    sqlite3_progress_handler(c->db, PROGRESS_STEPS, progress_cb, c);
+    sqlite3_set_authorizer(c->db, auth_cb, NULL);
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)NULL);
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
+
+    /* The first statements read the file header, so a file that is not a
+     * database fails here rather than on the first query. */
+    if (!memory && !cfg->read_only && setup_exec(c, "PRAGMA journal_mode=WAL", path, err) < 0)
+        goto fail;
+    if (setup_exec(c, "PRAGMA foreign_keys=ON", path, err) < 0)
+        goto fail;
+    if (setup_exec(c, "SELECT count(*) FROM sqlite_master", path, err) < 0)
+        goto fail;
+    return c;
+
+fail:
+    sl_close(c);
+    return NULL;
+}
+
+static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n_params,
+                   int64_t deadline_ms, sg_err *err)
+{
+    if (c->in_batch)
+        batch_end(c); /* a caller that skipped finish(); be safe */
+    if (c->broken)
+        return sg_err_set(err, SG_DB_UNAVAILABLE, "SQLite connection is broken");
+    if (sql == NULL)
+        return sg_err_set(err, SG_BAD_REQUEST, "sql is missing");
+    atomic_store(&c->interrupted, false);
+    c->started_ms = sg_clock_ms();
+    c->deadline_ms = deadline_ms;
+    c->rows_affected = 0;
+    c->in_batch = true;
+    if (check_deadline(c, err) < 0)
+        goto fail;
+    c->sql = strdup(sql);
+    if (c->sql == NULL) {
+        sg_err_set(err, SG_INTERNAL, "out of memory copying the batch");
+        goto fail;
+    }
+    c->tail = c->sql;
+    if (copy_params(c, params, n_params, err) < 0)
+        goto fail;
+    /* Only the first statement now: later ones may need its effects. A batch
+     * of nothing but whitespace and comments has no statements and simply
+     * yields no results. */
+    if (prepare_next(c, err) < 0)
+        goto fail;
+    return 0;
+
+fail:
+    batch_end(c);
+    return -1;
+}
+
+static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_cols, sg_err *err)
+{
+    if (!c->in_batch)
+        return 0;
+    if (c->failed) {
+        sg_err_copy(err, &c->last_err);
+        return -1;
+    }
+    if (c->result_active) {
+        /* Rows not read are discarded; a RETURNING statement has already
+         * made all its changes on its first step. */
+        sqlite3_finalize(c->stmt);
+        c->stmt = NULL;
+        c->result_active = false;
+        c->pending_row = false;
+        c->result_done = false;
+    }
+    for (;;) {
+        if (check_deadline(c, err) < 0)
+            return batch_fail(c, err);
+        if (c->stmt == NULL) {
+            int rc = prepare_next(c, err);
+            if (rc < 0)
+                return batch_fail(c, err);
+            if (rc == 0)
+                return 0;
+        }
+        int n = sqlite3_column_count(c->stmt);
+        if (n == 0) {
+            if (run_to_done(c, err) < 0)
+                return batch_fail(c, err);
+            sqlite3_finalize(c->stmt);
+            c->stmt = NULL;
+            continue;
+        }
+        int rc = step(c, true);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            map_error(c, rc, c->stmt_line, err);
+            return batch_fail(c, err);
+        }
+        c->pending_row = rc == SQLITE_ROW;
+        c->result_done = rc == SQLITE_DONE;
+        if (describe(c, (size_t)n, err) < 0)
+            return batch_fail(c, err);
+        c->result_active = true;
+        *cols = c->cols;
+        *n_cols = (size_t)n;
+        return 1;
+    }
+}
+
+static int sl_next_row(sg_driver_conn *c, const sg_value **values, sg_err *err)
+{
+    if (c->failed) {
+        sg_err_copy(err, &c->last_err);
+        return -1;
+    }
+    if (!c->in_batch || !c->result_active || (c->result_done && !c->pending_row))
+        return 0;
+    if (check_deadline(c, err) < 0)
+        return batch_fail(c, err);
+    if (c->pending_row) {
+        c->pending_row = false;
+    } else {
+        int rc = step(c, false);
+        if (rc == SQLITE_DONE) {
+            c->result_done = true;
+            return 0;
+        }
+        if (rc != SQLITE_ROW) {
+            map_error(c, rc, c->stmt_line, err);
+            return batch_fail(c, err);
+        }
+    }
+    convert_row(c);
+    *values = c->values;
+    return 1;
+}
+
+static int64_t sl_rows_affected(sg_driver_conn *c)
+{
+    return c->rows_affected;
+}
+
+static bool sl_unusable(sg_driver_conn *c)
+{
+    return c->broken || !sqlite3_get_autocommit(c->db);
+}
+
+/* A batch that leaves a transaction open (e.g. "BEGIN; INSERT ...") makes the
+ * connection unusable: the pool closes it, and closing rolls back. */
+static int sl_finish(sg_driver_conn *c)
+{
+    batch_end(c);
+    return sl_unusable(c) ? -1 : 0;
+}
+
+static int sl_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg_err *err)
+{
+    if (sl_exec(c, sql, NULL, 0, deadline_ms, err) < 0)
+        return -1;
+    const sg_column *cols;
+    size_t n_cols;
+    const sg_value *values;
+    int rc;
+    while ((rc = sl_next_result(c, &cols, &n_cols, err)) == 1) {
+        while ((rc = sl_next_row(c, &values, err)) == 1)
+            ;
+        if (rc < 0)
+            break;
+    }
+    if (sl_finish(c) < 0 && rc >= 0)
+        return sg_err_set(err, SG_DB_UNAVAILABLE, "SQLite connection is unusable after ping");
+    return rc < 0 ? -1 : 0;
+}
+
+/* Any thread may call this while the owner runs a statement. The caller
+ * guarantees it never races with close() (the pool only interrupts a
+ * connection that is borrowed, and closes only connections it holds). */
+static void sl_interrupt(sg_driver_conn *c)
+{
+    if (c == NULL)
+        return;
+    atomic_store(&c->interrupted, true);
+    sqlite3_interrupt(c->db);
+}
+
+const sg_driver sg_driver_sqlite = {
+    .name = "sqlite",
+    .open = sl_open,
+    .ping = sl_ping,
+    .exec = sl_exec,
+    .next_result = sl_next_result,
+    .next_row = sl_next_row,
+    .rows_affected = sl_rows_affected,
+    .finish = sl_finish,
+    .interrupt = sl_interrupt,
+    .unusable = sl_unusable,
+    .close = sl_close,
+};

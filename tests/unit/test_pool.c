@@ -1,0 +1,1231 @@
+/* Unit tests for the connection pool (pool.h) against the fake driver.
+ *
+ * Timing bounds are generous on purpose (loaded 2-core machines, valgrind).
+ * Assertions are made on the main thread only: worker threads record what
+ * they saw and the test checks it after joining them.
+ *
+ * SQLGATE_SOAK_ITERS sets the iterations per soak thread (default 2000; use
+ * a few hundred under valgrind).
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fake_driver.h"
+#include "sqlgate/pool.h"
+
+#define DB "t"
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static sg_pool *make_pool(const sg_db_config *cfg)
+{
+    sg_err err;
+    sg_pool *p = sg_pool_new(&fake_driver, cfg, &err);
+    ck_assert_msg(p != NULL, "sg_pool_new: %s", err.message);
+    return p;
+}
+
+static sg_pool_conn *must_acquire(sg_pool *p, int64_t wait_ms)
+{
+    sg_err err;
+    sg_pool_conn *pc = sg_pool_acquire(p, sg_clock_ms() + wait_ms, &err);
+    ck_assert_msg(pc != NULL, "acquire failed: %s %s", sg_code_name(err.code), err.message);
+    return pc;
+}
+
+static sg_pool_stats stats_of(sg_pool *p)
+{
+    sg_pool_stats s;
+    sg_pool_stats_get(p, &s);
+    return s;
+}
+
+static uint64_t conn_id(sg_pool_conn *pc)
+{
+    return fake_conn_id(sg_pool_conn_driver(pc));
+}
+
+/* Polls until `waiting` callers are blocked in acquire; false on timeout. */
+static bool wait_for_waiters(sg_pool *p, unsigned waiting, int64_t timeout_ms)
+{
+    int64_t end = sg_clock_ms() + timeout_ms;
+    while (sg_clock_ms() < end) {
+        if (stats_of(p).waiting >= waiting)
+            return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
+/* Polls until n fake statements run on DB; false on timeout. */
+static bool wait_for_running(uint64_t n, int64_t timeout_ms)
+{
+    int64_t end = sg_clock_ms() + timeout_ms;
+    while (sg_clock_ms() < end) {
+        fake_counts c;
+        fake_driver_counts(DB, &c);
+        if (c.running >= n)
+            return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
+/* Shuts the pool down and checks that no fake connection was leaked. */
+static void close_and_free(sg_pool *p)
+{
+    unsigned cancelled = 99;
+    ck_assert_int_eq(sg_pool_close(p, sg_clock_ms() + 5000, &cancelled), 0);
+    ck_assert_uint_eq(cancelled, 0);
+    sg_pool_free(p);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+}
+
+static void setup(void)
+{
+    fake_driver_reset();
+}
+
+/* --- A thread that acquires, optionally runs a statement, releases -------- */
+
+typedef struct borrower {
+    sg_pool *pool;
+    int64_t wait_ms; /* acquire deadline from start */
+    const char *sql; /* NULL: no statement */
+    int64_t exec_ms; /* statement deadline from its start */
+    int64_t hold_ms; /* sleep before release */
+    pthread_t thread;
+    /* results */
+    bool got;
+    sg_err err;
+    int exec_rc;
+    sg_err exec_err;
+    uint64_t id;
+    int64_t elapsed_ms; /* of the acquire */
+} borrower;
+
+static void *borrower_main(void *arg)
+{
+    borrower *b = arg;
+    int64_t t0 = sg_clock_ms();
+    sg_pool_conn *pc = sg_pool_acquire(b->pool, t0 + b->wait_ms, &b->err);
+    b->elapsed_ms = sg_clock_ms() - t0;
+    if (pc == NULL)
+        return NULL;
+    b->got = true;
+    b->id = conn_id(pc);
+    bool reusable = true;
+    if (b->sql != NULL) {
+        sg_driver_conn *dc = sg_pool_conn_driver(pc);
+        b->exec_rc =
+            fake_driver.exec(dc, b->sql, NULL, 0, sg_clock_ms() + b->exec_ms, &b->exec_err);
+        if (b->exec_rc == 0)
+            reusable = fake_driver.finish(dc) == 0;
+    }
+    if (b->hold_ms > 0)
+        sleep_ms(b->hold_ms);
+    sg_pool_release(b->pool, pc, reusable);
+    return NULL;
+}
+
+static void borrower_start(borrower *b)
+{
+    ck_assert_int_eq(pthread_create(&b->thread, NULL, borrower_main, b), 0);
+}
+
+static void borrower_join(borrower *b)
+{
+    ck_assert_int_eq(pthread_join(b->thread, NULL), 0);
+}
+
+/* --- Basics --------------------------------------------------------------- */
+
+START_TEST(test_acquire_release_basic)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.max, 2);
+    ck_assert_uint_eq(s.open, 0);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+
+    sg_pool_conn *a = must_acquire(p, 1000);
+    ck_assert_ptr_nonnull(sg_pool_conn_driver(a));
+    s = stats_of(p);
+    ck_assert_uint_eq(s.open, 1);
+    ck_assert_uint_eq(s.in_use, 1);
+    ck_assert_uint_eq(s.idle, 0);
+    ck_assert_uint_eq(s.opened_total, 1);
+
+    /* The statement runs through the pooled driver connection. */
+    sg_err err;
+    sg_driver_conn *dc = sg_pool_conn_driver(a);
+    ck_assert_int_eq(fake_driver.exec(dc, "SELECT n", NULL, 0, sg_clock_ms() + 1000, &err), 0);
+    const sg_column *cols;
+    size_t ncols;
+    ck_assert_int_eq(fake_driver.next_result(dc, &cols, &ncols, &err), 1);
+    ck_assert_str_eq(cols[0].name, "n");
+    const sg_value *v;
+    ck_assert_int_eq(fake_driver.next_row(dc, &v, &err), 1);
+    ck_assert_int_eq(v[0].u.i, 1);
+    ck_assert_int_eq(fake_driver.next_row(dc, &v, &err), 0);
+    ck_assert_int_eq(fake_driver.finish(dc), 0);
+
+    uint64_t id = conn_id(a);
+    sg_pool_release(p, a, true);
+    s = stats_of(p);
+    ck_assert_uint_eq(s.open, 1);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(s.idle, 1);
+
+    /* Reused, not reopened. */
+    a = must_acquire(p, 1000);
+    ck_assert_uint_eq(conn_id(a), id);
+    sg_pool_conn *b = must_acquire(p, 1000);
+    ck_assert_uint_ne(conn_id(b), id);
+    s = stats_of(p);
+    ck_assert_uint_eq(s.open, 2);
+    ck_assert_uint_eq(s.in_use, 2);
+    ck_assert_uint_eq(s.opened_total, 2);
+    ck_assert_uint_eq(fake_driver_live(DB), 2);
+
+    /* LIFO: the connection released last is handed out first. */
+    uint64_t idb = conn_id(b);
+    sg_pool_release(p, a, true);
+    sg_pool_release(p, b, true);
+    a = must_acquire(p, 1000);
+    ck_assert_uint_eq(conn_id(a), idb);
+    sg_pool_release(p, a, true);
+
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_free_null_and_idle)
+{
+    sg_pool_free(NULL);
+    sg_db_config cfg = fake_db_config(DB, 3);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *a = must_acquire(p, 1000);
+    sg_pool_conn *b = must_acquire(p, 1000);
+    sg_pool_release(p, a, true);
+    sg_pool_release(p, b, true);
+    ck_assert_uint_eq(fake_driver_live(DB), 2);
+    /* Free without close closes what is idle. */
+    sg_pool_free(p);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+}
+END_TEST
+
+/* --- Bounds under concurrency --------------------------------------------- */
+
+typedef struct hammer {
+    sg_pool *pool;
+    unsigned iters;
+    atomic_uint *borrowed;
+    atomic_uint *max_borrowed;
+    unsigned failures;
+    pthread_t thread;
+} hammer;
+
+static void *hammer_main(void *arg)
+{
+    hammer *h = arg;
+    for (unsigned i = 0; i < h->iters; i++) {
+        sg_err err;
+        sg_pool_conn *pc = sg_pool_acquire(h->pool, sg_clock_ms() + 10000, &err);
+        if (pc == NULL) {
+            h->failures++;
+            continue;
+        }
+        unsigned now = atomic_fetch_add(h->borrowed, 1) + 1;
+        unsigned max = atomic_load(h->max_borrowed);
+        while (now > max && !atomic_compare_exchange_weak(h->max_borrowed, &max, now)) {
+        }
+        if (i % 3 == 0)
+            sleep_ms(1);
+        atomic_fetch_sub(h->borrowed, 1);
+        sg_pool_release(h->pool, pc, i % 17 != 0);
+    }
+    return NULL;
+}
+
+START_TEST(test_bounds_under_threads)
+{
+    enum { THREADS = 8, POOL_MAX = 3 };
+    sg_db_config cfg = fake_db_config(DB, POOL_MAX);
+    sg_pool *p = make_pool(&cfg);
+    atomic_uint borrowed = 0, max_borrowed = 0;
+    hammer h[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        h[i] =
+            (hammer){.pool = p, .iters = 300, .borrowed = &borrowed, .max_borrowed = &max_borrowed};
+        ck_assert_int_eq(pthread_create(&h[i].thread, NULL, hammer_main, &h[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        ck_assert_int_eq(pthread_join(h[i].thread, NULL), 0);
+        ck_assert_uint_eq(h[i].failures, 0);
+    }
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_le(fc.max_live, POOL_MAX);
+    ck_assert_uint_le(atomic_load(&max_borrowed), POOL_MAX);
+    ck_assert_uint_ge(atomic_load(&max_borrowed), 2); /* there was contention */
+    ck_assert_uint_gt(fc.closed, 0);                  /* non-reusable releases closed */
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_le(s.open, POOL_MAX);
+    ck_assert_uint_eq(s.open, fc.live);
+    ck_assert_uint_eq(s.opened_total, fc.opened);
+    ck_assert_uint_eq(s.closed_total, fc.closed);
+    close_and_free(p);
+}
+END_TEST
+
+/* --- Waiting -------------------------------------------------------------- */
+
+START_TEST(test_acquire_timeout)
+{
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *held = must_acquire(p, 1000);
+
+    sg_err err;
+    int64_t t0 = sg_clock_ms();
+    sg_pool_conn *pc = sg_pool_acquire(p, t0 + 300, &err);
+    int64_t elapsed = sg_clock_ms() - t0;
+    ck_assert_ptr_null(pc);
+    ck_assert_int_eq(err.code, SG_POOL_EXHAUSTED);
+    ck_assert_int_ge(elapsed, 250);
+    ck_assert_int_lt(elapsed, 2300);
+    ck_assert_str_eq(err.message, "no connection of database t became free within 300 ms");
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.acquire_timeouts, 1);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_eq(s.open, 1);
+
+    /* A deadline already past answers at once. */
+    t0 = sg_clock_ms();
+    ck_assert_ptr_null(sg_pool_acquire(p, t0 - 10, &err));
+    ck_assert_int_eq(err.code, SG_POOL_EXHAUSTED);
+    ck_assert_int_lt(sg_clock_ms() - t0, 1000);
+    ck_assert_uint_eq(stats_of(p).acquire_timeouts, 2);
+
+    sg_pool_release(p, held, true);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_waiter_gets_released_conn)
+{
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *held = must_acquire(p, 1000);
+    uint64_t id = conn_id(held);
+
+    borrower b = {.pool = p, .wait_ms = 10000};
+    borrower_start(&b);
+    ck_assert(wait_for_waiters(p, 1, 5000));
+    sg_pool_release(p, held, true);
+    borrower_join(&b);
+    ck_assert_msg(b.got, "waiter failed: %s", b.err.message);
+    ck_assert_uint_eq(b.id, id);
+    ck_assert_int_lt(b.elapsed_ms, 9000);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.opened_total, 1);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_eq(s.acquire_timeouts, 0);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_waiter_gets_freed_slot)
+{
+    /* A connection closed on release frees its slot: the waiter opens anew. */
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *held = must_acquire(p, 1000);
+    uint64_t id = conn_id(held);
+
+    borrower b = {.pool = p, .wait_ms = 10000};
+    borrower_start(&b);
+    ck_assert(wait_for_waiters(p, 1, 5000));
+    sg_pool_release(p, held, false);
+    borrower_join(&b);
+    ck_assert_msg(b.got, "waiter failed: %s", b.err.message);
+    ck_assert_uint_ne(b.id, id);
+    ck_assert_uint_eq(stats_of(p).opened_total, 2);
+    close_and_free(p);
+}
+END_TEST
+
+/* --- Open failures -------------------------------------------------------- */
+
+START_TEST(test_open_failure_no_slot_leak)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    fake_driver_set(DB, FAKE_FAIL_OPEN, FAKE_ALWAYS);
+    for (int i = 0; i < 5; i++) {
+        sg_err err;
+        int64_t t0 = sg_clock_ms();
+        ck_assert_ptr_null(sg_pool_acquire(p, t0 + 3000, &err));
+        ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+        ck_assert_str_eq(err.message, "fake: connection refused");
+        ck_assert_int_lt(sg_clock_ms() - t0, 2000); /* fails fast, does not wait */
+    }
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.connect_errors, 5);
+    ck_assert_uint_eq(s.open, 0);
+    ck_assert_uint_eq(s.acquire_timeouts, 0);
+
+    fake_driver_set(DB, FAKE_FAIL_OPEN, 0);
+    sg_pool_conn *a = must_acquire(p, 1000);
+    sg_pool_conn *b = must_acquire(p, 1000);
+    ck_assert_uint_eq(stats_of(p).open, 2);
+    sg_pool_release(p, a, true);
+    sg_pool_release(p, b, true);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_open_timeout_uses_deadline)
+{
+    sg_db_config cfg = fake_db_config(DB, 1);
+    cfg.connect_timeout_ms = 200;
+    sg_pool *p = make_pool(&cfg);
+    fake_driver_set(DB, FAKE_OPEN_DELAY_MS, 60000);
+    sg_err err;
+    int64_t t0 = sg_clock_ms();
+    ck_assert_ptr_null(sg_pool_acquire(p, t0 + 10000, &err));
+    int64_t elapsed = sg_clock_ms() - t0;
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    ck_assert_str_eq(err.message, "fake: login timed out");
+    ck_assert_int_ge(elapsed, 150);
+    ck_assert_int_lt(elapsed, 2200);
+    ck_assert_uint_eq(stats_of(p).open, 0);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_recovery_after_failures)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    fake_driver_set(DB, FAKE_FAIL_OPEN, 3);
+    sg_err err;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_null(sg_pool_acquire(p, sg_clock_ms() + 1000, &err));
+        ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    }
+    sg_pool_conn *a = must_acquire(p, 1000);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.connect_errors, 3);
+    ck_assert_uint_eq(s.open, 1);
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.open_failures, 3);
+    sg_pool_release(p, a, true);
+    close_and_free(p);
+}
+END_TEST
+
+/* --- Validation and replacement ------------------------------------------- */
+
+START_TEST(test_validation_after_idle)
+{
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    fake_counts fc;
+
+    sg_pool_conn *a = must_acquire(p, 1000);
+    uint64_t id = conn_id(a);
+    sg_pool_release(p, a, true);
+    a = must_acquire(p, 1000); /* idle for moments: no ping */
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.pings, 0);
+    sg_pool_release(p, a, true);
+
+    sleep_ms(SG_POOL_VALIDATE_IDLE_MS + 150);
+    a = must_acquire(p, 3000);
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.pings, 1);
+    ck_assert_uint_eq(conn_id(a), id);
+    sg_pool_release(p, a, true);
+
+    /* A failing ping: the connection is closed and replaced. */
+    sleep_ms(SG_POOL_VALIDATE_IDLE_MS + 150);
+    fake_driver_set(DB, FAKE_FAIL_PING, 1);
+    a = must_acquire(p, 3000);
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.pings, 2);
+    ck_assert_uint_eq(fc.ping_failures, 1);
+    ck_assert_uint_ne(conn_id(a), id);
+    ck_assert_uint_eq(fc.closed, 1);
+    ck_assert_uint_eq(fc.live, 1);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.open, 1);
+    ck_assert_uint_eq(s.opened_total, 2);
+    ck_assert_uint_eq(s.closed_total, 1);
+    sg_pool_release(p, a, true);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_broken_idle_not_handed_out)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *a = must_acquire(p, 1000);
+    uint64_t id = conn_id(a);
+    sg_pool_release(p, a, true);
+    fake_driver_break_all(DB); /* the server went away while it was idle */
+    a = must_acquire(p, 1000);
+    ck_assert_uint_ne(conn_id(a), id);
+    ck_assert_uint_eq(fake_driver_live(DB), 1);
+    sg_pool_release(p, a, true);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_release_not_reusable_closes)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    fake_counts fc;
+
+    sg_pool_conn *a = must_acquire(p, 1000);
+    sg_pool_release(p, a, false);
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.closed, 1);
+    ck_assert_uint_eq(stats_of(p).open, 0);
+
+    /* Reported unusable by the driver, although released as reusable. */
+    a = must_acquire(p, 1000);
+    fake_conn_break(sg_pool_conn_driver(a));
+    sg_pool_release(p, a, true);
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.closed, 2);
+    ck_assert_uint_eq(stats_of(p).open, 0);
+
+    /* Broken by a failed statement. */
+    a = must_acquire(p, 1000);
+    sg_err err;
+    ck_assert_int_eq(
+        fake_driver.exec(sg_pool_conn_driver(a), "fake:break", NULL, 0, sg_clock_ms() + 1000, &err),
+        -1);
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    sg_pool_release(p, a, true);
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.closed, 3);
+
+    /* A plain SQL error leaves the connection usable: kept. */
+    a = must_acquire(p, 1000);
+    ck_assert_int_eq(
+        fake_driver.exec(sg_pool_conn_driver(a), "fake:error", NULL, 0, sg_clock_ms() + 1000, &err),
+        -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert(err.has_sql);
+    ck_assert_int_eq(err.sql.number, 208);
+    sg_pool_release(p, a, true);
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.closed, 3);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.idle, 1);
+    ck_assert_uint_eq(s.closed_total, 3);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_lifetime_expiry)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    cfg.max_lifetime_ms = 200;
+    sg_pool *p = make_pool(&cfg);
+
+    /* An idle connection past its lifetime is replaced on acquire. */
+    sg_pool_conn *a = must_acquire(p, 1000);
+    uint64_t id = conn_id(a);
+    sg_pool_release(p, a, true);
+    sleep_ms(300);
+    a = must_acquire(p, 1000);
+    ck_assert_uint_ne(conn_id(a), id);
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.closed, 1);
+
+    /* A borrowed connection past its lifetime is closed on release. */
+    sleep_ms(300);
+    sg_pool_release(p, a, true);
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.closed, 2);
+    ck_assert_uint_eq(stats_of(p).open, 0);
+
+    /* And maintain closes idle ones past their lifetime. */
+    a = must_acquire(p, 1000);
+    sg_pool_release(p, a, true);
+    sleep_ms(300);
+    sg_pool_maintain(p);
+    ck_assert_uint_eq(stats_of(p).open, 0);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_idle_timeout_keeps_min)
+{
+    sg_db_config cfg = fake_db_config(DB, 4);
+    cfg.pool_min = 1;
+    cfg.idle_timeout_ms = 100;
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *c[3];
+    for (int i = 0; i < 3; i++)
+        c[i] = must_acquire(p, 1000);
+    uint64_t last = conn_id(c[2]);
+    for (int i = 0; i < 3; i++)
+        sg_pool_release(p, c[i], true);
+    ck_assert_uint_eq(stats_of(p).idle, 3);
+
+    sg_pool_maintain(p); /* nothing idle long enough yet */
+    ck_assert_uint_eq(stats_of(p).idle, 3);
+
+    sleep_ms(250);
+    sg_pool_maintain(p);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.open, 1);
+    ck_assert_uint_eq(s.idle, 1);
+    ck_assert_uint_eq(s.closed_total, 2);
+    ck_assert_uint_eq(fake_driver_live(DB), 1);
+    /* The one kept is the most recently used. */
+    sg_pool_conn *a = must_acquire(p, 1000);
+    ck_assert_uint_eq(conn_id(a), last);
+    sg_pool_release(p, a, true);
+
+    sleep_ms(250);
+    sg_pool_maintain(p); /* never below pool_min */
+    ck_assert_uint_eq(stats_of(p).open, 1);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_maintain_opens_min)
+{
+    sg_db_config cfg = fake_db_config(DB, 5);
+    cfg.pool_min = 3;
+    sg_pool *p = make_pool(&cfg);
+
+    /* Stops at the first failure and counts it. */
+    fake_driver_set(DB, FAKE_FAIL_OPEN, 1);
+    sg_pool_maintain(p);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.open, 0);
+    ck_assert_uint_eq(s.connect_errors, 1);
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.open_failures, 1);
+
+    /* Paused: opens nothing. */
+    sg_pool_pause(p);
+    sg_pool_maintain(p);
+    ck_assert_uint_eq(stats_of(p).open, 0);
+    sg_pool_resume(p);
+
+    sg_pool_maintain(p);
+    s = stats_of(p);
+    ck_assert_uint_eq(s.open, 3);
+    ck_assert_uint_eq(s.idle, 3);
+    ck_assert_uint_eq(fake_driver_live(DB), 3);
+
+    /* Borrowed ones count toward pool_min. */
+    sg_pool_conn *a = must_acquire(p, 1000);
+    sg_pool_maintain(p);
+    ck_assert_uint_eq(stats_of(p).open, 3);
+    sg_pool_release(p, a, false);
+    ck_assert_uint_eq(stats_of(p).open, 2);
+    sg_pool_maintain(p);
+    ck_assert_uint_eq(stats_of(p).open, 3);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_evict)
+{
+    sg_db_config cfg = fake_db_config(DB, 3);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *a = must_acquire(p, 1000);
+    sg_pool_conn *b = must_acquire(p, 1000);
+    uint64_t ida = conn_id(a), idb = conn_id(b);
+    sg_pool_release(p, b, true);
+    ck_assert_uint_eq(stats_of(p).idle, 1);
+
+    sg_pool_evict(p);
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.closed, 1); /* the idle one, at once */
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.idle, 0);
+    ck_assert_uint_eq(s.in_use, 1);
+
+    sg_pool_release(p, a, true); /* borrowed before the evict: closed */
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.closed, 2);
+    ck_assert_uint_eq(stats_of(p).open, 0);
+
+    a = must_acquire(p, 1000);
+    ck_assert_uint_ne(conn_id(a), ida);
+    ck_assert_uint_ne(conn_id(a), idb);
+    sg_pool_release(p, a, true); /* opened after the evict: kept */
+    ck_assert_uint_eq(stats_of(p).idle, 1);
+    close_and_free(p);
+}
+END_TEST
+
+/* --- Pause ---------------------------------------------------------------- */
+
+START_TEST(test_pause_resume)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *a = must_acquire(p, 1000);
+    sg_pool_release(p, a, true);
+
+    sg_pool_pause(p);
+    ck_assert(stats_of(p).paused);
+    sg_err err;
+    int64_t t0 = sg_clock_ms();
+    ck_assert_ptr_null(sg_pool_acquire(p, t0 + 300, &err));
+    int64_t elapsed = sg_clock_ms() - t0;
+    ck_assert_int_eq(err.code, SG_DB_PAUSED);
+    ck_assert_str_eq(err.message, "database t is paused");
+    ck_assert_int_ge(elapsed, 250);
+    ck_assert_int_lt(elapsed, 2300);
+    ck_assert_uint_eq(stats_of(p).acquire_timeouts, 1);
+
+    borrower b = {.pool = p, .wait_ms = 10000};
+    borrower_start(&b);
+    ck_assert(wait_for_waiters(p, 1, 5000));
+    sleep_ms(50);
+    sg_pool_resume(p);
+    borrower_join(&b);
+    ck_assert_msg(b.got, "waiter failed: %s", b.err.message);
+    ck_assert_int_lt(b.elapsed_ms, 9000);
+    sg_pool_stats s = stats_of(p);
+    ck_assert(!s.paused);
+    ck_assert_uint_eq(s.acquire_timeouts, 1);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_pause_lets_borrowed_finish)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *a = must_acquire(p, 1000);
+    sg_pool_pause(p);
+    sg_pool_release(p, a, true); /* goes back idle, not closed */
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.idle, 1);
+    ck_assert_uint_eq(s.closed_total, 0);
+    sg_pool_resume(p);
+    a = must_acquire(p, 1000);
+    sg_pool_release(p, a, true);
+    close_and_free(p);
+}
+END_TEST
+
+/* --- Close ---------------------------------------------------------------- */
+
+START_TEST(test_close_drains)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *idle = must_acquire(p, 1000);
+    borrower b = {.pool = p, .wait_ms = 1000, .hold_ms = 300};
+    borrower_start(&b);
+    /* b holds its connection for 300 ms */
+    int64_t end = sg_clock_ms() + 5000;
+    while (stats_of(p).in_use < 2 && sg_clock_ms() < end)
+        sleep_ms(5);
+    ck_assert_uint_eq(stats_of(p).in_use, 2);
+    sg_pool_release(p, idle, true);
+
+    unsigned cancelled = 99;
+    int64_t t0 = sg_clock_ms();
+    ck_assert_int_eq(sg_pool_close(p, t0 + 10000, &cancelled), 0);
+    ck_assert_uint_eq(cancelled, 0);
+    ck_assert_int_lt(sg_clock_ms() - t0, 8000);
+    borrower_join(&b);
+    ck_assert(b.got);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.open, 0);
+    ck_assert_uint_eq(s.in_use, 0);
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_eq(fc.interrupts, 0);
+
+    sg_err err;
+    ck_assert_ptr_null(sg_pool_acquire(p, sg_clock_ms() + 1000, &err));
+    ck_assert_int_eq(err.code, SG_SHUTTING_DOWN);
+
+    /* Idempotent and quick the second time. */
+    t0 = sg_clock_ms();
+    ck_assert_int_eq(sg_pool_close(p, t0 + 10000, &cancelled), 0);
+    ck_assert_uint_eq(cancelled, 0);
+    ck_assert_int_lt(sg_clock_ms() - t0, 1000);
+    sg_pool_maintain(p); /* no-op once closed */
+    ck_assert_uint_eq(stats_of(p).open, 0);
+    sg_pool_free(p);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+}
+END_TEST
+
+START_TEST(test_close_interrupts_stuck)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    borrower b = {.pool = p, .wait_ms = 1000, .sql = "fake:hang", .exec_ms = 60000};
+    borrower_start(&b);
+    ck_assert(wait_for_running(1, 5000));
+
+    unsigned cancelled = 0;
+    int64_t t0 = sg_clock_ms();
+    ck_assert_int_eq(sg_pool_close(p, t0 + 200, &cancelled), -1);
+    int64_t elapsed = sg_clock_ms() - t0;
+    ck_assert_uint_eq(cancelled, 1);
+    ck_assert_int_ge(elapsed, 150);
+    ck_assert_int_lt(elapsed, 200 + SG_POOL_CANCEL_GRACE_MS + 2000);
+    borrower_join(&b);
+    ck_assert_int_eq(b.exec_rc, -1);
+    ck_assert_int_eq(b.exec_err.code, SG_QUERY_TIMEOUT);
+    ck_assert_str_eq(b.exec_err.message, "fake: statement cancelled");
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    ck_assert_uint_ge(fc.interrupts, 1);
+    ck_assert_uint_eq(fc.live, 0);
+
+    /* Second call: quick, same answer, nothing counted twice. */
+    t0 = sg_clock_ms();
+    ck_assert_int_eq(sg_pool_close(p, t0 + 5000, &cancelled), -1);
+    ck_assert_uint_eq(cancelled, 0);
+    ck_assert_int_lt(sg_clock_ms() - t0, 1000);
+    sg_pool_free(p);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+}
+END_TEST
+
+START_TEST(test_close_bounded_when_interrupt_ignored)
+{
+    /* The server never acknowledges the cancel: close still returns after
+     * deadline + grace, and the straggler is closed when it comes back. */
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    fake_driver_set(DB, FAKE_IGNORE_INTERRUPT, 1);
+    borrower b = {.pool = p, .wait_ms = 1000, .sql = "fake:hang", .exec_ms = 2500};
+    borrower_start(&b);
+    ck_assert(wait_for_running(1, 5000));
+
+    unsigned cancelled = 0;
+    int64_t t0 = sg_clock_ms();
+    ck_assert_int_eq(sg_pool_close(p, t0 + 100, &cancelled), -1);
+    int64_t elapsed = sg_clock_ms() - t0;
+    ck_assert_uint_eq(cancelled, 1);
+    ck_assert_int_ge(elapsed, 100 + SG_POOL_CANCEL_GRACE_MS - 50);
+    ck_assert_int_lt(elapsed, 100 + SG_POOL_CANCEL_GRACE_MS + 1500);
+    ck_assert_uint_eq(stats_of(p).in_use, 1);
+    ck_assert_uint_eq(fake_driver_live(DB), 1);
+
+    borrower_join(&b);
+    ck_assert_int_eq(b.exec_err.code, SG_QUERY_TIMEOUT);
+    ck_assert_uint_eq(stats_of(p).in_use, 0);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+    sg_pool_free(p);
+}
+END_TEST
+
+START_TEST(test_close_wakes_waiters)
+{
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *held = must_acquire(p, 1000);
+    borrower b = {.pool = p, .wait_ms = 30000};
+    borrower_start(&b);
+    ck_assert(wait_for_waiters(p, 1, 5000));
+
+    unsigned cancelled = 0;
+    int64_t t0 = sg_clock_ms();
+    /* Our own connection is idle in our hands: it gets interrupted too. */
+    ck_assert_int_eq(sg_pool_close(p, t0, &cancelled), -1);
+    ck_assert_uint_eq(cancelled, 1);
+    borrower_join(&b);
+    ck_assert(!b.got);
+    ck_assert_int_eq(b.err.code, SG_SHUTTING_DOWN);
+    ck_assert_int_lt(b.elapsed_ms, 20000);
+    ck_assert_int_lt(sg_clock_ms() - t0, 20000);
+    ck_assert_uint_eq(stats_of(p).waiting, 0);
+
+    sg_pool_release(p, held, true); /* closed on release */
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+    ck_assert_uint_eq(stats_of(p).open, 0);
+    sg_pool_free(p);
+}
+END_TEST
+
+START_TEST(test_close_while_opening)
+{
+    /* An open in flight when close starts is closed when it completes. */
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    fake_driver_set(DB, FAKE_OPEN_DELAY_MS, 300);
+    borrower b = {.pool = p, .wait_ms = 5000};
+    borrower_start(&b);
+    int64_t end = sg_clock_ms() + 5000;
+    while (stats_of(p).open < 1 && sg_clock_ms() < end)
+        sleep_ms(5);
+    ck_assert_uint_eq(stats_of(p).open, 1); /* the slot being opened */
+    unsigned cancelled = 99;
+    ck_assert_int_eq(sg_pool_close(p, sg_clock_ms() + 5000, &cancelled), 0);
+    ck_assert_uint_eq(cancelled, 0);
+    borrower_join(&b);
+    ck_assert(!b.got);
+    ck_assert_int_eq(b.err.code, SG_SHUTTING_DOWN);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+    sg_pool_free(p);
+}
+END_TEST
+
+/* --- Soak ----------------------------------------------------------------- */
+
+typedef struct soak {
+    sg_pool *pool;
+    unsigned iters;
+    uint64_t rng;
+    pthread_t thread;
+    /* results */
+    unsigned acquired;
+    unsigned acquire_failures;
+    unsigned unexpected; /* acquire or exec answers outside the expected set */
+    sg_err last_unexpected;
+    unsigned bad_rows;
+} soak;
+
+static uint64_t soak_rand(soak *s)
+{
+    uint64_t x = s->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s->rng = x;
+    return x;
+}
+
+static bool expected_acquire_code(sg_code c)
+{
+    return c == SG_POOL_EXHAUSTED || c == SG_DB_UNAVAILABLE || c == SG_DB_PAUSED;
+}
+
+static bool expected_exec_code(sg_code c)
+{
+    return c == SG_SQL_ERROR || c == SG_DB_UNAVAILABLE || c == SG_QUERY_TIMEOUT;
+}
+
+/* Reads a whole batch; returns false if the rows were not 1..K. */
+static bool soak_drain(sg_driver_conn *dc, sg_err *err)
+{
+    const sg_column *cols;
+    size_t ncols;
+    int r;
+    while ((r = fake_driver.next_result(dc, &cols, &ncols, err)) == 1) {
+        const sg_value *v;
+        int64_t expect = 1;
+        while ((r = fake_driver.next_row(dc, &v, err)) == 1) {
+            if (ncols != 1 || v[0].type != SG_V_INT || v[0].u.i != expect)
+                return false;
+            expect++;
+        }
+        if (r < 0)
+            return true;
+    }
+    return true;
+}
+
+static void *soak_main(void *arg)
+{
+    static const char *const sqls[] = {"SELECT n",   "fake:rows=3", "fake:error",
+                                       "fake:break", "fake:hang",   "fake:sleep=2"};
+    soak *s = arg;
+    for (unsigned i = 0; i < s->iters; i++) {
+        unsigned r = (unsigned)(soak_rand(s) % 100);
+        if (r < 3)
+            fake_driver_set(DB, FAKE_FAIL_OPEN, 1 + (int64_t)(soak_rand(s) % 2));
+        else if (r < 4)
+            fake_driver_set(DB, FAKE_FAIL_PING, 1);
+        else if (r < 5)
+            sg_pool_evict(s->pool);
+        else if (r < 7)
+            sg_pool_maintain(s->pool);
+        else if (r < 8) {
+            sg_pool_pause(s->pool);
+            sleep_ms(1);
+            sg_pool_resume(s->pool);
+        } else if (r < 9)
+            fake_driver_break_all(DB);
+        else if (r < 10)
+            fake_driver_set(DB, FAKE_OPEN_DELAY_MS, (int64_t)(soak_rand(s) % 3));
+
+        sg_err err;
+        int64_t wait = 5 + (int64_t)(soak_rand(s) % 100);
+        sg_pool_conn *pc = sg_pool_acquire(s->pool, sg_clock_ms() + wait, &err);
+        if (pc == NULL) {
+            s->acquire_failures++;
+            if (!expected_acquire_code(err.code)) {
+                s->unexpected++;
+                s->last_unexpected = err;
+            }
+            continue;
+        }
+        s->acquired++;
+        sg_driver_conn *dc = sg_pool_conn_driver(pc);
+        const char *sql = sqls[soak_rand(s) % (sizeof sqls / sizeof sqls[0])];
+        int64_t deadline = sg_clock_ms() + 1 + (int64_t)(soak_rand(s) % 10);
+        bool reusable = true;
+        if (fake_driver.exec(dc, sql, NULL, 0, deadline, &err) == 0) {
+            if (!soak_drain(dc, &err))
+                s->bad_rows++;
+            reusable = fake_driver.finish(dc) == 0;
+        } else if (!expected_exec_code(err.code)) {
+            s->unexpected++;
+            s->last_unexpected = err;
+        }
+        if (soak_rand(s) % 25 == 0)
+            reusable = false;
+        sg_pool_release(s->pool, pc, reusable);
+    }
+    return NULL;
+}
+
+typedef struct watcher {
+    sg_pool *pool;
+    atomic_bool stop;
+    unsigned violations;
+    unsigned samples;
+    pthread_t thread;
+} watcher;
+
+static void *watcher_main(void *arg)
+{
+    watcher *w = arg;
+    while (!atomic_load(&w->stop)) {
+        sg_pool_stats s;
+        sg_pool_stats_get(w->pool, &s);
+        if (s.open > s.max || s.idle + s.in_use > s.open)
+            w->violations++;
+        w->samples++;
+        sleep_ms(1);
+    }
+    return NULL;
+}
+
+START_TEST(test_soak)
+{
+    enum { THREADS = 6, POOL_MAX = 4 };
+    unsigned iters = 2000;
+    const char *env = getenv("SQLGATE_SOAK_ITERS");
+    if (env != NULL && atoi(env) > 0)
+        iters = (unsigned)atoi(env);
+
+    sg_db_config cfg = fake_db_config(DB, POOL_MAX);
+    cfg.pool_min = 1;
+    cfg.max_lifetime_ms = 40;
+    cfg.idle_timeout_ms = 10;
+    cfg.connect_timeout_ms = 50;
+    sg_pool *p = make_pool(&cfg);
+
+    watcher w = {.pool = p};
+    atomic_init(&w.stop, false);
+    ck_assert_int_eq(pthread_create(&w.thread, NULL, watcher_main, &w), 0);
+    soak s[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        s[i] = (soak){.pool = p, .iters = iters, .rng = 0x1234567ULL * (uint64_t)(i + 1)};
+        ck_assert_int_eq(pthread_create(&s[i].thread, NULL, soak_main, &s[i]), 0);
+    }
+    unsigned acquired = 0;
+    for (int i = 0; i < THREADS; i++) {
+        ck_assert_int_eq(pthread_join(s[i].thread, NULL), 0);
+        ck_assert_msg(s[i].unexpected == 0, "unexpected answer: %s %s",
+                      sg_code_name(s[i].last_unexpected.code), s[i].last_unexpected.message);
+        ck_assert_uint_eq(s[i].bad_rows, 0);
+        acquired += s[i].acquired;
+    }
+    atomic_store(&w.stop, true);
+    ck_assert_int_eq(pthread_join(w.thread, NULL), 0);
+    ck_assert_uint_eq(w.violations, 0);
+    ck_assert_uint_gt(w.samples, 0);
+    ck_assert_uint_gt(acquired, iters); /* most acquires succeed */
+
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    sg_pool_stats st = stats_of(p);
+    ck_assert_uint_le(fc.max_live, POOL_MAX);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.waiting, 0);
+    ck_assert(!st.paused);
+    ck_assert_uint_eq(st.open, st.idle);
+    ck_assert_uint_eq(st.open, fc.live);
+    ck_assert_uint_eq(st.opened_total, fc.opened);
+    ck_assert_uint_eq(st.closed_total, fc.closed);
+    ck_assert_uint_eq(st.connect_errors, fc.open_failures);
+    ck_assert_uint_gt(st.closed_total, 0);
+
+    /* Still healthy afterwards. */
+    fake_driver_set(DB, FAKE_FAIL_OPEN, 0);
+    fake_driver_set(DB, FAKE_OPEN_DELAY_MS, 0);
+    sg_pool_conn *a = must_acquire(p, 2000);
+    sg_pool_release(p, a, true);
+    close_and_free(p);
+}
+END_TEST
+
+/* --- Fake driver sanity (its own contract, used by other suites) ---------- */
+
+START_TEST(test_fake_driver_knobs)
+{
+    sg_db_config cfg = fake_db_config("other", 1);
+    ck_assert_str_eq(cfg.name, "other");
+    ck_assert_str_eq(cfg.prefix, "OTHER_DB_");
+    sg_err err;
+    fake_driver_set("other", FAKE_EXEC_ROWS, 4);
+    fake_driver_set("other", FAKE_EXEC_RESULTS, 2);
+    fake_driver_set("other", FAKE_ROWS_AFFECTED, 7);
+    ck_assert_int_eq(fake_driver_get("other", FAKE_EXEC_ROWS), 4);
+    ck_assert_int_eq(fake_driver_get(DB, FAKE_EXEC_ROWS), 1); /* per database */
+
+    sg_driver_conn *c = fake_driver.open(&cfg, sg_clock_ms() + 1000, &err);
+    ck_assert_ptr_nonnull(c);
+    sg_param prm = {.name = "id", .value = {.type = SG_V_INT, .u.i = 1}};
+    ck_assert_int_eq(fake_driver.exec(c, "SELECT @id", &prm, 1, sg_clock_ms() + 1000, &err), 0);
+    int results = 0, rows = 0;
+    const sg_column *cols;
+    size_t ncols;
+    while (fake_driver.next_result(c, &cols, &ncols, &err) == 1) {
+        results++;
+        const sg_value *v;
+        while (fake_driver.next_row(c, &v, &err) == 1)
+            rows++;
+    }
+    ck_assert_int_eq(results, 2);
+    ck_assert_int_eq(rows, 8);
+    ck_assert_int_eq(fake_driver.rows_affected(c), 7);
+    ck_assert_int_eq(fake_driver.finish(c), 0);
+    char sql[64];
+    size_t np;
+    fake_driver_last_exec("other", sql, sizeof sql, &np);
+    ck_assert_str_eq(sql, "SELECT @id");
+    ck_assert_uint_eq(np, 1);
+
+    /* Timed-out statement and interrupt outside a statement. */
+    int64_t t0 = sg_clock_ms();
+    ck_assert_int_eq(fake_driver.exec(c, "fake:hang", NULL, 0, t0 + 100, &err), -1);
+    ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+    ck_assert_str_eq(err.message, "fake: statement timed out");
+    ck_assert_int_ge(sg_clock_ms() - t0, 90);
+    fake_driver.interrupt(c); /* nothing runs: no effect */
+    ck_assert_int_eq(fake_driver.exec(c, "fake:sleep=1", NULL, 0, sg_clock_ms() + 1000, &err), 0);
+    ck_assert_int_eq(fake_driver.finish(c), 0);
+
+    ck_assert(!fake_driver.unusable(c));
+    fake_driver_break_all("other");
+    ck_assert(fake_driver.unusable(c));
+    ck_assert_int_eq(fake_driver.ping(c, "SELECT 1", sg_clock_ms() + 1000, &err), -1);
+    ck_assert_int_eq(fake_driver.exec(c, "SELECT 1", NULL, 0, sg_clock_ms() + 1000, &err), -1);
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+
+    fake_counts fc;
+    fake_driver_counts("other", &fc);
+    ck_assert_uint_eq(fc.live, 1);
+    ck_assert_uint_eq(fc.interrupts, 1);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+    ck_assert_uint_eq(fake_driver_live(NULL), 1);
+    fake_driver.close(c);
+    fake_driver.close(NULL);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+static Suite *pool_suite(void)
+{
+    Suite *s = suite_create("pool");
+
+    TCase *tc = tcase_create("basic");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_acquire_release_basic);
+    tcase_add_test(tc, test_free_null_and_idle);
+    tcase_add_test(tc, test_fake_driver_knobs);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("waiting");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_bounds_under_threads);
+    tcase_add_test(tc, test_acquire_timeout);
+    tcase_add_test(tc, test_waiter_gets_released_conn);
+    tcase_add_test(tc, test_waiter_gets_freed_slot);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("failures");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_open_failure_no_slot_leak);
+    tcase_add_test(tc, test_open_timeout_uses_deadline);
+    tcase_add_test(tc, test_recovery_after_failures);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lifecycle");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_validation_after_idle);
+    tcase_add_test(tc, test_broken_idle_not_handed_out);
+    tcase_add_test(tc, test_release_not_reusable_closes);
+    tcase_add_test(tc, test_lifetime_expiry);
+    tcase_add_test(tc, test_idle_timeout_keeps_min);
+    tcase_add_test(tc, test_maintain_opens_min);
+    tcase_add_test(tc, test_evict);
+    tcase_add_test(tc, test_pause_resume);
+    tcase_add_test(tc, test_pause_lets_borrowed_finish);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("close");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_close_drains);
+    tcase_add_test(tc, test_close_interrupts_stuck);
+    tcase_add_test(tc, test_close_bounded_when_interrupt_ignored);
+    tcase_add_test(tc, test_close_wakes_waiters);
+    tcase_add_test(tc, test_close_while_opening);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("soak");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_soak);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(pool_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,1006 @@
+/* Unit suite for the SQLite driver, against real SQLite files in a mkdtemp()
+ * directory and shared in-memory databases. */
+#include "sqlgate/driver.h"
+
+#include <check.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LONG_MS 30000 /* a deadline that a correct test never reaches */
+
+static const sg_driver *const D = &sg_driver_sqlite;
+
+/* Check fixtures take no arguments, so the temporary directory is file state. */
+static char tmpdir[256];
+
+static void setup(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sqlgate-test-sqlite-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+/* The tests only create plain files directly in tmpdir. */
+static void teardown(void)
+{
+    DIR *d = opendir(tmpdir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[512];
+            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(tmpdir);
+}
+
+static void tmp_path(char *out, size_t cap, const char *file)
+{
+    snprintf(out, cap, "%s/%s", tmpdir, file);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static void cfg_init(sg_db_config *cfg, const char *name, const char *path, bool read_only)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->name, sizeof cfg->name, "%s", name);
+    snprintf(cfg->prefix, sizeof cfg->prefix, "X_DB_");
+    cfg->driver = "sqlite";
+    cfg->path = path;
+    cfg->read_only = read_only;
+    cfg->critical = true;
+    cfg->pool_max = 4;
+    cfg->acquire_timeout_ms = 5000;
+    cfg->connect_timeout_ms = 5000;
+    cfg->query_timeout_ms = 5000;
+    cfg->idle_timeout_ms = 30000;
+    cfg->max_lifetime_ms = 1800000;
+    cfg->retry_max_ms = 5000;
+    cfg->health_query = "SELECT 1";
+    cfg->health_interval_ms = 5000;
+    cfg->health_timeout_ms = 2000;
+}
+
+static sg_driver_conn *open_ok(const sg_db_config *cfg)
+{
+    sg_err err = {0};
+    sg_driver_conn *c = D->open(cfg, sg_clock_ms() + LONG_MS, &err);
+    ck_assert_msg(c != NULL, "open failed: %s", err.message);
+    return c;
+}
+
+/* Reads every result and row of the current batch; 0 or -1 (err set). */
+static int drain(sg_driver_conn *c, sg_err *err)
+{
+    const sg_column *cols;
+    size_t n;
+    const sg_value *vals;
+    int rc;
+    while ((rc = D->next_result(c, &cols, &n, err)) == 1) {
+        while ((rc = D->next_row(c, &vals, err)) == 1)
+            ;
+        if (rc < 0)
+            return -1;
+    }
+    return rc;
+}
+
+/* Runs a whole batch that must succeed and leave the connection reusable. */
+static void run_ok(sg_driver_conn *c, const char *sql)
+{
+    sg_err err = {0};
+    int rc = D->exec(c, sql, NULL, 0, sg_clock_ms() + LONG_MS, &err);
+    ck_assert_msg(rc == 0, "exec(%s): %s", sql, err.message);
+    rc = drain(c, &err);
+    ck_assert_msg(rc == 0, "drain(%s): %s", sql, err.message);
+    ck_assert_int_eq(D->finish(c), 0);
+}
+
+/* Starts `sql` and moves to the first row of its first result. The batch is
+ * left open: the caller calls finish(). */
+static const sg_value *first_row(sg_driver_conn *c, const char *sql, const sg_param *params,
+                                 size_t n_params, const sg_column **cols, size_t *n_cols)
+{
+    sg_err err = {0};
+    const sg_column *cl;
+    size_t ncl;
+    const sg_value *vals = NULL;
+    ck_assert_msg(D->exec(c, sql, params, n_params, sg_clock_ms() + LONG_MS, &err) == 0,
+                  "exec(%s): %s", sql, err.message);
+    ck_assert_msg(D->next_result(c, &cl, &ncl, &err) == 1, "next_result(%s): %s", sql, err.message);
+    ck_assert_msg(D->next_row(c, &vals, &err) == 1, "next_row(%s): %s", sql, err.message);
+    if (cols != NULL)
+        *cols = cl;
+    if (n_cols != NULL)
+        *n_cols = ncl;
+    return vals;
+}
+
+/* The single integer that `sql` returns. */
+static int64_t query_int(sg_driver_conn *c, const char *sql)
+{
+    const sg_value *v = first_row(c, sql, NULL, 0, NULL, NULL);
+    ck_assert_int_eq(v[0].type, SG_V_INT);
+    int64_t r = v[0].u.i;
+    ck_assert_int_eq(D->finish(c), 0);
+    return r;
+}
+
+static void assert_text(const sg_value *v, const char *want)
+{
+    ck_assert_int_eq(v->type, SG_V_TEXT);
+    ck_assert_uint_eq(v->u.s.len, strlen(want));
+    ck_assert(memcmp(v->u.s.ptr, want, v->u.s.len) == 0);
+}
+
+/* The message names the timeout: the time from exec() to the deadline, which
+ * may be a millisecond or two short of what the test asked for. */
+static void assert_timeout_ms(const sg_err *err, long want)
+{
+    const char *p = strstr(err->message, "exceeded its timeout of ");
+    ck_assert_msg(p != NULL, "%s", err->message);
+    long got = strtol(p + strlen("exceeded its timeout of "), NULL, 10);
+    ck_assert_msg(got <= want && got >= want - 20, "%s", err->message);
+}
+
+/* --- open ---------------------------------------------------------------- */
+
+START_TEST(test_open_creates_file)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "new.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    ck_assert(!exists(path));
+    sg_driver_conn *c = open_ok(&cfg);
+    ck_assert(exists(path));
+    ck_assert_str_eq(D->name, "sqlite");
+    ck_assert(!D->unusable(c));
+
+    const sg_value *v = first_row(c, "PRAGMA journal_mode", NULL, 0, NULL, NULL);
+    assert_text(&v[0], "wal");
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(query_int(c, "PRAGMA foreign_keys"), 1);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_open_missing_parent_fails)
+{
+    char dir[512], path[600];
+    tmp_path(dir, sizeof dir, "nodir");
+    snprintf(path, sizeof path, "%s/x.db", dir);
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_err err = {0};
+    ck_assert_ptr_null(D->open(&cfg, sg_clock_ms() + LONG_MS, &err));
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(err.message, path));
+    ck_assert(!exists(dir));
+}
+END_TEST
+
+START_TEST(test_open_read_only_missing_fails)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "missing.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, true);
+    sg_err err = {0};
+    ck_assert_ptr_null(D->open(&cfg, sg_clock_ms() + LONG_MS, &err));
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(err.message, path));
+    ck_assert(!exists(path));
+}
+END_TEST
+
+START_TEST(test_open_not_a_database)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "junk.db");
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 64; i++)
+        fputs("this is certainly not an SQLite database file. ", f);
+    fclose(f);
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_err err = {0};
+    ck_assert_ptr_null(D->open(&cfg, sg_clock_ms() + LONG_MS, &err));
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(err.message, path));
+    cfg.read_only = true;
+    ck_assert_ptr_null(D->open(&cfg, sg_clock_ms() + LONG_MS, &err));
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+}
+END_TEST
+
+START_TEST(test_read_only_write_is_sql_error)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "ro.db");
+    sg_db_config rw, ro;
+    cfg_init(&rw, "core", path, false);
+    cfg_init(&ro, "core", path, true);
+    sg_driver_conn *w = open_ok(&rw);
+    run_ok(w, "CREATE TABLE t(a INTEGER); INSERT INTO t VALUES (7)");
+    D->close(w);
+
+    sg_driver_conn *c = open_ok(&ro);
+    ck_assert_int_eq(query_int(c, "SELECT a FROM t"), 7);
+    sg_err err = {0};
+    int rc = D->exec(c, "INSERT INTO t VALUES (8)", NULL, 0, sg_clock_ms() + LONG_MS, &err);
+    if (rc == 0)
+        rc = drain(c, &err);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert(err.has_sql);
+    ck_assert_int_eq(err.sql.number & 0xff, 8 /* SQLITE_READONLY */);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM t"), 1);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_memory_shared_by_name)
+{
+    sg_db_config a, b;
+    cfg_init(&a, "mema", ":memory:", false);
+    cfg_init(&b, "memb", ":memory:", false);
+    sg_driver_conn *a1 = open_ok(&a);
+    sg_driver_conn *a2 = open_ok(&a);
+    sg_driver_conn *b1 = open_ok(&b);
+    run_ok(a1, "CREATE TABLE t(x INTEGER); INSERT INTO t VALUES (1), (2), (3)");
+    ck_assert_int_eq(query_int(a2, "SELECT sum(x) FROM t"), 6);
+
+    sg_err err = {0};
+    int rc = D->exec(b1, "SELECT x FROM t", NULL, 0, sg_clock_ms() + LONG_MS, &err);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_ptr_nonnull(strstr(err.message, "no such table"));
+    D->close(b1);
+
+    /* The database lives while one of its connections is open. */
+    D->close(a1);
+    ck_assert_int_eq(query_int(a2, "SELECT count(*) FROM t"), 3);
+    D->close(a2);
+    sg_driver_conn *a3 = open_ok(&a);
+    ck_assert_int_eq(query_int(a3, "SELECT count(*) FROM sqlite_master"), 0);
+    D->close(a3);
+}
+END_TEST
+
+START_TEST(test_ping)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_err err = {0};
+    ck_assert_int_eq(D->ping(c, "SELECT 1", sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(
+        D->ping(c, "SELECT 1; SELECT 2 UNION ALL SELECT 3", sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(D->ping(c, "SELECT * FROM nowhere", sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_int_eq(D->ping(c,
+                             "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) "
+                             "SELECT count(*) FROM r",
+                             sg_clock_ms() + 100, &err),
+                     -1);
+    ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+    ck_assert(!D->unusable(c));
+    ck_assert_int_eq(query_int(c, "SELECT 5"), 5);
+    D->close(c);
+}
+END_TEST
+
+/* --- values and columns -------------------------------------------------- */
+
+START_TEST(test_value_types)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "types.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE v(i INTEGER, big BIGINT, r REAL, b BOOLEAN, bt BIT, "
+              "d DECIMAL(10, 2), n NUMERIC, m MONEY, t TEXT, s VARCHAR (20), bl BLOB, z INT, "
+              "ub UNSIGNED BIG INT, bn bool);"
+              "INSERT INTO v VALUES (42, 9007199254740993, 1.5, 1, 0, 12.34, 100, "
+              "9007199254740993, 'h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac', 'abc', "
+              "x'00ff10', NULL, -9223372036854775808, NULL)");
+
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v = first_row(c, "SELECT * FROM v", NULL, 0, &cols, &n);
+    ck_assert_uint_eq(n, 14);
+    static const char *const names[] = {"i", "big", "r", "b",  "bt", "d",  "n",
+                                        "m", "t",   "s", "bl", "z",  "ub", "bn"};
+    static const char *const types[] = {
+        "integer", "bigint", "real",    "boolean", "bit", "decimal",          "numeric",
+        "money",   "text",   "varchar", "blob",    "int", "unsigned big int", "bool"};
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_str_eq(cols[i].name, names[i]);
+        ck_assert_str_eq(cols[i].type, types[i]);
+    }
+    ck_assert_int_eq(v[0].type, SG_V_INT);
+    ck_assert_int_eq(v[0].u.i, 42);
+    ck_assert_int_eq(v[1].type, SG_V_INT);
+    ck_assert(v[1].u.i == INT64_C(9007199254740993));
+    ck_assert_int_eq(v[2].type, SG_V_FLOAT);
+    ck_assert(v[2].u.f == 1.5);
+    ck_assert_int_eq(v[3].type, SG_V_BOOL);
+    ck_assert(v[3].u.b);
+    ck_assert_int_eq(v[4].type, SG_V_BOOL);
+    ck_assert(!v[4].u.b);
+    assert_text(&v[5], "12.34");
+    assert_text(&v[6], "100");
+    assert_text(&v[7], "9007199254740993"); /* exact: never through a double */
+    assert_text(&v[8], "h\xc3\xa9llo \xe6\x97\xa5\xe6\x9c\xac");
+    assert_text(&v[9], "abc");
+    ck_assert_int_eq(v[10].type, SG_V_BINARY);
+    ck_assert_uint_eq(v[10].u.s.len, 3);
+    ck_assert(memcmp(v[10].u.s.ptr, "\x00\xff\x10", 3) == 0);
+    ck_assert_int_eq(v[11].type, SG_V_NULL);
+    ck_assert_int_eq(v[12].type, SG_V_INT);
+    ck_assert(v[12].u.i == INT64_MIN);
+    ck_assert_int_eq(v[13].type, SG_V_NULL);
+    sg_err err = {0};
+    ck_assert_int_eq(D->next_row(c, &v, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_expression_columns)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER, d DECIMAL(5,1)); CREATE TABLE u(x); "
+              "INSERT INTO u VALUES (5)");
+
+    /* A table column declared without a type reports its value's class. */
+    const sg_column *ucols;
+    size_t un;
+    first_row(c, "SELECT x FROM u", NULL, 0, &ucols, &un);
+    ck_assert_str_eq(ucols[0].type, "integer");
+    ck_assert_int_eq(D->finish(c), 0);
+
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v = first_row(
+        c, "SELECT 1 + 1, 'x' AS s, 2.5 AS f, x'0102' AS b, NULL AS z, 7 AS \"\", 1 = 1 AS cmp",
+        NULL, 0, &cols, &n);
+    ck_assert_uint_eq(n, 7);
+    ck_assert_str_eq(cols[0].name, "1 + 1");
+    ck_assert_str_eq(cols[0].type, "integer");
+    ck_assert_str_eq(cols[1].name, "s");
+    ck_assert_str_eq(cols[1].type, "text");
+    ck_assert_str_eq(cols[2].type, "real");
+    ck_assert_str_eq(cols[3].type, "blob");
+    ck_assert_str_eq(cols[4].type, "null");
+    ck_assert_str_eq(cols[5].name, "");
+    ck_assert_str_eq(cols[5].type, "integer");
+    ck_assert_int_eq(v[0].u.i, 2);
+    ck_assert_int_eq(v[5].u.i, 7);
+    ck_assert_int_eq(v[6].type, SG_V_INT); /* no declared type: stays an integer */
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* No rows: declared types are still known, expressions are "null". */
+    sg_err err = {0};
+    ck_assert_int_eq(
+        D->exec(c, "SELECT a, d, a + 1 AS e FROM t", NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(cols[0].type, "integer");
+    ck_assert_str_eq(cols[1].type, "decimal");
+    ck_assert_str_eq(cols[2].type, "null");
+    ck_assert_int_eq(D->next_row(c, &v, &err), 0);
+    ck_assert_int_eq(D->next_row(c, &v, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+/* --- batches ------------------------------------------------------------- */
+
+START_TEST(test_multi_statement_batch)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_err err = {0};
+    const char *sql = "CREATE TABLE t(a INTEGER, b TEXT);\n"
+                      "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c');\n"
+                      "SELECT a FROM t ORDER BY a;\n"
+                      "UPDATE t SET b = 'z' WHERE a >= 2;\n"
+                      "CREATE INDEX ti ON t(b);\n"
+                      "SELECT b, count(*) AS n FROM t GROUP BY b ORDER BY b;\n"
+                      "DELETE FROM t WHERE a = 1;";
+    ck_assert_int_eq(D->exec(c, sql, NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(D->rows_affected(c), 0);
+
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v;
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_int_eq(D->rows_affected(c), 3);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(cols[0].name, "a");
+    for (int64_t want = 1; want <= 3; want++) {
+        ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+        ck_assert_int_eq(v[0].u.i, want);
+    }
+    ck_assert_int_eq(D->next_row(c, &v, &err), 0);
+
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_int_eq(D->rows_affected(c), 5); /* the index is not counted again */
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(cols[1].name, "n");
+    ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+    assert_text(&v[0], "a");
+    ck_assert_int_eq(v[1].u.i, 1);
+    ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+    assert_text(&v[0], "z");
+    ck_assert_int_eq(v[1].u.i, 2);
+    ck_assert_int_eq(D->next_row(c, &v, &err), 0);
+
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    ck_assert_int_eq(D->rows_affected(c), 6);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(D->rows_affected(c), 6); /* still readable after finish */
+
+    /* A result left half read is skipped by the next next_result(). */
+    ck_assert_int_eq(
+        D->exec(c, "SELECT a FROM t; SELECT 'second'", NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+    assert_text(&v[0], "second");
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_select_no_rows_and_empty_batch)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_err err = {0};
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v;
+    ck_assert_int_eq(D->exec(c, "SELECT 1 AS x WHERE 0", NULL, 0, sg_clock_ms() + LONG_MS, &err),
+                     0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(cols[0].name, "x");
+    ck_assert_int_eq(D->next_row(c, &v, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* Only whitespace, comments and semicolons: a batch without results. */
+    ck_assert_int_eq(D->exec(c, "  -- nothing here\n /* or here */ ;\n ; ", NULL, 0,
+                             sg_clock_ms() + LONG_MS, &err),
+                     0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    ck_assert_int_eq(D->rows_affected(c), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(D->exec(c, "", NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* RETURNING makes a statement with columns: a result, not a count. */
+    run_ok(c, "CREATE TABLE t(id INTEGER PRIMARY KEY, s TEXT)");
+    v = first_row(c, "INSERT INTO t(s) VALUES ('a'), ('b') RETURNING id", NULL, 0, &cols, &n);
+    ck_assert_int_eq(v[0].u.i, 1);
+    ck_assert_int_eq(D->rows_affected(c), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM t"), 2);
+    D->close(c);
+}
+END_TEST
+
+/* --- parameters ---------------------------------------------------------- */
+
+START_TEST(test_params_every_type)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE p(i INTEGER, f REAL, b BOOLEAN, t TEXT, bin BLOB, n TEXT, e BLOB, "
+              "et TEXT)");
+    static const char text[] = "caf\xc3\xa9 '\"; --";
+    static const char bin[] = {0, 1, 2, (char)0xff};
+    sg_param params[] = {
+        {"i", {.type = SG_V_INT, .u.i = INT64_MAX}},
+        {"f", {.type = SG_V_FLOAT, .u.f = -0.25}},
+        {"b", {.type = SG_V_BOOL, .u.b = true}},
+        {"t", {.type = SG_V_TEXT, .u.s = {text, sizeof text - 1}}},
+        {"bin", {.type = SG_V_BINARY, .u.s = {bin, sizeof bin}}},
+        {"n", {.type = SG_V_NULL}},
+        {"e", {.type = SG_V_BINARY, .u.s = {NULL, 0}}},
+        {"et", {.type = SG_V_TEXT, .u.s = {"", 0}}},
+        {"unused", {.type = SG_V_INT, .u.i = 1}},
+    };
+    size_t np = sizeof params / sizeof params[0];
+    /* A later statement binds the same params: they outlive the exec() call. */
+    char sql[] = "INSERT INTO p VALUES (@i, @f, @b, @t, @bin, @n, @e, @et);\n"
+                 "SELECT * FROM p WHERE i = @i AND b = @b";
+    sg_err err = {0};
+    ck_assert_int_eq(D->exec(c, sql, params, np, sg_clock_ms() + LONG_MS, &err), 0);
+    memset(sql, 'x', sizeof sql - 1);
+    memset(params, 0, sizeof params);
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v;
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_int_eq(D->rows_affected(c), 1);
+    ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+    ck_assert_int_eq(v[0].type, SG_V_INT);
+    ck_assert(v[0].u.i == INT64_MAX);
+    ck_assert_int_eq(v[1].type, SG_V_FLOAT);
+    ck_assert(v[1].u.f == -0.25);
+    ck_assert_int_eq(v[2].type, SG_V_BOOL);
+    ck_assert(v[2].u.b);
+    assert_text(&v[3], text);
+    ck_assert_int_eq(v[4].type, SG_V_BINARY);
+    ck_assert_uint_eq(v[4].u.s.len, sizeof bin);
+    ck_assert(memcmp(v[4].u.s.ptr, bin, sizeof bin) == 0);
+    ck_assert_int_eq(v[5].type, SG_V_NULL);
+    ck_assert_int_eq(v[6].type, SG_V_BINARY); /* empty, not NULL */
+    ck_assert_uint_eq(v[6].u.s.len, 0);
+    assert_text(&v[7], "");
+    ck_assert_int_eq(D->next_row(c, &v, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* Names match case-insensitively when there is no exact match. */
+    sg_param upper = {"ID", {.type = SG_V_INT, .u.i = 77}};
+    v = first_row(c, "SELECT @id + 1", &upper, 1, NULL, NULL);
+    ck_assert_int_eq(v[0].u.i, 78);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_injection_stays_data)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(s TEXT)");
+    static const char evil[] = "x'); DROP TABLE t;--";
+    sg_param p = {"s", {.type = SG_V_TEXT, .u.s = {evil, sizeof evil - 1}}};
+    sg_err err = {0};
+    ck_assert_int_eq(D->exec(c, "INSERT INTO t VALUES (@s)", &p, 1, sg_clock_ms() + LONG_MS, &err),
+                     0);
+    ck_assert_int_eq(drain(c, &err), 0);
+    ck_assert_int_eq(D->rows_affected(c), 1);
+    ck_assert_int_eq(D->finish(c), 0);
+    const sg_value *v = first_row(c, "SELECT s FROM t", NULL, 0, NULL, NULL);
+    assert_text(&v[0], evil);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM sqlite_master WHERE name = 't'"), 1);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_missing_parameter)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_param given = {"a", {.type = SG_V_INT, .u.i = 1}};
+    static const struct {
+        const char *sql;
+        const char *needle;
+    } cases[] = {
+        {"SELECT @a, @x", "@x is not given"},
+        {"SELECT :a", ":a is not given"},
+        {"SELECT $a", "$a is not given"},
+        {"SELECT ?", "positional parameter ? is not supported; write @name"},
+        {"SELECT ?2", "write @name"},
+    };
+    sg_err err = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_int_eq(D->exec(c, cases[i].sql, &given, 1, sg_clock_ms() + LONG_MS, &err), -1);
+        ck_assert_int_eq(err.code, SG_SQL_ERROR);
+        ck_assert(err.has_sql);
+        ck_assert_int_eq(err.sql.line, 1);
+        ck_assert_msg(strstr(err.message, cases[i].needle) != NULL, "%s: %s", cases[i].sql,
+                      err.message);
+        /* exec() failed: the connection is at rest without finish(). */
+        ck_assert(!D->unusable(c));
+    }
+    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+
+    /* In a later statement the error comes from next_result(). */
+    const sg_column *cols;
+    size_t n;
+    ck_assert_int_eq(D->exec(c, "SELECT @a;\nSELECT @b", &given, 1, sg_clock_ms() + LONG_MS, &err),
+                     0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_int_eq(err.sql.line, 2);
+    ck_assert_ptr_nonnull(strstr(err.message, "@b is not given"));
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+/* --- SQL errors ---------------------------------------------------------- */
+
+START_TEST(test_syntax_errors)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_err err = {0};
+    ck_assert_int_eq(D->exec(c, "\n\n  SELEC 1", NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert(err.has_sql);
+    ck_assert_int_eq(err.sql.number, 1 /* SQLITE_ERROR */);
+    ck_assert_int_eq(err.sql.severity, 16);
+    ck_assert_int_eq(err.sql.state, 1);
+    ck_assert_int_eq(err.sql.line, 3);
+    ck_assert_ptr_nonnull(strstr(err.message, "syntax error"));
+    ck_assert_int_eq(query_int(c, "SELECT 1"), 1);
+
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v;
+    const char *sql = "SELECT 1;\nSELECT 2; -- fine\n\n /* next */\n  SELEC 3;\nSELECT 4";
+    ck_assert_int_eq(D->exec(c, sql, NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_int_eq(err.sql.line, 5);
+    ck_assert_ptr_nonnull(strstr(err.message, "syntax error"));
+    /* The batch stays failed until finish(). */
+    sg_err again = {0};
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &again), -1);
+    ck_assert_int_eq(again.code, SG_SQL_ERROR);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* A runtime error in a statement without columns. */
+    run_ok(c, "CREATE TABLE t(a INTEGER NOT NULL)");
+    ck_assert_int_eq(D->exec(c, "INSERT INTO t VALUES (1);\nINSERT INTO t VALUES (NULL)", NULL, 0,
+                             sg_clock_ms() + LONG_MS, &err),
+                     0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_int_eq(err.sql.number, 1299 /* SQLITE_CONSTRAINT_NOTNULL */);
+    ck_assert_int_eq(err.sql.line, 2);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM t"), 1);
+
+    /* Foreign keys are enforced. */
+    run_ok(c, "CREATE TABLE parent(id INTEGER PRIMARY KEY);"
+              "CREATE TABLE child(p INTEGER REFERENCES parent(id))");
+    ck_assert_int_eq(
+        D->exec(c, "INSERT INTO child VALUES (5)", NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_attach_denied)
+{
+    char path[512], other[512];
+    tmp_path(path, sizeof path, "main.db");
+    tmp_path(other, sizeof other, "other.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    char sql[1200];
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS o", other);
+    sg_err err = {0};
+    ck_assert_int_eq(D->exec(c, sql, NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    snprintf(sql, sizeof sql, "VACUUM INTO '%s'", other);
+    ck_assert_int_eq(D->exec(c, sql, NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(drain(c, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert(!exists(other));
+    run_ok(c, "CREATE TABLE t(a); VACUUM; ATTACH ':memory:' AS scratch; DETACH scratch");
+    D->close(c);
+}
+END_TEST
+
+/* --- deadlines, interrupts, transactions, locks -------------------------- */
+
+static const char *const endless =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+    "SELECT count(*) FROM c";
+
+START_TEST(test_deadline)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_err err = {0};
+    int64_t t0 = sg_clock_ms();
+    int rc = D->exec(c, endless, NULL, 0, t0 + 200, &err);
+    if (rc == 0) {
+        const sg_column *cols;
+        size_t n;
+        rc = D->next_result(c, &cols, &n, &err);
+    }
+    int64_t elapsed = sg_clock_ms() - t0;
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+    assert_timeout_ms(&err, 200);
+    ck_assert_msg(elapsed >= 150 && elapsed < 5000, "elapsed %lld ms", (long long)elapsed);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert(!D->unusable(c));
+    ck_assert_int_eq(query_int(c, "SELECT 11"), 11);
+
+    /* A deadline already past fails at once. */
+    ck_assert_int_eq(D->exec(c, "SELECT 1", NULL, 0, sg_clock_ms() - 1, &err), -1);
+    ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+    ck_assert_ptr_nonnull(strstr(err.message, "timed out"));
+    ck_assert(!D->unusable(c));
+    D->close(c);
+}
+END_TEST
+
+typedef struct interrupter {
+    sg_driver_conn *c;
+    int delay_ms;
+} interrupter;
+
+static void *interrupt_later(void *arg)
+{
+    interrupter *it = arg;
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)it->delay_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    D->interrupt(it->c);
+    return NULL;
+}
+
+START_TEST(test_interrupt_from_thread)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+
+    /* Nothing runs: no effect on the next batch. */
+    D->interrupt(c);
+    ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
+
+    sg_err err = {0};
+    int64_t t0 = sg_clock_ms();
+    ck_assert_int_eq(D->exec(c, endless, NULL, 0, t0 + LONG_MS, &err), 0);
+    interrupter it = {c, 200};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, interrupt_later, &it), 0);
+    const sg_column *cols;
+    size_t n;
+    int rc = D->next_result(c, &cols, &n, &err);
+    int64_t elapsed = sg_clock_ms() - t0;
+    pthread_join(th, NULL);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+    ck_assert_ptr_nonnull(strstr(err.message, "cancelled"));
+    /* "cancelled" proves the interrupt, not the far deadline, stopped it. The
+     * bound is loose: valgrind may starve the interrupting thread for seconds. */
+    ck_assert_msg(elapsed < LONG_MS / 2, "elapsed %lld ms", (long long)elapsed);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(query_int(c, "SELECT 3"), 3);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_open_transaction_is_unusable)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "tx.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_driver_conn *other = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER)");
+    run_ok(c, "BEGIN; INSERT INTO t VALUES (1); COMMIT");
+    ck_assert(!D->unusable(c));
+
+    sg_err err = {0};
+    ck_assert_int_eq(
+        D->exec(c, "BEGIN; INSERT INTO t VALUES (2)", NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(drain(c, &err), 0);
+    ck_assert_int_eq(D->finish(c), -1);
+    ck_assert(D->unusable(c));
+    D->close(c); /* rolls back */
+    ck_assert_int_eq(query_int(other, "SELECT count(*) FROM t"), 1);
+    D->close(other);
+}
+END_TEST
+
+START_TEST(test_finish_mid_result)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "mid.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_driver_conn *w = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER);"
+              "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 500) "
+              "INSERT INTO t SELECT x FROM r");
+    const sg_value *v =
+        first_row(c, "SELECT a FROM t ORDER BY a; DELETE FROM t", NULL, 0, NULL, NULL);
+    ck_assert_int_eq(v[0].u.i, 1);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert(!D->unusable(c));
+    /* The rest of the batch did not run, and no lock is left behind. */
+    run_ok(w, "INSERT INTO t VALUES (501)");
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM t"), 501);
+    D->close(w);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_busy_file_times_out)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "busy.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_driver_conn *holder = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER)");
+
+    sg_err err = {0};
+    ck_assert_int_eq(D->exec(holder, "BEGIN IMMEDIATE", NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(drain(holder, &err), 0);
+    ck_assert_int_eq(D->finish(holder), -1); /* holds the write lock */
+
+    int64_t t0 = sg_clock_ms();
+    int rc = D->exec(c, "INSERT INTO t VALUES (1)", NULL, 0, t0 + 300, &err);
+    if (rc == 0)
+        rc = drain(c, &err);
+    int64_t elapsed = sg_clock_ms() - t0;
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+    assert_timeout_ms(&err, 300);
+    ck_assert_msg(elapsed >= 250 && elapsed < 5000, "elapsed %lld ms", (long long)elapsed);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* Readers are not blocked by a writer in WAL mode. */
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM t"), 0);
+    D->close(holder);
+    run_ok(c, "INSERT INTO t VALUES (1)");
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM t"), 1);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_busy_memory_times_out)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "locks", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_driver_conn *holder = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER); INSERT INTO t VALUES (1)");
+
+    sg_err err = {0};
+    ck_assert_int_eq(
+        D->exec(holder, "BEGIN; INSERT INTO t VALUES (2)", NULL, 0, sg_clock_ms() + LONG_MS, &err),
+        0);
+    ck_assert_int_eq(drain(holder, &err), 0);
+    ck_assert_int_eq(D->finish(holder), -1);
+
+    int64_t t0 = sg_clock_ms();
+    int rc = D->exec(c, "SELECT count(*) FROM t", NULL, 0, t0 + 300, &err);
+    if (rc == 0)
+        rc = drain(c, &err);
+    int64_t elapsed = sg_clock_ms() - t0;
+    ck_assert_int_eq(rc, -1);
+    ck_assert_msg(err.code == SG_QUERY_TIMEOUT, "%s", err.message);
+    ck_assert_msg(elapsed >= 250 && elapsed < 5000, "elapsed %lld ms", (long long)elapsed);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    D->close(holder); /* rolls back the held insert */
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM t"), 1);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_disk_full_is_unavailable)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "full.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(b BLOB); PRAGMA max_page_count = 4");
+    sg_err err = {0};
+    ck_assert_int_eq(D->exec(c, "INSERT INTO t VALUES (zeroblob(100000))", NULL, 0,
+                             sg_clock_ms() + LONG_MS, &err),
+                     0);
+    ck_assert_int_eq(drain(c, &err), -1);
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(err.message, path));
+    ck_assert_int_eq(D->finish(c), -1);
+    ck_assert(D->unusable(c));
+    ck_assert_int_eq(D->exec(c, "SELECT 1", NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_close_null)
+{
+    D->close(NULL);
+    ck_assert(D->open != NULL);
+}
+END_TEST
+
+static Suite *sqlite_suite(void)
+{
+    Suite *s = suite_create("sqlite");
+    TCase *tc = tcase_create("driver");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_open_creates_file);
+    tcase_add_test(tc, test_open_missing_parent_fails);
+    tcase_add_test(tc, test_open_read_only_missing_fails);
+    tcase_add_test(tc, test_open_not_a_database);
+    tcase_add_test(tc, test_read_only_write_is_sql_error);
+    tcase_add_test(tc, test_memory_shared_by_name);
+    tcase_add_test(tc, test_ping);
+    tcase_add_test(tc, test_value_types);
+    tcase_add_test(tc, test_expression_columns);
+    tcase_add_test(tc, test_multi_statement_batch);
+    tcase_add_test(tc, test_select_no_rows_and_empty_batch);
+    tcase_add_test(tc, test_params_every_type);
+    tcase_add_test(tc, test_injection_stays_data);
+    tcase_add_test(tc, test_missing_parameter);
+    tcase_add_test(tc, test_syntax_errors);
+    tcase_add_test(tc, test_attach_denied);
+    tcase_add_test(tc, test_deadline);
+    tcase_add_test(tc, test_interrupt_from_thread);
+    tcase_add_test(tc, test_open_transaction_is_unusable);
+    tcase_add_test(tc, test_finish_mid_result);
+    tcase_add_test(tc, test_busy_file_times_out);
+    tcase_add_test(tc, test_busy_memory_times_out);
+    tcase_add_test(tc, test_disk_full_is_unavailable);
+    tcase_add_test(tc, test_close_null);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(sqlite_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
