@@ -1,0 +1,412 @@
+/* api: the HTTP API's handlers (CONTRACT.md section 3) and its route table.
+ * The dispatcher in http.c has already checked route, method, token and body
+ * limits; handlers only do their endpoint's work. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "log.h"
+#include "qreq.h"
+#include "qstream.h"
+#include "sqlgate/driver.h"
+
+/* Bytes encoded before the status is chosen: an error within them is still
+ * answered with its own status; past them the response streams. */
+#define PREBUFFER_BYTES (64 * 1024)
+
+extern const unsigned char sg_openapi_json[];
+extern const size_t sg_openapi_json_len;
+extern const unsigned char sg_status_html[];
+extern const size_t sg_status_html_len;
+
+/* --- Health ---------------------------------------------------------------- */
+
+static json_t *pool_json(const sg_pool_stats *p)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "max", (json_int_t)p->max, "open",
+                     (json_int_t)p->open, "in_use", (json_int_t)p->in_use, "idle",
+                     (json_int_t)p->idle, "waiting", (json_int_t)p->waiting);
+}
+
+static json_t *iso_time(int64_t wall_ms)
+{
+    if (wall_ms <= 0)
+        return json_null();
+    time_t secs = (time_t)(wall_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char buf[40];
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(wall_ms % 1000));
+    return json_string(buf);
+}
+
+static json_t *health_entry(const sg_db_health *h, bool with_pool)
+{
+    json_t *e = json_pack("{s:b,s:b,s:s}", "healthy", h->healthy, "critical", h->critical, "state",
+                          sg_db_state_name(h->state));
+    if (e == NULL)
+        return NULL;
+    json_object_set_new(e, "latency_ms",
+                        h->latency_ms >= 0 ? json_real(h->latency_ms) : json_null());
+    json_object_set_new(e, "checked_at", iso_time(h->checked_at_ms));
+    json_object_set_new(e, "error",
+                        h->error.code == SG_OK
+                            ? json_null()
+                            : json_pack("{s:s,s:s}", "code", sg_code_name(h->error.code), "message",
+                                        h->error.message));
+    if (with_pool)
+        json_object_set_new(e, "pool", pool_json(&h->pool));
+    return e;
+}
+
+/* The whole report; *healthy receives the top-level verdict. */
+static json_t *health_report(app *a, bool with_pool, bool *healthy)
+{
+    json_t *dbs = json_object();
+    bool all_critical_ok = true, any_degraded = false;
+    for (size_t i = 0; dbs != NULL && i < sg_registry_count(a->reg); i++) {
+        sg_db *db = sg_registry_at(a->reg, i);
+        sg_db_health h;
+        sg_db_health_get(db, &h);
+        if (!h.healthy && h.critical)
+            all_critical_ok = false;
+        if (!h.healthy || h.state == SG_STATE_PAUSED)
+            any_degraded = true;
+        json_object_set_new(dbs, sg_db_name(db), health_entry(&h, with_pool));
+    }
+    bool draining = atomic_load(&a->draining);
+    *healthy = all_critical_ok && !draining;
+    const char *status = draining       ? "draining"
+                         : !*healthy    ? "down"
+                         : any_degraded ? "degraded"
+                                        : "up";
+    return json_pack("{s:b,s:s,s:o}", "healthy", *healthy, "status", status, "databases", dbs);
+}
+
+static void reply_health(http_req *req, json_t *body, bool healthy)
+{
+    http_reply_json(req, healthy ? 200 : 503, body);
+    if (!healthy)
+        http_reply_header(req, "Retry-After", "1");
+}
+
+static void h_health(http_req *req, void *ud)
+{
+    bool healthy;
+    json_t *body = health_report(ud, true, &healthy);
+    reply_health(req, body, healthy);
+}
+
+static void h_ready(http_req *req, void *ud)
+{
+    bool healthy;
+    json_t *body = health_report(ud, false, &healthy);
+    reply_health(req, body, healthy);
+}
+
+static void h_live(http_req *req, void *ud)
+{
+    static const char live[] = "{\"status\":\"live\"}";
+    http_reply_static(req, 200, "application/json", live, sizeof live - 1);
+}
+
+/* The database named by the path's {name}, or an UNKNOWN_DATABASE reply. */
+static sg_db *path_db(http_req *req, app *a)
+{
+    sg_err err;
+    sg_db *db = sg_registry_get(a->reg, http_req_param(req, "name"), &err);
+    if (db == NULL)
+        http_reply_error(req, &err);
+    else
+        http_req_set_db(req, sg_db_name(db));
+    return db;
+}
+
+static void h_health_one(http_req *req, void *ud)
+{
+    sg_db *db = path_db(req, ud);
+    if (db == NULL)
+        return;
+    sg_db_health h;
+    sg_db_health_get(db, &h);
+    json_t *e = health_entry(&h, true);
+    if (e != NULL)
+        json_object_set_new(e, "name", json_string(sg_db_name(db)));
+    reply_health(req, e, h.healthy);
+}
+
+/* --- Databases ------------------------------------------------------------- */
+
+static json_t *db_entry(sg_db *db)
+{
+    const sg_db_config *c = sg_db_config_of(db);
+    sg_db_health h;
+    sg_db_health_get(db, &h);
+    json_t *pool = pool_json(&h.pool);
+    if (pool != NULL) {
+        json_object_set_new(pool, "acquire_timeouts",
+                            json_integer((json_int_t)h.pool.acquire_timeouts));
+        json_object_set_new(pool, "connect_errors",
+                            json_integer((json_int_t)h.pool.connect_errors));
+        json_object_set_new(pool, "opened_total", json_integer((json_int_t)h.pool.opened_total));
+        json_object_set_new(pool, "closed_total", json_integer((json_int_t)h.pool.closed_total));
+    }
+    return json_pack("{s:s,s:s,s:s,s:b,s:b,s:o}", "name", c->name, "driver", c->driver, "state",
+                     sg_db_state_name(h.state), "critical", c->critical, "read_only", c->read_only,
+                     "pool", pool);
+}
+
+static void h_databases(http_req *req, void *ud)
+{
+    app *a = ud;
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < sg_registry_count(a->reg); i++)
+        json_array_append_new(list, db_entry(sg_registry_at(a->reg, i)));
+    const char *def = sg_registry_default_name(a->reg);
+    http_reply_json(
+        req, 200,
+        json_pack("{s:o,s:o}", "default", def ? json_string(def) : json_null(), "databases", list));
+}
+
+static void h_database(http_req *req, void *ud)
+{
+    sg_db *db = path_db(req, ud);
+    if (db != NULL)
+        http_reply_json(req, 200, db_entry(db));
+}
+
+static void h_reconnect(http_req *req, void *ud)
+{
+    sg_db *db = path_db(req, ud);
+    if (db == NULL)
+        return;
+    sg_db_reconnect(db);
+    log_info("reconnect requested",
+             json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
+    http_reply_json(req, 202, db_entry(db));
+}
+
+static void h_pause(http_req *req, void *ud)
+{
+    sg_db *db = path_db(req, ud);
+    if (db == NULL)
+        return;
+    sg_db_pause(db);
+    log_info("database paused",
+             json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
+    http_reply_json(req, 202, db_entry(db));
+}
+
+static void h_resume(http_req *req, void *ud)
+{
+    sg_db *db = path_db(req, ud);
+    if (db == NULL)
+        return;
+    sg_db_resume(db);
+    log_info("database resumed",
+             json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
+    http_reply_json(req, 202, db_entry(db));
+}
+
+/* --- Queries --------------------------------------------------------------- */
+
+/* A streamed answer: the stream plus what its completion is counted against. */
+typedef struct streamed {
+    qstream *s; /* owned */
+    app *a;
+    sg_db *db;
+    int64_t start_us;
+    sg_code outcome; /* SG_OK until the stream fails or is cut short */
+} streamed;
+
+static double seconds_since(int64_t start_us)
+{
+    return (double)(sg_clock_us() - start_us) / 1e6;
+}
+
+static ssize_t stream_fill(void *cls, char *buf, size_t max)
+{
+    streamed *st = cls;
+    qstream *s = st->s;
+    size_t len;
+    qstream_data(s, &len);
+    if (len < max) {
+        sg_err err;
+        sg_err_clear(&err);
+        if (qstream_fill(s, max, &err) < 0) {
+            /* Headers are gone: the only honest signal left is to cut the
+             * transfer, so the client never takes partial rows as complete. */
+            log_warn(
+                "query failed while streaming",
+                json_pack("{s:s,s:s}", "code", sg_code_name(err.code), "message", err.message));
+            return HTTP_STREAM_ERROR;
+        }
+    }
+    const char *data = qstream_data(s, &len);
+    if (len == 0)
+        return HTTP_STREAM_END;
+    size_t n = len < max ? len : max;
+    memcpy(buf, data, n);
+    qstream_consume(s, n);
+    return (ssize_t)n;
+}
+
+static void stream_done(void *cls)
+{
+    streamed *st = cls;
+    /* A client that went away mid-stream leaves the query unfinished. */
+    if (st->outcome == SG_OK && !qstream_finished(st->s))
+        st->outcome = SG_INTERNAL;
+    metrics_query(st->a->metrics, st->db, st->outcome, seconds_since(st->start_us));
+    qstream_free(st->s);
+    free(st);
+}
+
+static void log_query_error(http_req *req, const char *db, const char *operation, const sg_err *err)
+{
+    sg_log_level level = err->code == SG_INTERNAL ? SG_LOG_ERROR : SG_LOG_INFO;
+    json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "request_id", http_req_id(req), "db", db, "code",
+                          sg_code_name(err->code), "message", err->message);
+    if (f != NULL && operation != NULL)
+        json_object_set_new(f, "operation", json_string(operation));
+    log_event(level, "query failed", f);
+}
+
+static void run_query(http_req *req, app *a, const char *name, qreq *q)
+{
+    sg_err err;
+    sg_err_clear(&err);
+    sg_db *db = sg_registry_get(a->reg, name, &err);
+    if (db == NULL) {
+        http_reply_error(req, &err);
+        return;
+    }
+    const char *real = sg_db_name(db);
+    http_req_set_db(req, real);
+    http_req_set_operation(req, q->operation);
+    sg_query *query = sg_db_query_begin(db, q->sql, q->params, q->n_params, q->timeout_ms, &err);
+    if (query == NULL) {
+        log_query_error(req, real, q->operation, &err);
+        metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
+        http_reply_error(req, &err);
+        return;
+    }
+    int64_t cap = a->cfg->max_rows;
+    qstream_options opt = {
+        .database = real,
+        .operation = q->operation,
+        .max_rows = q->max_rows > 0 && q->max_rows < cap ? q->max_rows : cap,
+        .rows_as_arrays = q->rows_as_arrays,
+        .start_us = http_req_start_us(req),
+    };
+    qstream *s = qstream_new(query, &opt, &err);
+    int rc = s ? qstream_fill(s, PREBUFFER_BYTES, &err) : -1;
+    if (rc < 0) {
+        log_query_error(req, real, q->operation, &err);
+        metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
+        qstream_free(s);
+        http_reply_error(req, &err);
+        return;
+    }
+    if (rc == 0) {
+        size_t len;
+        char *data = qstream_steal(s, &len);
+        qstream_free(s);
+        metrics_query(a->metrics, db, SG_OK, seconds_since(http_req_start_us(req)));
+        http_reply_bytes(req, 200, "application/json", data, len);
+        return;
+    }
+    streamed *st = malloc(sizeof *st);
+    if (st == NULL) {
+        qstream_free(s);
+        sg_err_set(&err, SG_INTERNAL, "out of memory");
+        http_reply_error(req, &err);
+        return;
+    }
+    *st = (streamed){.s = s, .a = a, .db = db, .start_us = http_req_start_us(req)};
+    http_reply_stream(req, 200, "application/json", stream_fill, stream_done, st);
+}
+
+static void query_common(http_req *req, app *a, const char *path_name)
+{
+    size_t len;
+    const char *body = http_req_body(req, &len);
+    qreq q;
+    sg_err err;
+    if (qreq_parse(&q, body, len, &err) != 0) {
+        http_reply_error(req, &err);
+        return;
+    }
+    const char *name = path_name ? path_name : q.database;
+    if (path_name != NULL && q.database != NULL && strcmp(q.database, path_name) != 0) {
+        sg_err_set(&err, SG_BAD_REQUEST,
+                   "database in the body differs from the one in the path; leave it out");
+        http_reply_error(req, &err);
+    } else {
+        run_query(req, a, name, &q);
+    }
+    qreq_free(&q);
+}
+
+static void h_query_named(http_req *req, void *ud)
+{
+    query_common(req, ud, http_req_param(req, "name"));
+}
+
+static void h_query(http_req *req, void *ud)
+{
+    query_common(req, ud, NULL);
+}
+
+/* --- Documents ------------------------------------------------------------- */
+
+static void h_metrics(http_req *req, void *ud)
+{
+    app *a = ud;
+    size_t len;
+    char *text = metrics_render(a->metrics, http_inflight(a->srv), &len);
+    if (text == NULL) {
+        sg_err err;
+        sg_err_set(&err, SG_INTERNAL, "out of memory");
+        http_reply_error(req, &err);
+        return;
+    }
+    http_reply_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
+static void h_status_page(http_req *req, void *ud)
+{
+    http_reply_static(req, 200, "text/html; charset=utf-8", sg_status_html, sg_status_html_len);
+}
+
+void api_observe(void *ud, const http_route *route, int status)
+{
+    app *a = ud;
+    metrics_http(a->metrics, route, status);
+}
+
+static void h_openapi(http_req *req, void *ud)
+{
+    http_reply_static(req, 200, "application/json", sg_openapi_json, sg_openapi_json_len);
+}
+
+const http_route api_routes[] = {
+    {"GET", "/", h_status_page, 0},
+    {"GET", "/metrics", h_metrics, 0},
+    {"GET", "/health", h_health, 0},
+    {"GET", "/health/live", h_live, 0},
+    {"GET", "/health/ready", h_ready, 0},
+    {"GET", "/health/{name}", h_health_one, 0},
+    {"GET", "/openapi.json", h_openapi, 0},
+    {"GET", "/v1/databases", h_databases, HTTP_AUTH},
+    {"GET", "/v1/databases/{name}", h_database, HTTP_AUTH},
+    {"POST", "/v1/databases/{name}/query", h_query_named, HTTP_AUTH | HTTP_JSON_BODY},
+    {"POST", "/v1/databases/{name}/reconnect", h_reconnect, HTTP_AUTH},
+    {"POST", "/v1/databases/{name}/pause", h_pause, HTTP_AUTH},
+    {"POST", "/v1/databases/{name}/resume", h_resume, HTTP_AUTH},
+    {"POST", "/v1/query", h_query, HTTP_AUTH | HTTP_JSON_BODY},
+};
+const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

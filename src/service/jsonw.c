@@ -1,0 +1,259 @@
+/* jsonw: see jsonw.h. */
+#include "jsonw.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JW_INT_EXACT_MAX 9007199254740992LL /* 2^53 */
+
+void jw_init(jw_buf *b, size_t max)
+{
+    memset(b, 0, sizeof *b);
+    b->max = max ? max : SIZE_MAX;
+}
+
+void jw_free(jw_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void jw_consume(jw_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+char *jw_steal(jw_buf *b, size_t *len)
+{
+    char *d = b->data;
+    *len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return d;
+}
+
+static bool reserve(jw_buf *b, size_t extra)
+{
+    if (b->failed)
+        return false;
+    if (extra > b->max - b->len) {
+        b->failed = true;
+        return false;
+    }
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *d = realloc(b->data, cap);
+    if (d == NULL) {
+        b->failed = true;
+        return false;
+    }
+    b->data = d;
+    b->cap = cap;
+    return true;
+}
+
+void jw_raw(jw_buf *b, const char *s, size_t len)
+{
+    if (!reserve(b, len))
+        return;
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void jw_lit(jw_buf *b, const char *s)
+{
+    jw_raw(b, s, strlen(s));
+}
+
+void jw_char(jw_buf *b, char c)
+{
+    jw_raw(b, &c, 1);
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
+static size_t utf8_valid_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+void jw_str(jw_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    /* Worst case: every byte becomes \u00XX or U+FFFD; reserve once. */
+    if (len > (SIZE_MAX - 2) / 6 || !reserve(b, len * 6 + 2))
+        return;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            *out++ = '\\';
+            switch (c) {
+            case '"':
+                *out++ = '"';
+                break;
+            case '\\':
+                *out++ = '\\';
+                break;
+            case '\n':
+                *out++ = 'n';
+                break;
+            case '\r':
+                *out++ = 'r';
+                break;
+            case '\t':
+                *out++ = 't';
+                break;
+            case '\b':
+                *out++ = 'b';
+                break;
+            case '\f':
+                *out++ = 'f';
+                break;
+            default:
+                *out++ = 'u';
+                *out++ = '0';
+                *out++ = '0';
+                *out++ = hex[c >> 4];
+                *out++ = hex[c & 0xF];
+            }
+            i++;
+            continue;
+        }
+        size_t n = utf8_valid_len(p + i, len - i);
+        if (n == 0) {
+            memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD for each invalid byte */
+            out += 3;
+            i++;
+            continue;
+        }
+        memcpy(out, p + i, n);
+        out += n;
+        i += n;
+    }
+    *out++ = '"';
+    b->len = (size_t)(out - b->data);
+    b->data[b->len] = '\0';
+}
+
+void jw_cstr(jw_buf *b, const char *s)
+{
+    jw_str(b, s, strlen(s));
+}
+
+void jw_int(jw_buf *b, int64_t v)
+{
+    char tmp[32];
+    bool exact = v >= -JW_INT_EXACT_MAX && v <= JW_INT_EXACT_MAX;
+    int n = snprintf(tmp, sizeof tmp, exact ? "%" PRId64 : "\"%" PRId64 "\"", v);
+    jw_raw(b, tmp, (size_t)n);
+}
+
+void jw_double(jw_buf *b, double v)
+{
+    if (!isfinite(v)) {
+        jw_null(b);
+        return;
+    }
+    char tmp[40];
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    /* A JSON number needs no suffix, but keep integral floats readable as
+     * floats ("1.0" rather than "1") so clients see the column's type. */
+    if (strpbrk(tmp, ".eEn") == NULL && n + 2 < (int)sizeof tmp) {
+        tmp[n++] = '.';
+        tmp[n++] = '0';
+        tmp[n] = '\0';
+    }
+    jw_raw(b, tmp, (size_t)n);
+}
+
+void jw_bool(jw_buf *b, bool v)
+{
+    jw_lit(b, v ? "true" : "false");
+}
+
+void jw_null(jw_buf *b)
+{
+    jw_raw(b, "null", 4);
+}
+
+void jw_base64(jw_buf *b, const unsigned char *p, size_t len)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t out_len = (len + 2) / 3 * 4;
+    if (len > SIZE_MAX / 2 || !reserve(b, out_len + 2))
+        return;
+    char *out = b->data + b->len;
+    *out++ = '"';
+    size_t i = 0;
+    for (; i + 3 <= len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *out++ = tbl[v >> 18];
+        *out++ = tbl[(v >> 12) & 63];
+        *out++ = tbl[(v >> 6) & 63];
+        *out++ = tbl[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
+        *out++ = tbl[v >> 18];
+        *out++ = tbl[(v >> 12) & 63];
+        *out++ = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        *out++ = '=';
+    }
+    *out++ = '"';
+    b->len = (size_t)(out - b->data);
+    b->data[b->len] = '\0';
+}

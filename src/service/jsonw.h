@@ -1,0 +1,47 @@
+/* jsonw: append-only JSON text writer over a growable byte buffer.
+ *
+ * Used where building a jansson tree would cost memory in proportion to the
+ * data (result rows): values are encoded one at a time into a buffer that is
+ * drained and reused. Every string written is valid UTF-8 JSON: invalid
+ * input bytes become U+FFFD, control characters are escaped.
+ */
+#ifndef SQLGATE_JSONW_H
+#define SQLGATE_JSONW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct jw_buf {
+    char *data; /* owned; NUL-terminated when len < cap */
+    size_t len;
+    size_t cap;
+    size_t max;  /* growth beyond this fails (0: SIZE_MAX) */
+    bool failed; /* an append failed (out of memory or over max); sticky */
+} jw_buf;
+
+/* Initialises an empty buffer that will not grow beyond max bytes (0: no cap). */
+void jw_init(jw_buf *b, size_t max);
+/* Frees the data; b may be reused after jw_init. */
+void jw_free(jw_buf *b);
+/* Drops the first n bytes (what was sent), keeping the rest. */
+void jw_consume(jw_buf *b, size_t n);
+/* Hands the data over (caller frees with free()); b is left empty. */
+char *jw_steal(jw_buf *b, size_t *len);
+
+void jw_raw(jw_buf *b, const char *s, size_t len);
+void jw_lit(jw_buf *b, const char *s); /* NUL-terminated raw text */
+void jw_char(jw_buf *b, char c);
+/* A quoted JSON string from UTF-8 bytes (len bytes, may contain NUL). */
+void jw_str(jw_buf *b, const char *s, size_t len);
+void jw_cstr(jw_buf *b, const char *s);
+/* Integers beyond +-2^53 are written as strings, per the contract. */
+void jw_int(jw_buf *b, int64_t v);
+/* Shortest text that reads back to the same double; non-finite as null. */
+void jw_double(jw_buf *b, double v);
+void jw_bool(jw_buf *b, bool v);
+void jw_null(jw_buf *b);
+/* Quoted base64 (RFC 4648, with padding) of len bytes. */
+void jw_base64(jw_buf *b, const unsigned char *p, size_t len);
+
+#endif

@@ -1,0 +1,302 @@
+/* sqlgate: the service program. Loads the configuration, builds the registry,
+ * serves HTTP, and runs the ordered shutdown (CONTRACT.md section 4):
+ *
+ *   1. a stop signal makes readiness fail at once; requests are still served
+ *      for SQLGATE_SHUTDOWN_DELAY_MS;
+ *   2. the listener closes; requests on open connections get SHUTTING_DOWN;
+ *   3. in-flight requests get SQLGATE_DRAIN_TIMEOUT_MS to finish;
+ *   4. every pool closes, in parallel; what still runs is interrupted;
+ *   5. exit 0, or 1 if anything had to be cancelled.
+ * A second signal exits at once with status 1. The signal thread also acts as
+ * a watchdog: should the sequence overrun its deadline by more than a
+ * second, the process exits with status 1 anyway.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "demo.h"
+#include "http.h"
+#include "log.h"
+#include "sqlgate/sqlgate.h"
+
+#define EXIT_CONFIG       2
+#define WATCHDOG_GRACE_MS 1000
+#define CANCEL_SETTLE_MS  800
+#define INFLIGHT_POLL_MS  10
+
+/* What the signal thread and main share. */
+typedef struct stopper {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int signo;             /* first stop signal, 0 until one arrives */
+    int64_t hard_deadline; /* watchdog, monotonic ms; 0 until known */
+    sigset_t set;
+} stopper;
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void say(const char *text)
+{
+    ssize_t rc = write(STDERR_FILENO, text, strlen(text));
+    (void)rc;
+}
+
+/* Waits for signals. First: wakes main. Second: exits at once. Afterwards
+ * also exits when main's shutdown overruns its hard deadline. */
+static void *signal_thread(void *arg)
+{
+    stopper *st = arg;
+    for (;;) {
+        int signo = 0;
+        pthread_mutex_lock(&st->mu);
+        int64_t deadline = st->hard_deadline;
+        bool first = st->signo == 0;
+        pthread_mutex_unlock(&st->mu);
+        if (first || deadline == 0) {
+            struct timespec poll = {.tv_sec = 0, .tv_nsec = 200 * 1000000};
+            signo = sigtimedwait(&st->set, NULL, first ? NULL : &poll);
+        } else {
+            int64_t left = deadline - sg_clock_ms();
+            if (left <= 0) {
+                say("{\"level\":\"error\",\"msg\":\"shutdown overran its deadline; exiting\"}\n");
+                _exit(1);
+            }
+            struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
+            signo = sigtimedwait(&st->set, NULL, &ts);
+        }
+        if (signo <= 0)
+            continue;
+        pthread_mutex_lock(&st->mu);
+        bool second = st->signo != 0;
+        if (!second) {
+            st->signo = signo;
+            pthread_cond_signal(&st->cv);
+        }
+        pthread_mutex_unlock(&st->mu);
+        if (second) {
+            say("{\"level\":\"error\",\"msg\":\"second stop signal; exiting now\"}\n");
+            _exit(1);
+        }
+    }
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sqlgate [--help] [--version]\n"
+               "Serves named SQL databases over HTTP. Configuration comes from the\n"
+               "environment and ./.env; see README.md and docs/configuration.md.\n");
+}
+
+static void print_config_errors(const char *errors)
+{
+    const char *line = errors;
+    while (line && *line) {
+        const char *nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        if (len > 0)
+            fprintf(stderr, "sqlgate: configuration error: %.*s\n", len, line);
+        line = nl ? nl + 1 : NULL;
+    }
+}
+
+static json_t *names_json(const sg_config *cfg)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < cfg->n_databases; i++)
+        json_array_append_new(a, json_string(cfg->databases[i].name));
+    return a;
+}
+
+/* Embedded mode: ./var/ and the demo rows for files that are new. */
+static void embedded_prepare(const sg_config *cfg, bool *seed_core, bool *seed_app)
+{
+    if (mkdir("var", 0755) != 0 && errno != EEXIST)
+        log_error("cannot create ./var for the embedded databases",
+                  json_pack("{s:s}", "error", strerror(errno)));
+    *seed_core = demo_needs_seed(cfg, "core");
+    *seed_app = demo_needs_seed(cfg, "app");
+    log_info("no databases configured: serving the embedded SQLite databases core (default) "
+             "and app from ./var/",
+             NULL);
+}
+
+static void embedded_seed(sg_registry *reg, bool seed_core, bool seed_app)
+{
+    const char *names[2] = {seed_core ? "core" : NULL, seed_app ? "app" : NULL};
+    for (size_t i = 0; i < 2; i++) {
+        if (names[i] == NULL)
+            continue;
+        sg_err err;
+        if (demo_seed(reg, names[i], &err) != 0)
+            log_error("cannot create the demo rows",
+                      json_pack("{s:s,s:s}", "db", names[i], "error", err.message));
+        else
+            log_info("created the demo schema and rows", json_pack("{s:s}", "db", names[i]));
+    }
+}
+
+/* Steps 1 to 5 of the shutdown; returns the exit status. */
+static int shut_down(stopper *st, app *a, http_server *srv)
+{
+    const sg_config *cfg = a->cfg;
+    int64_t began = sg_clock_ms();
+    pthread_mutex_lock(&st->mu);
+    int signo = st->signo;
+    st->hard_deadline = began + cfg->shutdown_delay_ms + cfg->drain_timeout_ms + WATCHDOG_GRACE_MS;
+    pthread_mutex_unlock(&st->mu);
+
+    atomic_store(&a->draining, true);
+    log_info("shutdown started", json_pack("{s:s,s:I,s:I}", "signal", strsignal(signo), "delay_ms",
+                                           (json_int_t)cfg->shutdown_delay_ms, "drain_timeout_ms",
+                                           (json_int_t)cfg->drain_timeout_ms));
+    sleep_ms(cfg->shutdown_delay_ms);
+
+    http_refuse_new(srv);
+    int64_t deadline = sg_clock_ms() + cfg->drain_timeout_ms;
+    while (http_inflight(srv) > 0 && sg_clock_ms() < deadline)
+        sleep_ms(INFLIGHT_POLL_MS);
+
+    unsigned requests_cancelled = http_inflight(srv);
+    unsigned statements_cancelled = 0;
+    sg_registry_shutdown_all(a->reg, requests_cancelled ? sg_clock_ms() : deadline,
+                             &statements_cancelled);
+    /* Interrupted requests answer with an error; give them a moment. */
+    int64_t settle = sg_clock_ms() + CANCEL_SETTLE_MS;
+    while (http_inflight(srv) > 0 && sg_clock_ms() < settle)
+        sleep_ms(INFLIGHT_POLL_MS);
+    http_stop(srv);
+
+    double took = (double)(sg_clock_ms() - began);
+    if (requests_cancelled > 0 || statements_cancelled > 0) {
+        log_warn("shutdown cancelled in-flight work",
+                 json_pack("{s:I,s:I,s:I,s:f}", "cancelled",
+                           (json_int_t)(requests_cancelled > statements_cancelled
+                                            ? requests_cancelled
+                                            : statements_cancelled),
+                           "requests", (json_int_t)requests_cancelled, "statements",
+                           (json_int_t)statements_cancelled, "duration_ms", took));
+        return 1;
+    }
+    log_info("shutdown complete", json_pack("{s:f}", "duration_ms", took));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("sqlgate %s\n", SQLGATE_VERSION);
+            return 0;
+        }
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+
+    /* Signals go to the signal thread only: block them before any thread
+     * starts so that every thread inherits the mask. */
+    stopper st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    sigemptyset(&st.set);
+    sigaddset(&st.set, SIGINT);
+    sigaddset(&st.set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &st.set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char *errors = NULL;
+    sg_dotenv *dotenv = sg_dotenv_load(".env", &errors);
+    if (dotenv == NULL) {
+        print_config_errors(errors);
+        free(errors);
+        return EXIT_CONFIG;
+    }
+    sg_config *cfg = sg_config_load(sg_env_lookup, dotenv, &errors);
+    sg_dotenv_free(dotenv);
+    if (cfg == NULL) {
+        print_config_errors(errors);
+        free(errors);
+        return EXIT_CONFIG;
+    }
+    log_setup(cfg->log_level, cfg->log_json);
+
+    bool seed_core = false, seed_app = false;
+    if (cfg->mode == SG_MODE_EMBEDDED)
+        embedded_prepare(cfg, &seed_core, &seed_app);
+
+    sg_err err;
+    sg_err_clear(&err);
+    sg_registry *reg = sg_registry_from_config(cfg, &err);
+    if (reg == NULL) {
+        fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
+        sg_config_free(cfg);
+        return EXIT_CONFIG;
+    }
+    if (cfg->mode == SG_MODE_EMBEDDED)
+        embedded_seed(reg, seed_core, seed_app);
+
+    app a = {.cfg = cfg, .reg = reg, .metrics = metrics_new(reg, api_routes, api_n_routes)};
+    atomic_init(&a.draining, false);
+    if (a.metrics == NULL) {
+        log_error("out of memory", NULL);
+        sg_registry_free(reg);
+        sg_config_free(cfg);
+        return 1;
+    }
+    http_server *srv = http_start(cfg, api_routes, api_n_routes, &a, api_observe, &err);
+    if (srv == NULL) {
+        if (err.code == SG_BAD_REQUEST)
+            fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
+        else
+            log_error("cannot start the HTTP server", json_pack("{s:s}", "error", err.message));
+        sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
+        sg_registry_free(reg);
+        metrics_free(a.metrics);
+        sg_config_free(cfg);
+        return err.code == SG_BAD_REQUEST ? EXIT_CONFIG : 1;
+    }
+    a.srv = srv;
+    const char *def = sg_registry_default_name(reg);
+    log_info("listening",
+             json_pack("{s:s,s:i,s:o,s:o,s:b}", "address", cfg->listen_host, "port", http_port(srv),
+                       "databases", names_json(cfg), "default",
+                       def ? json_string(def) : json_null(), "auth", cfg->n_api_tokens > 0));
+
+    pthread_t sig_thread;
+    if (pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
+        log_error("cannot start the signal thread", NULL);
+        http_stop(srv);
+        sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
+        sg_registry_free(reg);
+        metrics_free(a.metrics);
+        sg_config_free(cfg);
+        return 1;
+    }
+    pthread_detach(sig_thread);
+
+    pthread_mutex_lock(&st.mu);
+    while (st.signo == 0)
+        pthread_cond_wait(&st.cv, &st.mu);
+    pthread_mutex_unlock(&st.mu);
+
+    int status = shut_down(&st, &a, srv);
+    sg_registry_free(reg);
+    metrics_free(a.metrics);
+    sg_config_free(cfg);
+    return status;
+}

@@ -1,0 +1,285 @@
+/* metrics: see metrics.h. */
+#include "metrics.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlgate/sqlgate.h"
+
+static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,  0.5,    1,     2.5,  5,     10};
+#define N_BUCKETS (sizeof buckets / sizeof buckets[0])
+
+/* Query outcomes, by contract error code. */
+static const struct {
+    sg_code code;
+    const char *name;
+} outcomes[] = {
+    {SG_OK, "ok"},
+    {SG_SQL_ERROR, "sql_error"},
+    {SG_QUERY_TIMEOUT, "timeout"},
+    {SG_DB_UNAVAILABLE, "unavailable"},
+    {SG_POOL_EXHAUSTED, "pool_exhausted"},
+    {SG_DB_PAUSED, "paused"},
+    {SG_SHUTTING_DOWN, "shutting_down"},
+    {SG_CODE_COUNT_, "error"}, /* anything else; keep last */
+};
+#define N_OUTCOMES (sizeof outcomes / sizeof outcomes[0])
+
+static const int statuses[] = {200, 202, 400, 401, 404, 405, 413, 415, 500, 503, 504, 0};
+#define N_STATUSES (sizeof statuses / sizeof statuses[0]) /* 0: any other */
+
+typedef struct db_metrics {
+    atomic_uint_fast64_t outcome[N_OUTCOMES];
+    atomic_uint_fast64_t bucket[N_BUCKETS + 1]; /* last: +Inf */
+    atomic_uint_fast64_t sum_us;
+} db_metrics;
+
+struct metrics {
+    const sg_registry *reg;   /* borrowed */
+    const http_route *routes; /* borrowed */
+    size_t n_routes;
+    db_metrics *dbs;            /* owned, one per registry entry */
+    atomic_uint_fast64_t *http; /* owned, (n_routes + 1) x N_STATUSES */
+};
+
+metrics *metrics_new(const sg_registry *reg, const http_route *routes, size_t n_routes)
+{
+    metrics *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    size_t n = sg_registry_count(reg);
+    m->reg = reg;
+    m->routes = routes;
+    m->n_routes = n_routes;
+    m->dbs = calloc(n ? n : 1, sizeof *m->dbs);
+    m->http = calloc((n_routes + 1) * N_STATUSES, sizeof *m->http);
+    if (m->dbs == NULL || m->http == NULL) {
+        metrics_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void metrics_free(metrics *m)
+{
+    if (m == NULL)
+        return;
+    free(m->dbs);
+    free(m->http);
+    free(m);
+}
+
+static db_metrics *db_slot(metrics *m, const sg_db *db)
+{
+    for (size_t i = 0; i < sg_registry_count(m->reg); i++)
+        if (sg_registry_at(m->reg, i) == db)
+            return &m->dbs[i];
+    return NULL;
+}
+
+void metrics_query(metrics *m, const sg_db *db, sg_code outcome, double seconds)
+{
+    db_metrics *d = db_slot(m, db);
+    if (d == NULL)
+        return;
+    size_t o = 0;
+    while (o + 1 < N_OUTCOMES && outcomes[o].code != outcome)
+        o++;
+    atomic_fetch_add(&d->outcome[o], 1);
+    size_t b = 0;
+    while (b < N_BUCKETS && seconds > buckets[b])
+        b++;
+    atomic_fetch_add(&d->bucket[b], 1);
+    atomic_fetch_add(&d->sum_us, (uint_fast64_t)(seconds * 1e6));
+}
+
+void metrics_http(metrics *m, const http_route *route, int status)
+{
+    size_t r = route ? (size_t)(route - m->routes) : m->n_routes;
+    if (r > m->n_routes)
+        r = m->n_routes;
+    size_t s = 0;
+    while (s + 1 < N_STATUSES && statuses[s] != status)
+        s++;
+    atomic_fetch_add(&m->http[r * N_STATUSES + s], 1);
+}
+
+static void help(FILE *f, const char *name, const char *type, const char *text)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* A pool or health figure for every database. */
+typedef double (*figure_fn)(const sg_db_health *h);
+
+static double f_max(const sg_db_health *h)
+{
+    return h->pool.max;
+}
+static double f_open(const sg_db_health *h)
+{
+    return h->pool.open;
+}
+static double f_in_use(const sg_db_health *h)
+{
+    return h->pool.in_use;
+}
+static double f_idle(const sg_db_health *h)
+{
+    return h->pool.idle;
+}
+static double f_waiting(const sg_db_health *h)
+{
+    return h->pool.waiting;
+}
+static double f_timeouts(const sg_db_health *h)
+{
+    return (double)h->pool.acquire_timeouts;
+}
+static double f_errors(const sg_db_health *h)
+{
+    return (double)h->pool.connect_errors;
+}
+static double f_opened(const sg_db_health *h)
+{
+    return (double)h->pool.opened_total;
+}
+static double f_closed(const sg_db_health *h)
+{
+    return (double)h->pool.closed_total;
+}
+static double f_reconnects(const sg_db_health *h)
+{
+    return (double)h->reconnects;
+}
+static double f_up(const sg_db_health *h)
+{
+    return h->healthy;
+}
+static double f_critical(const sg_db_health *h)
+{
+    return h->critical;
+}
+static double f_latency(const sg_db_health *h)
+{
+    return h->latency_ms < 0 ? -1 : h->latency_ms / 1000;
+}
+
+static const struct {
+    const char *name, *type, *help;
+    figure_fn fn;
+} figures[] = {
+    {"sqlgate_pool_max_connections", "gauge", "Pool size bound (POOL_MAX).", f_max},
+    {"sqlgate_pool_open_connections", "gauge", "Pooled connections open.", f_open},
+    {"sqlgate_pool_in_use_connections", "gauge", "Pooled connections borrowed by a query.",
+     f_in_use},
+    {"sqlgate_pool_idle_connections", "gauge", "Pooled connections idle.", f_idle},
+    {"sqlgate_pool_waiting_requests", "gauge", "Requests waiting for a connection.", f_waiting},
+    {"sqlgate_pool_acquire_timeouts_total", "counter", "Waits for a connection that timed out.",
+     f_timeouts},
+    {"sqlgate_pool_connection_errors_total", "counter", "Failed attempts to open a connection.",
+     f_errors},
+    {"sqlgate_pool_connections_opened_total", "counter", "Connections opened by the pool.",
+     f_opened},
+    {"sqlgate_pool_connections_closed_total", "counter", "Connections closed by the pool.",
+     f_closed},
+    {"sqlgate_db_reconnects_total", "counter", "Recoveries from down plus reconnect requests.",
+     f_reconnects},
+    {"sqlgate_db_up", "gauge", "1 when the database is healthy (ready or paused).", f_up},
+    {"sqlgate_db_critical", "gauge", "1 when the database is critical for readiness.", f_critical},
+    {"sqlgate_db_health_check_latency_seconds", "gauge",
+     "Duration of the last successful health check (-1: none).", f_latency},
+};
+
+static const char *const state_names[] = {"starting", "ready",    "down",
+                                          "paused",   "draining", "closed"};
+
+char *metrics_render(metrics *m, unsigned inflight, size_t *len)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (f == NULL)
+        return NULL;
+    size_t n = sg_registry_count(m->reg);
+    sg_db_health *h = calloc(n ? n : 1, sizeof *h);
+    if (h == NULL) {
+        fclose(f);
+        free(text);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        sg_db_health_get(sg_registry_at(m->reg, i), &h[i]);
+
+    help(f, "sqlgate_build_info", "gauge", "Version of this sqlgate.");
+    fprintf(f, "sqlgate_build_info{version=\"%s\"} 1\n", SQLGATE_VERSION);
+
+    for (size_t k = 0; k < sizeof figures / sizeof figures[0]; k++) {
+        help(f, figures[k].name, figures[k].type, figures[k].help);
+        for (size_t i = 0; i < n; i++)
+            fprintf(f, "%s{db=\"%s\"} %.17g\n", figures[k].name,
+                    sg_db_name(sg_registry_at(m->reg, i)), figures[k].fn(&h[i]));
+    }
+    help(f, "sqlgate_db_state", "gauge", "1 for the state the database is in, 0 for the others.");
+    for (size_t i = 0; i < n; i++)
+        for (size_t s = 0; s < sizeof state_names / sizeof state_names[0]; s++)
+            fprintf(f, "sqlgate_db_state{db=\"%s\",state=\"%s\"} %d\n",
+                    sg_db_name(sg_registry_at(m->reg, i)), state_names[s],
+                    strcmp(sg_db_state_name(h[i].state), state_names[s]) == 0);
+
+    help(f, "sqlgate_queries_total", "counter", "Queries by database and outcome.");
+    for (size_t i = 0; i < n; i++)
+        for (size_t o = 0; o < N_OUTCOMES; o++)
+            fprintf(f, "sqlgate_queries_total{db=\"%s\",outcome=\"%s\"} %llu\n",
+                    sg_db_name(sg_registry_at(m->reg, i)), outcomes[o].name,
+                    (unsigned long long)atomic_load(&m->dbs[i].outcome[o]));
+
+    help(f, "sqlgate_query_duration_seconds", "histogram",
+         "Time from request arrival to the last byte of the result, by database.");
+    for (size_t i = 0; i < n; i++) {
+        const char *name = sg_db_name(sg_registry_at(m->reg, i));
+        unsigned long long cum = 0;
+        for (size_t b = 0; b <= N_BUCKETS; b++) {
+            cum += atomic_load(&m->dbs[i].bucket[b]);
+            if (b < N_BUCKETS)
+                fprintf(f, "sqlgate_query_duration_seconds_bucket{db=\"%s\",le=\"%g\"} %llu\n",
+                        name, buckets[b], cum);
+            else
+                fprintf(f, "sqlgate_query_duration_seconds_bucket{db=\"%s\",le=\"+Inf\"} %llu\n",
+                        name, cum);
+        }
+        fprintf(f, "sqlgate_query_duration_seconds_sum{db=\"%s\"} %.6f\n", name,
+                (double)atomic_load(&m->dbs[i].sum_us) / 1e6);
+        fprintf(f, "sqlgate_query_duration_seconds_count{db=\"%s\"} %llu\n", name, cum);
+    }
+
+    help(f, "sqlgate_http_requests_total", "counter", "HTTP requests by route and status.");
+    for (size_t r = 0; r <= m->n_routes; r++) {
+        for (size_t s = 0; s < N_STATUSES; s++) {
+            unsigned long long c = atomic_load(&m->http[r * N_STATUSES + s]);
+            if (c == 0)
+                continue;
+            char status[8];
+            if (statuses[s] != 0)
+                snprintf(status, sizeof status, "%d", statuses[s]);
+            else
+                snprintf(status, sizeof status, "other");
+            fprintf(f,
+                    "sqlgate_http_requests_total{method=\"%s\",route=\"%s\",status=\"%s\"} %llu\n",
+                    r < m->n_routes ? m->routes[r].method : "",
+                    r < m->n_routes ? m->routes[r].pattern : "unmatched", status, c);
+        }
+    }
+    help(f, "sqlgate_http_requests_in_flight", "gauge", "HTTP requests being served.");
+    fprintf(f, "sqlgate_http_requests_in_flight %u\n", inflight);
+    free(h);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    *len = size;
+    return text;
+}

@@ -1,0 +1,31 @@
+/* metrics: counters the service keeps, and GET /metrics in Prometheus text
+ * format. Recording is lock-free (atomics), so it costs requests nothing
+ * measurable; rendering reads pool and health figures from the registry. */
+#ifndef SQLGATE_METRICS_H
+#define SQLGATE_METRICS_H
+
+#include <stddef.h>
+
+#include "http.h"
+#include "sqlgate/error.h"
+#include "sqlgate/registry.h"
+
+typedef struct metrics metrics;
+
+/* New, all zero. reg and routes are borrowed and must outlive it (the route
+ * table is needed to label HTTP counters). NULL on allocation failure. */
+metrics *metrics_new(const sg_registry *reg, const http_route *routes, size_t n_routes);
+void metrics_free(metrics *m); /* accepts NULL */
+
+/* One query on database db (borrowed, from reg) ended with outcome code
+ * after `seconds`. */
+void metrics_query(metrics *m, const sg_db *db, sg_code outcome, double seconds);
+
+/* One HTTP request answered; route NULL when no route matched. */
+void metrics_http(metrics *m, const http_route *route, int status);
+
+/* The exposition text (new, caller frees), or NULL on allocation failure.
+ * inflight: requests being served right now. */
+char *metrics_render(metrics *m, unsigned inflight, size_t *len);
+
+#endif
