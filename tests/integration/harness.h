@@ -1,0 +1,223 @@
+/* Integration harness: runs the real sqlgate binary and talks HTTP to it.
+ *
+ * The binary comes from $SQLGATE_BIN. Every child gets a controlled
+ * environment (only PATH is inherited), a working directory chosen by the
+ * test, and its stdout/stderr captured in files the harness owns, so logs can
+ * be read from any process (Check forks a process per test) and never fill a
+ * pipe. Every wait is bounded. A child still running when its proc is freed,
+ * or when the test process exits (Check exits on a failed assertion without
+ * running teardown), is killed with SIGKILL; it is also killed by the kernel
+ * if the thread that started it dies (PR_SET_PDEATHSIG).
+ *
+ * HTTP goes through libcurl's easy API, one handle per request unless the
+ * caller passes its own (keep-alive tests). Requests are safe to make from
+ * several threads at once.
+ */
+#ifndef SQLGATE_ITEST_HARNESS_H
+#define SQLGATE_ITEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#if defined(__GNUC__)
+#define HX_PRINTF(fmt, va) __attribute__((format(printf, fmt, va)))
+#else
+#define HX_PRINTF(fmt, va)
+#endif
+
+/* Call once from main before any test runs and before any thread starts:
+ * initialises libcurl, creates the run's root directory for temporary files
+ * and registers the exit-time cleanup of children and that root. */
+void harness_init(void);
+
+/* Monotonic clock in milliseconds. */
+int64_t now_ms(void);
+
+/* Sleeps ms milliseconds. */
+void sleep_ms(int ms);
+
+/* --- Temporary directories ------------------------------------------------ */
+
+/* Creates a new directory inside the run's root directory (made by
+ * harness_init under $TMPDIR or /tmp). Returns a new string, or NULL on
+ * failure. The directory is removed by tmp_dir_free, and in any case with the
+ * root when the test runner exits. */
+char *tmp_dir_new(void);
+
+/* Removes dir and everything in it, then frees the string. Accepts NULL. */
+void tmp_dir_free(char *dir);
+
+/* Writes content to dir/name (created or truncated). 0 ok, -1 failure. */
+int write_file(const char *dir, const char *name, const char *content);
+
+/* True when dir/name exists (any type). dir may be NULL: name is a path. */
+bool file_exists(const char *dir, const char *name);
+
+/* --- The service process ---------------------------------------------------- */
+
+typedef struct proc proc;
+
+/* Starts $SQLGATE_BIN with environment `env` (NULL-terminated "KEY=VALUE"
+ * strings, borrowed; PATH is added from the test's own environment) in
+ * directory `cwd` (borrowed). Does not wait for anything. Returns a new proc
+ * (free with proc_free), or NULL when the binary is not set or the fork
+ * failed (the reason is printed on the test's stderr). */
+proc *proc_spawn(const char *const *env, const char *cwd);
+
+/* Waits until the child logs {"msg":"listening","port":N}; returns N, or -1
+ * when the child exited first or timeout_ms passed. */
+int proc_wait_listening(proc *p, int timeout_ms);
+
+/* Polls GET /health/ready until it answers 200; false on timeout or exit. */
+bool proc_wait_ready(proc *p, int timeout_ms);
+
+/* proc_spawn + proc_wait_listening (10 s) + proc_wait_ready (15 s) when
+ * wait_ready. On failure prints the child's stderr, frees it and returns NULL. */
+proc *proc_start(const char *const *env, const char *cwd, bool wait_ready);
+
+/* The port from the "listening" line; 0 before it was seen. */
+int proc_port(const proc *p);
+
+pid_t proc_pid(const proc *p);
+
+/* Sends sig to the child. 0 ok, -1 when it is gone. */
+int proc_signal(proc *p, int sig);
+
+/* Waits up to timeout_ms for the child to exit. Returns its exit status
+ * (0..255), 128 + signal number when a signal killed it, or -1 on timeout.
+ * Once reaped, later calls return the same value at once. */
+int proc_wait_exit(proc *p, int timeout_ms);
+
+/* True while the child has not exited (reaps it if it has). */
+bool proc_running(proc *p);
+
+/* Everything the child wrote to stderr (or stdout) so far: a new string the
+ * caller frees with free(), never NULL except on allocation failure. */
+char *proc_stderr(const proc *p);
+char *proc_stdout(const proc *p);
+
+/* Polls stderr until it contains needle; false on timeout. */
+bool proc_stderr_wait(const proc *p, const char *needle, int timeout_ms);
+
+/* Kills the child with SIGKILL if it still runs, reaps it, removes its log
+ * files and frees p. Accepts NULL. */
+void proc_free(proc *p);
+
+/* --- HTTP -------------------------------------------------------------------- */
+
+typedef struct http_header {
+    char *name;
+    char *value;
+} http_header;
+
+typedef struct http_resp {
+    long status;          /* 0 when no HTTP response arrived */
+    int curl_code;        /* CURLcode of the transfer */
+    char *body;           /* NUL-terminated (may hold other NULs); never NULL after http_do */
+    size_t body_len;      /* bytes of body */
+    http_header *headers; /* of the final response, in order */
+    size_t n_headers;
+    json_t *json;     /* the body parsed as JSON, or NULL; owned by the response */
+    long new_conns;   /* connections opened for this request (0 = reused) */
+    double elapsed_s; /* total time of the transfer */
+    char errbuf[256]; /* curl's message when curl_code != 0 */
+} http_resp;
+
+typedef struct http_req {
+    const char *method;         /* "GET", "POST", ...; borrowed */
+    const char *url;            /* full URL; borrowed */
+    const char *const *headers; /* NULL-terminated "Name: value", or NULL; borrowed.
+                                   "Name:" with no value removes a curl default. */
+    const char *body;           /* NULL: no body at all; borrowed */
+    size_t body_len;            /* bytes of body */
+    bool chunked;               /* send the body with Transfer-Encoding: chunked */
+    long timeout_ms;            /* whole transfer; 0 means 15000 */
+    CURL *handle;               /* borrowed handle to reuse (keep-alive), or NULL */
+    const char *ca_pem;         /* https: the only trusted CA (PEM text), or NULL */
+} http_req;
+
+/* Performs the request. *out is always initialised (free with
+ * http_resp_free). Returns the HTTP status, or -1 when no response came. */
+int http_do(const http_req *rq, http_resp *out);
+
+void http_resp_free(http_resp *r); /* accepts NULL; leaves r zeroed */
+
+/* Value of the first header called name (case-insensitive), borrowed from r,
+ * or NULL. */
+const char *http_header_get(const http_resp *r, const char *name);
+
+/* Writes "http://127.0.0.1:<port><path>" into buf; returns buf. */
+char *proc_url(const proc *p, const char *path, char *buf, size_t cap);
+
+/* Request to the service. body NULL = no body; headers as in http_req. */
+int http_send(const proc *p, const char *method, const char *path, const char *const *headers,
+              const char *body, size_t body_len, http_resp *out);
+
+int http_get(const proc *p, const char *path, http_resp *out);
+
+/* POST with Content-Type: application/json and body `json` (a C string). */
+int http_post(const proc *p, const char *path, const char *json, http_resp *out);
+
+/* POST with Content-Type: application/json and a body built by json_pack
+ * (jansson's format, e.g. "{s:s, s:{s:i}}"). Returns -1 without sending
+ * when the format does not pack. */
+int http_postf(const proc *p, const char *path, http_resp *out, const char *fmt, ...);
+
+/* A request running on its own thread; all request strings are copied. */
+typedef struct http_async http_async;
+
+http_async *http_async_start(const http_req *rq);
+
+/* Waits for the request (bounded by its timeout) and moves its response
+ * into *out; frees a. Returns the status as http_do. */
+int http_async_join(http_async *a, http_resp *out);
+
+/* --- JSON --------------------------------------------------------------------- */
+
+/* Follows a dotted path ("results.0.rows.1.name"; numeric parts index
+ * arrays) from root; borrowed value or NULL. root may be NULL. */
+json_t *jget(const json_t *root, const char *path);
+
+/* String at path or NULL when absent or not a string. */
+const char *jstr(const json_t *root, const char *path);
+
+/* Integer at path, or def when absent or not an integer. */
+json_int_t jint(const json_t *root, const char *path, json_int_t def);
+
+/* Number (integer or real) at path, or def. */
+double jnum(const json_t *root, const char *path, double def);
+
+/* Parses each line of text as a JSON object and returns the first one for
+ * which every (key, string value) pair in the NULL-terminated list matches,
+ * as a new reference; NULL when none. */
+json_t *log_find(const char *text, const char *const *kv);
+
+/* --- Assertions (for Check tests) ------------------------------------------- */
+
+/* Checks that r is an error response: status, JSON body with error.code ==
+ * code, non-empty error.message, error.request_id equal to X-Request-Id and
+ * application/json content. On mismatch writes why into buf and returns false. */
+bool check_error_resp(const http_resp *r, long status, const char *code, char *buf, size_t cap);
+
+/* Renders "status N, curl C, body <first bytes>" for failure messages into buf. */
+const char *resp_desc(const http_resp *r, char *buf, size_t cap);
+
+#define ASSERT_STATUS(r, st)                                                                       \
+    do {                                                                                           \
+        char d_[600];                                                                              \
+        ck_assert_msg((r)->status == (st), "expected HTTP %ld, got %s", (long)(st),                \
+                      resp_desc((r), d_, sizeof d_));                                              \
+    } while (0)
+
+#define ASSERT_ERROR(r, st, code)                                                                  \
+    do {                                                                                           \
+        char w_[800];                                                                              \
+        ck_assert_msg(check_error_resp((r), (st), (code), w_, sizeof w_), "%s", w_);               \
+    } while (0)
+
+#endif
