@@ -1,0 +1,30 @@
+"""Sums the Check results of a meson test run into one closing line.
+
+Each Check suite prints "NN%: Checks: X, Failures: F, Errors: E"; a suite that
+crashed or timed out before printing counts as one failure.
+"""
+import json
+import re
+import sys
+
+line_re = re.compile(r"(\d+)%: Checks: (\d+), Failures: (\d+), Errors: (\d+)")
+passed = failed = 0
+with open(sys.argv[1], encoding="utf-8") as f:
+    for raw in f:
+        test = json.loads(raw)
+        found = line_re.findall(test.get("stdout", "") or "")
+        if not found:
+            failed += 1
+            print(f"suite {test.get('name')}: no Check summary ({test.get('result')})")
+            continue
+        for _, checks, failures, errors in found:
+            bad = int(failures) + int(errors)
+            passed += int(checks) - bad
+            failed += bad
+        if test.get("result") not in ("OK", "EXPECTEDFAIL") and all(
+            int(f) + int(e) == 0 for _, _, f, e in found
+        ):
+            failed += 1
+            print(f"suite {test.get('name')}: {test.get('result')}")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
