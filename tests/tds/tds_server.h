@@ -1,0 +1,91 @@
+/* A TDS (SQL Server protocol) test server backed by SQLite, for tests only.
+ *
+ * Speaks TDS 7.1 to 7.4 on 127.0.0.1 without TLS (PRELOGIN answers
+ * ENCRYPT_NOT_SUP): LOGIN7 with user and password checked, SQL batches, RPC
+ * sp_executesql with typed parameters, ATTENTION. Every client connection gets
+ * a thread (at most TDS_SERVER_MAX_CLIENTS at once; more are closed at accept)
+ * and its own SQLite connection to the server's database. SQL semantics: see
+ * tds_exec.h. Fault knobs let a test make the server misbehave.
+ *
+ * Thread safety: every function may be called from any thread while the server
+ * runs, except tds_server_stop.
+ */
+#ifndef SQLGATE_TDS_SERVER_H
+#define SQLGATE_TDS_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TDS_SERVER_MAX_CLIENTS 64
+
+typedef struct tds_server tds_server;
+
+typedef struct tds_server_options {
+    const char *user;        /* login name clients must send; borrowed, copied at start */
+    const char *password;    /* its password */
+    const char *database;    /* database name (LOGIN7 database must be empty or this) */
+    const char *sqlite_path; /* SQLite file, or ":memory:" (NULL too): a private file
+                                in a temporary directory shared by this server's
+                                clients, removed at stop */
+    int port;                /* TCP port on 127.0.0.1; 0 picks a free one */
+} tds_server_options;
+
+/* Fault knobs. Each applies to logins or requests that start after it is set,
+ * and stays until set back to 0. */
+typedef enum tds_knob {
+    TDS_KNOB_REFUSE_LOGIN,     /* != 0: logins fail with error 18456 */
+    TDS_KNOB_LOGIN_DELAY_MS,   /* wait this long before answering LOGIN7 */
+    TDS_KNOB_LOGIN_HANG,       /* != 0: never answer LOGIN7 (until the client closes) */
+    TDS_KNOB_QUERY_DELAY_MS,   /* wait this long before running a request (ATTENTION ends it) */
+    TDS_KNOB_QUERY_HANG,       /* != 0: never answer requests (until ATTENTION or close) */
+    TDS_KNOB_CLOSE_MID_RESULT, /* != 0: close the socket after the first row of a result */
+    TDS_KNOB_GARBAGE_TOKEN,    /* != 0: send an invalid token after the first row */
+    TDS_KNOB_RAISE_ERROR,      /* != 0: answer every request with this error number */
+    TDS_KNOB_IGNORE_ATTENTION, /* != 0: read ATTENTION but never acknowledge it */
+    TDS_KNOB_COUNT
+} tds_knob;
+
+/* Counters since start. */
+typedef struct tds_server_stats {
+    uint64_t connections_opened; /* TCP connections accepted (and served) */
+    uint64_t connections_closed;
+    uint64_t connections_active;  /* opened - closed */
+    uint64_t connections_refused; /* closed at accept: too many clients */
+    uint64_t logins;              /* successful logins */
+    uint64_t login_failures;
+    uint64_t requests;   /* SQL batches and RPCs received */
+    uint64_t attentions; /* ATTENTION messages received */
+} tds_server_stats;
+
+/* Starts listening and serving. Returns a new server, or NULL with a reason in
+ * err (err may be NULL if errlen is 0). Options are copied. */
+tds_server *tds_server_start(const tds_server_options *opt, char *err, size_t errlen);
+
+/* The port the server listens on. */
+int tds_server_port(const tds_server *s);
+
+/* Closes the listener and every client, joins every thread, removes a
+ * temporary database and frees the server. s may be NULL. */
+void tds_server_stop(tds_server *s);
+
+/* Sets a knob. Returns 0, or -1 for an unknown knob or a negative value. */
+int tds_server_set_knob(tds_server *s, tds_knob knob, long value);
+/* Current value of a knob (0 for an unknown one). */
+long tds_server_get_knob(tds_server *s, tds_knob knob);
+/* Sets every knob back to 0 and clears the query filter. */
+void tds_server_reset_knobs(tds_server *s);
+/* Query knobs (delay, hang, close, garbage, raise_error) apply only to requests
+ * whose SQL text contains `substring` (case-sensitive); NULL or "" = all.
+ * Returns 0 or -1 (out of memory). The string is copied. */
+int tds_server_set_query_filter(tds_server *s, const char *substring);
+
+/* Name of a knob as used by the control channel and sqlgate_test_knob
+ * ("refuse_login", ...), or NULL. */
+const char *tds_knob_name(tds_knob knob);
+/* Knob by name; returns 0 or -1. */
+int tds_knob_from_name(const char *name, tds_knob *out);
+
+/* Copies the counters into *out. */
+void tds_server_get_stats(tds_server *s, tds_server_stats *out);
+
+#endif
