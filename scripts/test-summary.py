@@ -1,18 +1,22 @@
 """Sums the Check results of a meson test run into one closing line.
 
-Each Check suite prints "NN%: Checks: X, Failures: F, Errors: E"; a suite that
-crashed or timed out before printing counts as one failure.
+Each Check suite prints "NN%: Checks: X, Failures: F, Errors: E" and each
+conformance script "N passed, N failed"; a suite that crashed or timed out
+before printing counts as one failure.
 """
 import json
 import re
 import sys
 
 line_re = re.compile(r"(\d+)%: Checks: (\d+), Failures: (\d+), Errors: (\d+)")
+plain_re = re.compile(r"^(\d+) passed, (\d+) failed", re.M)
 passed = failed = 0
 with open(sys.argv[1], encoding="utf-8") as f:
     for raw in f:
         test = json.loads(raw)
-        found = line_re.findall(test.get("stdout", "") or "")
+        out = test.get("stdout", "") or ""
+        found = line_re.findall(out)
+        found += [("", str(int(p) + int(f)), f, "0") for p, f in plain_re.findall(out)]
         if not found:
             failed += 1
             print(f"suite {test.get('name')}: no Check summary ({test.get('result')})")

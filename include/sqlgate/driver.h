@@ -71,6 +71,11 @@ typedef struct sg_driver_conn sg_driver_conn; /* defined by each driver */
 typedef struct sg_driver {
     const char *name; /* "sqlite", "freetds" */
 
+    /* Optional (may be NULL): called once with the whole configuration before
+     * any connection is opened, while no other thread of the process reads the
+     * environment (the FreeTDS driver may set FREETDSCONF). 0 or -1. */
+    int (*prepare)(const sg_config *cfg, sg_err *err);
+
     /* Opens one connection; gives up at deadline_ms (monotonic, sg_clock_ms).
      * Failure: NULL, err SG_DB_UNAVAILABLE naming the cause (no secrets). */
     sg_driver_conn *(*open)(const sg_db_config *cfg, int64_t deadline_ms, sg_err *err);
@@ -114,6 +119,7 @@ const sg_driver *sg_driver_find(const char *name);
 
 /* Built-in drivers. */
 extern const sg_driver sg_driver_sqlite;
+extern const sg_driver sg_driver_freetds;
 
 /* Monotonic clock in milliseconds (for deadlines). */
 int64_t sg_clock_ms(void);

@@ -42,9 +42,10 @@ struct sg_db {
 };
 
 struct sg_query {
-    sg_db *db;         /* borrowed */
-    sg_pool_conn *pc;  /* borrowed from db->pool until sg_query_end */
-    sg_driver_conn *c; /* inside pc */
+    sg_db *db;          /* borrowed */
+    int64_t timeout_ms; /* the batch's effective timeout */
+    sg_pool_conn *pc;   /* borrowed from db->pool until sg_query_end */
+    sg_driver_conn *c;  /* inside pc */
 };
 
 static const char *const state_names[] = {
@@ -308,10 +309,17 @@ void sg_db_resume(sg_db *db)
 
 /* --- Queries ------------------------------------------------------------- */
 
-static void query_note_error(sg_query *q, const sg_err *err)
+/* Common follow-up of a failed query call: a broken connection makes the
+ * background thread check at once; a timeout says which timeout it was, in
+ * the same words whatever the driver. */
+static void query_note_error(sg_query *q, sg_err *err)
 {
-    if (err != NULL && err->code == SG_DB_UNAVAILABLE)
+    if (err->code == SG_DB_UNAVAILABLE)
         db_suspect(q->db);
+    if (err->code == SG_QUERY_TIMEOUT && q->timeout_ms > 0 &&
+        strstr(err->message, "cancel") == NULL)
+        sg_err_set(err, SG_QUERY_TIMEOUT, "query exceeded its timeout of %lld ms",
+                   (long long)q->timeout_ms);
 }
 
 sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
@@ -350,6 +358,7 @@ sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, 
 
     if (timeout_ms <= 0 || timeout_ms > cfg->query_timeout_ms)
         timeout_ms = cfg->query_timeout_ms;
+    q->timeout_ms = timeout_ms;
     if (db->drv->exec(q->c, sql, params, n_params, sg_clock_ms() + timeout_ms, err) != 0) {
         query_note_error(q, err);
         sg_pool_release(db->pool, q->pc, !db->drv->unusable(q->c));

@@ -5,6 +5,7 @@
 
 static const sg_driver *const builtin[] = {
     &sg_driver_sqlite,
+    &sg_driver_freetds,
 };
 
 const sg_driver *sg_driver_find(const char *name)

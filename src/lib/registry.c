@@ -126,6 +126,8 @@ sg_registry *sg_registry_from_config(const sg_config *cfg, sg_err *err)
     sg_registry *reg = sg_registry_new(err);
     if (reg == NULL)
         return NULL;
+    const sg_driver *prepared[8];
+    size_t n_prepared = 0;
     for (size_t i = 0; i < cfg->n_databases; i++) {
         const sg_db_config *dc = &cfg->databases[i];
         const sg_driver *drv = sg_driver_find(dc->driver);
@@ -133,6 +135,16 @@ sg_registry *sg_registry_from_config(const sg_config *cfg, sg_err *err)
             sg_err_set(err, SG_INTERNAL, "%sDRIVER: driver \"%s\" is not built into sqlgate",
                        dc->prefix, dc->driver);
             goto fail;
+        }
+        /* Each driver in use gets the whole configuration once, before any
+         * database opens (and so before their threads start). */
+        bool seen = false;
+        for (size_t k = 0; k < n_prepared; k++)
+            seen |= prepared[k] == drv;
+        if (!seen && n_prepared < sizeof prepared / sizeof prepared[0]) {
+            prepared[n_prepared++] = drv;
+            if (drv->prepare != NULL && drv->prepare(cfg, err) != 0)
+                goto fail;
         }
         sg_db *db = sg_db_new(dc, drv, err);
         if (db == NULL || sg_registry_add(reg, db, err) != 0)

@@ -1,0 +1,886 @@
+/* sqlgate FreeTDS db-lib driver: SQL Server, Azure SQL (and Sybase) over TDS.
+ *
+ * db-lib keeps its error and message handlers and its timers process-wide,
+ * so they are installed once (pthread_once) and every callback is routed to
+ * the connection it concerns through dbsetuserdata. While dbopen() runs there
+ * is no connection object yet; the login in progress is found through a
+ * thread-local pointer instead (the handlers run on the thread that called
+ * dbopen).
+ *
+ * Timeouts: db-lib only knows whole seconds, process-wide. The timers are set
+ * to one second and act as a tick; each tick during a wait calls the error
+ * handler with SYBETIME, which compares the connection's own deadline:
+ *   - before the deadline: keep waiting;
+ *   - first tick after it (or after interrupt()): INT_TIMEOUT, which sends an
+ *     ATTENTION; if the server acknowledges, the connection stays usable;
+ *   - a later tick (the server ignored the ATTENTION): INT_CANCEL, which
+ *     kills the connection.
+ * So a statement past its timeout is answered within the timeout plus two
+ * seconds, whatever the server does. A login past its deadline is cancelled at
+ * the next tick.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sybfront.h>
+#include <sybdb.h>
+#include <unistd.h>
+
+#include "sqlgate/driver.h"
+
+#define CONV_MAX 72 /* converted text of one value: decimals, dates, guids */
+
+/* db-lib reports uniqueidentifier columns with the TDS type number but its
+ * header has no name for it. */
+#define SG_SYBUNIQUE 36
+
+typedef struct login_ctx {
+    int64_t deadline;
+    sg_err err; /* first problem reported during the login */
+} login_ctx;
+
+/* The login running on this thread, if any (see the header comment). */
+static _Thread_local login_ctx *tl_login;
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static bool init_ok;
+
+struct sg_driver_conn {
+    DBPROCESS *dbp;
+    const sg_db_config *cfg; /* borrowed */
+    char server[300];        /* what dbopen was given */
+
+    /* Read by the handlers, on this connection's calling thread, except
+     * `interrupted`, which any thread may set. */
+    int64_t deadline; /* of the running call sequence; 0: none */
+    atomic_bool interrupted;
+    int late_ticks; /* timer ticks past the deadline in this batch */
+    bool timed_out; /* the batch hit its deadline or was interrupted */
+    bool dead;      /* never hand out again */
+    sg_err err;     /* first error reported in the batch */
+
+    /* Batch. */
+    bool in_batch;
+    bool rows_pending; /* the current result has unread rows */
+    bool tran_check;   /* the batch may have opened a transaction */
+    int64_t rows_affected;
+
+    /* Current result; arrays sized for cap columns. */
+    int n_cols;
+    int cap;
+    sg_column *cols;
+    sg_value *values;
+    char (*conv)[CONV_MAX]; /* per column scratch for converted values */
+    char (*names)[16];      /* per column type name */
+    int *scales;
+};
+
+/* --- Handlers ---------------------------------------------------------------- */
+
+static sg_driver_conn *conn_of(DBPROCESS *dbp)
+{
+    return dbp != NULL ? (sg_driver_conn *)dbgetuserdata(dbp) : NULL;
+}
+
+static int on_error(DBPROCESS *dbp, int severity, int dberr, int oserr, char *dberrstr,
+                    char *oserrstr)
+{
+    sg_driver_conn *c = conn_of(dbp);
+    if (dberr == SYBETIME) {
+        if (c == NULL) {
+            if (tl_login == NULL || sg_clock_ms() < tl_login->deadline)
+                return INT_TIMEOUT; /* keep waiting for the login */
+            if (tl_login->err.code == SG_OK)
+                sg_err_set(&tl_login->err, SG_DB_UNAVAILABLE, "login timed out");
+            return INT_CANCEL;
+        }
+        bool late = c->deadline != 0 && sg_clock_ms() >= c->deadline;
+        if (!late && !atomic_load(&c->interrupted))
+            return INT_CONTINUE;
+        c->timed_out = true;
+        if (c->late_ticks++ == 0)
+            return INT_TIMEOUT; /* ATTENTION; the connection survives an ack */
+        c->dead = true;
+        return INT_CANCEL;
+    }
+    sg_err *target = c != NULL ? &c->err : tl_login != NULL ? &tl_login->err : NULL;
+    if (dberr == SYBESMSG)
+        return INT_CANCEL; /* the server's message was recorded already */
+    if (target != NULL && target->code == SG_OK) {
+        const char *os = oserrstr != NULL && oserr != 0 ? oserrstr : NULL;
+        sg_err_set(target, SG_DB_UNAVAILABLE, "%s%s%s", dberrstr ? dberrstr : "db-lib error",
+                   os ? ": " : "", os ? os : "");
+    }
+    if (c != NULL && (dbdead(dbp) || dberr == SYBESEOF || dberr == SYBECONN))
+        c->dead = true;
+    return INT_CANCEL;
+}
+
+static int on_message(DBPROCESS *dbp, DBINT msgno, int msgstate, int severity, char *msgtext,
+                      char *srvname, char *procname, int line)
+{
+    if (severity <= 10)
+        return 0; /* informational: changed database, language, PRINT */
+    sg_driver_conn *c = conn_of(dbp);
+    sg_err *target = c != NULL ? &c->err : tl_login != NULL ? &tl_login->err : NULL;
+    if (target == NULL || target->code != SG_OK)
+        return 0;
+    if (c == NULL) {
+        /* A login refused by the server (18456 and friends). */
+        sg_err_set(target, SG_DB_UNAVAILABLE, "server refused the login: %s (error %ld)",
+                   msgtext ? msgtext : "", (long)msgno);
+        return 0;
+    }
+    sg_err_set(target, SG_SQL_ERROR, "%s", msgtext ? msgtext : "SQL error");
+    target->has_sql = true;
+    target->sql.number = msgno;
+    target->sql.severity = severity;
+    target->sql.state = msgstate;
+    target->sql.line = line;
+    return 0;
+}
+
+static void global_init(void)
+{
+    if (dbinit() == FAIL)
+        return;
+    dberrhandle(on_error);
+    dbmsghandle(on_message);
+    dbsetlogintime(1);
+    dbsettime(1);
+    init_ok = true;
+}
+
+/* --- Open and close -------------------------------------------------------- */
+
+static BYTE tds_version(const char *v)
+{
+    if (v != NULL && strcmp(v, "7.1") == 0)
+        return DBVERSION_71;
+    if (v != NULL && strcmp(v, "7.2") == 0)
+        return DBVERSION_72;
+    if (v != NULL && strcmp(v, "7.3") == 0)
+        return DBVERSION_73;
+    /* "auto": ask for 7.4; a server that speaks less answers with its own
+     * version and db-lib follows it down. */
+    return DBVERSION_74;
+}
+
+/* The section name a generated freetds.conf gives this database. */
+static void section_name(const sg_db_config *cfg, char *out, size_t n)
+{
+    snprintf(out, n, "sqlgate_%s", cfg->name);
+}
+
+/* Settings db-lib can only take from freetds.conf (encryption, CA file). */
+static bool needs_section(const sg_db_config *cfg)
+{
+    return cfg->encrypt != SG_ENCRYPT_REQUEST || cfg->ca_file != NULL;
+}
+
+static void conn_free(sg_driver_conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->dbp != NULL)
+        dbclose(c->dbp);
+    free(c->cols);
+    free(c->values);
+    free(c->conv);
+    free(c->names);
+    free(c->scales);
+    free(c);
+}
+
+static sg_driver_conn *ft_open(const sg_db_config *cfg, int64_t deadline_ms, sg_err *err)
+{
+    pthread_once(&init_once, global_init);
+    if (!init_ok) {
+        sg_err_set(err, SG_DB_UNAVAILABLE, "FreeTDS db-lib could not be initialised");
+        return NULL;
+    }
+    sg_driver_conn *c = calloc(1, sizeof *c);
+    LOGINREC *login = dblogin();
+    if (c == NULL || login == NULL) {
+        free(c);
+        if (login != NULL)
+            dbloginfree(login);
+        sg_err_set(err, SG_INTERNAL, "out of memory");
+        return NULL;
+    }
+    c->cfg = cfg;
+    atomic_init(&c->interrupted, false);
+    if (needs_section(cfg))
+        section_name(cfg, c->server, sizeof c->server);
+    else if (strchr(cfg->host, ':') != NULL)
+        snprintf(c->server, sizeof c->server, "[%s]:%d", cfg->host, cfg->port);
+    else
+        snprintf(c->server, sizeof c->server, "%s:%d", cfg->host, cfg->port);
+
+    if (cfg->user != NULL)
+        DBSETLUSER(login, cfg->user);
+    if (cfg->password != NULL)
+        DBSETLPWD(login, cfg->password);
+    DBSETLAPP(login, cfg->app_name);
+    DBSETLCHARSET(login, "UTF-8");
+    DBSETLVERSION(login, tds_version(cfg->tds_version));
+    if (cfg->database != NULL)
+        DBSETLDBNAME(login, cfg->database);
+    if (cfg->read_only)
+        DBSETLREADONLY(login, TRUE);
+
+    login_ctx ctx = {.deadline = deadline_ms};
+    tl_login = &ctx;
+    c->dbp = dbopen(login, c->server);
+    tl_login = NULL;
+    /* The login record holds the password: wipe it before it is freed. */
+    if (cfg->password != NULL)
+        DBSETLPWD(login, "");
+    dbloginfree(login);
+    if (c->dbp == NULL) {
+        if (ctx.err.code == SG_OK)
+            sg_err_set(&ctx.err, SG_DB_UNAVAILABLE, "cannot connect");
+        sg_err_set(err, SG_DB_UNAVAILABLE, "%s:%d: %s", cfg->host, cfg->port, ctx.err.message);
+        conn_free(c);
+        return NULL;
+    }
+    dbsetuserdata(c->dbp, (BYTE *)c);
+    return c;
+}
+
+static void ft_close(sg_driver_conn *c)
+{
+    conn_free(c);
+}
+
+/* --- Batches ----------------------------------------------------------------- */
+
+static void batch_reset(sg_driver_conn *c, int64_t deadline)
+{
+    c->deadline = deadline;
+    atomic_store(&c->interrupted, false);
+    c->late_ticks = 0;
+    c->timed_out = false;
+    sg_err_clear(&c->err);
+    c->rows_affected = 0;
+    c->rows_pending = false;
+    c->n_cols = 0;
+}
+
+/* The error for a failed db-lib call, from what the handlers saw. */
+static int batch_error(sg_driver_conn *c, sg_err *err)
+{
+    if (c->timed_out) {
+        if (atomic_load(&c->interrupted))
+            return sg_err_set(err, SG_QUERY_TIMEOUT, "query cancelled");
+        return sg_err_set(err, SG_QUERY_TIMEOUT, "query exceeded its timeout");
+    }
+    if (c->dead || dbdead(c->dbp)) {
+        c->dead = true;
+        if (c->err.code == SG_OK || c->err.code == SG_SQL_ERROR)
+            return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection to the server was lost%s%s",
+                              c->err.code != SG_OK ? ": " : "", c->err.message);
+        sg_err_copy(err, &c->err);
+        err->code = SG_DB_UNAVAILABLE;
+        return -1;
+    }
+    if (c->err.code != SG_OK) {
+        sg_err_copy(err, &c->err);
+        return -1;
+    }
+    return sg_err_set(err, SG_INTERNAL, "db-lib call failed without a reason");
+}
+
+/* Would this batch be able to leave a transaction open? Checked afterwards
+ * with @@TRANCOUNT; the common batch that cannot is spared the round trip. */
+static bool may_open_transaction(const char *sql)
+{
+    static const char *const words[] = {"tran", "exec", "implicit_transactions"};
+    for (const char *p = sql; *p != '\0'; p++)
+        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+            if (strncasecmp(p, words[i], strlen(words[i])) == 0)
+                return true;
+    return false;
+}
+
+static const char *declared_type(const sg_value *v)
+{
+    switch (v->type) {
+    case SG_V_INT:
+        return "bigint";
+    case SG_V_FLOAT:
+        return "float";
+    case SG_V_BOOL:
+        return "bit";
+    case SG_V_BINARY:
+        return "varbinary(max)";
+    default:
+        return "nvarchar(max)";
+    }
+}
+
+/* sp_executesql's parameter list, e.g. "@id bigint,@name nvarchar(max)". */
+static char *declarations(const sg_param *params, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(params[i].name) + strlen(declared_type(&params[i].value)) + 3;
+    char *d = malloc(len);
+    if (d == NULL)
+        return NULL;
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++)
+        used += (size_t)snprintf(d + used, len - used, "%s@%s %s", i ? "," : "", params[i].name,
+                                 declared_type(&params[i].value));
+    d[used] = '\0';
+    return d;
+}
+
+/* Values of the scalar parameters, which db-lib copies at dbrpcsend. */
+typedef union param_slot {
+    DBBIGINT i;
+    DBFLT8 f;
+    DBBIT b;
+} param_slot;
+
+static int send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n,
+                    sg_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((params[i].value.type == SG_V_TEXT || params[i].value.type == SG_V_BINARY) &&
+            params[i].value.u.s.len == 0)
+            return sg_err_set(err, SG_BAD_REQUEST,
+                              "params.%s: db-lib cannot send an empty string to SQL Server (it "
+                              "would arrive as NULL); use null or N'' in the SQL",
+                              params[i].name);
+    char *decl = declarations(params, n);
+    param_slot *slots = calloc(n, sizeof *slots);
+    char(*names)[140] = calloc(n, sizeof *names);
+    int rc = -1;
+    if (decl == NULL || slots == NULL || names == NULL) {
+        sg_err_set(err, SG_INTERNAL, "out of memory");
+        goto done;
+    }
+    if (dbrpcinit(c->dbp, "sp_executesql", 0) == FAIL ||
+        dbrpcparam(c->dbp, "@stmt", 0, SYBVARCHAR, -1, (DBINT)strlen(sql), (BYTE *)sql) == FAIL ||
+        dbrpcparam(c->dbp, "@params", 0, SYBVARCHAR, -1, (DBINT)strlen(decl), (BYTE *)decl) ==
+            FAIL) {
+        batch_error(c, err);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sg_value *v = &params[i].value;
+        snprintf(names[i], sizeof names[i], "@%s", params[i].name);
+        RETCODE r;
+        switch (v->type) {
+        case SG_V_INT:
+            slots[i].i = v->u.i;
+            r = dbrpcparam(c->dbp, names[i], 0, SYBINT8, -1, -1, (BYTE *)&slots[i].i);
+            break;
+        case SG_V_FLOAT:
+            slots[i].f = v->u.f;
+            r = dbrpcparam(c->dbp, names[i], 0, SYBFLT8, -1, -1, (BYTE *)&slots[i].f);
+            break;
+        case SG_V_BOOL:
+            slots[i].b = v->u.b ? 1 : 0;
+            r = dbrpcparam(c->dbp, names[i], 0, SYBBIT, -1, -1, (BYTE *)&slots[i].b);
+            break;
+        case SG_V_TEXT:
+            r = dbrpcparam(c->dbp, names[i], 0, SYBVARCHAR, -1, (DBINT)v->u.s.len,
+                           (BYTE *)v->u.s.ptr);
+            break;
+        case SG_V_BINARY:
+            r = dbrpcparam(c->dbp, names[i], 0, SYBVARBINARY, -1, (DBINT)v->u.s.len,
+                           (BYTE *)v->u.s.ptr);
+            break;
+        default:
+            r = dbrpcparam(c->dbp, names[i], 0, SYBVARCHAR, -1, 0, NULL);
+            break;
+        }
+        if (r == FAIL) {
+            batch_error(c, err);
+            goto done;
+        }
+    }
+    if (dbrpcsend(c->dbp) == FAIL || dbsqlok(c->dbp) == FAIL) {
+        batch_error(c, err);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(decl);
+    free(slots);
+    free(names);
+    return rc;
+}
+
+/* Brings the connection back to rest after a failure inside a batch. */
+static void settle(sg_driver_conn *c)
+{
+    if (!c->dead && !dbdead(c->dbp) && dbcancel(c->dbp) == FAIL)
+        c->dead = true;
+    c->in_batch = false;
+}
+
+static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n_params,
+                   int64_t deadline_ms, sg_err *err)
+{
+    if (c->dead)
+        return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection is broken");
+    batch_reset(c, deadline_ms);
+    c->in_batch = true;
+    c->tran_check = may_open_transaction(sql);
+    int rc;
+    if (n_params == 0) {
+        rc = dbcmd(c->dbp, sql) == FAIL || dbsqlexec(c->dbp) == FAIL ? batch_error(c, err) : 0;
+    } else {
+        rc = send_rpc(c, sql, params, n_params, err);
+    }
+    if (rc != 0)
+        settle(c);
+    return rc;
+}
+
+static const char *type_name(int type, char *buf, size_t n)
+{
+    switch (type) {
+    case SYBINT1:
+        return "tinyint";
+    case SYBINT2:
+        return "smallint";
+    case SYBINT4:
+        return "int";
+    case SYBINT8:
+        return "bigint";
+    case SYBBIT:
+    case SYBBITN:
+        return "bit";
+    case SYBFLT8:
+        return "float";
+    case SYBREAL:
+        return "real";
+    case SYBDECIMAL:
+        return "decimal";
+    case SYBNUMERIC:
+        return "numeric";
+    case SYBMONEY:
+        return "money";
+    case SYBMONEY4:
+        return "smallmoney";
+    case SYBCHAR:
+    case SYBVARCHAR:
+        return "nvarchar"; /* db-lib shows char and nchar alike */
+    case SYBTEXT:
+        return "ntext";
+    case SYBBINARY:
+    case SYBVARBINARY:
+        return "varbinary";
+    case SYBIMAGE:
+        return "image";
+    case SYBMSDATE:
+        return "date";
+    case SYBMSTIME:
+        return "time";
+    case SYBMSDATETIME2:
+        return "datetime2";
+    case SYBMSDATETIMEOFFSET:
+        return "datetimeoffset";
+    case SYBDATETIME:
+        return "datetime";
+    case SYBDATETIME4:
+        return "smalldatetime";
+    case SG_SYBUNIQUE:
+        return "uniqueidentifier";
+    default:
+        snprintf(buf, n, "type%d", type);
+        return buf;
+    }
+}
+
+static int grow_columns(sg_driver_conn *c, int n, sg_err *err)
+{
+    if (n <= c->cap)
+        return 0;
+    sg_column *cols = realloc(c->cols, (size_t)n * sizeof *cols);
+    if (cols != NULL)
+        c->cols = cols;
+    sg_value *values = realloc(c->values, (size_t)n * sizeof *values);
+    if (values != NULL)
+        c->values = values;
+    char(*conv)[CONV_MAX] = realloc(c->conv, (size_t)n * sizeof *conv);
+    if (conv != NULL)
+        c->conv = conv;
+    char(*names)[16] = realloc(c->names, (size_t)n * sizeof *names);
+    if (names != NULL)
+        c->names = names;
+    int *scales = realloc(c->scales, (size_t)n * sizeof *scales);
+    if (scales != NULL)
+        c->scales = scales;
+    if (cols == NULL || values == NULL || conv == NULL || names == NULL || scales == NULL)
+        return sg_err_set(err, SG_INTERNAL, "out of memory");
+    c->cap = n;
+    return 0;
+}
+
+static int describe(sg_driver_conn *c, int n, sg_err *err)
+{
+    if (grow_columns(c, n, err) != 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        const char *name = dbcolname(c->dbp, i + 1);
+        int type = dbcoltype(c->dbp, i + 1);
+        c->cols[i].name = name ? name : "";
+        c->cols[i].type = type_name(type, c->names[i], sizeof c->names[i]);
+        DBTYPEINFO *ti = dbcoltypeinfo(c->dbp, i + 1);
+        c->scales[i] = ti ? ti->scale : 7;
+        if (type == SYBDATETIME || type == SYBDATETIME4)
+            c->scales[i] = 3;
+    }
+    c->n_cols = n;
+    return 0;
+}
+
+static int ft_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_cols, sg_err *err)
+{
+    if (!c->in_batch)
+        return 0;
+    if (c->rows_pending && dbcanquery(c->dbp) == FAIL) {
+        c->rows_pending = false;
+        return batch_error(c, err);
+    }
+    c->rows_pending = false;
+    for (;;) {
+        RETCODE rc = dbresults(c->dbp);
+        if (rc == NO_MORE_RESULTS)
+            return 0;
+        if (rc == FAIL)
+            return batch_error(c, err);
+        int n = dbnumcols(c->dbp);
+        if (n > 0) {
+            if (describe(c, n, err) != 0)
+                return -1;
+            c->rows_pending = true;
+            *cols = c->cols;
+            *n_cols = (size_t)n;
+            return 1;
+        }
+        DBINT count = dbcount(c->dbp);
+        if (count > 0)
+            c->rows_affected += count;
+    }
+}
+
+/* ISO 8601 text of a date/time value (db-lib's own text depends on locale). */
+static int format_datetime(sg_driver_conn *c, int type, const BYTE *data, int scale, char *out)
+{
+    DBDATEREC2 r;
+    memset(&r, 0, sizeof r);
+    if (dbanydatecrack(c->dbp, &r, type, data) == FAIL)
+        return -1;
+    /* db-lib's record: year, quarter, month 0-11, day, ..., hour, minute,
+     * second, nanosecond, offset in minutes. */
+    const DBINT *f = (const DBINT *)&r;
+    int year = f[0], month = f[2] + 1, day = f[3], hour = f[7], minute = f[8], second = f[9];
+    long nanos = f[10];
+    int tz = f[11];
+    char frac[16] = "";
+    if (scale > 0) {
+        char digits[16];
+        snprintf(digits, sizeof digits, "%09ld", nanos < 0 || nanos > 999999999 ? 0 : nanos);
+        snprintf(frac, sizeof frac, ".%.*s", scale > 9 ? 9 : scale, digits);
+    }
+    switch (type) {
+    case SYBMSDATE:
+        snprintf(out, CONV_MAX, "%04d-%02d-%02d", year, month, day);
+        break;
+    case SYBMSTIME:
+        snprintf(out, CONV_MAX, "%02d:%02d:%02d%s", hour, minute, second, frac);
+        break;
+    case SYBMSDATETIMEOFFSET:
+        snprintf(out, CONV_MAX, "%04d-%02d-%02dT%02d:%02d:%02d%s%c%02d:%02d", year, month, day,
+                 hour, minute, second, frac, tz < 0 ? '-' : '+', abs(tz) / 60, abs(tz) % 60);
+        break;
+    default:
+        snprintf(out, CONV_MAX, "%04d-%02d-%02dT%02d:%02d:%02d%s", year, month, day, hour, minute,
+                 second, frac);
+        break;
+    }
+    return 0;
+}
+
+static void convert_value(sg_driver_conn *c, int i, sg_value *v)
+{
+    int col = i + 1;
+    BYTE *data = dbdata(c->dbp, col);
+    DBINT len = dbdatlen(c->dbp, col);
+    int type = dbcoltype(c->dbp, col);
+    if (data == NULL) {
+        v->type = SG_V_NULL;
+        return;
+    }
+    char *conv = c->conv[i];
+    switch (type) {
+    case SYBINT1:
+        v->type = SG_V_INT, v->u.i = *(const DBTINYINT *)data;
+        return;
+    case SYBINT2:
+        v->type = SG_V_INT, v->u.i = *(const DBSMALLINT *)data;
+        return;
+    case SYBINT4:
+        v->type = SG_V_INT, v->u.i = *(const DBINT *)data;
+        return;
+    case SYBINT8: {
+        DBBIGINT x;
+        memcpy(&x, data, sizeof x);
+        v->type = SG_V_INT, v->u.i = x;
+        return;
+    }
+    case SYBBIT:
+    case SYBBITN:
+        v->type = SG_V_BOOL, v->u.b = *data != 0;
+        return;
+    case SYBFLT8: {
+        DBFLT8 x;
+        memcpy(&x, data, sizeof x);
+        v->type = SG_V_FLOAT, v->u.f = x;
+        return;
+    }
+    case SYBREAL: {
+        DBREAL x;
+        memcpy(&x, data, sizeof x);
+        v->type = SG_V_FLOAT, v->u.f = x;
+        return;
+    }
+    case SYBCHAR:
+    case SYBVARCHAR:
+    case SYBTEXT:
+        v->type = SG_V_TEXT, v->u.s.ptr = (const char *)data, v->u.s.len = (size_t)len;
+        return;
+    case SYBBINARY:
+    case SYBVARBINARY:
+    case SYBIMAGE:
+        v->type = SG_V_BINARY, v->u.s.ptr = (const char *)data, v->u.s.len = (size_t)len;
+        return;
+    case SYBMSDATE:
+    case SYBMSTIME:
+    case SYBMSDATETIME2:
+    case SYBMSDATETIMEOFFSET:
+    case SYBDATETIME:
+    case SYBDATETIME4:
+        if (format_datetime(c, type, data, c->scales[i], conv) == 0) {
+            v->type = SG_V_TEXT, v->u.s.ptr = conv, v->u.s.len = strlen(conv);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    /* Exact text for decimal, numeric, money, uniqueidentifier and the rest. */
+    DBINT n = dbconvert(c->dbp, type, data, len, SYBCHAR, (BYTE *)conv, CONV_MAX - 1);
+    if (n < 0) {
+        v->type = SG_V_NULL;
+        return;
+    }
+    conv[n] = '\0';
+    while (n > 0 && conv[n - 1] == ' ')
+        conv[--n] = '\0';
+    v->type = SG_V_TEXT, v->u.s.ptr = conv, v->u.s.len = (size_t)n;
+}
+
+static int ft_next_row(sg_driver_conn *c, const sg_value **values, sg_err *err)
+{
+    if (!c->rows_pending)
+        return 0;
+    STATUS st = dbnextrow(c->dbp);
+    if (st == NO_MORE_ROWS) {
+        c->rows_pending = false;
+        return 0;
+    }
+    if (st != REG_ROW) {
+        if (st == FAIL) {
+            c->rows_pending = false;
+            return batch_error(c, err);
+        }
+        return 0; /* compute rows are not part of the contract */
+    }
+    for (int i = 0; i < c->n_cols; i++)
+        convert_value(c, i, &c->values[i]);
+    *values = c->values;
+    return 1;
+}
+
+static int64_t ft_rows_affected(sg_driver_conn *c)
+{
+    return c->rows_affected;
+}
+
+/* One integer from a statement run on c (after its batch ended). */
+static int scalar(sg_driver_conn *c, const char *sql, long *out)
+{
+    if (dbcmd(c->dbp, sql) == FAIL || dbsqlexec(c->dbp) == FAIL)
+        return -1;
+    int rc = -1;
+    while (dbresults(c->dbp) == SUCCEED) {
+        while (dbnextrow(c->dbp) == REG_ROW) {
+            BYTE *d = dbdata(c->dbp, 1);
+            DBINT v = 0;
+            if (d != NULL && dbconvert(c->dbp, dbcoltype(c->dbp, 1), d, dbdatlen(c->dbp, 1),
+                                       SYBINT4, (BYTE *)&v, sizeof v) > 0) {
+                *out = v;
+                rc = 0;
+            }
+        }
+    }
+    return rc;
+}
+
+static int ft_finish(sg_driver_conn *c)
+{
+    if (c->in_batch) {
+        c->in_batch = false;
+        c->rows_pending = false;
+        if (!c->dead && !dbdead(c->dbp) && dbcancel(c->dbp) == FAIL)
+            c->dead = true;
+        if (!c->dead && c->tran_check) {
+            long open = 0;
+            /* A connection left inside a transaction is never reused. */
+            if (scalar(c, "SELECT @@TRANCOUNT", &open) != 0 || open != 0)
+                c->dead = true;
+        }
+    }
+    c->deadline = 0;
+    if (c->dead || dbdead(c->dbp)) {
+        c->dead = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int ft_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg_err *err)
+{
+    if (ft_exec(c, sql, NULL, 0, deadline_ms, err) != 0)
+        return -1;
+    int rc = 0;
+    const sg_column *cols;
+    size_t n;
+    int more;
+    while ((more = ft_next_result(c, &cols, &n, err)) > 0) {
+        const sg_value *v;
+        int got;
+        while ((got = ft_next_row(c, &v, err)) > 0)
+            ;
+        if (got < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (more < 0)
+        rc = -1;
+    if (ft_finish(c) != 0 && rc == 0)
+        rc = sg_err_set(err, SG_DB_UNAVAILABLE, "the connection broke during the check");
+    return rc;
+}
+
+static void ft_interrupt(sg_driver_conn *c)
+{
+    atomic_store(&c->interrupted, true);
+}
+
+static bool ft_unusable(sg_driver_conn *c)
+{
+    return c->dead || dbdead(c->dbp);
+}
+
+/* --- freetds.conf for what db-lib only reads from there ---------------------- */
+
+/* The configuration file FreeTDS would read without us. */
+static const char *user_conf(char *buf, size_t n)
+{
+    const char *env = getenv("FREETDSCONF");
+    if (env != NULL)
+        return env;
+    const char *home = getenv("HOME");
+    if (home != NULL) {
+        snprintf(buf, n, "%s/.freetds.conf", home);
+        if (access(buf, R_OK) == 0)
+            return buf;
+    }
+    return "/etc/freetds/freetds.conf";
+}
+
+static char conf_path[64];
+
+static void remove_conf(void)
+{
+    if (conf_path[0] != '\0')
+        unlink(conf_path);
+}
+
+static int ft_prepare(const sg_config *cfg, sg_err *err)
+{
+    bool any = false;
+    for (size_t i = 0; i < cfg->n_databases; i++)
+        if (strcmp(cfg->databases[i].driver, "freetds") == 0 && needs_section(&cfg->databases[i]))
+            any = true;
+    if (!any)
+        return 0;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(conf_path, sizeof conf_path, "%.40s/sqlgate-freetds-XXXXXX", tmp ? tmp : "/tmp");
+    int fd = mkstemp(conf_path);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (out == NULL) {
+        if (fd >= 0)
+            close(fd);
+        conf_path[0] = '\0';
+        return sg_err_set(err, SG_INTERNAL,
+                          "cannot write a freetds.conf for the encryption "
+                          "settings");
+    }
+    /* Keep whatever the user's own file says, then add one section per
+     * database that needs settings db-lib's API cannot carry. */
+    char buf[512];
+    FILE *in = fopen(user_conf(buf, sizeof buf), "r");
+    if (in != NULL) {
+        size_t got;
+        char chunk[4096];
+        while ((got = fread(chunk, 1, sizeof chunk, in)) > 0)
+            fwrite(chunk, 1, got, out);
+        fclose(in);
+    }
+    static const char *const enc[] = {"off", "request", "require"};
+    for (size_t i = 0; i < cfg->n_databases; i++) {
+        const sg_db_config *d = &cfg->databases[i];
+        if (strcmp(d->driver, "freetds") != 0 || !needs_section(d))
+            continue;
+        section_name(d, buf, sizeof buf);
+        fprintf(out, "\n[%s]\n\thost = %s\n\tport = %d\n\tencryption = %s\n", buf, d->host, d->port,
+                enc[d->encrypt]);
+        if (d->ca_file != NULL)
+            fprintf(out, "\tca file = %s\n", d->ca_file);
+    }
+    if (fclose(out) != 0) {
+        remove_conf();
+        return sg_err_set(err, SG_INTERNAL, "cannot write a freetds.conf");
+    }
+    atexit(remove_conf);
+    setenv("FREETDSCONF", conf_path, 1);
+    return 0;
+}
+
+const sg_driver sg_driver_freetds = {
+    .name = "freetds",
+    .prepare = ft_prepare,
+    .open = ft_open,
+    .ping = ft_ping,
+    .exec = ft_exec,
+    .next_result = ft_next_result,
+    .next_row = ft_next_row,
+    .rows_affected = ft_rows_affected,
+    .finish = ft_finish,
+    .interrupt = ft_interrupt,
+    .unusable = ft_unusable,
+    .close = ft_close,
+};
