@@ -339,6 +339,15 @@ static char *declarations(const sg_param *params, size_t n)
     return d;
 }
 
+/* db-lib sends SYBVARCHAR as NVARCHAR only up to 4000 bytes; longer text
+ * would go as VARCHAR(8000) in the server's code page (cut at 8000 bytes,
+ * characters outside the code page refused), so it goes as NTEXT. The
+ * statement and the declarations follow the same rule as parameters. */
+static int text_type(size_t len)
+{
+    return len > 4000 ? SYBNTEXT : SYBVARCHAR;
+}
+
 /* Values of the scalar parameters, which db-lib copies at dbrpcsend. */
 typedef union param_slot {
     DBBIGINT i;
@@ -365,9 +374,10 @@ static int send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, 
         goto done;
     }
     if (dbrpcinit(c->dbp, "sp_executesql", 0) == FAIL ||
-        dbrpcparam(c->dbp, "@stmt", 0, SYBVARCHAR, -1, (DBINT)strlen(sql), (BYTE *)sql) == FAIL ||
-        dbrpcparam(c->dbp, "@params", 0, SYBVARCHAR, -1, (DBINT)strlen(decl), (BYTE *)decl) ==
-            FAIL) {
+        dbrpcparam(c->dbp, "@stmt", 0, text_type(strlen(sql)), -1, (DBINT)strlen(sql),
+                   (BYTE *)sql) == FAIL ||
+        dbrpcparam(c->dbp, "@params", 0, text_type(strlen(decl)), -1, (DBINT)strlen(decl),
+                   (BYTE *)decl) == FAIL) {
         batch_error(c, err);
         goto done;
     }
@@ -389,12 +399,13 @@ static int send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, 
             r = dbrpcparam(c->dbp, names[i], 0, SYBBIT, -1, -1, (BYTE *)&slots[i].b);
             break;
         case SG_V_TEXT:
-            r = dbrpcparam(c->dbp, names[i], 0, SYBVARCHAR, -1, (DBINT)v->u.s.len,
+            r = dbrpcparam(c->dbp, names[i], 0, text_type(v->u.s.len), -1, (DBINT)v->u.s.len,
                            (BYTE *)v->u.s.ptr);
             break;
         case SG_V_BINARY:
-            r = dbrpcparam(c->dbp, names[i], 0, SYBVARBINARY, -1, (DBINT)v->u.s.len,
-                           (BYTE *)v->u.s.ptr);
+            /* VARBINARY is cut at 8000 bytes; IMAGE carries any length. */
+            r = dbrpcparam(c->dbp, names[i], 0, v->u.s.len > 8000 ? SYBIMAGE : SYBVARBINARY, -1,
+                           (DBINT)v->u.s.len, (BYTE *)v->u.s.ptr);
             break;
         default:
             r = dbrpcparam(c->dbp, names[i], 0, SYBVARCHAR, -1, 0, NULL);

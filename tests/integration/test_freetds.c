@@ -1,0 +1,870 @@
+/* Integration: sqlgate with a SQL Server database through FreeTDS, against the
+ * project's standalone TDS test server (tests/tds, SQLite behind TDS 7.x).
+ *
+ * Every test gets a fresh directory, its own tds-testserver ($TDS_TESTSERVER,
+ * SQLite :memory:, ports from --port-file/--control-port-file) and its own
+ * sqlgate with two databases: "core" on the TDS server and "app" on SQLite.
+ * The TDS server is a child of the test process with PR_SET_PDEATHSIG, so it
+ * dies with the test even when Check ends a failed test with _exit(); the
+ * teardown stops it otherwise. sqlgate runs with FREETDSCONF=/dev/null and
+ * TMPDIR in the test's directory.
+ *
+ * The password of the TDS login contains SECRET; no log line, health report or
+ * error may ever show it.
+ */
+#include <check.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "harness.h"
+
+#define TDS_USER     "sa"
+#define TDS_PASSWORD "Pw-SECRET-8642"
+#define TDS_DB       "testdb"
+#define CORE_Q       "/v1/databases/core/query"
+#define APP_Q        "/v1/databases/app/query"
+
+/* --- The TDS test server as a child process ---------------------------------- */
+
+typedef struct tds_child {
+    pid_t pid;
+    int port;
+    int cport; /* control channel */
+} tds_child;
+
+/* Per-test state, set up and torn down by the checked fixture. */
+static char *g_dir;
+static proc *g_svc;
+static tds_child g_tds;
+static int g_tds_starts; /* names the port files of each start */
+
+static int read_port_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    int port = 0;
+    if (fscanf(f, "%d", &port) != 1)
+        port = 0;
+    fclose(f);
+    return port;
+}
+
+static void tds_stop(tds_child *t)
+{
+    if (t->pid <= 0)
+        return;
+    kill(t->pid, SIGTERM);
+    int64_t deadline = now_ms() + 5000;
+    while (waitpid(t->pid, NULL, WNOHANG) == 0) {
+        if (now_ms() >= deadline) {
+            kill(t->pid, SIGKILL);
+            waitpid(t->pid, NULL, 0);
+            break;
+        }
+        sleep_ms(10);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+/* Starts tds-testserver on `port` (0: a free one) in g_dir and waits (10 s)
+ * until it has written both port files. */
+static void tds_start(tds_child *t, int port)
+{
+    const char *bin = getenv("TDS_TESTSERVER");
+    ck_assert_msg(bin != NULL && access(bin, X_OK) == 0,
+                  "TDS_TESTSERVER is not set to an executable (%s)", bin ? bin : "unset");
+    int n = ++g_tds_starts;
+    char port_file[600], cport_file[600], out_file[600], port_arg[16];
+    snprintf(port_file, sizeof port_file, "%s/tds-port-%d", g_dir, n);
+    snprintf(cport_file, sizeof cport_file, "%s/tds-cport-%d", g_dir, n);
+    snprintf(out_file, sizeof out_file, "%s/tds-out-%d.log", g_dir, n);
+    snprintf(port_arg, sizeof port_arg, "%d", port);
+    char *const argv[] = {(char *)bin,  "--user",
+                          TDS_USER,     "--password",
+                          TDS_PASSWORD, "--database",
+                          TDS_DB,       "--sqlite",
+                          ":memory:",   "--port",
+                          port_arg,     "--port-file",
+                          port_file,    "--control-port-file",
+                          cport_file,   NULL};
+    int out = open(out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ck_assert_int_ge(out, 0);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+#ifdef __linux__
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+        if (getppid() != parent)
+            _exit(127);
+        if (dup2(out, 1) < 0 || dup2(out, 2) < 0)
+            _exit(126);
+        execv(bin, argv);
+        _exit(127);
+    }
+    close(out);
+    t->pid = pid;
+    int64_t deadline = now_ms() + scaled_ms(10000);
+    while ((t->port = read_port_file(port_file)) == 0 ||
+           (t->cport = read_port_file(cport_file)) == 0) {
+        int st;
+        ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "tds-testserver exited at start (see %s)",
+                      out_file);
+        ck_assert_msg(now_ms() < deadline, "tds-testserver wrote no port files in time");
+        sleep_ms(20);
+    }
+    if (port != 0)
+        ck_assert_int_eq(t->port, port);
+}
+
+/* Sends one control command; returns the reply line in out (without the
+ * newline). The reply must start with "OK". */
+static void tds_ctl(const tds_child *t, const char *cmd, char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)t->cport);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "control connect: %s",
+                  strerror(errno));
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s\n", cmd);
+    ck_assert_int_eq(send(fd, line, (size_t)n, MSG_NOSIGNAL), n);
+    size_t got = 0;
+    while (got + 1 < cap) {
+        ssize_t r = recv(fd, out + got, 1, 0);
+        if (r <= 0 || out[got] == '\n')
+            break;
+        got++;
+    }
+    out[got] = '\0';
+    close(fd);
+    ck_assert_msg(strncmp(out, "OK", 2) == 0, "control %s: %s", cmd, out);
+}
+
+/* One counter from STATS. */
+static long tds_stat(const tds_child *t, const char *name)
+{
+    char reply[512], key[64];
+    tds_ctl(t, "STATS", reply, sizeof reply);
+    snprintf(key, sizeof key, " %s=", name);
+    const char *p = strstr(reply, key);
+    ck_assert_msg(p != NULL, "STATS has no %s: %s", name, reply);
+    return strtol(p + strlen(key), NULL, 10);
+}
+
+/* A loopback port nothing listens on (bound, then closed). */
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* --- Fixture ------------------------------------------------------------------ */
+
+static void setup(void)
+{
+    g_dir = tmp_dir_new();
+    ck_assert_ptr_nonnull(g_dir);
+    g_svc = NULL;
+    memset(&g_tds, 0, sizeof g_tds);
+}
+
+static void teardown(void)
+{
+    proc_free(g_svc);
+    g_svc = NULL;
+    tds_stop(&g_tds);
+    tmp_dir_free(g_dir);
+    g_dir = NULL;
+}
+
+/* --- The service ---------------------------------------------------------------- */
+
+#define ENV_MAX 40
+
+/* The environment of one sqlgate run: owned strings. */
+typedef struct envb {
+    char *items[ENV_MAX + 1];
+    size_t n;
+} envb;
+
+static void env_add(envb *e, const char *fmt, ...) HX_PRINTF(2, 3);
+
+static void env_add(envb *e, const char *fmt, ...)
+{
+    ck_assert_uint_lt(e->n, ENV_MAX);
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    e->items[e->n] = strdup(buf);
+    ck_assert_ptr_nonnull(e->items[e->n]);
+    e->n++;
+    e->items[e->n] = NULL;
+}
+
+static void env_free(envb *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->items[i]);
+    e->n = 0;
+}
+
+/* Service-wide settings and the app database; core is up to the caller. */
+static void env_base(envb *e)
+{
+    memset(e, 0, sizeof *e);
+    env_add(e, "SQLGATE_LISTEN=127.0.0.1:0");
+    env_add(e, "SQLGATE_DATABASES=core,app");
+    env_add(e, "SQLGATE_LOG_LEVEL=debug");
+    env_add(e, "APP_DB_PATH=%s/app.db", g_dir);
+    env_add(e, "FREETDSCONF=/dev/null");
+    env_add(e, "TMPDIR=%s", g_dir);
+}
+
+/* core on the TDS server at port, with the variables one by one. */
+static void env_core(envb *e, int port, const char *password)
+{
+    env_add(e, "CORE_DB_HOST=127.0.0.1");
+    env_add(e, "CORE_DB_PORT=%d", port);
+    env_add(e, "CORE_DB_USER=" TDS_USER);
+    env_add(e, "CORE_DB_PASSWORD=%s", password);
+    env_add(e, "CORE_DB_NAME=" TDS_DB);
+    env_add(e, "CORE_DB_TDS_VERSION=7.4");
+}
+
+static proc *start_svc(envb *e, bool wait_ready)
+{
+    proc_free(g_svc);
+    g_svc = proc_start((const char *const *)e->items, g_dir, wait_ready);
+    env_free(e);
+    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
+    return g_svc;
+}
+
+/* The usual run: TDS server up, core and app configured, both ready. */
+static proc *start_all(const char *extra)
+{
+    tds_start(&g_tds, 0);
+    envb e;
+    env_base(&e);
+    env_core(&e, g_tds.port, TDS_PASSWORD);
+    if (extra != NULL)
+        env_add(&e, "%s", extra);
+    return start_svc(&e, true);
+}
+
+#define ASSERT_NO_SECRET(text)                                                                     \
+    ck_assert_msg(strstr((text), "SECRET") == NULL, "a password was shown:\n%s", (text))
+
+/* sqlgate's stderr never shows a password. */
+static void assert_logs_clean(const proc *p)
+{
+    char *err = proc_stderr(p);
+    ck_assert_ptr_nonnull(err);
+    ASSERT_NO_SECRET(err);
+    free(err);
+}
+
+/* POSTs {"sql": sql} to path. */
+static void post_sql(const proc *p, const char *path, const char *sql, http_resp *r)
+{
+    http_postf(p, path, r, "{s:s}", "sql", sql);
+}
+
+static void run_ok(const proc *p, const char *sql)
+{
+    http_resp r;
+    post_sql(p, CORE_Q, sql, &r);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+}
+
+/* Polls /health until databases.<name>.state is `state`; returns the last
+ * report (new reference) or NULL on timeout. */
+static json_t *wait_db_state(const proc *p, const char *name, const char *state, int timeout_ms)
+{
+    char path[128];
+    snprintf(path, sizeof path, "databases.%s.state", name);
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        http_resp r;
+        http_get(p, "/health", &r);
+        const char *s = jstr(r.json, path);
+        if (s != NULL && strcmp(s, state) == 0) {
+            json_t *report = json_incref(r.json);
+            http_resp_free(&r);
+            return report;
+        }
+        http_resp_free(&r);
+        if (now_ms() >= deadline)
+            return NULL;
+        sleep_ms(50);
+    }
+}
+
+static void assert_retry_after(const http_resp *r)
+{
+    const char *ra = http_header_get(r, "Retry-After");
+    ck_assert_msg(ra != NULL && ra[0] != '\0' && strspn(ra, "0123456789") == strlen(ra),
+                  "Retry-After '%s' is not a number of seconds", ra ? ra : "(none)");
+}
+
+/* core is down (critical), app is fine: the shape every failed login gives. */
+static void assert_core_down(const proc *p)
+{
+    json_t *report = wait_db_state(p, "core", "down", scaled_ms(20000));
+    ck_assert_msg(report != NULL, "core was never reported down");
+    json_decref(report);
+    report = wait_db_state(p, "app", "ready", scaled_ms(20000));
+    ck_assert_msg(report != NULL, "app never became ready");
+    json_decref(report);
+
+    http_resp r;
+    http_get(p, "/health", &r);
+    ASSERT_STATUS(&r, 503);
+    ck_assert(json_is_false(jget(r.json, "healthy")));
+    ck_assert_str_eq(jstr(r.json, "status"), "down");
+    json_t *core = jget(r.json, "databases.core");
+    ck_assert(json_is_false(jget(core, "healthy")));
+    ck_assert(json_is_true(jget(core, "critical")));
+    ck_assert_str_eq(jstr(core, "error.code"), "DB_UNAVAILABLE");
+    const char *why = jstr(core, "error.message");
+    ck_assert_msg(why != NULL && why[0] != '\0', "core is down without a reason");
+    ASSERT_NO_SECRET(r.body);
+    ck_assert_str_eq(jstr(r.json, "databases.app.state"), "ready");
+    ck_assert(json_is_true(jget(r.json, "databases.app.healthy")));
+    http_resp_free(&r);
+
+    http_get(p, "/health/core", &r);
+    ASSERT_STATUS(&r, 503);
+    ASSERT_NO_SECRET(r.body);
+    http_resp_free(&r);
+
+    int64_t t0 = now_ms();
+    post_sql(p, CORE_Q, "SELECT 1 AS one", &r);
+    ASSERT_ERROR(&r, 503, "DB_UNAVAILABLE");
+    assert_retry_after(&r);
+    ASSERT_NO_SECRET(r.body);
+    ck_assert_msg(now_ms() - t0 < scaled_ms(5000), "a query to a down database took %lld ms",
+                  (long long)(now_ms() - t0));
+    http_resp_free(&r);
+
+    post_sql(p, APP_Q, "SELECT 40 + 2 AS v", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.v", -1), 42);
+    http_resp_free(&r);
+
+    http_get(p, "/v1/databases/core", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_str_eq(jstr(r.json, "driver"), "freetds");
+    ASSERT_NO_SECRET(r.body);
+    http_resp_free(&r);
+}
+
+/* ===== Tests ======================================================================= */
+
+START_TEST(health_both_ready)
+{
+    proc *p = start_all(NULL);
+    http_resp r;
+    http_get(p, "/health", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert(json_is_true(jget(r.json, "healthy")));
+    ck_assert_str_eq(jstr(r.json, "status"), "up");
+    ck_assert_str_eq(jstr(r.json, "databases.core.state"), "ready");
+    ck_assert(json_is_true(jget(r.json, "databases.core.healthy")));
+    ck_assert(json_is_null(jget(r.json, "databases.core.error")));
+    ck_assert_str_eq(jstr(r.json, "databases.app.state"), "ready");
+    ASSERT_NO_SECRET(r.body);
+    http_resp_free(&r);
+
+    http_get(p, "/v1/databases", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_str_eq(jstr(r.json, "databases.0.name"), "core");
+    ck_assert_str_eq(jstr(r.json, "databases.0.driver"), "freetds");
+    ck_assert_str_eq(jstr(r.json, "databases.1.driver"), "sqlite");
+    ASSERT_NO_SECRET(r.body);
+    http_resp_free(&r);
+
+    post_sql(p, CORE_Q, "SELECT DB_NAME() AS db, @@VERSION AS v", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_str_eq(jstr(r.json, "results.0.rows.0.db"), TDS_DB);
+    ck_assert_ptr_nonnull(strstr(jstr(r.json, "results.0.rows.0.v"), "TDS test server"));
+    http_resp_free(&r);
+    ck_assert_int_ge(tds_stat(&g_tds, "logins"), 1);
+    assert_logs_clean(p);
+}
+END_TEST
+
+#define NONASCII "h\xc3\xa9llo w\xc3\xb6rld \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80"
+
+START_TEST(types_as_json)
+{
+    proc *p = start_all(NULL);
+    run_ok(p, "CREATE TABLE t (id INT PRIMARY KEY, i INT, bi BIGINT, si SMALLINT, ti TINYINT, "
+              "b BIT, f FLOAT, r REAL, d DECIMAL(12,2), n NUMERIC(20,5), m MONEY, sm SMALLMONEY, "
+              "nv NVARCHAR(50), vb VARBINARY(16), dt DATE, tm TIME(3), d2 DATETIME2, "
+              "dto DATETIMEOFFSET, g UNIQUEIDENTIFIER, od DATETIME)");
+    run_ok(p, "INSERT INTO t VALUES (1, 2147483647, 9007199254740993, -32768, 255, 1, 1.5, "
+              "2.25, 1234567.89, -1.00001, 12.3456, -3.5, N'" NONASCII "', X'00DEADBEEF00', "
+              "'2024-02-29', '23:59:58.123', '2024-01-31 12:34:56.1234567', "
+              "'2024-01-31 12:34:56.5 +01:00', '6F9619FF-8B86-D011-B42D-00C04FC964FF', "
+              "'2024-01-31 01:02:03.123');"
+              "INSERT INTO t (id, bi, b, dto) VALUES (2, 9007199254740992, 0, "
+              "'1999-12-31 23:00:00 -05:30');"
+              "INSERT INTO t (id, bi) VALUES (3, -9007199254740993);"
+              "INSERT INTO t (id) VALUES (4)");
+    http_resp r;
+    post_sql(p, CORE_Q, "SELECT * FROM t ORDER BY id", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 4);
+    static const char *const cols[][2] = {{"id", "int"},
+                                          {"i", "int"},
+                                          {"bi", "bigint"},
+                                          {"si", "smallint"},
+                                          {"ti", "tinyint"},
+                                          {"b", "bit"},
+                                          {"f", "float"},
+                                          {"r", "real"},
+                                          {"d", "decimal"},
+                                          {"n", "numeric"},
+                                          {"m", "money"},
+                                          {"sm", "smallmoney"},
+                                          {"nv", "nvarchar"},
+                                          {"vb", "varbinary"},
+                                          {"dt", "date"},
+                                          {"tm", "time"},
+                                          {"d2", "datetime2"},
+                                          {"dto", "datetimeoffset"},
+                                          {"g", "uniqueidentifier"},
+                                          {"od", "datetime"}};
+    json_t *columns = jget(r.json, "results.0.columns");
+    ck_assert_uint_eq(json_array_size(columns), sizeof cols / sizeof cols[0]);
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        json_t *c = json_array_get(columns, i);
+        ck_assert_str_eq(jstr(c, "name"), cols[i][0]);
+        ck_assert_msg(strcmp(jstr(c, "type"), cols[i][1]) == 0, "column %s typed %s, not %s",
+                      cols[i][0], jstr(c, "type"), cols[i][1]);
+    }
+    json_t *row = jget(r.json, "results.0.rows.0");
+    ck_assert(json_is_integer(jget(row, "i")));
+    ck_assert_int_eq(jint(row, "i", 0), 2147483647);
+    ck_assert_str_eq(jstr(row, "bi"), "9007199254740993");
+    ck_assert_int_eq(jint(row, "si", 0), -32768);
+    ck_assert_int_eq(jint(row, "ti", 0), 255);
+    ck_assert(json_is_true(jget(row, "b")));
+    ck_assert(json_is_real(jget(row, "f")) && jnum(row, "f", 0) == 1.5);
+    ck_assert(jnum(row, "r", 0) == 2.25);
+    ck_assert_str_eq(jstr(row, "d"), "1234567.89");
+    ck_assert_str_eq(jstr(row, "n"), "-1.00001");
+    ck_assert_str_eq(jstr(row, "m"), "12.3456");
+    ck_assert_str_eq(jstr(row, "sm"), "-3.5000");
+    ck_assert_str_eq(jstr(row, "nv"), NONASCII);
+    ck_assert_str_eq(jstr(row, "vb"), "AN6tvu8A");
+    ck_assert_str_eq(jstr(row, "dt"), "2024-02-29");
+    ck_assert_str_eq(jstr(row, "tm"), "23:59:58.123");
+    ck_assert_str_eq(jstr(row, "d2"), "2024-01-31T12:34:56.1234567");
+    ck_assert_str_eq(jstr(row, "dto"), "2024-01-31T12:34:56.5000000+01:00");
+    ck_assert_str_eq(jstr(row, "g"), "6F9619FF-8B86-D011-B42D-00C04FC964FF");
+    ck_assert_str_eq(jstr(row, "od"), "2024-01-31T01:02:03.123");
+
+    row = jget(r.json, "results.0.rows.1");
+    ck_assert_msg(json_is_integer(jget(row, "bi")), "2^53 is not a JSON number");
+    ck_assert(jint(row, "bi", 0) == 9007199254740992LL);
+    ck_assert(json_is_false(jget(row, "b")));
+    ck_assert_str_eq(jstr(row, "dto"), "1999-12-31T23:00:00.0000000-05:30");
+    ck_assert_str_eq(jstr(r.json, "results.0.rows.2.bi"), "-9007199254740993");
+
+    row = jget(r.json, "results.0.rows.3");
+    for (size_t i = 1; i < sizeof cols / sizeof cols[0]; i++)
+        ck_assert_msg(json_is_null(jget(row, cols[i][0])), "%s of the NULL row is not null",
+                      cols[i][0]);
+    http_resp_free(&r);
+
+    /* rows_as arrays keeps the same values. */
+    http_postf(p, CORE_Q, &r, "{s:s, s:s}", "sql", "SELECT id, bi, vb FROM t WHERE id = 1",
+               "rows_as", "arrays");
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.0", -1), 1);
+    ck_assert_str_eq(jstr(r.json, "results.0.rows.0.1"), "9007199254740993");
+    ck_assert_str_eq(jstr(r.json, "results.0.rows.0.2"), "AN6tvu8A");
+    http_resp_free(&r);
+    assert_logs_clean(p);
+}
+END_TEST
+
+START_TEST(parameters_round_trip)
+{
+    proc *p = start_all(NULL);
+    http_resp r;
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:i, s:I, s:f, s:s, s:b, s:b, s:n}}", "sql",
+               "SELECT @i AS i, @big AS big, @f AS f, @t AS t, @yes AS yes, @no AS no, @nul AS nul",
+               "params", "i", 42, "big", (json_int_t)-9007199254740993LL, "f", 2.5, "t", NONASCII,
+               "yes", 1, "no", 0, "nul");
+    ASSERT_STATUS(&r, 200);
+    json_t *row = jget(r.json, "results.0.rows.0");
+    ck_assert_int_eq(jint(row, "i", 0), 42);
+    ck_assert_str_eq(jstr(row, "big"), "-9007199254740993");
+    ck_assert(jnum(row, "f", 0) == 2.5);
+    ck_assert_str_eq(jstr(row, "t"), NONASCII);
+    ck_assert(json_is_true(jget(row, "yes")));
+    ck_assert(json_is_false(jget(row, "no")));
+    ck_assert(json_is_null(jget(row, "nul")));
+    http_resp_free(&r);
+
+    /* Non-ASCII text stored and read back, short and longer than 4000 bytes. */
+    run_ok(p, "CREATE TABLE notes (id INT, s NVARCHAR(MAX))");
+    size_t n = 3000;
+    char *lng = malloc(n * 3 + 1);
+    ck_assert_ptr_nonnull(lng);
+    for (size_t i = 0; i < n; i++)
+        memcpy(lng + 3 * i, "\xe6\x97\xa5", 3);
+    lng[n * 3] = '\0';
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:s, s:s}}", "sql",
+               "INSERT INTO notes VALUES (1, @a); INSERT INTO notes VALUES (2, @b)", "params", "a",
+               NONASCII, "b", lng);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+    post_sql(p, CORE_Q, "SELECT s, LEN(s) AS n FROM notes ORDER BY id", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_str_eq(jstr(r.json, "results.0.rows.0.s"), NONASCII);
+    ck_assert_msg(jstr(r.json, "results.0.rows.1.s") != NULL &&
+                      strcmp(jstr(r.json, "results.0.rows.1.s"), lng) == 0,
+                  "a 9000-byte text parameter did not come back whole (%zu bytes)",
+                  jstr(r.json, "results.0.rows.1.s") ? strlen(jstr(r.json, "results.0.rows.1.s"))
+                                                     : 0);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.1.n", -1), (json_int_t)n);
+    http_resp_free(&r);
+    free(lng);
+
+    /* An empty string cannot travel through db-lib: refused, naming it. */
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:s}}", "sql", "SELECT @blank AS b", "params", "blank", "");
+    ASSERT_ERROR(&r, 400, "BAD_REQUEST");
+    ck_assert_msg(strstr(jstr(r.json, "error.message"), "blank") != NULL,
+                  "the parameter is not named: %s", jstr(r.json, "error.message"));
+    http_resp_free(&r);
+    assert_logs_clean(p);
+}
+END_TEST
+
+START_TEST(injection_stays_data)
+{
+    proc *p = start_all(NULL);
+    run_ok(p, "CREATE TABLE victims (id INT, s NVARCHAR(200))");
+    static const char *const evil[] = {
+        "O'Brien",
+        "'); DROP TABLE victims; --",
+        "x' OR '1'='1",
+        "\"; DELETE FROM victims; SELECT \"",
+        "N'; EXEC sqlgate_test_knob 'raise_error', 50001; --",
+        "@id",
+        "a\\'b",
+        "]; DROP TABLE victims; --",
+    };
+    size_t n = sizeof evil / sizeof evil[0];
+    http_resp r;
+    for (size_t i = 0; i < n; i++) {
+        http_postf(p, CORE_Q, &r, "{s:s, s:{s:i, s:s}}", "sql",
+                   "INSERT INTO victims (id, s) VALUES (@id, @s)", "params", "id", (int)i, "s",
+                   evil[i]);
+        ASSERT_STATUS(&r, 200);
+        http_resp_free(&r);
+    }
+    post_sql(p, CORE_Q, "SELECT id, s FROM victims ORDER BY id", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), (json_int_t)n);
+    for (size_t i = 0; i < n; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "results.0.rows.%zu.s", i);
+        ck_assert_msg(jstr(r.json, path) != NULL && strcmp(jstr(r.json, path), evil[i]) == 0,
+                      "row %zu: %s, not %s", i, jstr(r.json, path), evil[i]);
+    }
+    http_resp_free(&r);
+    /* The quoted value matches itself only; no knob was set by the text. */
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:s}}", "sql",
+               "SELECT COUNT(*) AS n FROM victims WHERE s = @s", "params", "s", evil[2]);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 1);
+    http_resp_free(&r);
+    char reply[128];
+    tds_ctl(&g_tds, "GET raise_error", reply, sizeof reply);
+    ck_assert_str_eq(reply, "OK 0");
+    assert_logs_clean(p);
+}
+END_TEST
+
+START_TEST(multiple_result_sets)
+{
+    proc *p = start_all(NULL);
+    http_resp r;
+    post_sql(p, CORE_Q,
+             "CREATE TABLE m (x INT); INSERT INTO m VALUES (1), (2), (3);\n"
+             "SELECT x FROM m ORDER BY x;\n"
+             "UPDATE m SET x = x + 10 WHERE x > 1;\n"
+             "SELECT 'a' AS a, 'b' AS b;\n"
+             "SELECT x FROM m WHERE x < 0",
+             &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(json_array_size(jget(r.json, "results")), 3);
+    ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 3);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.2.x", -1), 3);
+    ck_assert_str_eq(jstr(r.json, "results.1.rows.0.b"), "b");
+    ck_assert_int_eq(json_array_size(jget(r.json, "results.2.rows")), 0);
+    ck_assert_str_eq(jstr(r.json, "results.2.columns.0.name"), "x");
+    ck_assert_int_eq(jint(r.json, "rows_affected", -1), 5);
+    http_resp_free(&r);
+    assert_logs_clean(p);
+}
+END_TEST
+
+START_TEST(sql_errors)
+{
+    proc *p = start_all(NULL);
+    http_resp r;
+    post_sql(p, CORE_Q, "SELECT * FROM nosuch", &r);
+    ASSERT_ERROR(&r, 400, "SQL_ERROR");
+    ck_assert_int_eq(jint(r.json, "error.sql.number", -1), 208);
+    ck_assert_int_eq(jint(r.json, "error.sql.severity", -1), 16);
+    ck_assert_int_eq(jint(r.json, "error.sql.line", -1), 1);
+    ck_assert_msg(json_is_integer(jget(r.json, "error.sql.state")), "no sql.state");
+    ck_assert_ptr_nonnull(strstr(jstr(r.json, "error.message"), "nosuch"));
+    http_resp_free(&r);
+
+    post_sql(p, CORE_Q, "SELEC 1", &r);
+    ASSERT_ERROR(&r, 400, "SQL_ERROR");
+    ck_assert_int_eq(jint(r.json, "error.sql.number", -1), 102);
+    http_resp_free(&r);
+
+    post_sql(p, CORE_Q, "SELECT 1 AS one;\n\nRAISERROR('boom %d', 16, 7, 42)", &r);
+    ASSERT_ERROR(&r, 400, "SQL_ERROR");
+    ck_assert_int_eq(jint(r.json, "error.sql.number", -1), 50000);
+    ck_assert_int_eq(jint(r.json, "error.sql.severity", -1), 16);
+    ck_assert_int_eq(jint(r.json, "error.sql.state", -1), 7);
+    ck_assert_int_eq(jint(r.json, "error.sql.line", -1), 3);
+    ck_assert_str_eq(jstr(r.json, "error.message"), "boom 42");
+    http_resp_free(&r);
+
+    /* With parameters (sp_executesql) too; the connection stays usable. */
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT @x AS x FROM nosuch", "params", "x",
+               1);
+    ASSERT_ERROR(&r, 400, "SQL_ERROR");
+    ck_assert_int_eq(jint(r.json, "error.sql.number", -1), 208);
+    http_resp_free(&r);
+    post_sql(p, CORE_Q, "SELECT 7 AS seven", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.seven", -1), 7);
+    http_resp_free(&r);
+    assert_logs_clean(p);
+}
+END_TEST
+
+/* in_use of core's pool from /v1/databases/core once it is 0 (polled: the
+ * connection goes back after the response is written); -1 if it never is. */
+static json_int_t wait_pool_idle(const proc *p, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        http_resp r;
+        http_get(p, "/v1/databases/core", &r);
+        json_int_t in_use = jint(r.json, "pool.in_use", -1);
+        http_resp_free(&r);
+        if (in_use == 0)
+            return 0;
+        if (now_ms() >= deadline)
+            return in_use;
+        sleep_ms(20);
+    }
+}
+
+START_TEST(query_timeout)
+{
+    proc *p = start_all("CORE_DB_QUERY_TIMEOUT_MS=20000");
+    http_resp r;
+    int64_t t0 = now_ms();
+    http_postf(p, CORE_Q, &r, "{s:s, s:i}", "sql", "WAITFOR DELAY '00:00:10'", "timeout_ms", 1000);
+    int64_t took = now_ms() - t0;
+    ASSERT_ERROR(&r, 504, "QUERY_TIMEOUT");
+    http_resp_free(&r);
+    ck_assert_msg(took <= 1000 + scaled_ms(2500), "answered after %lld ms", (long long)took);
+    ck_assert_msg(took >= 900, "timed out after only %lld ms", (long long)took);
+    ck_assert_msg(tds_stat(&g_tds, "attentions") >= 1, "the statement was not cancelled");
+
+    post_sql(p, CORE_Q, "SELECT 1 AS one", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.one", -1), 1);
+    http_resp_free(&r);
+    ck_assert_int_eq(wait_pool_idle(p, scaled_ms(3000)), 0);
+
+    /* The same with parameters, and once more to see the pool is sound. */
+    t0 = now_ms();
+    http_postf(p, CORE_Q, &r, "{s:s, s:i, s:{s:i}}", "sql",
+               "SELECT @x AS x; WAITFOR DELAY '00:00:10'", "timeout_ms", 1000, "params", "x", 1);
+    took = now_ms() - t0;
+    ASSERT_ERROR(&r, 504, "QUERY_TIMEOUT");
+    http_resp_free(&r);
+    ck_assert_msg(took <= 1000 + scaled_ms(2500), "answered after %lld ms", (long long)took);
+    post_sql(p, CORE_Q, "SELECT 2 AS two", &r);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+    ck_assert_int_eq(wait_pool_idle(p, scaled_ms(3000)), 0);
+    http_get(p, "/health", &r);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+    assert_logs_clean(p);
+}
+END_TEST
+
+START_TEST(wrong_password)
+{
+    tds_start(&g_tds, 0);
+    envb e;
+    env_base(&e);
+    env_core(&e, g_tds.port, "Wrong-SECRET-pw-1234");
+    proc *p = start_svc(&e, false);
+    assert_core_down(p);
+    http_resp r;
+    http_get(p, "/health", &r);
+    const char *why = jstr(r.json, "databases.core.error.message");
+    ck_assert_msg(why != NULL && strstr(why, "Wrong") == NULL, "reason: %s", why ? why : "");
+    http_resp_free(&r);
+    ck_assert_int_ge(tds_stat(&g_tds, "login_failures"), 1);
+    assert_logs_clean(p);
+}
+END_TEST
+
+START_TEST(not_listening_then_recovers)
+{
+    int port = closed_port();
+    envb e;
+    env_base(&e);
+    env_core(&e, port, TDS_PASSWORD);
+    env_add(&e, "CORE_DB_RETRY_MAX_MS=500");
+    env_add(&e, "CORE_DB_HEALTH_INTERVAL_MS=500");
+    proc *p = start_svc(&e, false);
+    assert_core_down(p);
+
+    tds_start(&g_tds, port);
+    int64_t t0 = now_ms();
+    /* RETRY_MAX_MS + HEALTH_INTERVAL_MS, plus a generous margin. */
+    json_t *report = wait_db_state(p, "core", "ready", 500 + 500 + scaled_ms(5000));
+    int64_t took = now_ms() - t0;
+    ck_assert_msg(report != NULL, "core did not recover in time after the server started");
+    json_decref(report);
+    ck_assert_msg(took <= 500 + 500 + scaled_ms(5000), "recovered after %lld ms", (long long)took);
+
+    http_resp r;
+    http_get(p, "/health", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert(json_is_true(jget(r.json, "healthy")));
+    http_resp_free(&r);
+    post_sql(p, CORE_Q, "SELECT 5 AS five", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.five", -1), 5);
+    http_resp_free(&r);
+    assert_logs_clean(p);
+}
+END_TEST
+
+START_TEST(url_form)
+{
+    tds_start(&g_tds, 0);
+    envb e;
+    env_base(&e);
+    env_add(&e,
+            "CORE_DB_URL=mssql://" TDS_USER ":" TDS_PASSWORD "@127.0.0.1:%d/" TDS_DB
+            "?tds_version=7.4",
+            g_tds.port);
+    proc *p = start_svc(&e, true);
+    http_resp r;
+    http_get(p, "/v1/databases/core", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_str_eq(jstr(r.json, "driver"), "freetds");
+    ck_assert_str_eq(jstr(r.json, "state"), "ready");
+    ASSERT_NO_SECRET(r.body);
+    http_resp_free(&r);
+    post_sql(p, CORE_Q, "SELECT DB_NAME() AS db", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_str_eq(jstr(r.json, "results.0.rows.0.db"), TDS_DB);
+    http_resp_free(&r);
+    assert_logs_clean(p);
+}
+END_TEST
+
+START_TEST(encrypt_required_without_tls)
+{
+    tds_start(&g_tds, 0);
+    envb e;
+    env_base(&e);
+    env_core(&e, g_tds.port, TDS_PASSWORD);
+    env_add(&e, "CORE_DB_ENCRYPT=require");
+    proc *p = start_svc(&e, false);
+    assert_core_down(p);
+    ck_assert_msg(tds_stat(&g_tds, "connections_opened") >= 1, "core never tried the server");
+    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
+    assert_logs_clean(p);
+}
+END_TEST
+
+static Suite *freetds_suite(void)
+{
+    Suite *s = suite_create("integration_freetds");
+    TCase *tc = tcase_create("freetds");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, health_both_ready);
+    tcase_add_test(tc, types_as_json);
+    tcase_add_test(tc, parameters_round_trip);
+    tcase_add_test(tc, injection_stays_data);
+    tcase_add_test(tc, multiple_result_sets);
+    tcase_add_test(tc, sql_errors);
+    tcase_add_test(tc, query_timeout);
+    tcase_add_test(tc, wrong_password);
+    tcase_add_test(tc, not_listening_then_recovers);
+    tcase_add_test(tc, url_form);
+    tcase_add_test(tc, encrypt_required_without_tls);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    harness_init();
+    SRunner *sr = srunner_create(freetds_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
