@@ -41,16 +41,26 @@ typedef struct sg_db_health {
     sg_db_state state;
     bool healthy; /* ready or paused */
     bool critical;
-    double latency_ms;     /* last successful check; < 0 when none yet */
-    int64_t checked_at_ms; /* wall clock of the last finished check; 0: none */
-    sg_err error;          /* why it is down; code SG_OK when it is not */
-    uint64_t reconnects;   /* recoveries from down plus sg_db_reconnect calls */
+    double latency_ms;       /* last successful check; < 0 when none yet */
+    int64_t checked_at_ms;   /* wall clock of the last finished check; 0: none */
+    sg_err error;            /* why it is down; code SG_OK when it is not */
+    uint64_t reconnects;     /* recoveries from down plus sg_db_reconnect calls */
+    uint64_t check_failures; /* health checks that failed */
     sg_pool_stats pool;
 } sg_db_health;
 
 /* New database object; starts nothing. cfg and drv are borrowed and must
  * outlive it. NULL with err on allocation failure. */
 sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err) SG_MUST_USE;
+
+/* Called on the database's background thread when a health check moves it
+ * between starting, ready and down. why is the reason when it went down, else
+ * NULL (borrowed for the call). Must not block or call back into db. */
+typedef void (*sg_db_state_fn)(void *ud, const sg_db *db, sg_db_state from, sg_db_state to,
+                               const sg_err *why);
+
+/* Installs the state listener (fn may be NULL). Call before sg_db_open. */
+void sg_db_set_state_fn(sg_db *db, sg_db_state_fn fn, void *ud);
 
 /* Starts the background thread, which checks the database at once. A database
  * that is down is not a failure here: it is reported down and retried with

@@ -47,8 +47,10 @@ sg_db *sg_registry_at(const sg_registry *reg, size_t i); /* borrowed, i < count 
 /* Builds a registry from a configuration: one sg_db per configured database
  * with its driver, the default alias, and opens every database (a database
  * that is down at start is reported down and retried; the others serve).
- * cfg is borrowed and must outlive the registry. */
-sg_registry *sg_registry_from_config(const sg_config *cfg, sg_err *err) SG_MUST_USE;
+ * on_state (may be NULL) is installed on every database before it opens
+ * (sg_db_set_state_fn). cfg is borrowed and must outlive the registry. */
+sg_registry *sg_registry_from_config(const sg_config *cfg, sg_db_state_fn on_state, void *ud,
+                                     sg_err *err) SG_MUST_USE;
 
 /* Facade for single-database call sites: sg_db_execute on the named database
  * (NULL = default). */

@@ -39,6 +39,10 @@ struct sg_db {
     sg_err last_error;
     unsigned failures; /* consecutive failed checks */
     uint64_t reconnects;
+    uint64_t check_failures;
+
+    sg_db_state_fn on_state; /* set before sg_db_open, then read-only */
+    void *on_state_ud;
 };
 
 struct sg_query {
@@ -119,6 +123,13 @@ const sg_db_config *sg_db_config_of(const sg_db *db)
     return db->cfg;
 }
 
+/* A check that overran its deadline means the database is not answering,
+ * whatever the stuck driver call will eventually say. Lock held. */
+static bool check_overran(const sg_db *db)
+{
+    return db->check_deadline_ms != 0 && sg_clock_ms() > db->check_deadline_ms;
+}
+
 /* Asks the background thread to check now (a query saw the database fail). */
 static void db_suspect(sg_db *db)
 {
@@ -190,6 +201,7 @@ static void *db_thread(void *arg)
             bool recovered = false;
 
             pthread_mutex_lock(&db->mu);
+            sg_db_state before = db->state;
             db->check_deadline_ms = 0;
             db->checked_at_ms = sg_clock_wall_ms();
             if (rc == 0) {
@@ -211,12 +223,16 @@ static void *db_thread(void *arg)
                                (long long)budget);
                 sg_err_copy(&db->last_error, &err);
                 db->failures++;
+                db->check_failures++;
                 next_check = finished + backoff_ms(cfg, db->failures);
             }
+            sg_db_state after = db->state;
             pthread_mutex_unlock(&db->mu);
             /* Connections opened before an outage are likely dead. */
             if (recovered)
                 sg_pool_evict(db->pool);
+            if (before != after && db->on_state != NULL)
+                db->on_state(db->on_state_ud, db, before, after, rc == 0 ? NULL : &err);
             pthread_mutex_lock(&db->mu);
             continue;
         }
@@ -235,6 +251,12 @@ static void *db_thread(void *arg)
     pthread_mutex_unlock(&db->mu);
     db->drv->close(conn);
     return NULL;
+}
+
+void sg_db_set_state_fn(sg_db *db, sg_db_state_fn fn, void *ud)
+{
+    db->on_state = fn;
+    db->on_state_ud = ud;
 }
 
 int sg_db_open(sg_db *db, sg_err *err)
@@ -263,13 +285,11 @@ void sg_db_health_get(sg_db *db, sg_db_health *out)
     out->latency_ms = db->latency_ms;
     out->checked_at_ms = db->checked_at_ms;
     out->reconnects = db->reconnects;
+    out->check_failures = db->check_failures;
     sg_err_copy(&out->error, &db->last_error);
     if (db->paused && (db->state == SG_STATE_READY || db->state == SG_STATE_STARTING))
         out->state = SG_STATE_PAUSED;
-    /* A check that overran its deadline means the database is not answering,
-     * whatever the stuck driver call will eventually say. */
-    if (db->check_deadline_ms != 0 && sg_clock_ms() > db->check_deadline_ms &&
-        (out->state == SG_STATE_READY || out->state == SG_STATE_STARTING)) {
+    if (check_overran(db) && (out->state == SG_STATE_READY || out->state == SG_STATE_STARTING)) {
         out->state = SG_STATE_DOWN;
         sg_err_set(&out->error, SG_DB_UNAVAILABLE, "health check did not finish in time");
     }
@@ -330,6 +350,12 @@ sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, 
     sg_db_state state = db->state;
     sg_err down;
     sg_err_copy(&down, &db->last_error);
+    /* Known down as soon as the health report says so (sg_db_health_get). */
+    if (!db->paused && (state == SG_STATE_READY || state == SG_STATE_STARTING) &&
+        check_overran(db)) {
+        state = SG_STATE_DOWN;
+        sg_err_set(&down, SG_DB_UNAVAILABLE, "health check did not finish in time");
+    }
     pthread_mutex_unlock(&db->mu);
 
     if (state == SG_STATE_DRAINING || state == SG_STATE_CLOSED) {

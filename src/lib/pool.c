@@ -273,6 +273,7 @@ sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
      * so that sg_pool_close + sg_pool_free may follow at once. */
     const sg_db_config *cfg = p->cfg;
     sg_err e;
+    sg_err_clear(&e);
 
     pthread_mutex_lock(&p->mu);
     for (;;) {
@@ -313,6 +314,16 @@ sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
             pthread_mutex_lock(&p->mu);
             retire(p, &p->borrowed, pc, &batch);
             close_batch(p, &batch);
+            if (validate && sg_clock_ms() >= deadline_ms) {
+                /* The check used up the wait: its failure is the answer,
+                 * rather than an open that is bound to miss the deadline. */
+                pthread_mutex_unlock(&p->mu);
+                if (e.code == SG_OK || e.code == SG_QUERY_TIMEOUT)
+                    sg_err_set(&e, SG_DB_UNAVAILABLE,
+                               "database %s did not answer a connection check in time", cfg->name);
+                sg_err_copy(err, &e);
+                return NULL;
+            }
             continue;
         }
 

@@ -121,7 +121,8 @@ sg_db *sg_registry_at(const sg_registry *reg, size_t i)
     return i < reg->n ? reg->dbs[i] : NULL;
 }
 
-sg_registry *sg_registry_from_config(const sg_config *cfg, sg_err *err)
+sg_registry *sg_registry_from_config(const sg_config *cfg, sg_db_state_fn on_state, void *ud,
+                                     sg_err *err)
 {
     sg_registry *reg = sg_registry_new(err);
     if (reg == NULL)
@@ -147,7 +148,10 @@ sg_registry *sg_registry_from_config(const sg_config *cfg, sg_err *err)
                 goto fail;
         }
         sg_db *db = sg_db_new(dc, drv, err);
-        if (db == NULL || sg_registry_add(reg, db, err) != 0)
+        if (db == NULL)
+            goto fail;
+        sg_db_set_state_fn(db, on_state, ud);
+        if (sg_registry_add(reg, db, err) != 0)
             goto fail;
     }
     if (cfg->default_name != NULL && sg_registry_set_default(reg, cfg->default_name, err) != 0)
