@@ -109,6 +109,32 @@ void sg_config_free(sg_config *cfg); /* accepts NULL */
 /* Looks a database up by name (not "default"); borrowed, or NULL. */
 const sg_db_config *sg_config_find(const sg_config *cfg, const char *name);
 
+/* --- The variables the loader knows ----------------------------------------- */
+
+typedef enum sg_var_scope {
+    SG_VAR_SERVICE, /* the full name, e.g. "SQLGATE_LISTEN" */
+    SG_VAR_DATABASE /* a suffix read after a database's prefix, e.g. "POOL_MAX" */
+} sg_var_scope;
+
+/* One variable as --help and the docs describe it. Every string is static
+ * (valid for the life of the process) and never NULL unless noted. */
+typedef struct sg_var_info {
+    const char *name;
+    sg_var_scope scope;
+    const char *def;     /* default as a user writes it ("10", "SELECT 1") or
+                            describes it ("sqlgate:<name>"); NULL = no default */
+    const char *meaning; /* one line */
+    bool secret;         /* its value is never shown */
+} sg_var_info;
+
+/* Number of variables the loader reads: the service-wide ones, then the
+ * per-database suffixes. */
+size_t sg_config_variable_count(void);
+
+/* Fills *out (not NULL) with variable i, 0 <= i < sg_config_variable_count(),
+ * taken from the loader's own tables. Returns false when i is out of range. */
+bool sg_config_variable(size_t i, sg_var_info *out);
+
 /* --- Sources of variables ------------------------------------------------ */
 
 /* A parsed .env file: KEY=VALUE lines, '#' comments, optional `export `,

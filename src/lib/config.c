@@ -220,6 +220,66 @@ static const var_def service_vars[SV_COUNT_] = {
     [SV_TLS_KEY_FILE] = {.name = "SQLGATE_TLS_KEY_FILE", .kind = K_STRING},
 };
 
+/* What --help and the docs say about each variable, indexed like the tables
+ * above so that the list cannot drift from what the loader reads. def_text
+ * describes a default that is computed (the table's def is NULL then). */
+typedef struct var_help {
+    const char *def_text;
+    const char *meaning;
+} var_help;
+
+static const var_help service_help[SV_COUNT_] = {
+    [SV_DATABASES] = {NULL, "Comma-separated database names, e.g. core,app; name n reads N_DB_*"},
+    [SV_DEFAULT_DATABASE] = {"the only database", "Which database the `default` alias points to"},
+    [SV_LISTEN] = {NULL,
+                   "Address and port of the HTTP server (host:port, [v6]:port; port 0 = any)"},
+    [SV_API_TOKENS] = {NULL, "Comma-separated bearer tokens required on /v1/*"},
+    [SV_API_TOKENS_FILE] = {NULL, "File holding the API tokens (instead of SQLGATE_API_TOKENS)"},
+    [SV_ALLOW_ANONYMOUS] = {NULL, "Allow a non-loopback SQLGATE_LISTEN without API tokens"},
+    [SV_SHUTDOWN_DELAY_MS] = {NULL, "After a stop signal, readiness fails but requests are "
+                                    "served this long"},
+    [SV_DRAIN_TIMEOUT_MS] = {NULL, "After that delay, in-flight requests get this long before "
+                                   "they are cancelled"},
+    [SV_MAX_BODY_BYTES] = {NULL, "Larger request bodies get 413"},
+    [SV_MAX_ROWS] = {NULL, "Cap on rows per result set (a request may ask for fewer)"},
+    [SV_LOG_LEVEL] = {NULL, "debug, info, warn or error"},
+    [SV_LOG_FORMAT] = {NULL, "json (one object per line) or text; logs go to stderr"},
+    [SV_TLS_CERT_FILE] = {NULL, "PEM certificate; with SQLGATE_TLS_KEY_FILE the listener speaks "
+                                "HTTPS only"},
+    [SV_TLS_KEY_FILE] = {NULL, "PEM private key for SQLGATE_TLS_CERT_FILE"},
+};
+
+static const var_help db_help[DV_COUNT_] = {
+    [DV_DRIVER] = {"from HOST/URL/PATH", "freetds (SQL Server, Azure SQL, Sybase) or sqlite"},
+    [DV_HOST] = {NULL, "SQL Server host name or address"},
+    [DV_PORT] = {NULL, "SQL Server TCP port"},
+    [DV_NAME] = {NULL, "Database (catalog) to use; unset = the login's default"},
+    [DV_USER] = {NULL, "SQL Server login name"},
+    [DV_PASSWORD] = {NULL, "SQL Server password"},
+    [DV_PASSWORD_FILE] = {NULL, "File holding the password (instead of PASSWORD)"},
+    [DV_URL] = {NULL, "mssql://user:pass@host:port/db?encrypt=require, an ADO.NET string or "
+                      "sqlite:///abs/path.db"},
+    [DV_PATH] = {NULL, "SQLite file (created unless READ_ONLY) or :memory:; embedded: "
+                       "./var/<name>.db"},
+    [DV_ENCRYPT] = {NULL, "TLS to SQL Server: off, request or require"},
+    [DV_CA_FILE] = {NULL, "CA bundle (PEM) that verifies the server's certificate"},
+    [DV_TDS_VERSION] = {NULL, "auto, 7.1, 7.2, 7.3 or 7.4"},
+    [DV_APP_NAME] = {"sqlgate:<name>", "Application name shown to the server's administrators"},
+    [DV_POOL_MAX] = {NULL, "Most connections in the pool"},
+    [DV_POOL_MIN] = {NULL, "Connections kept open even when idle (<= POOL_MAX)"},
+    [DV_ACQUIRE_TIMEOUT_MS] = {NULL, "Longest wait for a free connection, then POOL_EXHAUSTED"},
+    [DV_CONNECT_TIMEOUT_MS] = {NULL, "Longest time to open a connection"},
+    [DV_QUERY_TIMEOUT_MS] = {NULL, "Longest run of a statement (a request may ask for less)"},
+    [DV_IDLE_TIMEOUT_MS] = {NULL, "Idle connections above POOL_MIN close after this"},
+    [DV_MAX_LIFETIME_MS] = {NULL, "Every connection is replaced before this age"},
+    [DV_RETRY_MAX_MS] = {NULL, "Cap of the reconnect backoff while the database is down"},
+    [DV_CRITICAL] = {NULL, "When this database is down, the service is unready"},
+    [DV_READ_ONLY] = {NULL, "Open read-only (SQL Server: ApplicationIntent=ReadOnly)"},
+    [DV_HEALTH_QUERY] = {NULL, "Statement of the background health check"},
+    [DV_HEALTH_INTERVAL_MS] = {NULL, "Time between health checks"},
+    [DV_HEALTH_TIMEOUT_MS] = {NULL, "A health check slower than this counts as down"},
+};
+
 /* --- Loader state -------------------------------------------------------- */
 
 /* The snapshot handed out is box->pub; box also owns every string the
@@ -1904,6 +1964,35 @@ void sg_config_free(sg_config *cfg)
         free(box->owned[i]);
     free(box->owned);
     free(box);
+}
+
+size_t sg_config_variable_count(void)
+{
+    return SV_COUNT_ + DV_COUNT_;
+}
+
+bool sg_config_variable(size_t i, sg_var_info *out)
+{
+    const var_def *d;
+    const var_help *h;
+    if (i < SV_COUNT_) {
+        d = &service_vars[i];
+        h = &service_help[i];
+        out->scope = SG_VAR_SERVICE;
+    } else if (i < SV_COUNT_ + DV_COUNT_) {
+        d = &db_vars[i - SV_COUNT_];
+        h = &db_help[i - SV_COUNT_];
+        out->scope = SG_VAR_DATABASE;
+    } else {
+        return false;
+    }
+    out->name = d->name;
+    out->def = d->def != NULL ? d->def : h->def_text;
+    /* A variable added to the loader without help text shows up in --help
+     * (and fails the CLI test) instead of crashing a printer. */
+    out->meaning = h->meaning != NULL ? h->meaning : "(no description)";
+    out->secret = d->secret;
+    return true;
 }
 
 const sg_db_config *sg_config_find(const sg_config *cfg, const char *name)
