@@ -442,6 +442,17 @@ static bool body_append(http_req *req, const char *data, size_t len)
 
 /* --- libmicrohttpd callbacks ----------------------------------------------- */
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 static void reply_code(http_req *req, sg_code code, const char *message)
 {
     sg_err err;
@@ -616,7 +627,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&srv->inflight, 1);
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+/* Decodes %HH in the path and query, except %00: a NUL would cut the path
+ * short ("/health%00/live" read as "/health"), so it stays as written and
+ * matches no route. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    char *out = s;
+    for (const char *in = s; *in != '\0';) {
+        int hi, lo;
+        if (in[0] == '%' && (hi = hex_digit(in[1])) >= 0 && (lo = hex_digit(in[2])) >= 0 &&
+            (hi | lo) != 0) {
+            *out++ = (char)(hi << 4 | lo);
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[256];
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -734,7 +765,8 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
+        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     free_secret(cert);
     free_secret(key);
     if (srv->daemon == NULL) {

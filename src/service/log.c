@@ -2,11 +2,14 @@
  * other thread starts, then only read. */
 #include "log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sqlgate/driver.h"
 
@@ -37,6 +40,25 @@ static void format_time(char *out, size_t n)
     snprintf(out + len, n - len, ".%03dZ", (int)(ms % 1000));
 }
 
+/* A value for a text line: bare when it is a plain word, else quoted and
+ * escaped as JSON, so no value can forge a line or a field. */
+static void text_value(FILE *f, json_t *value)
+{
+    if (json_is_string(value)) {
+        const char *v = json_string_value(value);
+        bool plain = *v != '\0';
+        for (const unsigned char *p = (const unsigned char *)v; *p && plain; p++)
+            plain = *p > ' ' && *p != '"' && *p != '=' && *p != '\\' && *p != 0x7f;
+        if (plain) {
+            fputs(v, f);
+            return;
+        }
+    }
+    char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(9));
+    fputs(text ? text : "?", f);
+    free(text);
+}
+
 static char *render_text(const char *time, sg_log_level level, const char *msg, json_t *fields)
 {
     char *line = NULL;
@@ -49,17 +71,39 @@ static char *render_text(const char *time, sg_log_level level, const char *msg, 
     json_t *value;
     json_object_foreach(fields, key, value)
     {
-        if (json_is_string(value)) {
-            fprintf(f, " %s=%s", key, json_string_value(value));
-        } else {
-            char *v = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
-            fprintf(f, " %s=%s", key, v ? v : "?");
-            free(v);
-        }
+        fprintf(f, " %s=", key);
+        text_value(f, value);
     }
     fputc('\n', f);
     fclose(f);
     return line;
+}
+
+/* One write(2) per line (stdio on stderr is unbuffered and would split a
+ * line into several writes, which other processes could interleave). Lock
+ * held. */
+static void write_line(const char *line, bool newline)
+{
+    struct iovec iov[2] = {{(void *)line, strlen(line)}, {(void *)"\n", newline ? 1 : 0}};
+    int n = 2;
+    struct iovec *v = iov;
+    while (n > 0) {
+        ssize_t w = writev(STDERR_FILENO, v, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        while (n > 0 && (size_t)w >= v->iov_len) {
+            w -= (ssize_t)v->iov_len;
+            v++;
+            n--;
+        }
+        if (n > 0) {
+            v->iov_base = (char *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
+        }
+    }
 }
 
 void log_event(sg_log_level level, const char *msg, json_t *fields)
@@ -92,10 +136,7 @@ void log_event(sg_log_level level, const char *msg, json_t *fields)
     if (line == NULL)
         return;
     pthread_mutex_lock(&lock);
-    fputs(line, stderr);
-    if (as_json)
-        fputc('\n', stderr);
-    fflush(stderr);
+    write_line(line, as_json);
     pthread_mutex_unlock(&lock);
     free(line);
 }

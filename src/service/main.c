@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "cli.h"
 #include "demo.h"
 #include "http.h"
 #include "log.h"
@@ -38,6 +39,7 @@ typedef struct stopper {
     pthread_cond_t cv;
     int signo;             /* first stop signal, 0 until one arrives */
     int64_t hard_deadline; /* watchdog, monotonic ms; 0 until known */
+    unsigned cancelled;    /* requests still running at the drain deadline */
     sigset_t set;
 } stopper;
 
@@ -63,6 +65,7 @@ static void *signal_thread(void *arg)
         int signo = 0;
         pthread_mutex_lock(&st->mu);
         int64_t deadline = st->hard_deadline;
+        unsigned cancelled = st->cancelled;
         bool first = st->signo == 0;
         pthread_mutex_unlock(&st->mu);
         if (first || deadline == 0) {
@@ -71,7 +74,13 @@ static void *signal_thread(void *arg)
         } else {
             int64_t left = deadline - sg_clock_ms();
             if (left <= 0) {
-                say("{\"level\":\"error\",\"msg\":\"shutdown overran its deadline; exiting\"}\n");
+                /* main may be stuck before its own line: count here too */
+                char line[128];
+                snprintf(line, sizeof line,
+                         "{\"level\":\"error\",\"msg\":\"shutdown overran its deadline; "
+                         "exiting\",\"cancelled\":%u}\n",
+                         cancelled);
+                say(line);
                 _exit(1);
             }
             struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
@@ -94,13 +103,6 @@ static void *signal_thread(void *arg)
     return NULL;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: sqlgate [--help] [--version]\n"
-               "Serves named SQL databases over HTTP. Configuration comes from the\n"
-               "environment and ./.env; see README.md and docs/configuration.md.\n");
-}
-
 static void print_config_errors(const char *errors)
 {
     const char *line = errors;
@@ -113,12 +115,77 @@ static void print_config_errors(const char *errors)
     }
 }
 
+/* Loads .env and the environment, the one way both a start and
+ * --check-config do it. Returns the snapshot, or NULL after printing the
+ * errors. With dotenv_out the parsed .env is handed to the caller (who frees
+ * it), else it is freed here. */
+static sg_config *load_config(sg_dotenv **dotenv_out)
+{
+    char *errors = NULL;
+    sg_dotenv *dotenv = sg_dotenv_load(".env", &errors);
+    if (dotenv == NULL) {
+        print_config_errors(errors);
+        free(errors);
+        return NULL;
+    }
+    sg_config *cfg = sg_config_load(sg_env_lookup, dotenv, &errors);
+    if (cfg == NULL) {
+        print_config_errors(errors);
+        free(errors);
+        sg_dotenv_free(dotenv);
+        return NULL;
+    }
+    if (dotenv_out != NULL)
+        *dotenv_out = dotenv;
+    else
+        sg_dotenv_free(dotenv);
+    return cfg;
+}
+
+/* --check-config: everything a start checks before it opens a database or
+ * a socket, then the effective settings on stdout. */
+static int check_config(void)
+{
+    sg_dotenv *dotenv = NULL;
+    sg_config *cfg = load_config(&dotenv);
+    if (cfg == NULL) {
+        fprintf(stderr, "sqlgate: the configuration is invalid\n");
+        return EXIT_CONFIG;
+    }
+    int status = 0;
+    if (cli_check_extra(stderr, cfg) != 0) {
+        fprintf(stderr, "sqlgate: the configuration is invalid\n");
+        status = EXIT_CONFIG;
+    } else {
+        cli_print_config(stdout, cfg, sg_env_lookup, dotenv);
+        if (fflush(stdout) != 0)
+            status = 1;
+    }
+    sg_config_free(cfg);
+    sg_dotenv_free(dotenv);
+    return status;
+}
+
 static json_t *names_json(const sg_config *cfg)
 {
     json_t *a = json_array();
     for (size_t i = 0; a != NULL && i < cfg->n_databases; i++)
         json_array_append_new(a, json_string(cfg->databases[i].name));
     return a;
+}
+
+/* sg_db_state_fn: one log line when a database goes down or comes back. */
+static void log_state_change(void *ud, const sg_db *db, sg_db_state from, sg_db_state to,
+                             const sg_err *why)
+{
+    json_t *f = json_pack("{s:s,s:s,s:s}", "db", sg_db_name(db), "from", sg_db_state_name(from),
+                          "to", sg_db_state_name(to));
+    if (f != NULL && why != NULL)
+        json_object_set_new(f, "error", json_string(why->message));
+    if (to == SG_STATE_DOWN)
+        log_warn("database is down", f);
+    else
+        log_info(from == SG_STATE_DOWN ? "database is back" : "database is ready", f);
 }
 
 /* Embedded mode: ./var/ and the demo rows for files that are new. */
@@ -172,42 +239,53 @@ static int shut_down(stopper *st, app *a, http_server *srv)
 
     unsigned requests_cancelled = http_inflight(srv);
     unsigned statements_cancelled = 0;
+    pthread_mutex_lock(&st->mu);
+    st->cancelled = requests_cancelled;
+    pthread_mutex_unlock(&st->mu);
     sg_registry_shutdown_all(a->reg, requests_cancelled ? sg_clock_ms() : deadline,
                              &statements_cancelled);
-    /* Interrupted requests answer with an error; give them a moment. */
-    int64_t settle = sg_clock_ms() + CANCEL_SETTLE_MS;
-    while (http_inflight(srv) > 0 && sg_clock_ms() < settle)
-        sleep_ms(INFLIGHT_POLL_MS);
-    http_stop(srv);
-
-    double took = (double)(sg_clock_ms() - began);
-    if (requests_cancelled > 0 || statements_cancelled > 0) {
+    /* Logged now, not after http_stop: a request stuck in a driver call that
+     * ignores the interruption holds http_stop until the watchdog ends the
+     * process, and the count must reach the log in that case too. */
+    bool cancelled = requests_cancelled > 0 || statements_cancelled > 0;
+    if (cancelled)
         log_warn("shutdown cancelled in-flight work",
                  json_pack("{s:I,s:I,s:I,s:f}", "cancelled",
                            (json_int_t)(requests_cancelled > statements_cancelled
                                             ? requests_cancelled
                                             : statements_cancelled),
                            "requests", (json_int_t)requests_cancelled, "statements",
-                           (json_int_t)statements_cancelled, "duration_ms", took));
+                           (json_int_t)statements_cancelled, "duration_ms",
+                           (double)(sg_clock_ms() - began)));
+    /* Interrupted requests answer with an error; give them a moment. */
+    int64_t settle = sg_clock_ms() + CANCEL_SETTLE_MS;
+    while (http_inflight(srv) > 0 && sg_clock_ms() < settle)
+        sleep_ms(INFLIGHT_POLL_MS);
+    http_stop(srv);
+
+    if (cancelled)
         return 1;
-    }
-    log_info("shutdown complete", json_pack("{s:f}", "duration_ms", took));
+    log_info("shutdown complete",
+             json_pack("{s:f}", "duration_ms", (double)(sg_clock_ms() - began)));
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("sqlgate %s\n", SQLGATE_VERSION);
-            return 0;
-        }
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        usage(stderr);
-        return EXIT_CONFIG;
+    cli_action action = cli_parse(argc, argv);
+    switch (action) {
+    case CLI_BAD_USAGE:
+        return CLI_EXIT_USAGE;
+    case CLI_HELP:
+        cli_help(stdout);
+        return 0;
+    case CLI_VERSION:
+        cli_version(stdout);
+        return 0;
+    case CLI_CHECK_CONFIG:
+        return check_config();
+    case CLI_RUN:
+        break;
     }
 
     /* Signals go to the signal thread only: block them before any thread
@@ -219,20 +297,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &st.set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char *errors = NULL;
-    sg_dotenv *dotenv = sg_dotenv_load(".env", &errors);
-    if (dotenv == NULL) {
-        print_config_errors(errors);
-        free(errors);
+    sg_config *cfg = load_config(NULL);
+    if (cfg == NULL)
         return EXIT_CONFIG;
-    }
-    sg_config *cfg = sg_config_load(sg_env_lookup, dotenv, &errors);
-    sg_dotenv_free(dotenv);
-    if (cfg == NULL) {
-        print_config_errors(errors);
-        free(errors);
-        return EXIT_CONFIG;
-    }
     log_setup(cfg->log_level, cfg->log_json);
 
     for (size_t i = 0; i < cfg->n_databases; i++) {
@@ -249,7 +316,7 @@ int main(int argc, char **argv)
 
     sg_err err;
     sg_err_clear(&err);
-    sg_registry *reg = sg_registry_from_config(cfg, &err);
+    sg_registry *reg = sg_registry_from_config(cfg, log_state_change, NULL, &err);
     if (reg == NULL) {
         fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
         sg_config_free(cfg);

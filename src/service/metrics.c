@@ -151,6 +151,10 @@ static double f_closed(const sg_db_health *h)
 {
     return (double)h->pool.closed_total;
 }
+static double f_check_failures(const sg_db_health *h)
+{
+    return (double)h->check_failures;
+}
 static double f_reconnects(const sg_db_health *h)
 {
     return (double)h->reconnects;
@@ -186,6 +190,9 @@ static const struct {
      f_opened},
     {"sqlgate_pool_connections_closed_total", "counter", "Connections closed by the pool.",
      f_closed},
+    {"sqlgate_db_health_check_failures_total", "counter",
+     "Health checks that failed (the database did not answer, refused the login, ...).",
+     f_check_failures},
     {"sqlgate_db_reconnects_total", "counter", "Recoveries from down plus reconnect requests.",
      f_reconnects},
     {"sqlgate_db_up", "gauge", "1 when the database is healthy (ready or paused).", f_up},

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -50,6 +51,9 @@ static pthread_mutex_t g_track_lock = PTHREAD_MUTEX_INITIALIZER;
 static tracked g_tracked[HX_MAX_TRACKED];
 static char g_root[HX_PATH_MAX];
 static pid_t g_root_owner;
+/* Set in the runner process when a checked child (see "Checked children"
+ * below) failed outside a forked test: the runner then exits with status 1. */
+static volatile bool g_child_failed;
 
 static void rm_tree(const char *path, int depth);
 
@@ -93,6 +97,12 @@ static void cleanup_at_exit(void)
     if (g_root[0] != '\0' && g_root_owner == getpid()) {
         rm_tree(g_root, 0);
     }
+    if (g_child_failed && g_root_owner == getpid()) {
+        /* Check's summary may say all passed: the run still fails. */
+        fprintf(stderr, "harness: a checked sqlgate process failed (see above)\n");
+        fflush(NULL);
+        _exit(1);
+    }
 }
 
 void harness_init(void)
@@ -116,6 +126,19 @@ int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int scaled_ms(int ms)
+{
+    const char *s = getenv("SQLGATE_TIMEOUT_SCALE");
+    long k = s != NULL ? strtol(s, NULL, 10) : 1;
+    if (k <= 1) {
+        return ms;
+    }
+    if (k > 100) {
+        k = 100;
+    }
+    return ms > INT_MAX / (int)k ? INT_MAX : ms * (int)k;
 }
 
 void sleep_ms(int ms)
@@ -251,7 +274,35 @@ struct proc {
     char *logdir; /* owns err_path and out_path */
     char err_path[HX_PATH_MAX];
     char out_path[HX_PATH_MAX];
+    /* $SQLGATE_WRAPPER: the resolved program, the log option the harness
+     * added, that log's path ("" when none) and the wrapper's
+     * --error-exitcode (-1 when not given). */
+    char wrap_exe[PATH_MAX];
+    char wrap_logopt[HX_PATH_MAX + 16];
+    char wrap_log[HX_PATH_MAX];
+    int wrap_error_status;
+    bool stop_timed_out; /* a graceful stop (checked children) had to SIGKILL */
 };
+
+/* Sanitizer settings reach the child as well: they change nothing in what
+ * sqlgate does, only how a sanitized build reports. */
+static const char *const HX_PASS_ENV[] = {"ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
+#define HX_N_PASS_ENV (sizeof HX_PASS_ENV / sizeof HX_PASS_ENV[0])
+#define HX_WRAP_WORDS 32
+
+extern char **environ;
+
+/* The test's own "NAME=value" entry starting with prefix, or NULL. */
+static char *own_env_entry(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, prefix, n) == 0) {
+            return *e;
+        }
+    }
+    return NULL;
+}
 
 /* envp for the child: the caller's entries (borrowed) plus PATH, which is
  * the only string allocated here and is returned in *owned. */
@@ -265,12 +316,23 @@ static char **build_envp(const char *const *env, char **owned)
             has_path = true;
         }
     }
-    char **envp = calloc(n + 2, sizeof *envp);
+    char **envp = calloc(n + HX_N_PASS_ENV + 2, sizeof *envp);
     if (envp == NULL) {
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         envp[i] = (char *)env[i];
+    }
+    size_t k = n;
+    for (size_t j = 0; j < HX_N_PASS_ENV; j++) {
+        bool given = false;
+        for (size_t i = 0; i < n; i++) {
+            given = given || strncmp(env[i], HX_PASS_ENV[j], strlen(HX_PASS_ENV[j])) == 0;
+        }
+        char *entry = own_env_entry(HX_PASS_ENV[j]);
+        if (!given && entry != NULL) {
+            envp[k++] = entry;
+        }
     }
     if (!has_path) {
         const char *path = getenv("PATH");
@@ -284,13 +346,89 @@ static char **build_envp(const char *const *env, char **owned)
             return NULL;
         }
         snprintf(*owned, len, "PATH=%s", path);
-        envp[n] = *owned;
+        envp[k] = *owned;
     }
     return envp;
 }
 
+/* Finds a program named without a slash in $PATH; 0 or -1. */
+static int resolve_program(const char *name, char *out, size_t cap)
+{
+    if (strchr(name, '/') != NULL) {
+        int n = snprintf(out, cap, "%s", name);
+        return n > 0 && (size_t)n < cap ? 0 : -1;
+    }
+    const char *path = getenv("PATH");
+    path = path != NULL ? path : "/usr/bin:/bin";
+    while (*path != '\0') {
+        const char *colon = strchr(path, ':');
+        size_t len = colon != NULL ? (size_t)(colon - path) : strlen(path);
+        int n = snprintf(out, cap, "%.*s/%s", (int)len, path, name);
+        if (len > 0 && n > 0 && (size_t)n < cap && access(out, X_OK) == 0) {
+            return 0;
+        }
+        path += len;
+        if (*path == ':') {
+            path++;
+        }
+    }
+    return -1;
+}
+
+/* argv for the child: the words of $SQLGATE_WRAPPER (split at blanks, no
+ * quoting) when it is set, then bin. A valgrind wrapper without --log-file
+ * gets one in the proc's log directory, read back by proc_free. The words
+ * live in *store (new string, caller frees; NULL without a wrapper); the
+ * rest is borrowed from p and bin. NULL on failure. */
+static char **build_argv(proc *p, const char *bin, char **store)
+{
+    *store = NULL;
+    p->wrap_error_status = -1;
+    char **argv = calloc(HX_WRAP_WORDS + 3, sizeof *argv);
+    if (argv == NULL) {
+        return NULL;
+    }
+    size_t n = 0;
+    const char *wrapper = getenv("SQLGATE_WRAPPER");
+    if (wrapper != NULL && wrapper[0] != '\0') {
+        *store = strdup(wrapper);
+        if (*store == NULL) {
+            free(argv);
+            return NULL;
+        }
+        bool has_log = false;
+        char *save = NULL;
+        for (char *w = strtok_r(*store, " \t", &save); w != NULL && n < HX_WRAP_WORDS;
+             w = strtok_r(NULL, " \t", &save)) {
+            argv[n++] = w;
+            has_log = has_log || strncmp(w, "--log-file=", 11) == 0;
+            if (strncmp(w, "--error-exitcode=", 17) == 0) {
+                p->wrap_error_status = atoi(w + 17);
+            }
+        }
+        if (n == 0 || resolve_program(argv[0], p->wrap_exe, sizeof p->wrap_exe) != 0) {
+            fprintf(stderr, "harness: SQLGATE_WRAPPER=%s: program not found\n", wrapper);
+            free(*store);
+            *store = NULL;
+            free(argv);
+            return NULL;
+        }
+        argv[0] = p->wrap_exe;
+        const char *base = strrchr(p->wrap_exe, '/');
+        base = base != NULL ? base + 1 : p->wrap_exe;
+        if (!has_log && strncmp(base, "valgrind", 8) == 0) {
+            snprintf(p->wrap_log, sizeof p->wrap_log, "%s/wrapper.log", p->logdir);
+            snprintf(p->wrap_logopt, sizeof p->wrap_logopt, "--log-file=%s", p->wrap_log);
+            argv[n++] = p->wrap_logopt;
+        }
+    }
+    argv[n++] = (char *)bin;
+    argv[n] = NULL;
+    return argv;
+}
+
 /* Runs in the forked child: only async-signal-safe calls until execve. */
-static void child_exec(const char *bin, char **envp, const char *cwd, int out_fd, int err_fd,
+static void child_exec(char **argv, char **envp, const char *cwd, int out_fd, int err_fd,
                        int null_fd, pid_t parent)
 {
 #ifdef __linux__
@@ -316,8 +454,7 @@ static void child_exec(const char *bin, char **envp, const char *cwd, int out_fd
     for (int fd = 3; fd < 1024; fd++) {
         close(fd);
     }
-    char *argv[2] = {(char *)bin, NULL};
-    execve(bin, argv, envp);
+    execve(argv[0], argv, envp);
     _exit(127);
 }
 
@@ -336,8 +473,8 @@ proc *proc_spawn(const char *const *env, const char *cwd)
     }
     bin = abs_bin;
     proc *p = calloc(1, sizeof *p);
-    char **envp = NULL;
-    char *env_path = NULL;
+    char **envp = NULL, **argv = NULL;
+    char *env_path = NULL, *wrap_words = NULL;
     int out_fd = -1, err_fd = -1, null_fd = -1;
     if (p == NULL) {
         return NULL;
@@ -352,7 +489,8 @@ proc *proc_spawn(const char *const *env, const char *cwd)
     out_fd = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     envp = build_envp(env, &env_path);
-    if (err_fd < 0 || out_fd < 0 || null_fd < 0 || envp == NULL) {
+    argv = build_argv(p, bin, &wrap_words);
+    if (err_fd < 0 || out_fd < 0 || null_fd < 0 || envp == NULL || argv == NULL) {
         goto fail;
     }
     pid_t parent = getpid();
@@ -362,11 +500,13 @@ proc *proc_spawn(const char *const *env, const char *cwd)
         goto fail;
     }
     if (p->pid == 0) {
-        child_exec(bin, envp, cwd, out_fd, err_fd, null_fd, parent);
+        child_exec(argv, envp, cwd, out_fd, err_fd, null_fd, parent);
     }
     track_add(p->pid);
     free(envp);
     free(env_path);
+    free(argv);
+    free(wrap_words);
     close(err_fd);
     close(out_fd);
     close(null_fd);
@@ -375,6 +515,8 @@ proc *proc_spawn(const char *const *env, const char *cwd)
 fail:
     free(envp);
     free(env_path);
+    free(argv);
+    free(wrap_words);
     if (err_fd >= 0) {
         close(err_fd);
     }
@@ -418,7 +560,7 @@ bool proc_running(proc *p)
 
 int proc_wait_exit(proc *p, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + scaled_ms(timeout_ms);
     for (;;) {
         if (!proc_running(p)) {
             return p != NULL && p->reaped ? p->exit_code : -1;
@@ -460,7 +602,7 @@ char *proc_stdout(const proc *p)
 
 bool proc_stderr_wait(const proc *p, const char *needle, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + scaled_ms(timeout_ms);
     for (;;) {
         char *text = proc_stderr(p);
         bool found = text != NULL && strstr(text, needle) != NULL;
@@ -504,7 +646,7 @@ static int find_listening_port(const char *text)
 
 int proc_wait_listening(proc *p, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + scaled_ms(timeout_ms);
     for (;;) {
         char *text = proc_stderr(p);
         int port = text != NULL ? find_listening_port(text) : 0;
@@ -522,7 +664,7 @@ int proc_wait_listening(proc *p, int timeout_ms)
 
 bool proc_wait_ready(proc *p, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + scaled_ms(timeout_ms);
     char url[128];
     proc_url(p, "/health/ready", url, sizeof url);
     for (;;) {
@@ -564,10 +706,113 @@ proc *proc_start(const char *const *env, const char *cwd, bool wait_ready)
     return NULL;
 }
 
+/* --- Checked children --------------------------------------------------------
+ *
+ * With $SQLGATE_WRAPPER set (e.g. valgrind) or SQLGATE_CHECK_CHILDREN=1 (a
+ * sanitized build), proc_free stops a running child with SIGTERM, so that
+ * its exit-time checks (memcheck's leak report, LeakSanitizer) run, and then
+ * judges it: exit status equal to the wrapper's --error-exitcode, errors in
+ * the wrapper's log, or a sanitizer report on its stderr fail the test. A
+ * forked test process then exits with status 1 (Check reports it); the runner
+ * (unchecked fixtures, or CK_FORK=no) finishes its tests and exits with 1.
+ * Each verdict is appended as a line to $SQLGATE_CHECK_REPORT when it is set. */
+
+static bool children_checked(void)
+{
+    const char *w = getenv("SQLGATE_WRAPPER");
+    const char *c = getenv("SQLGATE_CHECK_CHILDREN");
+    return (w != NULL && w[0] != '\0') || (c != NULL && strcmp(c, "1") == 0);
+}
+
+/* Number after the last "ERROR SUMMARY: " of a valgrind log, 0 when none. */
+static long valgrind_errors(const char *log)
+{
+    long n = 0;
+    for (const char *at = strstr(log, "ERROR SUMMARY: "); at != NULL;
+         at = strstr(at + 1, "ERROR SUMMARY: ")) {
+        n = strtol(at + 15, NULL, 10);
+    }
+    /* A child killed before its summary still shows the errors it met. */
+    static const char *const kinds[] = {
+        "== Invalid ",      "== Conditional jump", "== Use of uninitialised",
+        "== Syscall param", "== Mismatched free",  "== Source and destination overlap"};
+    for (size_t i = 0; n == 0 && i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (strstr(log, kinds[i]) != NULL) {
+            n = 1;
+        }
+    }
+    const char *lost = strstr(log, "definitely lost: ");
+    if (n == 0 && lost != NULL && strtol(lost + 17, NULL, 10) > 0) {
+        n = 1;
+    }
+    return n;
+}
+
+static void report_line(const proc *p, const char *why)
+{
+    const char *file = getenv("SQLGATE_CHECK_REPORT");
+    if (file == NULL || file[0] == '\0') {
+        return;
+    }
+    FILE *f = fopen(file, "a");
+    if (f != NULL) {
+        fprintf(f, "%s pid %d%s%s\n", why[0] != '\0' ? "FAIL" : "ok", (int)p->pid,
+                why[0] != '\0' ? ": " : "", why);
+        fclose(f);
+    }
+}
+
+static void child_verdict(proc *p)
+{
+    static const char *const markers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                          ": runtime error: ", "WARNING: ThreadSanitizer"};
+    char why[256] = "";
+    char *err = proc_stderr(p);
+    char *log = p->wrap_log[0] != '\0' ? read_all(p->wrap_log) : NULL;
+    const char *report = NULL;
+    for (size_t i = 0; err != NULL && report == NULL && i < sizeof markers / sizeof markers[0];
+         i++) {
+        report = strstr(err, markers[i]);
+    }
+    long vg = log != NULL ? valgrind_errors(log) : 0;
+    if (report != NULL) {
+        snprintf(why, sizeof why, "sanitizer report on stderr");
+    } else if (vg > 0) {
+        snprintf(why, sizeof why, "%ld memcheck error(s) (definite leaks count as errors)", vg);
+    } else if (p->reaped && p->wrap_error_status >= 0 && p->exit_code == p->wrap_error_status) {
+        snprintf(why, sizeof why, "the wrapper exited with its error status %d", p->exit_code);
+    } else if (p->stop_timed_out) {
+        snprintf(why, sizeof why, "did not exit within %d ms of SIGTERM", scaled_ms(30000));
+    }
+    report_line(p, why);
+    if (why[0] != '\0') {
+        fprintf(stderr, "harness: sqlgate pid %d: %s\n", (int)p->pid, why);
+        if (report != NULL) {
+            fprintf(stderr, "%.65536s\n", report);
+        }
+        if (log != NULL) {
+            fprintf(stderr, "--- %s ---\n%.262144s\n", p->wrap_log, log);
+        }
+    }
+    free(err);
+    free(log);
+    if (why[0] != '\0') {
+        if (getpid() != g_root_owner) {
+            fflush(NULL);
+            exit(1);
+        }
+        g_child_failed = true;
+    }
+}
+
 void proc_free(proc *p)
 {
     if (p == NULL) {
         return;
+    }
+    bool checked = children_checked() && p->pid > 0;
+    if (checked && !p->reaped && kill(p->pid, SIGTERM) == 0 && proc_wait_exit(p, 30000) < 0) {
+        p->stop_timed_out = true;
     }
     if (p->pid > 0 && !p->reaped) {
         kill(p->pid, SIGKILL);
@@ -576,6 +821,9 @@ void proc_free(proc *p)
             note_status(p, st);
         }
         track_del(p->pid);
+    }
+    if (checked) {
+        child_verdict(p);
     }
     tmp_dir_free(p->logdir);
     free(p);
@@ -688,6 +936,57 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* --- Recording ------------------------------------------------------------------
+ *
+ * When $SQLGATE_IT_RECORD names a file, every exchange that got an HTTP
+ * response is appended to it as one JSON line (tests/openapi/validate.py
+ * checks them against the OpenAPI document). One write() per line on an
+ * O_APPEND descriptor, under flock, keeps lines whole across the processes
+ * Check forks and the threads of http_async. */
+#define HX_RECORD_BODY_MAX (16u * 1024u * 1024u)
+
+static void record_exchange(const http_req *rq, const http_resp *out)
+{
+    const char *file = getenv("SQLGATE_IT_RECORD");
+    if (file == NULL || file[0] == '\0' || out->status <= 0) {
+        return;
+    }
+    /* the path (with its query) is what follows "scheme://authority" */
+    const char *path = strstr(rq->url, "://");
+    path = path != NULL ? strchr(path + 3, '/') : rq->url;
+    json_t *headers = json_array();
+    for (size_t i = 0; headers != NULL && i < out->n_headers; i++) {
+        json_array_append_new(headers,
+                              json_pack("[s,s]", out->headers[i].name, out->headers[i].value));
+    }
+    json_t *line = json_pack(
+        "{s:s,s:s,s:i,s:i,s:o,s:I,s:I}", "method", rq->method != NULL ? rq->method : "GET", "path",
+        path != NULL ? path : "/", "status", (int)out->status, "curl_code", out->curl_code,
+        "headers", headers, "body_len", (json_int_t)out->body_len, "pid", (json_int_t)getpid());
+    if (line == NULL) {
+        return;
+    }
+    json_t *body =
+        out->body_len <= HX_RECORD_BODY_MAX ? json_stringn(out->body, out->body_len) : NULL;
+    if (body != NULL) {
+        json_object_set_new(line, "body", body);
+    }
+    char *text = json_dumps(line, JSON_COMPACT);
+    json_decref(line);
+    int fd = text != NULL ? open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0) {
+        size_t len = strlen(text);
+        text[len] = '\n'; /* replaces the terminator: the buffer is not a string any more */
+        flock(fd, LOCK_EX);
+        if (write(fd, text, len + 1) != (ssize_t)(len + 1)) {
+            fprintf(stderr, "harness: cannot record to %s\n", file);
+        }
+        flock(fd, LOCK_UN);
+        close(fd);
+    }
+    free(text);
+}
+
 int http_do(const http_req *rq, http_resp *out)
 {
     memset(out, 0, sizeof *out);
@@ -702,7 +1001,7 @@ int http_do(const http_req *rq, http_resp *out)
     if (rq->handle != NULL) {
         curl_easy_reset(h); /* keeps live connections */
     }
-    long tmo = rq->timeout_ms > 0 ? rq->timeout_ms : HX_DEFAULT_TMO_MS;
+    long tmo = scaled_ms(rq->timeout_ms > 0 ? (int)rq->timeout_ms : (int)HX_DEFAULT_TMO_MS);
     curl_easy_setopt(h, CURLOPT_URL, rq->url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROXY, "");
@@ -770,6 +1069,7 @@ done:
     if (out->body_len > 0) {
         out->json = json_loadb(out->body, out->body_len, JSON_DECODE_ANY, NULL);
     }
+    record_exchange(rq, out);
     return out->status > 0 ? (int)out->status : -1;
 }
 

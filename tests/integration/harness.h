@@ -11,7 +11,22 @@
  *
  * HTTP goes through libcurl's easy API, one handle per request unless the
  * caller passes its own (keep-alive tests). Requests are safe to make from
- * several threads at once.
+ * several threads at once. With $SQLGATE_IT_RECORD set to a file name, every
+ * exchange that got a response is appended to that file as one JSON line
+ * (method, path, status, headers, body) for tests/openapi/validate.py.
+ *
+ * Memory tools (scripts/test-valgrind, scripts/test-sanitizers):
+ *  - $SQLGATE_WRAPPER: a command prefix (words split at blanks) the binary is
+ *    run under, e.g. "valgrind --error-exitcode=99 --leak-check=full
+ *    --errors-for-leak-kinds=definite"; valgrind gets a --log-file in the
+ *    child's log directory unless the words name one.
+ *  - With a wrapper or SQLGATE_CHECK_CHILDREN=1, proc_free stops a running
+ *    child with SIGTERM instead of SIGKILL and fails the test when the child
+ *    had memory errors or definite leaks (see "Checked children" in harness.c).
+ *  - ASAN_OPTIONS, UBSAN_OPTIONS and LSAN_OPTIONS pass through to children.
+ *  - $SQLGATE_TIMEOUT_SCALE (integer >= 1) multiplies every wait of the
+ *    harness (proc_wait_*, proc_stderr_wait, HTTP timeouts); scaled_ms gives
+ *    tests the same factor for their own bounds.
  */
 #ifndef SQLGATE_ITEST_HARNESS_H
 #define SQLGATE_ITEST_HARNESS_H
@@ -40,6 +55,9 @@ int64_t now_ms(void);
 
 /* Sleeps ms milliseconds. */
 void sleep_ms(int ms);
+
+/* ms times $SQLGATE_TIMEOUT_SCALE (1 when unset; capped at 100). */
+int scaled_ms(int ms);
 
 /* --- Temporary directories ------------------------------------------------ */
 
