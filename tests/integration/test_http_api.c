@@ -1887,6 +1887,11 @@ static Suite *http_api_suite(void)
     tc = tcase("limits", setup_limits);
     tcase_add_test(tc, max_rows_clamped);
     tcase_add_test(tc, timeout_ms_clamped_to_database);
+    suite_add_tcase(s, tc);
+
+    /* Its bounds are promises about time: not run under memcheck. */
+    tc = tcase("limits_timing", setup_limits);
+    tcase_set_tags(tc, "timing");
     tcase_add_test(tc, pool_exhausted);
     suite_add_tcase(s, tc);
 

@@ -344,6 +344,9 @@ static Suite *shutdown_suite(void)
 {
     Suite *s = suite_create("shutdown");
     TCase *tc = tcase_create("signals");
+    /* Promises about time (delays, drain deadlines): not run under memcheck's
+     * slowdown (meson.build, setup memcheck); ASan covers their memory. */
+    tcase_set_tags(tc, "timing");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, graceful_sigterm);
