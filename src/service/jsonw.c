@@ -197,6 +197,58 @@ void jw_int(jw_buf *b, int64_t v)
     jw_raw(b, tmp, (size_t)n);
 }
 
+/* 10^0 .. 10^22, each exactly representable as a double. */
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The fast path of jw_double, without printf or strtod (which were most of
+ * the cost of streaming a FLOAT column). It covers 1e-4 <= |v| < 1e15 with at
+ * most 15 significant digits, where %.15g prints fixed notation. It looks for
+ * the fewest decimals k such that an integer m < 10^15 has m / 10^k == v:
+ * m and 10^k are exact doubles and IEEE division rounds correctly, so the
+ * test is exactly "the text m * 10^-k reads back as v", and the first k that
+ * passes gives the shortest such text -- the same digits %.15g prints (any
+ * round-tripping text of <= 15 digits is within half a unit of its last
+ * digit of v, so %.15g rounds to it). Writes the text with ".0" for integral
+ * values, as jw_double does, and returns its length; 0 when v is outside the
+ * fast path. */
+static int short_fixed(double v, char *out)
+{
+    double a = fabs(v);
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    for (int k = 0; k < (int)(sizeof pow10_exact / sizeof pow10_exact[0]); k++) {
+        double t = a * pow10_exact[k];
+        if (t >= 1e15)
+            return 0; /* would need more than 15 digits */
+        double m = nearbyint(t);
+        if (m / pow10_exact[k] != a)
+            continue;
+        uint64_t digits = (uint64_t)m;
+        char rev[24];
+        int n = 0;
+        do {
+            rev[n++] = (char)('0' + digits % 10);
+            digits /= 10;
+        } while (digits != 0);
+        while (n <= k)
+            rev[n++] = '0'; /* a 0 before the point */
+        int len = 0;
+        if (v < 0)
+            out[len++] = '-';
+        for (int i = n - 1; i >= k; i--)
+            out[len++] = rev[i];
+        out[len++] = '.';
+        if (k == 0)
+            out[len++] = '0';
+        for (int i = k - 1; i >= 0; i--)
+            out[len++] = rev[i];
+        return len;
+    }
+    return 0;
+}
+
 void jw_double(jw_buf *b, double v)
 {
     if (!isfinite(v)) {
@@ -204,7 +256,11 @@ void jw_double(jw_buf *b, double v)
         return;
     }
     char tmp[40];
-    int n = 0;
+    int n = short_fixed(v, tmp);
+    if (n > 0) {
+        jw_raw(b, tmp, (size_t)n);
+        return;
+    }
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
         if (strtod(tmp, NULL) == v)

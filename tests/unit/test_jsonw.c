@@ -1,0 +1,186 @@
+/* Check suite for jw_double (src/service/jsonw.c): the shortest text that
+ * reads back as the same double. Its fast path (no printf, no strtod) must
+ * print exactly what the reference -- %.15g, %.16g or %.17g, whichever reads
+ * back first, with ".0" on integral values -- prints, for every double. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonw.h"
+
+/* The reference: jw_double as it was before the fast path. */
+static void reference(double v, char *out, size_t n)
+{
+    if (!isfinite(v)) {
+        snprintf(out, n, "null");
+        return;
+    }
+    int len = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        len = snprintf(out, n, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    if (strpbrk(out, ".eEn") == NULL && (size_t)len + 2 < n)
+        snprintf(out + len, n - (size_t)len, ".0");
+}
+
+/* jw_double's text for v, into out. */
+static void encoded(double v, char *out, size_t n)
+{
+    jw_buf b;
+    jw_init(&b, 0);
+    jw_double(&b, v);
+    ck_assert(!b.failed);
+    snprintf(out, n, "%.*s", (int)b.len, b.data);
+    jw_free(&b);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t next_random(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    rng_state = x;
+    return x;
+}
+
+static unsigned long mismatches;
+
+static void same_as_reference(double v)
+{
+    char want[48], got[48];
+    reference(v, want, sizeof want);
+    encoded(v, got, sizeof got);
+    if (strcmp(want, got) != 0 && mismatches++ < 10)
+        fprintf(stderr, "jw_double(%.17g): \"%s\", reference \"%s\"\n", v, got, want);
+}
+
+START_TEST(known_values)
+{
+    static const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {0.0, "0.0"},
+        {-0.0, "-0.0"},
+        {1.0, "1.0"},
+        {-1.0, "-1.0"},
+        {0.5, "0.5"},
+        {0.1, "0.1"},
+        {0.3, "0.3"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {1.0 / 3.0, "0.3333333333333333"},
+        {12.25, "12.25"},
+        {63.0, "63.0"},
+        {1e-4, "0.0001"},
+        {0.000123, "0.000123"},
+        {1e-5, "1e-05"},
+        {123456789012345.0, "123456789012345.0"},
+        {999999999999999.0, "999999999999999.0"},
+        {1e15, "1e+15"},
+        {12345678901234.5, "12345678901234.5"},
+        {-2.5e-3, "-0.0025"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {5e-324, "4.94065645841247e-324"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char got[48];
+        encoded(cases[i].v, got, sizeof got);
+        ck_assert_msg(strcmp(got, cases[i].text) == 0, "jw_double(%.17g) = \"%s\", want \"%s\"",
+                      cases[i].v, got, cases[i].text);
+    }
+}
+END_TEST
+
+START_TEST(non_finite_is_null)
+{
+    char got[48];
+    encoded(NAN, got, sizeof got);
+    ck_assert_str_eq(got, "null");
+    encoded(INFINITY, got, sizeof got);
+    ck_assert_str_eq(got, "null");
+    encoded(-INFINITY, got, sizeof got);
+    ck_assert_str_eq(got, "null");
+}
+END_TEST
+
+START_TEST(matches_reference)
+{
+    /* Fewer values under valgrind, which is ~50 times slower here. */
+    int n = getenv("SQLGATE_UNDER_VALGRIND") != NULL ? 10000 : 100000;
+    mismatches = 0;
+    /* Any bit pattern. */
+    for (int i = 0; i < 3 * n; i++) {
+        uint64_t bits = next_random();
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        same_as_reference(v);
+    }
+    /* Decimals with up to 15 digits and 0 to 19 decimals, both signs: the
+     * fast path's domain and its edges. */
+    for (int i = 0; i < 3 * n; i++) {
+        double m = (double)(next_random() % 1000000000000000ULL);
+        double v = m / pow(10, (double)(next_random() % 20));
+        same_as_reference(next_random() & 1 ? v : -v);
+    }
+    /* Short decimals and binary fractions, as table columns hold them. */
+    for (int i = 0; i < 2 * n; i++) {
+        same_as_reference((double)(next_random() % 4000000) * 0.25);
+        same_as_reference((double)(next_random() % 100000) / 100.0);
+        same_as_reference((double)(next_random() % 100000) / 3.0);
+    }
+    /* Neighbours of powers of ten and of the fast path's limits. */
+    for (int e = -30; e <= 30; e++) {
+        double p = pow(10, e);
+        for (int k = 1; k < 1000; k += 7) {
+            double v = p * k;
+            same_as_reference(v);
+            same_as_reference(nextafter(v, 0));
+            same_as_reference(nextafter(v, INFINITY));
+        }
+    }
+    static const double edges[] = {1e-4,
+                                   9.9999999999999e-5,
+                                   1e15,
+                                   999999999999999.4,
+                                   999999999999999.5,
+                                   99999999999999.99,
+                                   4503599627370496.0,
+                                   9007199254740993.0};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        same_as_reference(edges[i]);
+        same_as_reference(-edges[i]);
+        same_as_reference(nextafter(edges[i], 0));
+        same_as_reference(nextafter(edges[i], INFINITY));
+    }
+    ck_assert_msg(mismatches == 0, "%lu values differ from the reference", mismatches);
+}
+END_TEST
+
+static Suite *jsonw_suite(void)
+{
+    Suite *s = suite_create("jsonw");
+    TCase *tc = tcase_create("double");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, known_values);
+    tcase_add_test(tc, non_finite_is_null);
+    tcase_add_test(tc, matches_reference);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(jsonw_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
