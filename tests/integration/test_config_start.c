@@ -774,6 +774,22 @@ START_TEST(tls_needs_both_files)
 }
 END_TEST
 
+START_TEST(tls_unusable_files)
+{
+    /* Readable files that are not a PEM certificate and key: refused before
+     * listening, as a configuration error naming the variables. */
+    ck_assert_int_eq(write_file(g_dir, "cert.pem", "not a certificate\n"), 0);
+    ck_assert_int_eq(write_file(g_dir, "key.pem", "not a key\n"), 0);
+    char cert[600], key[600], v1[700], v2[700];
+    snprintf(v1, sizeof v1, "SQLGATE_TLS_CERT_FILE=%s", path_in_dir("cert.pem", cert, sizeof cert));
+    snprintf(v2, sizeof v2, "SQLGATE_TLS_KEY_FILE=%s", path_in_dir("key.pem", key, sizeof key));
+    const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", v1, v2, NULL};
+    char *err = run_refused(env);
+    ASSERT_NAMES(err, "SQLGATE_TLS_CERT_FILE");
+    free(err);
+}
+END_TEST
+
 static Suite *config_start_suite(void)
 {
     Suite *s = suite_create("config_start");
@@ -791,6 +807,7 @@ static Suite *config_start_suite(void)
     tcase_add_test(tc, non_loopback_needs_tokens);
     tcase_add_test(tc, token_file_works);
     tcase_add_test(tc, tls_needs_both_files);
+    tcase_add_test(tc, tls_unusable_files);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("modes");
