@@ -55,9 +55,7 @@ struct http_req {
     char *segments[MAX_SEGMENTS];
     size_t n_segments;
 
-    char *body; /* owned, NUL-terminated */
-    size_t body_len;
-    size_t body_cap;
+    jw_buf body; /* owned; capped at SQLGATE_MAX_BODY_BYTES */
     bool body_too_large;
     size_t discarded; /* body bytes dropped after the cap */
 
@@ -263,8 +261,8 @@ const char *http_req_param(const http_req *req, const char *name)
 const char *http_req_body(const http_req *req, size_t *len)
 {
     if (len != NULL)
-        *len = req->body_len;
-    return req->body ? req->body : "";
+        *len = req->body.len;
+    return req->body.data ? req->body.data : "";
 }
 
 const char *http_req_header(const http_req *req, const char *name)
@@ -417,27 +415,16 @@ static bool content_type_is_json(const char *ct)
     return next == '\0' || next == ';' || next == ' ';
 }
 
+/* False when the body is over the cap (body_too_large set) or memory ran
+ * out (body.failed set). */
 static bool body_append(http_req *req, const char *data, size_t len)
 {
-    size_t max = req->srv->cfg->max_body_bytes;
-    if (req->body_too_large || len > max - req->body_len) {
+    if (req->body_too_large || len > req->srv->cfg->max_body_bytes - req->body.len) {
         req->body_too_large = true;
         return false;
     }
-    if (req->body_len + len + 1 > req->body_cap) {
-        size_t cap = req->body_cap ? req->body_cap : 1024;
-        while (cap < req->body_len + len + 1)
-            cap *= 2;
-        char *b = realloc(req->body, cap);
-        if (b == NULL)
-            return false;
-        req->body = b;
-        req->body_cap = cap;
-    }
-    memcpy(req->body + req->body_len, data, len);
-    req->body_len += len;
-    req->body[req->body_len] = '\0';
-    return true;
+    jw_raw(&req->body, data, len);
+    return !req->body.failed;
 }
 
 /* --- libmicrohttpd callbacks ----------------------------------------------- */
@@ -477,6 +464,7 @@ static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const ch
     req->srv = srv;
     req->conn = conn;
     req->method = method;
+    jw_init(&req->body, 0); /* body_append enforces the cap */
     req->start_us = sg_clock_us();
     req->path = strdup(url);
     if (req->path == NULL) {
@@ -620,7 +608,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         srv->observe(srv->app, req->route, req->status);
     if (req->response != NULL)
         MHD_destroy_response(req->response);
-    free(req->body);
+    jw_free(&req->body);
     free(req->operation);
     free(req->path);
     free(req);
