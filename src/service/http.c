@@ -82,19 +82,25 @@ static bool request_id_acceptable(const char *s)
     return true;
 }
 
+/* Request ids need to be unique, not secret: a per-thread xorshift64*
+ * seeded once from getrandom saves a system call per request. */
+static _Thread_local uint64_t id_state;
+
 static void request_id_new(char *out)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char raw[8];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
-        int64_t t = sg_clock_ms();
-        memcpy(raw, &t, sizeof raw);
+    if (id_state == 0) {
+        if (getrandom(&id_state, sizeof id_state, 0) != (ssize_t)sizeof id_state)
+            id_state = (uint64_t)sg_clock_us() ^ (uint64_t)(uintptr_t)&id_state;
+        id_state |= 1; /* xorshift never leaves 0 */
     }
-    for (size_t i = 0; i < sizeof raw; i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[2 * sizeof raw] = '\0';
+    id_state ^= id_state >> 12;
+    id_state ^= id_state << 25;
+    id_state ^= id_state >> 27;
+    uint64_t v = id_state * 0x2545F4914F6CDD1DULL;
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+    out[16] = '\0';
 }
 
 /* --- Replies --------------------------------------------------------------- */
