@@ -598,17 +598,26 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     if (log_enabled(SG_LOG_INFO)) {
-        double ms = (double)(sg_clock_us() - req->start_us) / 1000.0;
-        json_t *f = json_pack("{s:s,s:s,s:s,s:i,s:f}", "request_id", req->id, "method", req->method,
-                              "route", req->route ? req->route->pattern : "-", "status",
-                              req->status, "duration_ms", ms);
-        if (f != NULL && req->db[0] != '\0')
-            json_object_set_new(f, "db", json_string(req->db));
-        if (f != NULL && req->operation != NULL)
-            json_object_set_new(f, "operation", json_string(req->operation));
-        if (f != NULL && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            json_object_set_new(f, "aborted", json_true());
-        log_info("request", f);
+        const char *route = req->route ? req->route->pattern : "-";
+        log_field f[8] = {
+            {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
+            {.key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)},
+            {.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)},
+            {.key = "status", .kind = LOG_INT, .i = req->status},
+            {.key = "duration_ms", .kind = LOG_MS, .i = sg_clock_us() - req->start_us},
+        };
+        size_t n = 5;
+        if (req->db[0] != '\0')
+            f[n++] =
+                (log_field){.key = "db", .kind = LOG_STR, .s = req->db, .len = strlen(req->db)};
+        if (req->operation != NULL)
+            f[n++] = (log_field){.key = "operation",
+                                 .kind = LOG_STR,
+                                 .s = req->operation,
+                                 .len = strlen(req->operation)};
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            f[n++] = (log_field){.key = "aborted", .kind = LOG_BOOL, .b = true};
+        log_line(SG_LOG_INFO, "request", f, n);
     }
     if (srv->observe != NULL)
         srv->observe(srv->app, req->route, req->status);

@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "jsonw.h"
 #include "sqlgate/driver.h"
 
 static sg_log_level threshold = SG_LOG_INFO;
@@ -40,103 +40,184 @@ static void format_time(char *out, size_t n)
     snprintf(out + len, n - len, ".%03dZ", (int)(ms % 1000));
 }
 
-/* A value for a text line: bare when it is a plain word, else quoted and
+/* A text value is bare when it is a plain ASCII word, else quoted and
  * escaped as JSON, so no value can forge a line or a field. */
-static void text_value(FILE *f, json_t *value)
+static bool plain_word(const char *s, size_t len)
 {
-    if (json_is_string(value)) {
-        const char *v = json_string_value(value);
-        bool plain = *v != '\0';
-        for (const unsigned char *p = (const unsigned char *)v; *p && plain; p++)
-            plain = *p > ' ' && *p != '"' && *p != '=' && *p != '\\' && *p != 0x7f;
-        if (plain) {
-            fputs(v, f);
-            return;
-        }
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= ' ' || c >= 0x7f || c == '"' || c == '=' || c == '\\')
+            return false;
     }
-    char *text = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(9));
-    fputs(text ? text : "?", f);
-    free(text);
+    return true;
 }
 
-static char *render_text(const char *time, sg_log_level level, const char *msg, json_t *fields)
+/* Microseconds as milliseconds with exactly three decimals. */
+static void put_ms(jw_buf *b, int64_t us)
 {
-    char *line = NULL;
-    size_t size = 0;
-    FILE *f = open_memstream(&line, &size);
-    if (f == NULL)
-        return NULL;
-    fprintf(f, "%s %-5s %s", time, level_names[level], msg);
-    const char *key;
-    json_t *value;
-    json_object_foreach(fields, key, value)
-    {
-        fprintf(f, " %s=", key);
-        text_value(f, value);
+    if (us < 0) {
+        jw_char(b, '-');
+        us = us == INT64_MIN ? INT64_MAX : -us;
     }
-    fputc('\n', f);
-    fclose(f);
-    return line;
+    jw_int(b, us / 1000);
+    int frac = (int)(us % 1000);
+    char digits[4] = {(char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                      (char)('0' + frac % 10), '\0'};
+    jw_char(b, '.');
+    jw_raw(b, digits, 3);
+}
+
+static void put_value(jw_buf *b, const log_field *f, bool text)
+{
+    switch (f->kind) {
+    case LOG_STR:
+        if (text && plain_word(f->s, f->len))
+            jw_raw(b, f->s, f->len);
+        else
+            jw_str(b, f->s, f->len);
+        break;
+    case LOG_INT:
+        jw_int(b, f->i);
+        break;
+    case LOG_MS:
+        put_ms(b, f->i);
+        break;
+    case LOG_BOOL:
+        jw_bool(b, f->b);
+        break;
+    case LOG_JSON:
+        jw_raw(b, f->s, f->len);
+        break;
+    }
+}
+
+static void render(jw_buf *b, sg_log_level level, const char *msg, const log_field *fields,
+                   size_t n)
+{
+    char time[40];
+    format_time(time, sizeof time);
+    if (as_json) {
+        jw_lit(b, "{\"time\":\"");
+        jw_lit(b, time);
+        jw_lit(b, "\",\"level\":\"");
+        jw_lit(b, level_names[level]);
+        jw_lit(b, "\",\"msg\":");
+        jw_cstr(b, msg);
+        for (size_t i = 0; i < n; i++) {
+            jw_char(b, ',');
+            jw_cstr(b, fields[i].key);
+            jw_char(b, ':');
+            put_value(b, &fields[i], false);
+        }
+        jw_char(b, '}');
+    } else {
+        static const char *const padded[] = {"debug", "info ", "warn ", "error"};
+        jw_lit(b, time);
+        jw_char(b, ' ');
+        jw_lit(b, padded[level]);
+        jw_char(b, ' ');
+        jw_lit(b, msg);
+        for (size_t i = 0; i < n; i++) {
+            jw_char(b, ' ');
+            jw_lit(b, fields[i].key);
+            jw_char(b, '=');
+            put_value(b, &fields[i], true);
+        }
+    }
+    jw_char(b, '\n');
 }
 
 /* One write(2) per line (stdio on stderr is unbuffered and would split a
  * line into several writes, which other processes could interleave). Lock
  * held. */
-static void write_line(const char *line, bool newline)
+static void write_all(const char *p, size_t len)
 {
-    struct iovec iov[2] = {{(void *)line, strlen(line)}, {(void *)"\n", newline ? 1 : 0}};
-    int n = 2;
-    struct iovec *v = iov;
-    while (n > 0) {
-        ssize_t w = writev(STDERR_FILENO, v, n);
+    while (len > 0) {
+        ssize_t w = write(STDERR_FILENO, p, len);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             return;
         }
-        while (n > 0 && (size_t)w >= v->iov_len) {
-            w -= (ssize_t)v->iov_len;
-            v++;
-            n--;
-        }
-        if (n > 0) {
-            v->iov_base = (char *)v->iov_base + w;
-            v->iov_len -= (size_t)w;
-        }
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+void log_line(sg_log_level level, const char *msg, const log_field *fields, size_t n)
+{
+    if (!log_enabled(level))
+        return;
+    jw_buf b;
+    jw_init(&b, 0);
+    render(&b, level, msg, fields, n);
+    if (!b.failed) {
+        pthread_mutex_lock(&lock);
+        write_all(b.data, b.len);
+        pthread_mutex_unlock(&lock);
+    }
+    jw_free(&b);
+}
+
+/* Strings, integers and booleans map to their log_field kinds; any other
+ * value (real, null, object, array) is written as its compact JSON text. */
+static int to_field(const char *key, json_t *value, log_field *f, char **dumped)
+{
+    *f = (log_field){.key = key};
+    *dumped = NULL;
+    switch (json_typeof(value)) {
+    case JSON_STRING:
+        f->kind = LOG_STR;
+        f->s = json_string_value(value);
+        f->len = json_string_length(value);
+        return 0;
+    case JSON_INTEGER:
+        f->kind = LOG_INT;
+        f->i = json_integer_value(value);
+        return 0;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        f->kind = LOG_BOOL;
+        f->b = json_is_true(value);
+        return 0;
+    default:
+        *dumped = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(9));
+        if (*dumped == NULL)
+            return -1;
+        f->kind = LOG_JSON;
+        f->s = *dumped;
+        f->len = strlen(*dumped);
+        return 0;
     }
 }
 
 void log_event(sg_log_level level, const char *msg, json_t *fields)
 {
-    if (!log_enabled(level)) {
+    if (!log_enabled(level) || fields == NULL || !json_is_object(fields)) {
         json_decref(fields);
+        if (log_enabled(level))
+            log_line(level, msg, NULL, 0);
         return;
     }
-    if (fields == NULL || !json_is_object(fields)) {
-        json_decref(fields);
-        fields = json_object();
-        if (fields == NULL)
-            return;
-    }
-    char time[40];
-    format_time(time, sizeof time);
-    char *line = NULL;
-    if (as_json) {
-        json_t *event =
-            json_pack("{s:s,s:s,s:s}", "time", time, "level", level_names[level], "msg", msg);
-        if (event != NULL) {
-            json_object_update(event, fields);
-            line = json_dumps(event, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
-            json_decref(event);
+    size_t n = json_object_size(fields);
+    log_field *list = calloc(n ? n : 1, sizeof *list);
+    char **dumped = calloc(n ? n : 1, sizeof *dumped);
+    size_t used = 0;
+    if (list != NULL && dumped != NULL) {
+        const char *key;
+        json_t *value;
+        json_object_foreach(fields, key, value)
+        {
+            if (used < n && to_field(key, value, &list[used], &dumped[used]) == 0)
+                used++;
         }
-    } else {
-        line = render_text(time, level, msg, fields);
+        log_line(level, msg, list, used);
     }
+    for (size_t i = 0; dumped != NULL && i < n; i++)
+        free(dumped[i]);
+    free(dumped);
+    free(list);
     json_decref(fields);
-    if (line == NULL)
-        return;
-    pthread_mutex_lock(&lock);
-    write_line(line, as_json);
-    pthread_mutex_unlock(&lock);
-    free(line);
 }
