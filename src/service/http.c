@@ -293,7 +293,9 @@ const char *http_req_method(const http_req *req)
 
 void http_req_set_db(http_req *req, const char *name)
 {
-    snprintf(req->db, sizeof req->db, "%s", name);
+    size_t len = strnlen(name, sizeof req->db - 1);
+    memcpy(req->db, name, len);
+    req->db[len] = '\0';
 }
 
 void http_req_set_operation(http_req *req, const char *operation)

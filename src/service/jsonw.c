@@ -189,12 +189,49 @@ void jw_cstr(jw_buf *b, const char *s)
     jw_str(b, s, strlen(s));
 }
 
+/* Decimal digits of v, written backwards from end; returns the first. On
+ * the row path for every integer column, hence no printf. */
+static char *format_int(char *end, int64_t v)
+{
+    /* Through uint64_t so that INT64_MIN negates without overflow. */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char *p = end;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--p = '-';
+    return p;
+}
+
 void jw_int(jw_buf *b, int64_t v)
 {
-    char tmp[32];
+    char tmp[24];
     bool exact = v >= -JW_INT_EXACT_MAX && v <= JW_INT_EXACT_MAX;
-    int n = snprintf(tmp, sizeof tmp, exact ? "%" PRId64 : "\"%" PRId64 "\"", v);
-    jw_raw(b, tmp, (size_t)n);
+    char *end = tmp + sizeof tmp;
+    if (!exact)
+        *--end = '"';
+    char *p = format_int(end, v);
+    if (!exact)
+        *--p = '"';
+    jw_raw(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+void jw_ms(jw_buf *b, int64_t us)
+{
+    char tmp[28];
+    char *end = tmp + sizeof tmp;
+    uint64_t frac = us < 0 ? (uint64_t)0 - (uint64_t)us : (uint64_t)us;
+    for (int i = 0; i < 3; i++) {
+        *--end = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    *--end = '.';
+    char *p = format_int(end, (int64_t)(frac));
+    if (us < 0)
+        *--p = '-';
+    jw_raw(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 /* 10^0 .. 10^22, each exactly representable as a double. */

@@ -37,6 +37,8 @@ void jw_str(jw_buf *b, const char *s, size_t len);
 void jw_cstr(jw_buf *b, const char *s);
 /* Integers beyond +-2^53 are written as strings, per the contract. */
 void jw_int(jw_buf *b, int64_t v);
+/* us microseconds as milliseconds with exactly three decimals ("1.250"). */
+void jw_ms(jw_buf *b, int64_t us);
 /* Shortest text that reads back to the same double; non-finite as null. */
 void jw_double(jw_buf *b, double v);
 void jw_bool(jw_buf *b, bool v);

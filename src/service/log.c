@@ -54,21 +54,6 @@ static bool plain_word(const char *s, size_t len)
     return true;
 }
 
-/* Microseconds as milliseconds with exactly three decimals. */
-static void put_ms(jw_buf *b, int64_t us)
-{
-    if (us < 0) {
-        jw_char(b, '-');
-        us = us == INT64_MIN ? INT64_MAX : -us;
-    }
-    jw_int(b, us / 1000);
-    int frac = (int)(us % 1000);
-    char digits[4] = {(char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
-                      (char)('0' + frac % 10), '\0'};
-    jw_char(b, '.');
-    jw_raw(b, digits, 3);
-}
-
 static void put_value(jw_buf *b, const log_field *f, bool text)
 {
     switch (f->kind) {
@@ -82,7 +67,7 @@ static void put_value(jw_buf *b, const log_field *f, bool text)
         jw_int(b, f->i);
         break;
     case LOG_MS:
-        put_ms(b, f->i);
+        jw_ms(b, f->i);
         break;
     case LOG_BOOL:
         jw_bool(b, f->b);

@@ -93,12 +93,15 @@ static int begin_result(qstream *s, const sg_column *cols, size_t n, sg_err *err
     jw_lit(&s->out, s->n_results++ ? ",{\"columns\":[" : "{\"columns\":[");
     for (size_t i = 0; i < n; i++) {
         char base[128];
-        if (cols[i].name[0] != '\0')
-            snprintf(base, sizeof base, "%s", cols[i].name);
-        else
+        if (cols[i].name[0] != '\0') {
+            size_t len = strnlen(cols[i].name, sizeof base - 1);
+            memcpy(base, cols[i].name, len);
+            base[len] = '\0';
+        } else {
             snprintf(base, sizeof base, "column%zu", i + 1);
+        }
         char cand[160];
-        snprintf(cand, sizeof cand, "%s", base);
+        memcpy(cand, base, strlen(base) + 1);
         for (unsigned k = 2; name_taken(s, i, cand); k++)
             snprintf(cand, sizeof cand, "%s_%u", base, k);
         s->key_off[i] = s->keys.len;
@@ -160,10 +163,9 @@ static void encode_row(qstream *s, const sg_value *values)
 
 static void end_result(qstream *s, bool truncated)
 {
-    char tail[96];
-    snprintf(tail, sizeof tail, "],\"row_count\":%lld,\"truncated\":%s}", (long long)s->row_count,
-             truncated ? "true" : "false");
-    jw_lit(&s->out, tail);
+    jw_lit(&s->out, "],\"row_count\":");
+    jw_int(&s->out, s->row_count);
+    jw_lit(&s->out, truncated ? ",\"truncated\":true}" : ",\"truncated\":false}");
 }
 
 static void write_head(qstream *s)
@@ -182,11 +184,11 @@ static void write_tail(qstream *s)
     int64_t affected = sg_query_rows_affected(s->q);
     sg_query_end(s->q);
     s->q = NULL;
-    char tail[96];
-    double elapsed = (double)(sg_clock_us() - s->start_us) / 1000.0;
-    snprintf(tail, sizeof tail, "],\"rows_affected\":%lld,\"elapsed_ms\":%.3f}",
-             (long long)affected, elapsed);
-    jw_lit(&s->out, tail);
+    jw_lit(&s->out, "],\"rows_affected\":");
+    jw_int(&s->out, affected);
+    jw_lit(&s->out, ",\"elapsed_ms\":");
+    jw_ms(&s->out, sg_clock_us() - s->start_us);
+    jw_char(&s->out, '}');
 }
 
 /* One step of the state machine. */

@@ -1,8 +1,13 @@
-/* Check suite for jw_double (src/service/jsonw.c): the shortest text that
- * reads back as the same double. Its fast path (no printf, no strtod) must
- * print exactly what the reference -- %.15g, %.16g or %.17g, whichever reads
- * back first, with ".0" on integral values -- prints, for every double. */
+/* Check suite for the number writers of src/service/jsonw.c, which avoid
+ * printf on the row path.
+ * - jw_double: the shortest text that reads back as the same double. Its fast
+ *   path (no printf, no strtod) must print exactly what the reference --
+ *   %.15g, %.16g or %.17g, whichever reads back first, with ".0" on integral
+ *   values -- prints, for every double.
+ * - jw_int: what "%lld" prints, quoted beyond +-2^53 (the contract).
+ * - jw_ms: microseconds as "%.3f" of milliseconds. */
 #include <check.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -164,6 +169,92 @@ START_TEST(matches_reference)
 }
 END_TEST
 
+/* The writer's text for one call, into out. */
+#define WRITTEN(call, out)                                                                         \
+    do {                                                                                           \
+        jw_buf b_;                                                                                 \
+        jw_init(&b_, 0);                                                                           \
+        call;                                                                                      \
+        ck_assert(!b_.failed);                                                                     \
+        snprintf((out), sizeof(out), "%.*s", (int)b_.len, b_.data);                                \
+        jw_free(&b_);                                                                              \
+    } while (0)
+
+static void int_as_printf(int64_t v)
+{
+    char want[32], got[32];
+    const int64_t exact = 9007199254740992LL; /* 2^53 */
+    if (v >= -exact && v <= exact)
+        snprintf(want, sizeof want, "%" PRId64, v);
+    else
+        snprintf(want, sizeof want, "\"%" PRId64 "\"", v);
+    WRITTEN(jw_int(&b_, v), got);
+    ck_assert_msg(strcmp(want, got) == 0, "jw_int(%" PRId64 "): %s, want %s", v, got, want);
+}
+
+START_TEST(int_matches_printf)
+{
+    const int64_t edges[] = {0,
+                             1,
+                             -1,
+                             9,
+                             10,
+                             -10,
+                             99,
+                             100,
+                             9007199254740991LL,
+                             9007199254740992LL,
+                             9007199254740993LL,
+                             -9007199254740992LL,
+                             -9007199254740993LL,
+                             INT64_MAX,
+                             INT64_MIN,
+                             INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        int_as_printf(edges[i]);
+    for (int i = 0; i < 200000; i++) {
+        uint64_t r = next_random();
+        int_as_printf((int64_t)(r >> (r % 64))); /* every magnitude */
+        int_as_printf(-(int64_t)(r >> (1 + r % 63)));
+    }
+}
+END_TEST
+
+static void ms_as_printf(int64_t us)
+{
+    char want[48], got[48];
+    /* Integer arithmetic: a double would round beyond 2^53 microseconds. */
+    uint64_t mag = us < 0 ? (uint64_t)0 - (uint64_t)us : (uint64_t)us;
+    snprintf(want, sizeof want, "%s%" PRIu64 ".%03u", us < 0 ? "-" : "", mag / 1000,
+             (unsigned)(mag % 1000));
+    WRITTEN(jw_ms(&b_, us), got);
+    ck_assert_msg(strcmp(want, got) == 0, "jw_ms(%" PRId64 "): %s, want %s", us, got, want);
+}
+
+START_TEST(ms_three_decimals)
+{
+    char got[48];
+    WRITTEN(jw_ms(&b_, 1250), got);
+    ck_assert_str_eq(got, "1.250");
+    WRITTEN(jw_ms(&b_, 7), got);
+    ck_assert_str_eq(got, "0.007");
+    WRITTEN(jw_ms(&b_, -7), got);
+    ck_assert_str_eq(got, "-0.007");
+    WRITTEN(jw_ms(&b_, 0), got);
+    ck_assert_str_eq(got, "0.000");
+    WRITTEN(jw_ms(&b_, 25000000), got);
+    ck_assert_str_eq(got, "25000.000");
+    const int64_t edges[] = {INT64_MAX, INT64_MIN, INT64_MIN + 1, 999, 1000, 1001, -999, -1000};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        ms_as_printf(edges[i]);
+    for (int i = 0; i < 100000; i++) {
+        uint64_t r = next_random();
+        ms_as_printf((int64_t)(r >> (r % 64)));
+        ms_as_printf(-(int64_t)(r >> (1 + r % 63)));
+    }
+}
+END_TEST
+
 static Suite *jsonw_suite(void)
 {
     Suite *s = suite_create("jsonw");
@@ -173,6 +264,10 @@ static Suite *jsonw_suite(void)
     tcase_add_test(tc, non_finite_is_null);
     tcase_add_test(tc, matches_reference);
     suite_add_tcase(s, tc);
+    TCase *ints = tcase_create("integers");
+    tcase_add_test(ints, int_matches_printf);
+    tcase_add_test(ints, ms_three_decimals);
+    suite_add_tcase(s, ints);
     return s;
 }
 
