@@ -955,6 +955,530 @@ START_TEST(test_disk_full_is_unavailable)
 }
 END_TEST
 
+/* --- statement cache ----------------------------------------------------- */
+
+/* The single integer of a one-statement batch with one parameter @p. */
+static int64_t query_int_p(sg_driver_conn *c, const char *sql, int64_t p)
+{
+    sg_param param = {"p", {.type = SG_V_INT, .u.i = p}};
+    const sg_value *v = first_row(c, sql, &param, 1, NULL, NULL);
+    ck_assert_int_eq(v[0].type, SG_V_INT);
+    int64_t r = v[0].u.i;
+    ck_assert_int_eq(D->finish(c), 0);
+    return r;
+}
+
+/* Runs a one-statement batch without columns; returns rows_affected. */
+static int64_t run_affected(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n)
+{
+    sg_err err = {0};
+    ck_assert_msg(D->exec(c, sql, params, n, sg_clock_ms() + LONG_MS, &err) == 0, "exec(%s): %s",
+                  sql, err.message);
+    const sg_column *cols;
+    size_t nc;
+    ck_assert_msg(D->next_result(c, &cols, &nc, &err) == 0, "next_result(%s): %s", sql,
+                  err.message);
+    int64_t affected = D->rows_affected(c);
+    ck_assert_int_eq(D->finish(c), 0);
+    return affected;
+}
+
+START_TEST(test_cache_reuse_with_new_params)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER PRIMARY KEY, s TEXT)");
+    for (int64_t i = 1; i <= 20; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "row %lld", (long long)i);
+        sg_param p[] = {{"a", {.type = SG_V_INT, .u.i = i}},
+                        {"s", {.type = SG_V_TEXT, .u.s = {text, strlen(text)}}}};
+        ck_assert_int_eq(run_affected(c, "INSERT INTO t VALUES (@a, @s)", p, 2), 1);
+        memset(text, '#', sizeof text); /* the batch owns its copy */
+    }
+    for (int64_t i = 20; i >= 1; i--) {
+        sg_param p = {"a", {.type = SG_V_INT, .u.i = i}};
+        const sg_value *v = first_row(c, "SELECT a, s FROM t WHERE a = @a", &p, 1, NULL, NULL);
+        ck_assert_int_eq(v[0].u.i, i);
+        char want[32];
+        snprintf(want, sizeof want, "row %lld", (long long)i);
+        assert_text(&v[1], want);
+        sg_err err = {0};
+        ck_assert_int_eq(D->next_row(c, &v, &err), 0);
+        ck_assert_int_eq(D->finish(c), 0);
+    }
+    sg_param even = {"m", {.type = SG_V_INT, .u.i = 2}};
+    sg_param third = {"m", {.type = SG_V_INT, .u.i = 3}};
+    ck_assert_int_eq(run_affected(c, "UPDATE t SET s = 'x' WHERE a % @m = 0", &even, 1), 10);
+    ck_assert_int_eq(run_affected(c, "UPDATE t SET s = 'x' WHERE a % @m = 0", &third, 1), 6);
+
+    /* A parameter that the next exec() does not give is missing, not the
+     * previous value; the one after that binds again. */
+    sg_param one = {"q", {.type = SG_V_TEXT, .u.s = {"first", 5}}};
+    const sg_value *v = first_row(c, "SELECT @q", &one, 1, NULL, NULL);
+    assert_text(&v[0], "first");
+    ck_assert_int_eq(D->finish(c), 0);
+    sg_err err = {0};
+    ck_assert_int_eq(D->exec(c, "SELECT @q", NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_ptr_nonnull(strstr(err.message, "@q is not given"));
+    sg_param two = {"q", {.type = SG_V_BINARY, .u.s = {"\x01\x02", 2}}};
+    v = first_row(c, "SELECT @q", &two, 1, NULL, NULL);
+    ck_assert_int_eq(v[0].type, SG_V_BINARY);
+    ck_assert_uint_eq(v[0].u.s.len, 2);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+/* The expression fails with "integer overflow" on the row where a = @bad;
+ * rows come in insertion order (no sort, which would read them all first). */
+static const char *const overflow_at =
+    "SELECT CASE WHEN a = @bad THEN abs(a - a - 9223372036854775807 - 1) ELSE a END AS v "
+    "FROM t";
+
+/* Reads `sql` (params @bad) to its end; the number of rows read before the
+ * end, or before the error when *err is set. */
+static int read_rows(sg_driver_conn *c, const char *sql, int64_t bad, sg_err *err)
+{
+    sg_param p = {"bad", {.type = SG_V_INT, .u.i = bad}};
+    ck_assert_int_eq(D->exec(c, sql, &p, 1, sg_clock_ms() + LONG_MS, err), 0);
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v;
+    int rows = 0;
+    int rc = D->next_result(c, &cols, &n, err);
+    while (rc == 1 && (rc = D->next_row(c, &v, err)) == 1) {
+        rows++;
+        ck_assert_int_eq(v[0].u.i, rows);
+    }
+    if (rc == 0) {
+        ck_assert_int_eq(D->next_result(c, &cols, &n, err), 0);
+        err->code = SG_OK;
+    }
+    ck_assert_int_eq(D->finish(c), 0);
+    return rows;
+}
+
+START_TEST(test_cache_reuse_after_error)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER);"
+              "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 10) "
+              "INSERT INTO t SELECT x FROM r");
+    sg_err err = {0};
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(read_rows(c, overflow_at, 0, &err), 10);
+        ck_assert_int_eq(err.code, SG_OK);
+        /* Mid-stream: two rows, then the error. */
+        ck_assert_int_eq(read_rows(c, overflow_at, 3, &err), 2);
+        ck_assert_int_eq(err.code, SG_SQL_ERROR);
+        ck_assert_ptr_nonnull(strstr(err.message, "integer overflow"));
+        /* On the first step: next_result() fails. */
+        ck_assert_int_eq(read_rows(c, overflow_at, 1, &err), 0);
+        ck_assert_int_eq(err.code, SG_SQL_ERROR);
+        ck_assert_int_eq(err.sql.line, 1);
+        ck_assert(!D->unusable(c));
+    }
+    /* A constraint error, then the same INSERT succeeding. */
+    run_ok(c, "CREATE TABLE u(k INTEGER PRIMARY KEY)");
+    sg_param k = {"k", {.type = SG_V_INT, .u.i = 1}};
+    ck_assert_int_eq(run_affected(c, "INSERT INTO u VALUES (@k)", &k, 1), 1);
+    ck_assert_int_eq(D->exec(c, "INSERT INTO u VALUES (@k)", &k, 1, sg_clock_ms() + LONG_MS, &err),
+                     0);
+    const sg_column *cols;
+    size_t n;
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_int_eq(err.sql.number, 1555 /* SQLITE_CONSTRAINT_PRIMARYKEY */);
+    ck_assert_int_eq(D->finish(c), 0);
+    k.value.u.i = 2;
+    ck_assert_int_eq(run_affected(c, "INSERT INTO u VALUES (@k)", &k, 1), 1);
+    ck_assert_int_eq(query_int(c, "SELECT sum(k) FROM u"), 3);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_cache_eviction)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    /* Texts of equal length that differ only in digits, more of them than
+     * any cache holds; then all again in both orders. */
+    char sql[64];
+    for (int pass = 0; pass < 3; pass++) {
+        for (int k = 0; k < 100; k++) {
+            int i = pass == 1 ? 99 - k : k;
+            snprintf(sql, sizeof sql, "SELECT %d + 1000 * @p", 100 + i);
+            ck_assert_int_eq(query_int_p(c, sql, pass), 100 + i + 1000 * pass);
+        }
+        snprintf(sql, sizeof sql, "SELECT %d + 1000 * @p", 100);
+        ck_assert_int_eq(query_int_p(c, sql, 7), 7100);
+    }
+    /* A few hot statements between many cold ones. */
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(query_int_p(c, "SELECT @p * 2", i), 2 * i);
+        snprintf(sql, sizeof sql, "SELECT %d + @p", 1000 + i);
+        ck_assert_int_eq(query_int_p(c, sql, 1), 1001 + i);
+        ck_assert_int_eq(query_int(c, "SELECT 42"), 42);
+    }
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_cache_schema_change)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "schema.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_driver_conn *other = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER); INSERT INTO t VALUES (1)");
+    const char *all = "SELECT * FROM t";
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v = first_row(c, all, NULL, 0, &cols, &n);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* Changed on the same connection. */
+    run_ok(c, "ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'bee'");
+    v = first_row(c, all, NULL, 0, &cols, &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(cols[0].name, "a");
+    ck_assert_str_eq(cols[1].name, "b");
+    ck_assert_str_eq(cols[1].type, "text");
+    ck_assert_int_eq(v[0].u.i, 1);
+    assert_text(&v[1], "bee");
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* Changed by another connection. */
+    run_ok(other, "ALTER TABLE t ADD COLUMN flag BOOLEAN DEFAULT 1");
+    v = first_row(c, all, NULL, 0, &cols, &n);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(cols[2].name, "flag");
+    ck_assert_str_eq(cols[2].type, "boolean");
+    ck_assert_int_eq(v[2].type, SG_V_BOOL);
+    ck_assert(v[2].u.b);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* DML cached before DDL still runs after it. */
+    sg_param p = {"a", {.type = SG_V_INT, .u.i = 2}};
+    ck_assert_int_eq(run_affected(c, "INSERT INTO t(a) VALUES (@a)", &p, 1), 1);
+    run_ok(other, "ALTER TABLE t ADD COLUMN d DECIMAL(5,2) DEFAULT 1.50");
+    p.value.u.i = 3;
+    ck_assert_int_eq(run_affected(c, "INSERT INTO t(a) VALUES (@a)", &p, 1), 1);
+    v = first_row(c, "SELECT * FROM t WHERE a = 3", NULL, 0, &cols, &n);
+    ck_assert_uint_eq(n, 4);
+    assert_text(&v[3], "1.5");
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* A cached statement whose table is gone fails as SQL; then works
+     * again once the table is back. */
+    run_ok(other, "DROP TABLE t");
+    sg_err err = {0};
+    int rc = D->exec(c, all, NULL, 0, sg_clock_ms() + LONG_MS, &err);
+    if (rc == 0)
+        rc = D->next_result(c, &cols, &n, &err);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_ptr_nonnull(strstr(err.message, "no such table"));
+    ck_assert_int_eq(D->finish(c), 0);
+    run_ok(other, "CREATE TABLE t(x TEXT, y TEXT); INSERT INTO t VALUES ('p', 'q')");
+    v = first_row(c, all, NULL, 0, &cols, &n);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(cols[0].name, "x");
+    assert_text(&v[1], "q");
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* DDL run twice: the second fails as before. */
+    run_ok(c, "CREATE TABLE twice(a)");
+    rc = D->exec(c, "CREATE TABLE twice(a)", NULL, 0, sg_clock_ms() + LONG_MS, &err);
+    if (rc == 0)
+        rc = D->next_result(c, &cols, &n, &err);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_ptr_nonnull(strstr(err.message, "already exists"));
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(other);
+    D->close(c);
+}
+END_TEST
+
+/* Some pragmas act while they are prepared, not when they run: every run
+ * must act again (SQLite also re-prepares a PRAGMA on each run by itself). */
+START_TEST(test_cache_pragmas_act_every_time)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    for (int i = 0; i < 3; i++) {
+        run_ok(c, "PRAGMA cache_size = 1234");
+        ck_assert_int_eq(query_int(c, "PRAGMA cache_size"), 1234);
+        run_ok(c, "PRAGMA cache_size = 777");
+        ck_assert_int_eq(query_int(c, "PRAGMA cache_size"), 777);
+        run_ok(c, "PRAGMA foreign_keys = OFF");
+        ck_assert_int_eq(query_int(c, "PRAGMA foreign_keys"), 0);
+        run_ok(c, "PRAGMA foreign_keys = ON");
+        ck_assert_int_eq(query_int(c, "PRAGMA foreign_keys"), 1);
+    }
+    D->close(c);
+}
+END_TEST
+
+/* Reads the first row of a 500-row result, then stops the way the service
+ * does: finish() (client gone) or next_result() (max_rows reached). */
+static void stop_after_first_row(sg_driver_conn *c, bool by_finish)
+{
+    const sg_value *v = first_row(c, "SELECT a FROM t ORDER BY a", NULL, 0, NULL, NULL);
+    ck_assert_int_eq(v[0].u.i, 1);
+    if (!by_finish) {
+        const sg_column *cols;
+        size_t n;
+        sg_err err = {0};
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+    }
+    ck_assert_int_eq(D->finish(c), 0);
+}
+
+static const char *const fill_500 =
+    "CREATE TABLE t(a INTEGER);"
+    "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 500) "
+    "INSERT INTO t SELECT x FROM r";
+
+START_TEST(test_cache_stopped_early_releases_file)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "early.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *r = open_ok(&cfg);
+    sg_driver_conn *w = open_ok(&cfg);
+    run_ok(w, fill_500);
+    for (int i = 0; i < 4; i++) {
+        stop_after_first_row(r, i % 2 == 0);
+        sg_err err = {0};
+        ck_assert_int_eq(D->exec(w, "UPDATE t SET a = a + 1000 WHERE a = 2", NULL, 0,
+                                 sg_clock_ms() + 2000, &err),
+                         0);
+        ck_assert_msg(drain(w, &err) == 0, "%s", err.message);
+        ck_assert_int_eq(D->rows_affected(w), 1);
+        ck_assert_int_eq(D->finish(w), 0);
+        /* A reader still inside its snapshot would keep the WAL from being
+         * reset: the checkpoint would wait out its deadline and report busy. */
+        ck_assert_int_eq(
+            D->exec(w, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, 0, sg_clock_ms() + 1000, &err), 0);
+        const sg_column *cols;
+        size_t n;
+        const sg_value *v;
+        ck_assert_int_eq(D->next_result(w, &cols, &n, &err), 1);
+        ck_assert_int_eq(D->next_row(w, &v, &err), 1);
+        ck_assert_msg(v[0].u.i == 0, "checkpoint blocked by a reader");
+        ck_assert_int_eq(D->finish(w), 0);
+        run_ok(w, "UPDATE t SET a = a - 1000 WHERE a = 1002");
+        /* An interrupt at rest does not reach the next statement (SQLite
+         * forgets it only once no statement of the connection is active). */
+        D->interrupt(r);
+        ck_assert_int_eq(query_int(r, "SELECT count(*) FROM t"), 500);
+    }
+    D->close(w);
+    D->close(r);
+}
+END_TEST
+
+START_TEST(test_cache_stopped_early_releases_memory)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "early", ":memory:", false);
+    sg_driver_conn *r = open_ok(&cfg);
+    sg_driver_conn *w = open_ok(&cfg);
+    run_ok(w, fill_500);
+    for (int i = 0; i < 4; i++) {
+        stop_after_first_row(r, i % 2 == 0);
+        /* A shared-cache table lock left by the reader would fail this
+         * writer with a timeout. */
+        sg_err err = {0};
+        ck_assert_int_eq(
+            D->exec(w, "UPDATE t SET a = a WHERE a <= 2", NULL, 0, sg_clock_ms() + 2000, &err), 0);
+        ck_assert_msg(drain(w, &err) == 0, "%s", err.message);
+        ck_assert_int_eq(D->rows_affected(w), 2);
+        ck_assert_int_eq(D->finish(w), 0);
+    }
+    D->close(w);
+    D->close(r);
+}
+END_TEST
+
+static const char *const count_to_p =
+    "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < @p) "
+    "SELECT count(*) FROM r";
+
+START_TEST(test_cache_deadline_and_interrupt)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    const int64_t forever = INT64_C(1) << 50;
+    sg_param p = {"p", {.type = SG_V_INT, .u.i = forever}};
+    const sg_column *cols;
+    size_t n;
+    sg_err err = {0};
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(query_int_p(c, count_to_p, 10), 10);
+
+        int64_t t0 = sg_clock_ms();
+        ck_assert_int_eq(D->exec(c, count_to_p, &p, 1, t0 + 200, &err), 0);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), -1);
+        ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+        assert_timeout_ms(&err, 200);
+        ck_assert_int_eq(D->finish(c), 0);
+        ck_assert_int_eq(query_int_p(c, count_to_p, 5), 5);
+
+        ck_assert_int_eq(D->exec(c, count_to_p, &p, 1, sg_clock_ms() + LONG_MS, &err), 0);
+        interrupter it = {c, 100};
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, interrupt_later, &it), 0);
+        int rc = D->next_result(c, &cols, &n, &err);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(rc, -1);
+        ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+        ck_assert_ptr_nonnull(strstr(err.message, "cancelled"));
+        ck_assert_int_eq(D->finish(c), 0);
+        ck_assert_int_eq(query_int_p(c, count_to_p, 7), 7);
+
+        sg_param small = {"p", {.type = SG_V_INT, .u.i = 3}};
+        ck_assert_int_eq(D->exec(c, count_to_p, &small, 1, sg_clock_ms() - 1, &err), -1);
+        ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+        ck_assert_ptr_nonnull(strstr(err.message, "timed out before it started"));
+    }
+    ck_assert(!D->unusable(c));
+    D->close(c);
+}
+END_TEST
+
+/* The clock is read every few rows, not every row: a caller that reads slowly
+ * past the deadline still gets the timeout within a bounded number of rows. */
+START_TEST(test_deadline_while_streaming)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    /* A plain scan takes few VM steps per row: the progress handler alone
+     * would let a few hundred rows through. */
+    run_ok(c, "CREATE TABLE t(x INTEGER);"
+              "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 5000) "
+              "INSERT INTO t SELECT x FROM r");
+    sg_param p = {"p", {.type = SG_V_INT, .u.i = 5000}};
+    const char *sql = "SELECT x FROM t WHERE x <= @p";
+    sg_err err = {0};
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v;
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(D->exec(c, sql, &p, 1, sg_clock_ms() + 300, &err), 0);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+        int64_t rows = 0;
+        for (; rows < 10; rows++)
+            ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 400 * 1000000L};
+        nanosleep(&ts, NULL);
+        int rc;
+        while ((rc = D->next_row(c, &v, &err)) == 1)
+            rows++;
+        ck_assert_int_eq(rc, -1);
+        ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+        assert_timeout_ms(&err, 300);
+        ck_assert_msg(rows < 10 + 64, "%lld rows after the deadline", (long long)rows - 10);
+        /* The batch stays failed until finish(). */
+        ck_assert_int_eq(D->next_row(c, &v, &err), -1);
+        ck_assert_int_eq(D->finish(c), 0);
+    }
+    /* With time left every row arrives. */
+    sg_param few = {"p", {.type = SG_V_INT, .u.i = 1000}};
+    ck_assert_int_eq(D->exec(c, sql, &few, 1, sg_clock_ms() + LONG_MS, &err), 0);
+    ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+    int64_t rows = 0;
+    while (D->next_row(c, &v, &err) == 1)
+        ck_assert_int_eq(v[0].u.i, ++rows);
+    ck_assert_int_eq(rows, 1000);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+/* Only a batch of one statement is cached; longer ones run statement by
+ * statement every time, and one that merely starts with a cached text is a
+ * different batch. */
+START_TEST(test_cache_multi_statement_batches)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "mem", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_err err = {0};
+    const sg_column *cols;
+    size_t n;
+    const sg_value *v;
+    for (int round = 0; round < 3; round++) {
+        run_ok(c, "DROP TABLE IF EXISTS t; CREATE TABLE t(a INTEGER); INSERT INTO t VALUES (1)");
+        ck_assert_int_eq(query_int(c, "SELECT a FROM t"), 1);
+        ck_assert_int_eq(D->exec(c,
+                                 "SELECT a FROM t; INSERT INTO t VALUES (2); SELECT sum(a) FROM t",
+                                 NULL, 0, sg_clock_ms() + LONG_MS, &err),
+                         0);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+        ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+        ck_assert_int_eq(v[0].u.i, 1);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+        ck_assert_int_eq(D->rows_affected(c), 1);
+        ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+        ck_assert_int_eq(v[0].u.i, 3);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+        ck_assert_int_eq(D->finish(c), 0);
+
+        /* Trailing separators: still one statement, one result. */
+        ck_assert_int_eq(D->exec(c, "SELECT count(*) FROM t ; -- done\n ; /* end */ ", NULL, 0,
+                                 sg_clock_ms() + LONG_MS, &err),
+                         0);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+        ck_assert_int_eq(D->next_row(c, &v, &err), 1);
+        ck_assert_int_eq(v[0].u.i, 2);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 0);
+        ck_assert_int_eq(D->finish(c), 0);
+
+        /* A tail that is not only separators fails after the first result. */
+        ck_assert_int_eq(D->exec(c, "SELECT 1;\v", NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), -1);
+        ck_assert_int_eq(err.code, SG_SQL_ERROR);
+        ck_assert_int_eq(D->finish(c), 0);
+
+        /* An error in the second statement stays where it was. */
+        ck_assert_int_eq(
+            D->exec(c, "SELECT 1;\nSELECT nothing FROM t", NULL, 0, sg_clock_ms() + LONG_MS, &err),
+            0);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), 1);
+        ck_assert_int_eq(D->next_result(c, &cols, &n, &err), -1);
+        ck_assert_int_eq(err.sql.line, 2);
+        ck_assert_int_eq(D->finish(c), 0);
+    }
+    /* The line of a cached statement after leading blank lines. */
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(
+            D->exec(c, "\n\n  SELECT nothing FROM t", NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+        ck_assert_int_eq(err.sql.line, 3);
+        ck_assert_int_eq(
+            D->exec(c, "\n\n  SELECT 1 + abs(@p)", NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+        ck_assert_int_eq(err.sql.line, 3);
+    }
+    D->close(c);
+}
+END_TEST
+
 START_TEST(test_close_null)
 {
     D->close(NULL);
@@ -991,6 +1515,16 @@ static Suite *sqlite_suite(void)
     tcase_add_test(tc, test_busy_file_times_out);
     tcase_add_test(tc, test_busy_memory_times_out);
     tcase_add_test(tc, test_disk_full_is_unavailable);
+    tcase_add_test(tc, test_cache_reuse_with_new_params);
+    tcase_add_test(tc, test_cache_reuse_after_error);
+    tcase_add_test(tc, test_cache_eviction);
+    tcase_add_test(tc, test_cache_schema_change);
+    tcase_add_test(tc, test_cache_pragmas_act_every_time);
+    tcase_add_test(tc, test_cache_stopped_early_releases_file);
+    tcase_add_test(tc, test_cache_stopped_early_releases_memory);
+    tcase_add_test(tc, test_cache_deadline_and_interrupt);
+    tcase_add_test(tc, test_deadline_while_streaming);
+    tcase_add_test(tc, test_cache_multi_statement_batches);
     tcase_add_test(tc, test_close_null);
     suite_add_tcase(s, tc);
     return s;

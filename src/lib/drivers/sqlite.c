@@ -17,6 +17,18 @@
  * keeping one named database to its one file; ATTACH of ':memory:' or a temp
  * database ('') stays allowed, so a plain VACUUM works. Defensive mode is on,
  * the two-argument fts3_tokenizer() and load_extension() are off.
+ *
+ * Statement cache: a batch of exactly one statement keeps its prepared
+ * statement in a small per-connection cache keyed by the batch text, so the
+ * next batch with the same text skips the parser. A cached statement at rest
+ * is reset and unbound: it holds no read transaction (which would block WAL
+ * checkpoints, and writers of a shared-cache database) and no pointer into a
+ * freed batch. The authorizer is stateless (the same text is allowed or denied
+ * on every prepare), and SQLite prepares a statement again by itself when the
+ * schema or a setting it was compiled against changed, running the authorizer
+ * again. A statement whose batch failed is dropped rather than reused. A
+ * PRAGMA is never cached (some act while prepared, not when run), and
+ * multi-statement batches are prepared statement by statement as they run.
  */
 #include "sqlgate/driver.h"
 
@@ -32,6 +44,8 @@
 #include <time.h>
 
 #define PROGRESS_STEPS 1000 /* VM steps between deadline checks */
+#define DEADLINE_ROWS  64   /* rows between clock reads in next_row() */
+#define CACHE_SIZE     32   /* prepared single-statement batches per connection */
 #define SQL_SEVERITY   16   /* SQL Server's "user error" class */
 #define SQL_STATE      1
 
@@ -43,6 +57,16 @@ typedef struct bparam {
     const char *name;
     sg_value value;
 } bparam;
+
+/* A cached statement; a free slot has sql == NULL. */
+typedef struct cache_entry {
+    char *sql; /* owned copy of the batch text, the key */
+    size_t len;
+    uint64_t hash;
+    sqlite3_stmt *stmt; /* reset and unbound while no batch uses it */
+    int line;           /* 1-based line where the statement starts in sql */
+    uint64_t used;      /* cache tick of the last use, for LRU eviction */
+} cache_entry;
 
 struct sg_driver_conn {
     sqlite3 *db;
@@ -58,12 +82,15 @@ struct sg_driver_conn {
     const char *tail;    /* next statement to prepare, inside sql */
     bparam *params;      /* owned arena: params, names, text/binary bytes */
     size_t n_params;
-    sqlite3_stmt *stmt; /* current statement, prepared and bound, or NULL */
-    int stmt_line;      /* 1-based line where stmt starts in sql */
-    bool result_active; /* stmt's columns were reported by next_result() */
-    bool pending_row;   /* first row stepped by next_result(), not yet returned */
-    bool result_done;   /* stmt returned SQLITE_DONE */
-    bool failed;        /* the batch hit an error; last_err repeats it */
+    sqlite3_stmt *stmt;      /* current statement, prepared and bound, or NULL */
+    cache_entry *entry;      /* the cache entry that owns stmt, or NULL: the batch does */
+    int stmt_line;           /* 1-based line where stmt starts in sql */
+    unsigned rows_unchecked; /* next_row() calls since the clock was last read */
+    bool saw_pragma;         /* the authorizer saw a PRAGMA since exec() began */
+    bool result_active;      /* stmt's columns were reported by next_result() */
+    bool pending_row;        /* first row stepped by next_result(), not yet returned */
+    bool result_done;        /* stmt returned SQLITE_DONE */
+    bool failed;             /* the batch hit an error; last_err repeats it */
     sg_err last_err;
     int64_t rows_affected;
 
@@ -74,6 +101,9 @@ struct sg_driver_conn {
     size_t cols_cap;
     char *names; /* backing store for cols[].name and cols[].type */
     size_t names_cap;
+
+    cache_entry cache[CACHE_SIZE];
+    uint64_t cache_tick;
 };
 
 static void sleep_ms(int64_t ms)
@@ -110,14 +140,19 @@ static int progress_cb(void *ud)
 }
 
 /* Authorizer: ATTACH only of in-memory or temporary databases. The filename
- * is NULL when it is not a literal; that is denied too. */
+ * is NULL when it is not a literal; that is denied too. Its decisions depend
+ * on the statement text alone, so a cached statement needs no new check.
+ * It also notes that a PRAGMA was compiled: some pragmas act while they are
+ * prepared rather than when they run, so they are never cached. */
 static int auth_cb(void *ud, int action, const char *a1, const char *a2, const char *a3,
                    const char *a4)
 {
-    (void)ud;
+    sg_driver_conn *c = ud;
     (void)a2;
     (void)a3;
     (void)a4;
+    if (action == SQLITE_PRAGMA)
+        c->saw_pragma = true;
     if (action != SQLITE_ATTACH)
         return SQLITE_OK;
     if (a1 != NULL && (a1[0] == '\0' || strcmp(a1, ":memory:") == 0))
@@ -223,6 +258,19 @@ static int line_of(const sg_driver_conn *c, const char *start)
         if (*p == '\n')
             line++;
     return line;
+}
+
+/* True when `p` (the text after a batch's first statement) holds no further
+ * statement: only whitespace, comments and ';'. skip_space() also skips a
+ * '\v', which SQLite's tokenizer rejects, so a tail with one is not taken for
+ * empty. */
+static bool only_separators(const char *p)
+{
+    if (p == NULL || strchr(p, '\v') != NULL)
+        return false;
+    for (p = skip_space(p); *p == ';'; p = skip_space(p + 1))
+        ;
+    return *p == '\0';
 }
 
 /* --- Parameters ------------------------------------------------------------ */
@@ -337,6 +385,90 @@ static int bind_all(sg_driver_conn *c, sg_err *err)
     return 0;
 }
 
+/* --- Statement cache ------------------------------------------------------- */
+
+/* FNV-1a of the batch text; also measures it. */
+static uint64_t sql_hash(const char *sql, size_t *len)
+{
+    const unsigned char *p = (const unsigned char *)sql;
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (; *p != '\0'; p++) {
+        h ^= *p;
+        h *= UINT64_C(1099511628211);
+    }
+    *len = (size_t)(p - (const unsigned char *)sql);
+    return h;
+}
+
+static cache_entry *cache_find(sg_driver_conn *c, const char *sql, size_t len, uint64_t hash)
+{
+    for (size_t i = 0; i < CACHE_SIZE; i++) {
+        cache_entry *e = &c->cache[i];
+        if (e->sql != NULL && e->hash == hash && e->len == len && memcmp(e->sql, sql, len) == 0) {
+            e->used = ++c->cache_tick;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void cache_drop(cache_entry *e)
+{
+    sqlite3_finalize(e->stmt);
+    free(e->sql);
+    memset(e, 0, sizeof *e);
+}
+
+/* Gives `st`, prepared from the whole batch text `sql`, to the cache, evicting
+ * the least recently used entry when it is full. Returns the new entry, or
+ * NULL when out of memory: then st stays the batch's own. */
+static cache_entry *cache_add(sg_driver_conn *c, const char *sql, size_t len, uint64_t hash,
+                              sqlite3_stmt *st, int line)
+{
+    char *key = malloc(len + 1);
+    if (key == NULL)
+        return NULL;
+    memcpy(key, sql, len + 1);
+    cache_entry *victim = NULL;
+    for (size_t i = 0; i < CACHE_SIZE; i++) {
+        cache_entry *e = &c->cache[i];
+        if (e->sql == NULL) {
+            victim = e;
+            break;
+        }
+        if (victim == NULL || e->used < victim->used)
+            victim = e;
+    }
+    /* No batch is using the victim: the only batch is this one, and its
+     * statement is not in the cache yet. */
+    if (victim->sql != NULL)
+        cache_drop(victim);
+    *victim = (cache_entry){
+        .sql = key, .len = len, .hash = hash, .stmt = st, .line = line, .used = ++c->cache_tick};
+    return victim;
+}
+
+/* Ends the batch's use of c->stmt. A cached statement goes back to its entry
+ * reset (ending its read transaction and releasing its locks) and without
+ * bindings (they point into the batch's parameter arena), or, when `keep` is
+ * false because the batch failed, is dropped from the cache. The batch's own
+ * statement is finalized. */
+static void stmt_release(sg_driver_conn *c, bool keep)
+{
+    if (c->entry != NULL) {
+        if (keep) {
+            sqlite3_reset(c->stmt);
+            sqlite3_clear_bindings(c->stmt);
+        } else {
+            cache_drop(c->entry);
+        }
+        c->entry = NULL;
+    } else {
+        sqlite3_finalize(c->stmt);
+    }
+    c->stmt = NULL;
+}
+
 /* --- Statements ------------------------------------------------------------ */
 
 static bool may_retry(sg_driver_conn *c, int rc)
@@ -346,9 +478,9 @@ static bool may_retry(sg_driver_conn *c, int rc)
            sg_clock_ms() < c->deadline_ms;
 }
 
-/* Prepares the next non-empty statement of the batch and binds it.
- * 1: c->stmt is ready; 0: no statements left; -1: error. */
-static int prepare_next(sg_driver_conn *c, sg_err *err)
+/* Prepares the next non-empty statement of the batch with sqlite3_prepare_v3
+ * `flags` and binds it. 1: c->stmt is ready; 0: no statements left; -1: error. */
+static int prepare_next(sg_driver_conn *c, unsigned flags, sg_err *err)
 {
     while (c->tail != NULL && *c->tail != '\0') {
         const char *start = c->tail;
@@ -357,7 +489,7 @@ static int prepare_next(sg_driver_conn *c, sg_err *err)
         int rc;
         int64_t wait = 1;
         for (;;) {
-            rc = sqlite3_prepare_v2(c->db, start, -1, &st, &next);
+            rc = sqlite3_prepare_v3(c->db, start, -1, flags, &st, &next);
             if (rc == SQLITE_OK || !may_retry(c, rc))
                 break;
             sleep_ms(wait);
@@ -374,8 +506,7 @@ static int prepare_next(sg_driver_conn *c, sg_err *err)
             continue; /* only whitespace, comments or ';' */
         c->stmt = st;
         if (bind_all(c, err) < 0) {
-            sqlite3_finalize(c->stmt);
-            c->stmt = NULL;
+            stmt_release(c, false);
             c->tail = NULL;
             return -1;
         }
@@ -570,8 +701,7 @@ static void convert_row(sg_driver_conn *c)
  * readable until the next exec(). */
 static void batch_end(sg_driver_conn *c)
 {
-    sqlite3_finalize(c->stmt);
-    c->stmt = NULL;
+    stmt_release(c, !c->failed);
     free(c->sql);
     c->sql = NULL;
     c->tail = NULL;
@@ -592,6 +722,9 @@ static void sl_close(sg_driver_conn *c)
     if (c == NULL)
         return;
     batch_end(c);
+    for (size_t i = 0; i < CACHE_SIZE; i++)
+        if (c->cache[i].sql != NULL)
+            cache_drop(&c->cache[i]);
     if (c->db != NULL) {
         sqlite3_stmt *st;
         while ((st = sqlite3_next_stmt(c->db, NULL)) != NULL)
@@ -713,7 +846,7 @@ static sg_driver_conn *sl_open(const sg_db_config *cfg, int64_t deadline_ms, sg_
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_handler(c->db, busy_cb, c);
     sqlite3_progress_handler(c->db, PROGRESS_STEPS, progress_cb, c);
-    sqlite3_set_authorizer(c->db, auth_cb, NULL);
+    sqlite3_set_authorizer(c->db, auth_cb, c);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)NULL);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
@@ -746,9 +879,26 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     c->started_ms = sg_clock_ms();
     c->deadline_ms = deadline_ms;
     c->rows_affected = 0;
+    c->rows_unchecked = 0;
     c->in_batch = true;
     if (check_deadline(c, err) < 0)
         goto fail;
+    size_t len;
+    uint64_t hash = sql_hash(sql, &len);
+    cache_entry *e = cache_find(c, sql, len, hash);
+    if (e != NULL) {
+        /* The batch is this one statement: no text is left to prepare. */
+        if (copy_params(c, params, n_params, err) < 0)
+            goto fail;
+        c->entry = e;
+        c->stmt = e->stmt;
+        c->stmt_line = e->line;
+        sqlite3_reset(c->stmt);
+        sqlite3_clear_bindings(c->stmt);
+        if (bind_all(c, err) < 0)
+            goto fail;
+        return 0;
+    }
     c->sql = strdup(sql);
     if (c->sql == NULL) {
         sg_err_set(err, SG_INTERNAL, "out of memory copying the batch");
@@ -760,11 +910,17 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     /* Only the first statement now: later ones may need its effects. A batch
      * of nothing but whitespace and comments has no statements and simply
      * yields no results. */
-    if (prepare_next(c, err) < 0)
+    c->saw_pragma = false;
+    int rc = prepare_next(c, SQLITE_PREPARE_PERSISTENT, err);
+    if (rc < 0)
         goto fail;
+    if (rc == 1 && !c->saw_pragma && only_separators(c->tail))
+        c->entry = cache_add(c, c->sql, len, hash, c->stmt, c->stmt_line);
     return 0;
 
 fail:
+    /* A cached statement is dropped here as after any failed batch. */
+    stmt_release(c, false);
     batch_end(c);
     return -1;
 }
@@ -780,8 +936,7 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
     if (c->result_active) {
         /* Rows not read are discarded; a RETURNING statement has already
          * made all its changes on its first step. */
-        sqlite3_finalize(c->stmt);
-        c->stmt = NULL;
+        stmt_release(c, true);
         c->result_active = false;
         c->pending_row = false;
         c->result_done = false;
@@ -790,7 +945,7 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
         if (check_deadline(c, err) < 0)
             return batch_fail(c, err);
         if (c->stmt == NULL) {
-            int rc = prepare_next(c, err);
+            int rc = prepare_next(c, 0, err);
             if (rc < 0)
                 return batch_fail(c, err);
             if (rc == 0)
@@ -800,8 +955,7 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
         if (n == 0) {
             if (run_to_done(c, err) < 0)
                 return batch_fail(c, err);
-            sqlite3_finalize(c->stmt);
-            c->stmt = NULL;
+            stmt_release(c, true);
             continue;
         }
         int rc = step(c, true);
@@ -809,6 +963,9 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
             map_error(c, rc, c->stmt_line, err);
             return batch_fail(c, err);
         }
+        /* A statement that the step prepared again (the schema changed since
+         * it was prepared: "SELECT *" after ADD COLUMN) has new columns. */
+        n = sqlite3_column_count(c->stmt);
         c->pending_row = rc == SQLITE_ROW;
         c->result_done = rc == SQLITE_DONE;
         if (describe(c, (size_t)n, err) < 0)
@@ -828,8 +985,13 @@ static int sl_next_row(sg_driver_conn *c, const sg_value **values, sg_err *err)
     }
     if (!c->in_batch || !c->result_active || (c->result_done && !c->pending_row))
         return 0;
-    if (check_deadline(c, err) < 0)
-        return batch_fail(c, err);
+    /* Reading the clock for every row was a visible share of streaming; a
+     * statement slow between two rows is stopped by the progress handler. */
+    if (atomic_load(&c->interrupted) || ++c->rows_unchecked >= DEADLINE_ROWS) {
+        c->rows_unchecked = 0;
+        if (check_deadline(c, err) < 0)
+            return batch_fail(c, err);
+    }
     if (c->pending_row) {
         c->pending_row = false;
     } else {
