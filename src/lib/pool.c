@@ -1,12 +1,33 @@
 /* sqlgate connection pool (pool.h).
  *
- * Locking: one mutex guards every field of sg_pool. One condition variable
- * (CLOCK_MONOTONIC, so waits end at sg_clock_ms() deadlines) is broadcast on
- * every change a blocked caller may be waiting for: a connection back idle, a
- * slot freed, resume, close, the last borrowed connection back. Broadcast, not
- * signal: waiters are few (bounded by the HTTP threads), and a signal taken by
- * a waiter that times out at the same moment would be lost to the others.
- * Waiters are not served in FIFO order; each one is bounded by its deadline.
+ * Locking: one mutex guards every field of sg_pool and of every queued waiter.
+ *
+ * Waiting: a caller of sg_pool_acquire that finds nothing to take (no idle
+ * connection and no free slot, or the pool paused) queues a `waiter` that
+ * lives on its own stack and sleeps on the waiter's own condition variable
+ * (CLOCK_MONOTONIC, so waits end at sg_clock_ms() deadlines). A waiter is in
+ * the queue only while it sleeps or holds the lock; it keeps its place, oldest
+ * first, across wake-ups that bring it nothing, and leaves when it takes
+ * something, gives up, or releases the lock for a driver call (it queues again
+ * at the tail if it must sleep again, which only follows a failed check).
+ * Nobody is woken for nothing:
+ * - Handoff: a released connection that may be reused goes straight to the
+ *   oldest waiter (offer()), which wakes up owning it; nobody else wakes. The
+ *   releaser makes the checks acquire makes on an idle connection (offer()).
+ *   A waiter whose deadline passes as it is handed one keeps it: none is lost.
+ * - Kick: whatever else a waiter could take (a slot freed by a close or a
+ *   failed open, idle connections on resume) wakes the oldest waiters not yet
+ *   woken, one per thing to take (wake_waiters()). Whenever the lock is free,
+ *       p->kicked >= min(available(p), p->waiters.n)
+ *   so a free slot is never left unused while someone sleeps. A waiter only
+ *   sleeps or gives up when available() is 0, which keeps that true as it
+ *   drops its own kick.
+ * - sg_pool_close and sg_pool_free kick every waiter. Pause wakes nobody: a
+ *   waiter's answer at its deadline reads `paused` when it comes.
+ * A caller arriving meanwhile may take a freed slot before the kicked waiter
+ * runs; that waiter then sleeps again in its old place. `changed` is only for
+ * sg_pool_close and sg_pool_free, which wait for the pool to empty; it is
+ * broadcast only once shutting_down is set (notify_drainers()).
  *
  * Slots: every driver connection that exists, or is being opened or closed,
  * holds one slot, and slots never exceed cfg->pool_max. A slot is reserved
@@ -20,16 +41,18 @@
  * head and handed out first, which keeps a few hot connections busy and lets
  * the ones at the tail (least recently used) expire through idle_timeout_ms.
  *
- * Borrowed connections (including one being validated for an acquirer) sit on
- * their own list so that sg_pool_close can interrupt them. A borrowed
- * connection is unlinked under the lock before its driver connection is
- * closed, so interrupting every borrowed one under the lock is safe.
+ * Borrowed connections (including one being validated for an acquirer, and
+ * one handed to a waiter that has not woken up yet) sit on their own list so
+ * that sg_pool_close can interrupt them. A borrowed connection is unlinked
+ * under the lock before its driver connection is closed, so interrupting
+ * every borrowed one under the lock is safe.
  */
 #include "sqlgate/pool.h"
 
 #include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 struct sg_pool_conn {
@@ -46,17 +69,38 @@ typedef struct conn_list {
     unsigned n;
 } conn_list;
 
+/* A caller blocked in sg_pool_acquire; lives on that caller's stack. Others
+ * touch it only under the lock and only while it is linked in p->waiters
+ * (offer() sets handed, offer() and kick() signal cond), so once it is
+ * unlinked and the lock released its owner may destroy cond. */
+typedef struct waiter {
+    pthread_cond_t cond;        /* its own; initialised before its first sleep */
+    bool cond_ready;            /* cond needs pthread_cond_destroy */
+    bool queued;                /* linked in p->waiters */
+    bool kicked;                /* told to look again; counted in p->kicked */
+    sg_pool_conn *handed;       /* given by offer(): the waiter's, on p->borrowed */
+    struct waiter *prev, *next; /* links in p->waiters */
+} waiter;
+
+typedef struct waiter_list {
+    waiter *head, *tail; /* head = oldest */
+    unsigned n;
+} waiter_list;
+
 struct sg_pool {
     const sg_driver *drv;    /* borrowed */
     const sg_db_config *cfg; /* borrowed */
     pthread_mutex_t mu;
-    pthread_cond_t changed;
+    pthread_condattr_t cond_attr; /* CLOCK_MONOTONIC; for `changed` and every waiter */
+    pthread_cond_t changed;       /* sg_pool_close and sg_pool_free wait on it */
 
-    conn_list idle;     /* head = most recently released */
-    conn_list borrowed; /* handed out, or being validated for an acquirer */
-    unsigned opening;   /* slots reserved for a driver open() in progress */
-    unsigned closing;   /* slots whose driver close() is in progress */
-    unsigned waiting;   /* callers blocked in acquire */
+    conn_list idle;      /* head = most recently released */
+    conn_list borrowed;  /* handed out, being validated, or handed to a waiter */
+    unsigned opening;    /* slots reserved for a driver open() in progress */
+    unsigned closing;    /* slots whose driver close() is in progress */
+    waiter_list waiters; /* callers blocked in acquire, oldest first */
+    unsigned kicked;     /* queued waiters with `kicked` set */
+    unsigned handed;     /* connections handed to a waiter that has not run yet */
 
     bool paused;
     bool shutting_down; /* sg_pool_close was called: acquire fails */
@@ -150,15 +194,125 @@ static int64_t add_ms(int64_t t, int64_t ms)
     return t + ms;
 }
 
-static void wait_until(sg_pool *p, int64_t deadline_ms)
+static void wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_ms)
 {
     if (deadline_ms < 0)
         deadline_ms = 0;
     struct timespec ts;
     ts.tv_sec = (time_t)(deadline_ms / 1000);
     ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
-    pthread_cond_timedwait(&p->changed, &p->mu, &ts);
+    pthread_cond_timedwait(cond, mu, &ts);
 }
+
+/* --- Waiters -------------------------------------------------------------- */
+
+static void waiter_enqueue(sg_pool *p, waiter *w)
+{
+    w->prev = p->waiters.tail;
+    w->next = NULL;
+    if (p->waiters.tail != NULL)
+        p->waiters.tail->next = w;
+    else
+        p->waiters.head = w;
+    p->waiters.tail = w;
+    p->waiters.n++;
+    w->queued = true;
+}
+
+/* Takes w out of the queue, dropping its kick if it had one. */
+static void waiter_unlink(sg_pool *p, waiter *w)
+{
+    if (!w->queued)
+        return;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        p->waiters.head = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    else
+        p->waiters.tail = w->prev;
+    w->prev = w->next = NULL;
+    p->waiters.n--;
+    w->queued = false;
+    if (w->kicked) {
+        w->kicked = false;
+        p->kicked--;
+    }
+}
+
+static void kick(sg_pool *p, waiter *w)
+{
+    w->kicked = true;
+    p->kicked++;
+    pthread_cond_signal(&w->cond);
+}
+
+/* What a waiter could take right now: idle connections and free slots. */
+static unsigned available(const sg_pool *p)
+{
+    if (p->paused || p->shutting_down)
+        return 0;
+    unsigned used = slots_used(p);
+    unsigned free_slots = used < p->cfg->pool_max ? p->cfg->pool_max - used : 0;
+    return p->idle.n + free_slots;
+}
+
+/* Restores the kick invariant (top of file): wakes the oldest waiters not
+ * yet woken, one per thing they could take. */
+static void wake_waiters(sg_pool *p)
+{
+    unsigned want = available(p);
+    for (waiter *w = p->waiters.head; w != NULL && p->kicked < want; w = w->next)
+        if (!w->kicked)
+            kick(p, w);
+}
+
+/* Close and free: every waiter must leave. */
+static void wake_all_waiters(sg_pool *p)
+{
+    for (waiter *w = p->waiters.head; w != NULL; w = w->next)
+        if (!w->kicked)
+            kick(p, w);
+}
+
+/* sg_pool_close and sg_pool_free wait on `changed` for the counts of
+ * has_activity() to drop; they only run once shutting_down is set. */
+static void notify_drainers(sg_pool *p)
+{
+    if (p->shutting_down)
+        pthread_cond_broadcast(&p->changed);
+}
+
+/* Gives pc (on no list) to the oldest waiter, or else to the idle list.
+ *
+ * The caller has just made, under the lock, the checks acquire makes on an
+ * idle connection it picks: the pool is not shutting down, pc is not stale,
+ * its driver does not call it unusable (asked by its owner just before), and
+ * it was used just now, so no check ping is due (pc->last_used is now). Not
+ * paused is checked here. So the handoff is the acquisition, exactly like a
+ * pick from the idle list: a pause or evict that comes before the waiter runs
+ * is treated as one that comes while an acquirer pings the connection it
+ * picked (it is returned; an evicted one is closed on release). Only close
+ * differs: the waiter gives it back (acquire_locked), since sg_pool_free may
+ * follow. */
+static void offer(sg_pool *p, sg_pool_conn *pc)
+{
+    waiter *w = p->waiters.head;
+    if (w == NULL || p->paused) {
+        list_push_head(&p->idle, pc);
+        return;
+    }
+    waiter_unlink(p, w);
+    list_push_head(&p->borrowed, pc);
+    w->handed = pc;
+    p->handed++;
+    pthread_cond_signal(&w->cond);
+    /* w may have been kicked for a slot that is still free. */
+    wake_waiters(p);
+}
+
+/* --- Connections ---------------------------------------------------------- */
 
 /* Moves pc from `from` into `batch`, keeping its slot as a closing one. */
 static void retire(sg_pool *p, conn_list *from, sg_pool_conn *pc, conn_list *batch)
@@ -188,7 +342,8 @@ static void close_batch(sg_pool *p, conn_list *batch)
     pthread_mutex_lock(&p->mu);
     p->closing -= n;
     p->closed_total += n;
-    pthread_cond_broadcast(&p->changed);
+    wake_waiters(p); /* n slots are free to open new connections */
+    notify_drainers(p);
 }
 
 /* Opens one connection for a slot already counted in p->opening. Called
@@ -227,6 +382,15 @@ static void publish_new(sg_pool *p, sg_pool_conn *pc)
     p->opened_total++;
 }
 
+/* A failed open gave its slot back; lock held. */
+static void open_failed(sg_pool *p, bool driver_failed)
+{
+    if (driver_failed)
+        p->connect_errors++;
+    wake_waiters(p);
+    notify_drainers(p);
+}
+
 /* --- Public API ------------------------------------------------------------ */
 
 sg_pool *sg_pool_new(const sg_driver *drv, const sg_db_config *cfg, sg_err *err)
@@ -246,17 +410,15 @@ sg_pool *sg_pool_new(const sg_driver *drv, const sg_db_config *cfg, sg_err *err)
 
     if (pthread_mutex_init(&p->mu, NULL) != 0)
         goto fail_mutex;
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0)
+    if (pthread_condattr_init(&p->cond_attr) != 0)
         goto fail_attr;
-    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&p->changed, &attr) != 0) {
-        pthread_condattr_destroy(&attr);
-        goto fail_attr;
-    }
-    pthread_condattr_destroy(&attr);
+    if (pthread_condattr_setclock(&p->cond_attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&p->changed, &p->cond_attr) != 0)
+        goto fail_cond;
     return p;
 
+fail_cond:
+    pthread_condattr_destroy(&p->cond_attr);
 fail_attr:
     pthread_mutex_destroy(&p->mu);
 fail_mutex:
@@ -266,20 +428,39 @@ fail_alloc:
     return NULL;
 }
 
-sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
+/* The body of sg_pool_acquire: called with the lock held, returns with it
+ * released. w is the caller's waiter: queued while the caller sleeps, and
+ * unlinked (by the caller, or by offer() for a handoff) before it returns.
+ * After the last unlock only cfg is read, never p, so that sg_pool_close +
+ * sg_pool_free may follow at once (cfg outlives the pool). */
+static sg_pool_conn *acquire_locked(sg_pool *p, waiter *w, int64_t start, int64_t deadline_ms,
+                                    sg_err *err)
 {
-    const int64_t start = sg_clock_ms();
-    /* cfg outlives the pool; after the last unlock only cfg is read, never p,
-     * so that sg_pool_close + sg_pool_free may follow at once. */
     const sg_db_config *cfg = p->cfg;
     sg_err e;
     sg_err_clear(&e);
 
-    pthread_mutex_lock(&p->mu);
     for (;;) {
+        if (w->handed != NULL) {
+            /* offer() unlinked us and put it on the borrowed list: ours. Also
+             * when our deadline passed meanwhile: taking it loses nothing. */
+            sg_pool_conn *pc = w->handed;
+            w->handed = NULL;
+            p->handed--;
+            if (!p->shutting_down) {
+                pthread_mutex_unlock(&p->mu);
+                return pc;
+            }
+            /* Closing: give it back, the pool may be freed once we leave. */
+            conn_list batch = {0};
+            retire(p, &p->borrowed, pc, &batch);
+            close_batch(p, &batch);
+            continue;
+        }
         if (p->shutting_down) {
             /* sg_pool_close and sg_pool_free wait for waiters to leave. */
-            pthread_cond_broadcast(&p->changed);
+            waiter_unlink(p, w);
+            notify_drainers(p);
             pthread_mutex_unlock(&p->mu);
             sg_err_set(err, SG_SHUTTING_DOWN, "database %s is shutting down", cfg->name);
             return NULL;
@@ -289,6 +470,10 @@ sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
         if (!p->paused && p->idle.head != NULL) {
             sg_pool_conn *pc = p->idle.head;
             conn_list batch = {0};
+            /* Out of the queue before the lock is released for a driver call
+             * (a waiter is queued only while asleep or holding the lock). If
+             * it must sleep again, it queues again at the tail. */
+            waiter_unlink(p, w);
             if (is_stale(p, pc, now)) {
                 retire(p, &p->idle, pc, &batch);
                 close_batch(p, &batch);
@@ -328,6 +513,7 @@ sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
         }
 
         if (!p->paused && slots_used(p) < cfg->pool_max) {
+            waiter_unlink(p, w);
             p->opening++;
             pthread_mutex_unlock(&p->mu);
             bool driver_failed;
@@ -336,9 +522,7 @@ sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
             pthread_mutex_lock(&p->mu);
             p->opening--;
             if (pc == NULL) {
-                if (driver_failed)
-                    p->connect_errors++;
-                pthread_cond_broadcast(&p->changed);
+                open_failed(p, driver_failed);
                 pthread_mutex_unlock(&p->mu);
                 sg_err_copy(err, &e);
                 return NULL;
@@ -355,9 +539,11 @@ sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
             return pc;
         }
 
+        /* Nothing to take: available(p) is 0 from here on. */
         if (now >= deadline_ms) {
             bool paused = p->paused;
             p->acquire_timeouts++;
+            waiter_unlink(p, w);
             pthread_mutex_unlock(&p->mu);
             if (paused)
                 sg_err_set(err, SG_DB_PAUSED, "database %s is paused", cfg->name);
@@ -367,10 +553,38 @@ sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
                            (long long)(deadline_ms > start ? deadline_ms - start : 0));
             return NULL;
         }
-        p->waiting++;
-        wait_until(p, deadline_ms);
-        p->waiting--;
+        if (!w->queued) {
+            /* First sleep, or again after a failed check of an idle one. */
+            if (!w->cond_ready) {
+                if (pthread_cond_init(&w->cond, &p->cond_attr) != 0) {
+                    pthread_mutex_unlock(&p->mu);
+                    sg_err_set(err, SG_INTERNAL, "cannot wait for a connection of database %s",
+                               cfg->name);
+                    return NULL;
+                }
+                w->cond_ready = true;
+            }
+            waiter_enqueue(p, w);
+        } else if (w->kicked) {
+            /* We looked and found nothing: the kick is spent. */
+            w->kicked = false;
+            p->kicked--;
+        }
+        wait_until(&w->cond, &p->mu, deadline_ms);
     }
+}
+
+sg_pool_conn *sg_pool_acquire(sg_pool *p, int64_t deadline_ms, sg_err *err)
+{
+    const int64_t start = sg_clock_ms();
+    waiter w;
+    memset(&w, 0, sizeof w);
+    pthread_mutex_lock(&p->mu);
+    sg_pool_conn *pc = acquire_locked(p, &w, start, deadline_ms, err);
+    /* w is unlinked and the lock released: nobody signals w.cond any more. */
+    if (w.cond_ready)
+        pthread_cond_destroy(&w.cond);
+    return pc;
 }
 
 sg_driver_conn *sg_pool_conn_driver(sg_pool_conn *pc)
@@ -390,8 +604,7 @@ void sg_pool_release(sg_pool *p, sg_pool_conn *pc, bool reusable)
     if (keep && !p->shutting_down && !is_stale(p, pc, now)) {
         list_remove(&p->borrowed, pc);
         pc->last_used = now;
-        list_push_head(&p->idle, pc);
-        pthread_cond_broadcast(&p->changed);
+        offer(p, pc);
     } else {
         conn_list batch = {0};
         retire(p, &p->borrowed, pc, &batch);
@@ -435,19 +648,18 @@ void sg_pool_maintain(sg_pool *p)
         pthread_mutex_lock(&p->mu);
         p->opening--;
         if (pc == NULL) {
-            if (driver_failed)
-                p->connect_errors++;
-            pthread_cond_broadcast(&p->changed);
+            open_failed(p, driver_failed);
             break;
         }
         publish_new(p, pc);
-        list_push_head(&p->idle, pc);
         if (p->shutting_down) {
+            list_push_head(&p->idle, pc);
             retire(p, &p->idle, pc, &batch);
             close_batch(p, &batch);
             break;
         }
-        pthread_cond_broadcast(&p->changed);
+        /* New, so it passes every check a handoff needs (see offer()). */
+        offer(p, pc);
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -459,15 +671,15 @@ void sg_pool_evict(sg_pool *p)
     p->generation++;
     while (p->idle.head != NULL)
         retire(p, &p->idle, p->idle.head, &batch);
-    close_batch(p, &batch);
+    close_batch(p, &batch); /* wakes waiters for the slots it frees */
     pthread_mutex_unlock(&p->mu);
 }
 
 void sg_pool_pause(sg_pool *p)
 {
+    /* Wakes nobody: waiters keep sleeping until their deadline (or resume). */
     pthread_mutex_lock(&p->mu);
     p->paused = true;
-    pthread_cond_broadcast(&p->changed);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -475,7 +687,7 @@ void sg_pool_resume(sg_pool *p)
 {
     pthread_mutex_lock(&p->mu);
     p->paused = false;
-    pthread_cond_broadcast(&p->changed);
+    wake_waiters(p); /* idle connections and free slots are takeable again */
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -486,7 +698,7 @@ void sg_pool_stats_get(sg_pool *p, sg_pool_stats *out)
     out->open = slots_used(p);
     out->in_use = p->borrowed.n;
     out->idle = p->idle.n;
-    out->waiting = p->waiting;
+    out->waiting = p->waiters.n;
     out->paused = p->paused;
     out->acquire_timeouts = p->acquire_timeouts;
     out->connect_errors = p->connect_errors;
@@ -495,10 +707,11 @@ void sg_pool_stats_get(sg_pool *p, sg_pool_stats *out)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* True while some caller is still inside the pool or holds a connection. */
+/* True while some caller is still inside the pool or holds a connection (a
+ * connection handed to a waiter that has not run yet is on borrowed). */
 static bool has_activity(const sg_pool *p)
 {
-    return p->borrowed.n + p->opening + p->closing + p->waiting > 0;
+    return p->borrowed.n + p->opening + p->closing + p->waiters.n > 0;
 }
 
 /* Idempotent: the first call does the work; a call made while it runs waits
@@ -520,7 +733,7 @@ int sg_pool_close(sg_pool *p, int64_t deadline_ms, unsigned *cancelled)
     }
     p->shutting_down = true;
     p->close_running = true;
-    pthread_cond_broadcast(&p->changed);
+    wake_all_waiters(p);
 
     while (p->idle.head != NULL)
         retire(p, &p->idle, p->idle.head, &batch);
@@ -528,7 +741,7 @@ int sg_pool_close(sg_pool *p, int64_t deadline_ms, unsigned *cancelled)
 
     /* Drain: borrowed connections come back and are closed by release. */
     while (has_activity(p) && sg_clock_ms() < deadline_ms)
-        wait_until(p, deadline_ms);
+        wait_until(&p->changed, &p->mu, deadline_ms);
 
     unsigned n = 0;
     for (sg_pool_conn *pc = p->borrowed.head; pc != NULL; pc = pc->next) {
@@ -538,11 +751,12 @@ int sg_pool_close(sg_pool *p, int64_t deadline_ms, unsigned *cancelled)
     if (n > 0) {
         int64_t grace = add_ms(sg_clock_ms(), SG_POOL_CANCEL_GRACE_MS);
         while (has_activity(p) && sg_clock_ms() < grace)
-            wait_until(p, grace);
+            wait_until(&p->changed, &p->mu, grace);
     }
-    /* Waiters leave at once (no driver call on their way out); none may be
-     * left inside when the caller goes on to sg_pool_free. */
-    while (p->waiting > 0)
+    /* Waiters leave at once (no driver call on their way out; one that was
+     * handed a connection passes it to closing first); none may be left
+     * inside when the caller goes on to sg_pool_free. */
+    while (p->waiters.n + p->handed > 0)
         pthread_cond_wait(&p->changed, &p->mu);
     /* Whatever was released meanwhile was closed by sg_pool_release; ones
      * still borrowed are closed when they come back. */
@@ -566,8 +780,9 @@ void sg_pool_free(sg_pool *p)
      * bounded. Borrowed connections are the caller's to return first. */
     pthread_mutex_lock(&p->mu);
     p->shutting_down = true;
-    pthread_cond_broadcast(&p->changed);
-    while (p->opening + p->closing + p->waiting > 0)
+    wake_all_waiters(p);
+    notify_drainers(p);
+    while (p->opening + p->closing + p->waiters.n + p->handed > 0)
         pthread_cond_wait(&p->changed, &p->mu);
     assert(p->borrowed.n == 0);
     pthread_mutex_unlock(&p->mu);
@@ -579,6 +794,7 @@ void sg_pool_free(sg_pool *p)
         pc = next;
     }
     pthread_cond_destroy(&p->changed);
+    pthread_condattr_destroy(&p->cond_attr);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

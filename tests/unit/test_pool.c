@@ -4,15 +4,22 @@
  * Assertions are made on the main thread only: worker threads record what
  * they saw and the test checks it after joining them.
  *
- * SQLGATE_SOAK_ITERS sets the iterations per soak thread (default 2000; use
- * a few hundred under valgrind).
+ * SQLGATE_SOAK_ITERS (or SOAK_ITERATIONS, which the valgrind test setup
+ * sets) sets the iterations per soak thread (default 2000, 1500 for the
+ * handoff soak; use a few hundred under valgrind).
+ *
+ * test_release_wakes_one_waiter reads the kernel's per-thread context switch
+ * counts from /proc (Linux only, like the project).
  */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fake_driver.h"
 #include "sqlgate/pool.h"
@@ -906,6 +913,18 @@ END_TEST
 
 /* --- Soak ----------------------------------------------------------------- */
 
+/* Iterations per soak thread: SQLGATE_SOAK_ITERS, else SOAK_ITERATIONS (set
+ * by the valgrind test setup), else dflt. */
+static unsigned soak_iters(unsigned dflt)
+{
+    const char *env = getenv("SQLGATE_SOAK_ITERS");
+    if (env == NULL)
+        env = getenv("SOAK_ITERATIONS");
+    if (env != NULL && atoi(env) > 0)
+        return (unsigned)atoi(env);
+    return dflt;
+}
+
 typedef struct soak {
     sg_pool *pool;
     unsigned iters;
@@ -1039,10 +1058,7 @@ static void *watcher_main(void *arg)
 START_TEST(test_soak)
 {
     enum { THREADS = 6, POOL_MAX = 4 };
-    unsigned iters = 2000;
-    const char *env = getenv("SQLGATE_SOAK_ITERS");
-    if (env != NULL && atoi(env) > 0)
-        iters = (unsigned)atoi(env);
+    unsigned iters = soak_iters(2000);
 
     sg_db_config cfg = fake_db_config(DB, POOL_MAX);
     cfg.pool_min = 1;
@@ -1093,6 +1109,614 @@ START_TEST(test_soak)
     sg_pool_conn *a = must_acquire(p, 2000);
     sg_pool_release(p, a, true);
     close_and_free(p);
+}
+END_TEST
+
+/* --- Handoff: a release serves the oldest waiter, and only it ------------- */
+
+/* A thread that acquires once, records in which order it was served, holds
+ * the connection until the test sets `release` (or at once when it is set
+ * before the start), then releases it as `reusable` says. */
+typedef struct queued {
+    sg_pool *pool;
+    int64_t wait_ms; /* acquire deadline from its start */
+    bool reusable;
+    atomic_uint *served; /* shared: incremented by each one served */
+    atomic_bool release;
+    pthread_t thread;
+    /* results; read by the test once `done` is seen */
+    atomic_int tid; /* kernel thread id, for /proc */
+    atomic_bool done;
+    bool got;
+    unsigned order; /* value of *served when it was served */
+    uint64_t id;
+    sg_err err;
+    int64_t elapsed_ms; /* of the acquire */
+} queued;
+
+static void *queued_main(void *arg)
+{
+    queued *q = arg;
+    atomic_store(&q->tid, (int)syscall(SYS_gettid));
+    int64_t t0 = sg_clock_ms();
+    sg_pool_conn *pc = sg_pool_acquire(q->pool, t0 + q->wait_ms, &q->err);
+    q->elapsed_ms = sg_clock_ms() - t0;
+    if (pc != NULL) {
+        q->order = atomic_fetch_add(q->served, 1);
+        q->id = conn_id(pc);
+        q->got = true;
+    }
+    atomic_store(&q->done, true);
+    if (pc == NULL)
+        return NULL;
+    while (!atomic_load(&q->release))
+        sleep_ms(1);
+    sg_pool_release(q->pool, pc, q->reusable);
+    return NULL;
+}
+
+static void queued_init(queued *q, sg_pool *p, int64_t wait_ms, atomic_uint *served)
+{
+    memset(q, 0, sizeof *q);
+    q->pool = p;
+    q->wait_ms = wait_ms;
+    q->reusable = true;
+    q->served = served;
+    atomic_init(&q->release, false);
+    atomic_init(&q->tid, 0);
+    atomic_init(&q->done, false);
+}
+
+/* Starts the threads one by one, each once the previous one is blocked in
+ * acquire (`waiting` counts it), so the pool queues them in array order.
+ * `already` callers are blocked before. */
+static void queued_start_in_order(queued *q, unsigned n, unsigned already)
+{
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_int_eq(pthread_create(&q[i].thread, NULL, queued_main, &q[i]), 0);
+        ck_assert_msg(wait_for_waiters(q[i].pool, already + i + 1, 10000),
+                      "waiter %u never blocked", i);
+    }
+}
+
+/* Polls until q has an answer from acquire; false on timeout. */
+static bool queued_wait_done(queued *q, int64_t timeout_ms)
+{
+    int64_t end = sg_clock_ms() + timeout_ms;
+    while (!atomic_load(&q->done)) {
+        if (sg_clock_ms() >= end)
+            return false;
+        sleep_ms(1);
+    }
+    return true;
+}
+
+/* State letter and voluntary context switches of one of our threads, read
+ * from /proc (Linux). False when unreadable. */
+static bool task_sched(int tid, char *state, long long *vcsw)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char line[256];
+    bool have_state = false, have_vcsw = false;
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, "State:", 6) == 0)
+            have_state = sscanf(line + 6, " %c", state) == 1;
+        else if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+            have_vcsw = sscanf(line + 24, "%lld", vcsw) == 1;
+    }
+    fclose(f);
+    return have_state && have_vcsw;
+}
+
+/* A blocked thread's voluntary context switch count once it sleeps and stays
+ * asleep (the same count on three reads 20 ms apart). Each time a sleeping
+ * waiter is woken and goes back to sleep, the count grows by at least one.
+ * -1 when it does not settle within 10 s or /proc is unreadable. */
+static long long settled_switches(int tid)
+{
+    int64_t end = sg_clock_ms() + 10000;
+    long long last = -1;
+    int same = 0;
+    while (sg_clock_ms() < end) {
+        char state;
+        long long n;
+        if (!task_sched(tid, &state, &n))
+            return -1;
+        if (state == 'S' && n == last) {
+            if (++same == 2)
+                return n;
+        } else {
+            same = 0;
+        }
+        last = n;
+        sleep_ms(20);
+    }
+    return -1;
+}
+
+START_TEST(test_waiters_served_fifo)
+{
+    enum { N = 8 };
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *held = must_acquire(p, 1000);
+    uint64_t id = conn_id(held);
+
+    atomic_uint served = 0;
+    queued q[N];
+    for (unsigned i = 0; i < N; i++) {
+        queued_init(&q[i], p, 30000, &served);
+        atomic_store(&q[i].release, true); /* each passes it on at once */
+    }
+    queued_start_in_order(q, N, 0);
+    ck_assert_uint_eq(stats_of(p).waiting, N);
+
+    /* One release starts the chain: each release hands the one connection
+     * to the oldest waiter left. */
+    sg_pool_release(p, held, true);
+    for (unsigned i = 0; i < N; i++)
+        ck_assert_int_eq(pthread_join(q[i].thread, NULL), 0);
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_msg(q[i].got, "waiter %u: %s", i, q[i].err.message);
+        ck_assert_msg(q[i].order == i, "waiter %u (queued %u-th) was served %u-th", i, i,
+                      q[i].order);
+        ck_assert_uint_eq(q[i].id, id);
+    }
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(s.idle, 1);
+    ck_assert_uint_eq(s.opened_total, 1);
+    ck_assert_uint_eq(s.acquire_timeouts, 0);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_release_wakes_one_waiter)
+{
+    /* Each step frees one connection: a reusable release (handed over) or a
+     * closing one (its slot freed: the woken waiter opens anew). Exactly the
+     * oldest waiter must run; the others must not even wake up, which the
+     * kernel's count of their voluntary context switches shows. */
+    enum { N = 5 };
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *held = must_acquire(p, 1000);
+
+    atomic_uint served = 0;
+    queued q[N];
+    for (unsigned i = 0; i < N; i++) {
+        queued_init(&q[i], p, 60000, &served);
+        q[i].reusable = i % 2 == 0;
+    }
+    queued_start_in_order(q, N, 0);
+
+    for (unsigned k = 0; k < N; k++) {
+        long long before[N];
+        for (unsigned j = k; j < N; j++) {
+            before[j] = settled_switches(atomic_load(&q[j].tid));
+            ck_assert_msg(before[j] >= 0, "waiter %u does not settle asleep", j);
+        }
+        if (k == 0)
+            sg_pool_release(p, held, true);
+        else
+            atomic_store(&q[k - 1].release, true);
+        int served_one = -1;
+        int64_t end = sg_clock_ms() + 10000;
+        while (served_one < 0 && sg_clock_ms() < end) {
+            for (unsigned j = k; j < N; j++)
+                if (atomic_load(&q[j].done))
+                    served_one = (int)j;
+            sleep_ms(1);
+        }
+        ck_assert_msg(served_one >= 0, "step %u: nobody was served", k);
+        for (unsigned j = k; j < N; j++) {
+            if ((int)j == served_one)
+                continue;
+            long long after = settled_switches(atomic_load(&q[j].tid));
+            ck_assert(!atomic_load(&q[j].done));
+            ck_assert_msg(after == before[j],
+                          "step %u: waiter %u woke up %lld time(s) for a connection not its own", k,
+                          j, after - before[j]);
+        }
+        ck_assert_msg(served_one == (int)k, "step %u: waiter %d was served first", k, served_one);
+        ck_assert_uint_eq(stats_of(p).waiting, N - 1 - k);
+    }
+    atomic_store(&q[N - 1].release, true);
+    /* Plain result fields are read after the join (helgrind knows no atomics). */
+    for (unsigned i = 0; i < N; i++) {
+        ck_assert_int_eq(pthread_join(q[i].thread, NULL), 0);
+        ck_assert_msg(q[i].got, "waiter %u: %s", i, q[i].err.message);
+        ck_assert_uint_eq(q[i].order, i);
+    }
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_eq(s.in_use, 0);
+    /* Waiters 1 and 3 closed theirs; 2 and 4 opened one each. */
+    ck_assert_uint_eq(s.opened_total, 3);
+    ck_assert_uint_eq(s.closed_total, 2);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_timeout_racing_handoff_loses_nothing)
+{
+    /* Waiters whose deadlines fall around the moment the connection is
+     * released: each either gets it (and passes it on) or times out, and the
+     * one connection is never lost, leaked, closed or duplicated. */
+    enum { W = 3 };
+    unsigned iters = getenv("SQLGATE_UNDER_VALGRIND") != NULL ? 40 : 200;
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *held = must_acquire(p, 1000);
+    uint64_t id = conn_id(held);
+    unsigned got = 0, timed_out = 0;
+
+    for (unsigned i = 0; i < iters; i++) {
+        borrower b[W];
+        for (unsigned j = 0; j < W; j++) {
+            b[j] = (borrower){.pool = p, .wait_ms = 10 + (int64_t)j};
+            borrower_start(&b[j]);
+        }
+        sleep_ms(8 + (int64_t)(i % 6));
+        sg_pool_release(p, held, true);
+        for (unsigned j = 0; j < W; j++) {
+            borrower_join(&b[j]);
+            if (b[j].got) {
+                got++;
+                ck_assert_uint_eq(b[j].id, id);
+            } else {
+                timed_out++;
+                ck_assert_msg(b[j].err.code == SG_POOL_EXHAUSTED, "iteration %u: %s %s", i,
+                              sg_code_name(b[j].err.code), b[j].err.message);
+            }
+        }
+        sg_pool_stats s = stats_of(p);
+        ck_assert_uint_eq(s.in_use, 0);
+        ck_assert_uint_eq(s.waiting, 0);
+        ck_assert_uint_eq(s.idle, 1);
+        ck_assert_uint_eq(s.open, 1);
+        held = must_acquire(p, 1000);
+        ck_assert_uint_eq(conn_id(held), id);
+    }
+    ck_assert_uint_eq(got + timed_out, iters * W);
+    sg_pool_release(p, held, true);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.opened_total, 1);
+    ck_assert_uint_eq(s.closed_total, 0);
+    ck_assert_uint_eq(s.acquire_timeouts, timed_out);
+    ck_assert_uint_eq(fake_driver_live(DB), 1);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_freed_slot_wake_not_lost)
+{
+    /* A waiter woken for a freed slot may find it taken (by a caller that
+     * was not waiting) or may be handed a connection instead. Either way the
+     * next freed slot, or the one still free, must wake a sleeper: each
+     * waiter here has 30 s, and must be served within 10 s. Races are
+     * timing-dependent, so each case runs many times. */
+    unsigned iters = getenv("SQLGATE_UNDER_VALGRIND") != NULL ? 10 : 40;
+    sg_db_config cfg = fake_db_config(DB, 2);
+    sg_pool *p = make_pool(&cfg);
+    atomic_uint served = 0;
+
+    for (unsigned i = 0; i < iters; i++) {
+        /* A waiter kicked for a slot that the test takes first. */
+        sg_pool_conn *a = must_acquire(p, 1000);
+        sg_pool_conn *b = must_acquire(p, 1000);
+        queued w0;
+        queued_init(&w0, p, 30000, &served);
+        atomic_store(&w0.release, true);
+        queued_start_in_order(&w0, 1, 0);
+        sg_pool_release(p, a, false);
+        a = must_acquire(p, 10000);
+        sleep_ms(5); /* time for w0 to wake up and find the slot taken */
+        sg_pool_release(p, a, false);
+        ck_assert_msg(queued_wait_done(&w0, 10000), "iteration %u: waiter slept through", i);
+        ck_assert_int_eq(pthread_join(w0.thread, NULL), 0);
+        ck_assert_msg(w0.got, "%s", w0.err.message);
+
+        /* A waiter kicked for a slot, then handed a connection: the slot
+         * still free must go to the next one. Both hold what they get until
+         * both are served. */
+        a = must_acquire(p, 1000);
+        ck_assert_uint_eq(stats_of(p).in_use, 2);
+        queued w[2];
+        for (unsigned j = 0; j < 2; j++)
+            queued_init(&w[j], p, 30000, &served);
+        queued_start_in_order(w, 2, 0);
+        sg_pool_release(p, a, false);
+        sg_pool_release(p, b, true);
+        for (unsigned j = 0; j < 2; j++)
+            ck_assert_msg(queued_wait_done(&w[j], 10000), "iteration %u: waiter %u slept through",
+                          i, j);
+        for (unsigned j = 0; j < 2; j++) {
+            atomic_store(&w[j].release, true);
+            ck_assert_int_eq(pthread_join(w[j].thread, NULL), 0);
+            ck_assert_msg(w[j].got, "%s", w[j].err.message);
+        }
+        sg_pool_stats s = stats_of(p);
+        ck_assert_uint_eq(s.in_use, 0);
+        ck_assert_uint_eq(s.waiting, 0);
+    }
+    ck_assert_uint_eq(stats_of(p).acquire_timeouts, 0);
+    close_and_free(p);
+}
+END_TEST
+
+typedef struct closer {
+    sg_pool *pool;
+    int64_t deadline_ms;
+    pthread_t thread;
+    atomic_bool done;
+    int rc;
+    unsigned cancelled;
+} closer;
+
+static void *closer_main(void *arg)
+{
+    closer *c = arg;
+    c->rc = sg_pool_close(c->pool, c->deadline_ms, &c->cancelled);
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+START_TEST(test_pause_and_close_with_queue)
+{
+    enum { N = 4 };
+    sg_db_config cfg = fake_db_config(DB, 1);
+    sg_pool *p = make_pool(&cfg);
+    sg_pool_conn *held = must_acquire(p, 1000);
+    uint64_t id = conn_id(held);
+    atomic_uint served = 0;
+    queued q[N];
+    for (unsigned i = 0; i < N; i++)
+        queued_init(&q[i], p, 30000, &served);
+    q[1].wait_ms = 400; /* gives up while paused, from the middle of the queue */
+    queued_start_in_order(q, N, 0);
+
+    /* Paused: a release is not handed over, it goes back idle. */
+    sg_pool_pause(p);
+    sg_pool_release(p, held, true);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.idle, 1);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(s.waiting, N);
+    ck_assert_int_eq(pthread_join(q[1].thread, NULL), 0);
+    ck_assert(!q[1].got);
+    ck_assert_int_eq(q[1].err.code, SG_DB_PAUSED);
+    ck_assert_uint_eq(stats_of(p).waiting, N - 1);
+    ck_assert(!atomic_load(&q[0].done));
+
+    /* Resume: the oldest waiter takes the idle connection, the rest wait. */
+    sg_pool_resume(p);
+    ck_assert(queued_wait_done(&q[0], 10000));
+    s = stats_of(p);
+    ck_assert_uint_eq(s.waiting, 2);
+    ck_assert_uint_eq(s.in_use, 1);
+    ck_assert(!atomic_load(&q[2].done));
+    ck_assert(!atomic_load(&q[3].done));
+
+    /* Close: the queue empties at once, the borrowed connection drains. */
+    closer c = {.pool = p, .deadline_ms = sg_clock_ms() + 20000};
+    atomic_init(&c.done, false);
+    ck_assert_int_eq(pthread_create(&c.thread, NULL, closer_main, &c), 0);
+    for (unsigned i = 2; i < N; i++) {
+        ck_assert_int_eq(pthread_join(q[i].thread, NULL), 0);
+        ck_assert(!q[i].got);
+        ck_assert_int_eq(q[i].err.code, SG_SHUTTING_DOWN);
+        ck_assert_int_lt(q[i].elapsed_ms, 25000);
+    }
+    ck_assert_uint_eq(stats_of(p).waiting, 0);
+    ck_assert(!atomic_load(&c.done)); /* still waiting for q[0]'s connection */
+    atomic_store(&q[0].release, true);
+    ck_assert_int_eq(pthread_join(q[0].thread, NULL), 0);
+    ck_assert_msg(q[0].got, "%s", q[0].err.message);
+    ck_assert_uint_eq(q[0].id, id);
+    ck_assert_int_eq(pthread_join(c.thread, NULL), 0);
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_uint_eq(c.cancelled, 0);
+    s = stats_of(p);
+    ck_assert_uint_eq(s.open, 0);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+    sg_pool_free(p);
+}
+END_TEST
+
+/* A thread that acquires with random deadlines, holds briefly, releases
+ * (sometimes as not reusable), until its iterations are done or the pool
+ * shuts down. */
+typedef struct churn {
+    sg_pool *pool;
+    unsigned iters;
+    uint64_t rng;
+    pthread_t thread;
+    /* results */
+    unsigned got, exhausted, paused, shut, open_timeouts;
+    unsigned long_timeouts; /* a 20 s wait that timed out: a lost wake-up */
+    unsigned unexpected;
+    sg_err last_unexpected;
+} churn;
+
+#define CHURN_LONG_WAIT_MS 20000
+
+static uint64_t churn_rand(churn *c)
+{
+    uint64_t x = c->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c->rng = x;
+    return x;
+}
+
+static void *churn_main(void *arg)
+{
+    churn *c = arg;
+    for (unsigned i = 0; i < c->iters; i++) {
+        int64_t wait = churn_rand(c) % 5 == 0 ? CHURN_LONG_WAIT_MS : (int64_t)(churn_rand(c) % 30);
+        sg_err err;
+        sg_pool_conn *pc = sg_pool_acquire(c->pool, sg_clock_ms() + wait, &err);
+        if (pc == NULL) {
+            if (err.code == SG_SHUTTING_DOWN) {
+                c->shut++;
+                return NULL;
+            }
+            if (err.code == SG_POOL_EXHAUSTED) {
+                c->exhausted++;
+                if (wait == CHURN_LONG_WAIT_MS)
+                    c->long_timeouts++;
+            } else if (err.code == SG_DB_PAUSED) {
+                c->paused++;
+            } else if (err.code == SG_DB_UNAVAILABLE &&
+                       strcmp(err.message, "fake: login timed out") == 0) {
+                /* A slot found free at (or past) a short deadline: the open
+                 * gets no time left. */
+                c->open_timeouts++;
+            } else {
+                c->unexpected++;
+                c->last_unexpected = err;
+            }
+            continue;
+        }
+        c->got++;
+        if (churn_rand(c) % 4 == 0)
+            sleep_ms((int64_t)(churn_rand(c) % 3));
+        sg_pool_release(c->pool, pc, churn_rand(c) % 10 != 0);
+    }
+    return NULL;
+}
+
+/* Pauses, evicts and runs housekeeping now and then until stopped. */
+typedef struct chaos {
+    sg_pool *pool;
+    atomic_bool stop;
+    pthread_t thread;
+} chaos;
+
+static void *chaos_main(void *arg)
+{
+    chaos *x = arg;
+    for (unsigned i = 0; !atomic_load(&x->stop); i++) {
+        switch (i % 4) {
+        case 0:
+            sg_pool_pause(x->pool);
+            sleep_ms(1);
+            sg_pool_resume(x->pool);
+            break;
+        case 1:
+            sg_pool_evict(x->pool);
+            break;
+        default:
+            sg_pool_maintain(x->pool);
+            break;
+        }
+        sleep_ms(3);
+    }
+    return NULL;
+}
+
+START_TEST(test_soak_handoff)
+{
+    enum { THREADS = 12, POOL_MAX = 3 };
+    unsigned iters = soak_iters(1500);
+    sg_db_config cfg = fake_db_config(DB, POOL_MAX);
+    cfg.pool_min = 1;
+    cfg.max_lifetime_ms = 50; /* stale ones retired on release and on pick */
+    cfg.idle_timeout_ms = 10;
+    sg_pool *p = make_pool(&cfg);
+
+    watcher w = {.pool = p};
+    atomic_init(&w.stop, false);
+    ck_assert_int_eq(pthread_create(&w.thread, NULL, watcher_main, &w), 0);
+    chaos x = {.pool = p};
+    atomic_init(&x.stop, false);
+    ck_assert_int_eq(pthread_create(&x.thread, NULL, chaos_main, &x), 0);
+    churn c[THREADS];
+    for (unsigned i = 0; i < THREADS; i++) {
+        c[i] = (churn){.pool = p, .iters = iters, .rng = 0x9e3779b9ULL * (i + 1)};
+        ck_assert_int_eq(pthread_create(&c[i].thread, NULL, churn_main, &c[i]), 0);
+    }
+    unsigned got = 0;
+    for (unsigned i = 0; i < THREADS; i++) {
+        ck_assert_int_eq(pthread_join(c[i].thread, NULL), 0);
+        ck_assert_msg(c[i].unexpected == 0, "unexpected answer: %s %s",
+                      sg_code_name(c[i].last_unexpected.code), c[i].last_unexpected.message);
+        ck_assert_msg(c[i].long_timeouts == 0, "thread %u: %u long waits timed out", i,
+                      c[i].long_timeouts);
+        ck_assert_uint_eq(c[i].shut, 0);
+        ck_assert_uint_eq(c[i].got + c[i].exhausted + c[i].paused + c[i].open_timeouts, iters);
+        got += c[i].got;
+    }
+    atomic_store(&x.stop, true);
+    ck_assert_int_eq(pthread_join(x.thread, NULL), 0);
+    atomic_store(&w.stop, true);
+    ck_assert_int_eq(pthread_join(w.thread, NULL), 0);
+    ck_assert_uint_eq(w.violations, 0);
+    ck_assert_uint_gt(got, iters);
+
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    sg_pool_stats st = stats_of(p);
+    ck_assert_uint_le(fc.max_live, POOL_MAX);
+    ck_assert_uint_eq(st.in_use, 0);
+    ck_assert_uint_eq(st.waiting, 0);
+    ck_assert(!st.paused);
+    ck_assert_uint_eq(st.open, st.idle);
+    ck_assert_uint_eq(st.open, fc.live);
+    ck_assert_uint_eq(st.opened_total, fc.opened);
+    ck_assert_uint_eq(st.closed_total, fc.closed);
+    ck_assert_uint_eq(st.connect_errors, fc.open_failures);
+
+    sg_pool_conn *a = must_acquire(p, 2000);
+    sg_pool_release(p, a, true);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_close_under_load)
+{
+    /* sg_pool_close while connections are being handed from one waiter to
+     * the next: everything drains in time, every thread is told
+     * SHUTTING_DOWN, nothing is left open. */
+    enum { THREADS = 10, POOL_MAX = 2 };
+    sg_db_config cfg = fake_db_config(DB, POOL_MAX);
+    sg_pool *p = make_pool(&cfg);
+    churn c[THREADS];
+    for (unsigned i = 0; i < THREADS; i++) {
+        c[i] = (churn){.pool = p, .iters = UINT32_MAX, .rng = 0x51ed27ULL * (i + 1)};
+        ck_assert_int_eq(pthread_create(&c[i].thread, NULL, churn_main, &c[i]), 0);
+    }
+    int64_t end = sg_clock_ms() + 10000;
+    while (stats_of(p).waiting < 3 && sg_clock_ms() < end)
+        sleep_ms(1);
+    sleep_ms(100);
+    unsigned cancelled = 99;
+    ck_assert_int_eq(sg_pool_close(p, sg_clock_ms() + 15000, &cancelled), 0);
+    ck_assert_uint_eq(cancelled, 0);
+    unsigned got = 0;
+    for (unsigned i = 0; i < THREADS; i++) {
+        ck_assert_int_eq(pthread_join(c[i].thread, NULL), 0);
+        ck_assert_msg(c[i].unexpected == 0, "unexpected answer: %s %s",
+                      sg_code_name(c[i].last_unexpected.code), c[i].last_unexpected.message);
+        ck_assert_uint_eq(c[i].long_timeouts, 0);
+        ck_assert_uint_eq(c[i].shut, 1);
+        got += c[i].got;
+    }
+    ck_assert_uint_gt(got, 0);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.open, 0);
+    ck_assert_uint_eq(s.in_use, 0);
+    ck_assert_uint_eq(s.waiting, 0);
+    ck_assert_uint_eq(fake_driver_live(DB), 0);
+    sg_pool_free(p);
 }
 END_TEST
 
@@ -1213,10 +1837,22 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_close_while_opening);
     suite_add_tcase(s, tc);
 
+    tc = tcase_create("handoff");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_waiters_served_fifo);
+    tcase_add_test(tc, test_release_wakes_one_waiter);
+    tcase_add_test(tc, test_timeout_racing_handoff_loses_nothing);
+    tcase_add_test(tc, test_freed_slot_wake_not_lost);
+    tcase_add_test(tc, test_pause_and_close_with_queue);
+    tcase_add_test(tc, test_close_under_load);
+    suite_add_tcase(s, tc);
+
     tc = tcase_create("soak");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_soak);
+    tcase_add_test(tc, test_soak_handoff);
     suite_add_tcase(s, tc);
     return s;
 }
