@@ -76,6 +76,11 @@ typedef struct sg_driver {
      * environment (the FreeTDS driver may set FREETDSCONF). 0 or -1. */
     int (*prepare)(const sg_config *cfg, sg_err *err);
 
+    /* Optional (may be NULL): removes what prepare() left on disk. Runs at
+     * exit; also from any thread just before a hard _exit(), so it must not
+     * take locks another thread may hold. */
+    void (*discard)(void);
+
     /* Opens one connection; gives up at deadline_ms (monotonic, sg_clock_ms).
      * Failure: NULL, err SG_DB_UNAVAILABLE naming the cause (no secrets). */
     sg_driver_conn *(*open)(const sg_db_config *cfg, int64_t deadline_ms, sg_err *err);
@@ -116,6 +121,10 @@ typedef struct sg_driver {
 
 /* The built-in driver called `name`, or NULL. Borrowed, static. */
 const sg_driver *sg_driver_find(const char *name);
+
+/* Calls every built-in driver's discard(): for a process about to _exit(),
+ * which skips atexit handlers. */
+void sg_driver_discard_all(void);
 
 /* Built-in drivers. */
 extern const sg_driver sg_driver_sqlite;

@@ -17,3 +17,10 @@ const sg_driver *sg_driver_find(const char *name)
             return builtin[i];
     return NULL;
 }
+
+void sg_driver_discard_all(void)
+{
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (builtin[i]->discard != NULL)
+            builtin[i]->discard();
+}

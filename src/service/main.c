@@ -56,6 +56,15 @@ static void say(const char *text)
     (void)rc;
 }
 
+/* Ends the process now, without the shutdown sequence or atexit handlers;
+ * the drivers' files on disk (a generated freetds.conf) go first. */
+static _Noreturn void hard_exit(const char *line)
+{
+    say(line);
+    sg_driver_discard_all();
+    _exit(1);
+}
+
 /* Waits for signals. First: wakes main. Second: exits at once. Afterwards
  * also exits when main's shutdown overruns its hard deadline. */
 static void *signal_thread(void *arg)
@@ -80,8 +89,7 @@ static void *signal_thread(void *arg)
                          "{\"level\":\"error\",\"msg\":\"shutdown overran its deadline; "
                          "exiting\",\"cancelled\":%u}\n",
                          cancelled);
-                say(line);
-                _exit(1);
+                hard_exit(line);
             }
             struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
             signo = sigtimedwait(&st->set, NULL, &ts);
@@ -96,8 +104,7 @@ static void *signal_thread(void *arg)
         }
         pthread_mutex_unlock(&st->mu);
         if (second) {
-            say("{\"level\":\"error\",\"msg\":\"second stop signal; exiting now\"}\n");
-            _exit(1);
+            hard_exit("{\"level\":\"error\",\"msg\":\"second stop signal; exiting now\"}\n");
         }
     }
     return NULL;

@@ -7,11 +7,13 @@
  */
 #include <check.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -340,6 +342,52 @@ START_TEST(second_signal_mixed)
 }
 END_TEST
 
+/* Files named sqlgate-freetds-* in dir (the generated freetds.conf). */
+static int generated_confs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
+        n += strncmp(e->d_name, "sqlgate-freetds-", 16) == 0;
+    closedir(d);
+    return n;
+}
+
+/* A hard exit (the second signal) skips atexit handlers; the freetds.conf
+ * generated for ENCRYPT must not be left behind in TMPDIR all the same. */
+START_TEST(hard_exit_removes_generated_conf)
+{
+    char tmp[512], tmp_env[600], core_env[600];
+    snprintf(tmp, sizeof tmp, "%s/tmp", g_dir);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    snprintf(tmp_env, sizeof tmp_env, "TMPDIR=%s", tmp);
+    snprintf(core_env, sizeof core_env, "CORE_DB_PATH=%s/core.db", g_dir);
+    /* tds: nothing listens on port 1; not critical, so sqlgate gets ready */
+    const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
+                               "SQLGATE_DATABASES=core,tds",
+                               core_env,
+                               "TDS_DB_HOST=127.0.0.1",
+                               "TDS_DB_PORT=1",
+                               "TDS_DB_USER=u",
+                               "TDS_DB_PASSWORD=p",
+                               "TDS_DB_NAME=x",
+                               "TDS_DB_ENCRYPT=off",
+                               "TDS_DB_CRITICAL=false",
+                               "SQLGATE_SHUTDOWN_DELAY_MS=60000",
+                               tmp_env,
+                               NULL};
+    proc *p = start(env);
+    ck_assert_int_eq(generated_confs(tmp), 1);
+    ck_assert_int_eq(proc_signal(p, SIGTERM), 0);
+    ck_assert(proc_stderr_wait(p, "shutdown started", 30000));
+    ck_assert_int_eq(proc_signal(p, SIGTERM), 0);
+    int code = proc_wait_exit(p, 30000);
+    ck_assert_msg(code == 1, "exit status %d after a second signal", code);
+    ck_assert_int_eq(generated_confs(tmp), 0);
+}
+END_TEST
+
 static Suite *shutdown_suite(void)
 {
     Suite *s = suite_create("shutdown");
@@ -356,6 +404,12 @@ static Suite *shutdown_suite(void)
     tcase_add_test(tc, sigint_like_sigterm);
     tcase_add_test(tc, second_signal_mixed);
     suite_add_tcase(s, tc);
+    /* No promise about time: runs under memcheck too. */
+    TCase *files = tcase_create("files");
+    tcase_add_checked_fixture(files, setup, teardown);
+    tcase_set_timeout(files, 120);
+    tcase_add_test(files, hard_exit_removes_generated_conf);
+    suite_add_tcase(s, files);
     return s;
 }
 

@@ -824,6 +824,7 @@ static const char *user_conf(char *buf, size_t n)
 
 static char conf_path[64];
 
+/* atexit handler and the driver's discard(): unlink() only, no locks. */
 static void remove_conf(void)
 {
     if (conf_path[0] != '\0')
@@ -884,6 +885,7 @@ static int ft_prepare(const sg_config *cfg, sg_err *err)
 const sg_driver sg_driver_freetds = {
     .name = "freetds",
     .prepare = ft_prepare,
+    .discard = remove_conf,
     .open = ft_open,
     .ping = ft_ping,
     .exec = ft_exec,
