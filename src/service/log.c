@@ -30,14 +30,33 @@ bool log_enabled(sg_log_level level)
     return level >= threshold;
 }
 
-static void format_time(char *out, size_t n)
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" into out (at least 25 bytes). The part up to
+ * the second is formatted once per second per thread: gmtime_r + strftime
+ * were a visible share of an access-log line. */
+static void format_time(char out[static 25])
 {
+    static _Thread_local int64_t cached_secs = -1;
+    static _Thread_local char cached[21]; /* "YYYY-MM-DDTHH:MM:SS" */
     int64_t ms = sg_clock_wall_ms();
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t len = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + len, n - len, ".%03dZ", (int)(ms % 1000));
+    if (ms < 0)
+        ms = 0; /* a clock before 1970 reads as 1970 */
+    int64_t secs = ms / 1000;
+    if (secs != cached_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+            memcpy(cached, "0000-00-00T00:00:00", 20);
+        cached_secs = secs;
+    }
+    int frac = (int)(ms % 1000);
+    memcpy(out, cached, 19);
+    out[19] = '.';
+    out[20] = (char)('0' + frac / 100);
+    out[21] = (char)('0' + frac / 10 % 10);
+    out[22] = (char)('0' + frac % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
 }
 
 /* A text value is bare when it is a plain ASCII word, else quoted and
@@ -82,7 +101,7 @@ static void render(jw_buf *b, sg_log_level level, const char *msg, const log_fie
                    size_t n)
 {
     char time[40];
-    format_time(time, sizeof time);
+    format_time(time);
     if (as_json) {
         jw_lit(b, "{\"time\":\"");
         jw_lit(b, time);
