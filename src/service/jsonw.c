@@ -218,6 +218,13 @@ void jw_int(jw_buf *b, int64_t v)
     jw_raw(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+void jw_i64(jw_buf *b, int64_t v)
+{
+    char tmp[24];
+    char *p = format_int(tmp + sizeof tmp, v);
+    jw_raw(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
 void jw_ms(jw_buf *b, int64_t us)
 {
     char tmp[28];

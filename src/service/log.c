@@ -83,7 +83,7 @@ static void put_value(jw_buf *b, const log_field *f, bool text)
             jw_str(b, f->s, f->len);
         break;
     case LOG_INT:
-        jw_int(b, f->i);
+        jw_i64(b, f->i);
         break;
     case LOG_MS:
         jw_ms(b, f->i);

@@ -164,7 +164,7 @@ static void encode_row(qstream *s, const sg_value *values)
 static void end_result(qstream *s, bool truncated)
 {
     jw_lit(&s->out, "],\"row_count\":");
-    jw_int(&s->out, s->row_count);
+    jw_i64(&s->out, s->row_count);
     jw_lit(&s->out, truncated ? ",\"truncated\":true}" : ",\"truncated\":false}");
 }
 
@@ -185,7 +185,7 @@ static void write_tail(qstream *s)
     sg_query_end(s->q);
     s->q = NULL;
     jw_lit(&s->out, "],\"rows_affected\":");
-    jw_int(&s->out, affected);
+    jw_i64(&s->out, affected);
     jw_lit(&s->out, ",\"elapsed_ms\":");
     jw_ms(&s->out, sg_clock_us() - s->start_us);
     jw_char(&s->out, '}');

@@ -4,7 +4,8 @@
  *   path (no printf, no strtod) must print exactly what the reference --
  *   %.15g, %.16g or %.17g, whichever reads back first, with ".0" on integral
  *   values -- prints, for every double.
- * - jw_int: what "%lld" prints, quoted beyond +-2^53 (the contract).
+ * - jw_int: what "%lld" prints, quoted beyond +-2^53 (the contract); jw_i64
+ *   never quoted.
  * - jw_ms: microseconds as "%.3f" of milliseconds. */
 #include <check.h>
 #include <inttypes.h>
@@ -190,6 +191,9 @@ static void int_as_printf(int64_t v)
         snprintf(want, sizeof want, "\"%" PRId64 "\"", v);
     WRITTEN(jw_int(&b_, v), got);
     ck_assert_msg(strcmp(want, got) == 0, "jw_int(%" PRId64 "): %s, want %s", v, got, want);
+    snprintf(want, sizeof want, "%" PRId64, v); /* jw_i64: never quoted */
+    WRITTEN(jw_i64(&b_, v), got);
+    ck_assert_msg(strcmp(want, got) == 0, "jw_i64(%" PRId64 "): %s, want %s", v, got, want);
 }
 
 START_TEST(int_matches_printf)
