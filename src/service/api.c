@@ -219,12 +219,26 @@ typedef struct streamed {
     app *a;
     sg_db *db;
     int64_t start_us;
-    sg_code outcome; /* SG_OK until the stream fails or is cut short */
+    sg_code outcome;                          /* SG_OK until the stream fails or is cut short */
+    char request_id[HTTP_REQUEST_ID_MAX + 1]; /* the request may be gone when it fails */
 } streamed;
 
 static double seconds_since(int64_t start_us)
 {
     return (double)(sg_clock_us() - start_us) / 1e6;
+}
+
+/* msg: "query failed", or "query failed while streaming" once the headers
+ * are gone. operation may be NULL. */
+static void log_query_error(const char *msg, const char *request_id, const char *db,
+                            const char *operation, const sg_err *err)
+{
+    sg_log_level level = err->code == SG_INTERNAL ? SG_LOG_ERROR : SG_LOG_INFO;
+    json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "request_id", request_id, "db", db, "code",
+                          sg_code_name(err->code), "message", err->message);
+    if (f != NULL && operation != NULL)
+        json_object_set_new(f, "operation", json_string(operation));
+    log_event(level, msg, f);
 }
 
 static ssize_t stream_fill(void *cls, char *buf, size_t max)
@@ -239,9 +253,9 @@ static ssize_t stream_fill(void *cls, char *buf, size_t max)
         if (qstream_fill(s, max, &err) < 0) {
             /* Headers are gone: the only honest signal left is to cut the
              * transfer, so the client never takes partial rows as complete. */
-            log_warn(
-                "query failed while streaming",
-                json_pack("{s:s,s:s}", "code", sg_code_name(err.code), "message", err.message));
+            st->outcome = err.code;
+            log_query_error("query failed while streaming", st->request_id, sg_db_name(st->db),
+                            NULL, &err);
             return HTTP_STREAM_ERROR;
         }
     }
@@ -265,16 +279,6 @@ static void stream_done(void *cls)
     free(st);
 }
 
-static void log_query_error(http_req *req, const char *db, const char *operation, const sg_err *err)
-{
-    sg_log_level level = err->code == SG_INTERNAL ? SG_LOG_ERROR : SG_LOG_INFO;
-    json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "request_id", http_req_id(req), "db", db, "code",
-                          sg_code_name(err->code), "message", err->message);
-    if (f != NULL && operation != NULL)
-        json_object_set_new(f, "operation", json_string(operation));
-    log_event(level, "query failed", f);
-}
-
 static void run_query(http_req *req, app *a, const char *name, qreq *q)
 {
     sg_err err;
@@ -289,7 +293,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
     http_req_set_operation(req, q->operation);
     sg_query *query = sg_db_query_begin(db, q->sql, q->params, q->n_params, q->timeout_ms, &err);
     if (query == NULL) {
-        log_query_error(req, real, q->operation, &err);
+        log_query_error("query failed", http_req_id(req), real, q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
         http_reply_error(req, &err);
         return;
@@ -305,7 +309,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
     qstream *s = qstream_new(query, &opt, &err);
     int rc = s ? qstream_fill(s, PREBUFFER_BYTES, &err) : -1;
     if (rc < 0) {
-        log_query_error(req, real, q->operation, &err);
+        log_query_error("query failed", http_req_id(req), real, q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
         qstream_free(s);
         http_reply_error(req, &err);
@@ -327,6 +331,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         return;
     }
     *st = (streamed){.s = s, .a = a, .db = db, .start_us = http_req_start_us(req)};
+    snprintf(st->request_id, sizeof st->request_id, "%s", http_req_id(req));
     http_reply_stream(req, 200, "application/json", stream_fill, stream_done, st);
 }
 

@@ -25,7 +25,6 @@
 #include "sqlgate/driver.h"
 
 #define MAX_SEGMENTS         8
-#define REQUEST_ID_MAX       64
 #define CONNECTION_LIMIT     (HTTP_MAX_INFLIGHT + 64)
 #define CONNECTION_TIMEOUT_S 120
 #define THREAD_STACK_BYTES   (256 * 1024)
@@ -48,7 +47,7 @@ struct http_req {
     struct MHD_Connection *conn;
     const http_route *route;
     const char *method;
-    char id[REQUEST_ID_MAX + 1];
+    char id[HTTP_REQUEST_ID_MAX + 1];
     int64_t start_us;
 
     char *path; /* owned copy, split into segments in place */
@@ -71,7 +70,7 @@ struct http_req {
 static bool request_id_acceptable(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > REQUEST_ID_MAX)
+    if (n == 0 || n > HTTP_REQUEST_ID_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];

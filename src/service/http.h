@@ -77,6 +77,7 @@ const char *http_req_param(const http_req *req, const char *name);
 const char *http_req_body(const http_req *req, size_t *len);
 /* Request header value, or NULL; borrowed. */
 const char *http_req_header(const http_req *req, const char *name);
+#define HTTP_REQUEST_ID_MAX 64 /* bytes of a request id */
 const char *http_req_id(const http_req *req);
 int64_t http_req_start_us(const http_req *req); /* monotonic, sg_clock_us */
 const char *http_req_method(const http_req *req);
