@@ -70,8 +70,10 @@ static int cond_init_monotonic(pthread_cond_t *cv)
     pthread_condattr_t attr;
     if (pthread_condattr_init(&attr) != 0)
         return -1;
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(cv, &attr);
+    /* Deadlines are sg_clock_ms() values: a wall-clock wait would be wrong. */
+    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &attr);
     pthread_condattr_destroy(&attr);
     return rc == 0 ? 0 : -1;
 }
@@ -387,7 +389,7 @@ sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, 
     q->timeout_ms = timeout_ms;
     if (db->drv->exec(q->c, sql, params, n_params, sg_clock_ms() + timeout_ms, err) != 0) {
         query_note_error(q, err);
-        sg_pool_release(db->pool, q->pc, !db->drv->unusable(q->c));
+        sg_pool_release(db->pool, q->pc, true); /* the pool asks unusable() */
         free(q);
         return NULL;
     }
@@ -452,8 +454,6 @@ int sg_db_execute(sg_db *db, const char *sql, const sg_param *params, size_t n_p
             rc = -1;
         if (rc == 0 && sink->result_end && sink->result_end(ud) != 0)
             rc = sg_err_set(err, SG_INTERNAL, "stopped by caller");
-        if (more < 0)
-            rc = -1;
     }
     if (rc == 0 && rows_affected != NULL)
         *rows_affected = sg_query_rows_affected(q);
