@@ -199,10 +199,9 @@ static int to_field(const char *key, json_t *value, log_field *f, char **dumped)
 
 void log_event(sg_log_level level, const char *msg, json_t *fields)
 {
-    if (!log_enabled(level) || fields == NULL || !json_is_object(fields)) {
-        json_decref(fields);
-        if (log_enabled(level))
-            log_line(level, msg, NULL, 0);
+    if (!log_enabled(level) || !json_is_object(fields)) {
+        json_decref(fields); /* NULL or not an object: the line has no fields */
+        log_line(level, msg, NULL, 0);
         return;
     }
     size_t n = json_object_size(fields);
