@@ -117,71 +117,80 @@ static size_t utf8_valid_len(const unsigned char *p, size_t n)
     return len;
 }
 
+/* Input bytes escaped per reservation: reserving for the worst case of a
+ * whole string at once (6 output bytes per input byte) would ask for six
+ * times the size of a large text cell. */
+#define JW_STR_CHUNK 4096
+
 void jw_str(jw_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    /* Worst case: every byte becomes \u00XX or U+FFFD; reserve once. */
-    if (len > (SIZE_MAX - 2) / 6 || !reserve(b, len * 6 + 2))
-        return;
-    char *out = b->data + b->len;
-    *out++ = '"';
+    jw_char(b, '"');
     size_t i = 0;
     while (i < len) {
-        unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *out++ = (char)c;
-            i++;
-            continue;
-        }
-        if (c < 0x80) {
-            *out++ = '\\';
-            switch (c) {
-            case '"':
-                *out++ = '"';
-                break;
-            case '\\':
-                *out++ = '\\';
-                break;
-            case '\n':
-                *out++ = 'n';
-                break;
-            case '\r':
-                *out++ = 'r';
-                break;
-            case '\t':
-                *out++ = 't';
-                break;
-            case '\b':
-                *out++ = 'b';
-                break;
-            case '\f':
-                *out++ = 'f';
-                break;
-            default:
-                *out++ = 'u';
-                *out++ = '0';
-                *out++ = '0';
-                *out++ = hex[c >> 4];
-                *out++ = hex[c & 0xF];
+        size_t stop = len - i > JW_STR_CHUNK ? i + JW_STR_CHUNK : len;
+        /* Worst case: every byte becomes \u00XX or U+FFFD; a UTF-8 sequence
+         * that starts before stop may end up to 3 bytes after it. */
+        if (!reserve(b, (stop - i + 3) * 6))
+            return;
+        char *out = b->data + b->len;
+        while (i < stop) {
+            unsigned char c = p[i];
+            if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+                *out++ = (char)c;
+                i++;
+                continue;
             }
-            i++;
-            continue;
+            if (c < 0x80) {
+                *out++ = '\\';
+                switch (c) {
+                case '"':
+                    *out++ = '"';
+                    break;
+                case '\\':
+                    *out++ = '\\';
+                    break;
+                case '\n':
+                    *out++ = 'n';
+                    break;
+                case '\r':
+                    *out++ = 'r';
+                    break;
+                case '\t':
+                    *out++ = 't';
+                    break;
+                case '\b':
+                    *out++ = 'b';
+                    break;
+                case '\f':
+                    *out++ = 'f';
+                    break;
+                default:
+                    *out++ = 'u';
+                    *out++ = '0';
+                    *out++ = '0';
+                    *out++ = hex[c >> 4];
+                    *out++ = hex[c & 0xF];
+                }
+                i++;
+                continue;
+            }
+            size_t n = utf8_valid_len(p + i, len - i);
+            if (n == 0) {
+                memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD for each invalid byte */
+                out += 3;
+                i++;
+                continue;
+            }
+            memcpy(out, p + i, n);
+            out += n;
+            i += n;
         }
-        size_t n = utf8_valid_len(p + i, len - i);
-        if (n == 0) {
-            memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD for each invalid byte */
-            out += 3;
-            i++;
-            continue;
-        }
-        memcpy(out, p + i, n);
-        out += n;
-        i += n;
+        b->len = (size_t)(out - b->data);
+        b->data[b->len] = '\0';
     }
-    *out++ = '"';
-    b->len = (size_t)(out - b->data);
-    b->data[b->len] = '\0';
+    jw_char(b, '"');
 }
 
 void jw_cstr(jw_buf *b, const char *s)

@@ -6,8 +6,10 @@
  *   values -- prints, for every double.
  * - jw_int: what "%lld" prints, quoted beyond +-2^53 (the contract); jw_i64
  *   never quoted.
- * - jw_ms: microseconds as "%.3f" of milliseconds. */
+ * - jw_ms: microseconds as "%.3f" of milliseconds.
+ * - jw_str: against a plain byte-at-a-time reference, across its chunks. */
 #include <check.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -259,6 +261,105 @@ START_TEST(ms_three_decimals)
 }
 END_TEST
 
+static int put_u_escape(char *o, unsigned char c, const char *hex)
+{
+    o[0] = '\\';
+    o[1] = 'u';
+    o[2] = '0';
+    o[3] = '0';
+    o[4] = hex[c >> 4];
+    o[5] = hex[c & 0xF];
+    return 6;
+}
+
+/* The reference for jw_str: JSON escaping of UTF-8 bytes, each invalid
+ * byte as U+FFFD, written the plain way (one byte at a time into a large
+ * enough array). */
+static size_t str_reference(const unsigned char *p, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    *o++ = '"';
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        const char *esc = c == '"'    ? "\\\""
+                          : c == '\\' ? "\\\\"
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                          : c == '\b' ? "\\b"
+                          : c == '\f' ? "\\f"
+                                      : NULL;
+        if (esc != NULL) {
+            memcpy(o, esc, 2);
+            o += 2;
+            i++;
+        } else if (c < 0x20) {
+            o += put_u_escape(o, c, hex);
+            i++;
+        } else if (c < 0x80) {
+            *o++ = (char)c;
+            i++;
+        } else {
+            /* a valid sequence decodes to a scalar value of its length */
+            size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            bool ok = c >= 0xC2 && c <= 0xF4 && i + n <= len;
+            uint32_t cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+            for (size_t k = 1; ok && k < n; k++) {
+                ok = (p[i + k] & 0xC0) == 0x80;
+                cp = cp << 6 | (p[i + k] & 0x3F);
+            }
+            ok = ok && !(n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) &&
+                 !(n == 4 && (cp < 0x10000 || cp > 0x10FFFF));
+            if (ok) {
+                memcpy(o, p + i, n);
+                o += n;
+                i += n;
+            } else {
+                memcpy(o, "\xEF\xBF\xBD", 3);
+                o += 3;
+                i++;
+            }
+        }
+    }
+    *o++ = '"';
+    return (size_t)(o - out);
+}
+
+START_TEST(str_across_chunks)
+{
+    /* pieces placed at every offset around the writer's 4096-byte chunks */
+    static const char *const pieces[] = {"a",    "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                                         "\"",   "\\",       "\n",           "\x01",
+                                         "\xFF", "\xE2\x82"};
+    const size_t n_pieces = sizeof pieces / sizeof pieces[0];
+    size_t cap = 3 * 4096 + 64;
+    unsigned char *in = malloc(cap);
+    char *want = malloc(cap * 6 + 2);
+    ck_assert(in != NULL && want != NULL);
+    for (int round = 0; round < 400; round++) {
+        size_t len = 0;
+        while (len + 4 < cap - 16) {
+            uint64_t r = next_random();
+            const char *piece = round % 2 == 0 && r % 3 != 0 ? "x" : pieces[r % n_pieces];
+            size_t n = strlen(piece);
+            memcpy(in + len, piece, n);
+            len += n;
+        }
+        size_t want_len = str_reference(in, len, want);
+        jw_buf b;
+        jw_init(&b, 0);
+        jw_str(&b, (const char *)in, len);
+        ck_assert(!b.failed);
+        ck_assert_msg(b.len == want_len && memcmp(b.data, want, want_len) == 0,
+                      "round %d: %zu bytes, reference %zu", round, b.len, want_len);
+        jw_free(&b);
+    }
+    free(in);
+    free(want);
+}
+END_TEST
+
 static Suite *jsonw_suite(void)
 {
     Suite *s = suite_create("jsonw");
@@ -272,6 +373,9 @@ static Suite *jsonw_suite(void)
     tcase_add_test(ints, int_matches_printf);
     tcase_add_test(ints, ms_three_decimals);
     suite_add_tcase(s, ints);
+    TCase *strs = tcase_create("strings");
+    tcase_add_test(strs, str_across_chunks);
+    suite_add_tcase(s, strs);
     return s;
 }
 
