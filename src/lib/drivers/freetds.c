@@ -66,6 +66,7 @@ struct sg_driver_conn {
     bool in_batch;
     bool rows_pending; /* the current result has unread rows */
     bool tran_check;   /* the batch may have opened a transaction */
+    bool always_check; /* a batch set a session option after which any statement may */
     int64_t rows_affected;
 
     /* Current result; arrays sized for cap columns. */
@@ -294,16 +295,28 @@ static int batch_error(sg_driver_conn *c, sg_err *err)
     return sg_err_set(err, SG_INTERNAL, "db-lib call failed without a reason");
 }
 
-/* Would this batch be able to leave a transaction open? Checked afterwards
- * with @@TRANCOUNT; the common batch that cannot is spared the round trip. */
-static bool may_open_transaction(const char *sql)
+/* Does sql contain one of n words (any case)? */
+static bool mentions(const char *sql, const char *const *words, size_t n)
 {
-    static const char *const words[] = {"tran", "exec", "implicit_transactions"};
     for (const char *p = sql; *p != '\0'; p++)
-        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        for (size_t i = 0; i < n; i++)
             if (strncasecmp(p, words[i], strlen(words[i])) == 0)
                 return true;
     return false;
+}
+
+/* Whether the batch on c may leave a transaction open, to be checked
+ * afterwards with @@TRANCOUNT; the common batch that cannot is spared the
+ * round trip. Once a batch touched a session option that makes plain
+ * statements open transactions (IMPLICIT_TRANSACTIONS, ANSI_DEFAULTS), every
+ * later batch on the connection is checked. */
+static bool may_open_transaction(sg_driver_conn *c, const char *sql)
+{
+    static const char *const session[] = {"implicit_transactions", "ansi_defaults"};
+    static const char *const words[] = {"tran", "exec"};
+    if (mentions(sql, session, sizeof session / sizeof session[0]))
+        c->always_check = true;
+    return c->always_check || mentions(sql, words, sizeof words / sizeof words[0]);
 }
 
 static const char *declared_type(const sg_value *v)
@@ -373,11 +386,15 @@ static int send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, 
         sg_err_set(err, SG_INTERNAL, "out of memory");
         goto done;
     }
+    /* A half-built RPC stays in the DBPROCESS until a dbrpcsend succeeds,
+     * and every later dbrpcinit would fail: a connection whose RPC could not
+     * be built is not reused. */
     if (dbrpcinit(c->dbp, "sp_executesql", 0) == FAIL ||
         dbrpcparam(c->dbp, "@stmt", 0, text_type(strlen(sql)), -1, (DBINT)strlen(sql),
                    (BYTE *)sql) == FAIL ||
         dbrpcparam(c->dbp, "@params", 0, text_type(strlen(decl)), -1, (DBINT)strlen(decl),
                    (BYTE *)decl) == FAIL) {
+        c->dead = true;
         batch_error(c, err);
         goto done;
     }
@@ -412,6 +429,7 @@ static int send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, 
             break;
         }
         if (r == FAIL) {
+            c->dead = true;
             batch_error(c, err);
             goto done;
         }
@@ -443,7 +461,7 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
         return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection is broken");
     batch_reset(c, deadline_ms);
     c->in_batch = true;
-    c->tran_check = may_open_transaction(sql);
+    c->tran_check = may_open_transaction(c, sql);
     int rc;
     if (n_params == 0) {
         rc = dbcmd(c->dbp, sql) == FAIL || dbsqlexec(c->dbp) == FAIL ? batch_error(c, err) : 0;
