@@ -893,8 +893,7 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
         c->entry = e;
         c->stmt = e->stmt;
         c->stmt_line = e->line;
-        sqlite3_reset(c->stmt);
-        sqlite3_clear_bindings(c->stmt);
+        /* At rest it is reset and unbound (stmt_release). */
         if (bind_all(c, err) < 0)
             goto fail;
         return 0;
