@@ -19,7 +19,7 @@ let tedious;
 try {
   tedious = require('tedious');
 } catch (e) {
-  console.error(`tedious is not installed: run \`npm ci\` in ${__dirname} (.ci/run does)`);
+  console.error(`tedious is not installed: run \`npm ci\` in ${__dirname} (scripts/test does)`);
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
@@ -68,7 +68,10 @@ function startServer(dir) {
     '--control-port-file', cportFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error('server did not start')), 10000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('server did not start'));
+    }, 10000);
     child.stdout.on('data', (d) => {
       out += d;
       if (/control on 127\.0\.0\.1:\d+/.test(out)) {
@@ -183,8 +186,19 @@ const EXPECTED = [
   ['od', 'DateTimeN', '2024-01-31T01:02:03.123Z'],
 ];
 
+let workDir;
+let server;
+
+// Whatever way this script ends (an exception, process.exit), the server and
+// its directory go with it.
+process.on('exit', () => {
+  if (server) server.child.kill('SIGKILL');
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+});
+
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tds-tedious-'));
+  workDir = dir;
   let srv;
   try {
     srv = await startServer(dir);
@@ -193,6 +207,7 @@ async function main() {
     console.log('0 passed, 1 failed');
     process.exit(1);
   }
+  server = srv;
 
   // ---- login ----------------------------------------------------------------------
   for (const v of ['7_1', '7_2', '7_3_A', '7_3_B', '7_4']) {
@@ -385,6 +400,7 @@ async function main() {
   await close(conn);
   srv.child.kill('SIGTERM');
   await new Promise((resolve) => srv.child.on('exit', resolve));
+  server = undefined;
   fs.rmSync(dir, { recursive: true, force: true });
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed === 0 ? 0 : 1);
