@@ -58,23 +58,25 @@ fail:
     return NULL;
 }
 
-static bool name_taken(const qstream *s, size_t upto, const char *cand)
+/* Appends key i ("cand":) to s->keys; false, with nothing appended, when
+ * one of the keys before it is the same. The quoted text is compared in
+ * place, so trying a name costs no allocation. */
+static bool key_add(qstream *s, size_t i, const char *cand)
 {
-    /* keys hold "cand": ; compare the quoted text */
-    jw_buf tmp;
-    jw_init(&tmp, 0);
-    jw_cstr(&tmp, cand);
-    jw_char(&tmp, ':');
-    bool taken = false;
-    for (size_t i = 0; i < upto && !tmp.failed; i++) {
-        size_t len = s->key_off[i + 1] - s->key_off[i];
-        if (len == tmp.len && memcmp(s->keys.data + s->key_off[i], tmp.data, len) == 0) {
-            taken = true;
-            break;
+    size_t start = s->keys.len;
+    jw_cstr(&s->keys, cand);
+    jw_char(&s->keys, ':');
+    size_t len = s->keys.len - start;
+    for (size_t k = 0; k < i && !s->keys.failed; k++) {
+        if (s->key_off[k + 1] - s->key_off[k] == len &&
+            memcmp(s->keys.data + s->key_off[k], s->keys.data + start, len) == 0) {
+            s->keys.len = start;
+            return false;
         }
     }
-    jw_free(&tmp);
-    return taken;
+    s->key_off[i] = start;
+    s->key_off[i + 1] = s->keys.len;
+    return true;
 }
 
 /* Columns: unnamed ones are column<N>, repeated names get _2, _3, ... */
@@ -102,12 +104,8 @@ static int begin_result(qstream *s, const sg_column *cols, size_t n, sg_err *err
         }
         char cand[160];
         memcpy(cand, base, strlen(base) + 1);
-        for (unsigned k = 2; name_taken(s, i, cand); k++)
+        for (unsigned k = 2; !key_add(s, i, cand); k++)
             snprintf(cand, sizeof cand, "%s_%u", base, k);
-        s->key_off[i] = s->keys.len;
-        jw_cstr(&s->keys, cand);
-        jw_char(&s->keys, ':');
-        s->key_off[i + 1] = s->keys.len;
 
         jw_lit(&s->out, i ? ",{\"name\":" : "{\"name\":");
         jw_cstr(&s->out, cand);
