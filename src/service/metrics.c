@@ -201,9 +201,6 @@ static const struct {
      "Duration of the last successful health check (-1: none).", f_latency},
 };
 
-static const char *const state_names[] = {"starting", "ready",    "down",
-                                          "paused",   "draining", "closed"};
-
 char *metrics_render(metrics *m, unsigned inflight, size_t *len)
 {
     char *text = NULL;
@@ -232,10 +229,9 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     }
     help(f, "sqlgate_db_state", "gauge", "1 for the state the database is in, 0 for the others.");
     for (size_t i = 0; i < n; i++)
-        for (size_t s = 0; s < sizeof state_names / sizeof state_names[0]; s++)
+        for (sg_db_state s = SG_STATE_STARTING; s <= SG_STATE_CLOSED; s++)
             fprintf(f, "sqlgate_db_state{db=\"%s\",state=\"%s\"} %d\n",
-                    sg_db_name(sg_registry_at(m->reg, i)), state_names[s],
-                    strcmp(sg_db_state_name(h[i].state), state_names[s]) == 0);
+                    sg_db_name(sg_registry_at(m->reg, i)), sg_db_state_name(s), h[i].state == s);
 
     help(f, "sqlgate_queries_total", "counter", "Queries by database and outcome.");
     for (size_t i = 0; i < n; i++)
