@@ -212,7 +212,7 @@ int tds_type_parse(const char *s, size_t len, tds_type *out)
     if (!found)
         return -1;
     skip_sp(&s, end);
-    if (out->st == TDS_ST_FLOAT && s < end && strncasecmp(s, "precision", 9) == 0)
+    if (out->st == TDS_ST_FLOAT && end - s >= 9 && strncasecmp(s, "precision", 9) == 0)
         s += 9;
     unsigned long a = 0, b = 0;
     bool has_a = false, has_b = false, is_max = false;
