@@ -62,6 +62,10 @@ typedef struct sg_db_config {
     const char *health_query;
     int64_t health_interval_ms;
     int64_t health_timeout_ms;
+
+    /* Logins (driver opens: pool, health check, reconnect) per second at
+     * most, bursts up to the same count; 0 = unlimited (unit tests). */
+    unsigned max_logins_per_sec;
 } sg_db_config;
 
 typedef enum sg_log_level { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR } sg_log_level;
@@ -91,6 +95,8 @@ typedef struct sg_config {
     int64_t drain_timeout_ms;
     size_t max_body_bytes;
     unsigned max_rows;
+    uint64_t max_value_bytes;    /* text/binary value, as the database returns it */
+    uint64_t max_response_bytes; /* query response body */
     sg_log_level log_level;
     bool log_json;
     const char *tls_cert_file; /* both NULL or both set */

@@ -53,17 +53,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ERRORS_CAP      (256 * 1024) /* bytes of error text; later lines are counted only */
-#define ECHO_MAX        64           /* bytes of a value quoted back in an error */
-#define MS_MAX          86400000     /* one day */
-#define DB_COUNT_MAX    128
-#define POOL_CAP        1000
-#define BODY_MAX        (1024 * 1024 * 1024)
-#define APP_NAME_MAX    128
-#define HOST_MAX        253
-#define VAR_NAME_MAX    96
-#define SECRET_FILE_MAX (64 * 1024)
-#define TOKENS_FILE_MAX (1024 * 1024)
+#define ERRORS_CAP       (256 * 1024) /* bytes of error text; later lines are counted only */
+#define ECHO_MAX         64           /* bytes of a value quoted back in an error */
+#define MS_MAX           86400000     /* one day */
+#define DB_COUNT_MAX     128
+#define POOL_CAP         1000
+#define BODY_MAX         (1024 * 1024 * 1024)
+#define RESULT_BYTES_MAX (INT64_C(1) << 40) /* 1 TiB: the value and response caps */
+#define APP_NAME_MAX     128
+#define HOST_MAX         253
+#define VAR_NAME_MAX     96
+#define SECRET_FILE_MAX  (64 * 1024)
+#define TOKENS_FILE_MAX  (1024 * 1024)
 
 /* --- Tables ---------------------------------------------------------------- */
 
@@ -130,6 +131,7 @@ enum db_var {
     DV_HEALTH_QUERY,
     DV_HEALTH_INTERVAL_MS,
     DV_HEALTH_TIMEOUT_MS,
+    DV_MAX_LOGINS_PER_SEC,
     DV_COUNT_
 };
 
@@ -165,6 +167,8 @@ static const var_def db_vars[DV_COUNT_] = {
     [DV_HEALTH_QUERY] = {.name = "HEALTH_QUERY", .kind = K_STRING, .def = "SELECT 1"},
     DB_MS(HEALTH_INTERVAL_MS, "5000"),
     DB_MS(HEALTH_TIMEOUT_MS, "2000"),
+    [DV_MAX_LOGINS_PER_SEC] =
+        {.name = "MAX_LOGINS_PER_SEC", .kind = K_INT, .def = "20", .min = 1, .max = 100000},
 };
 
 enum sv_var {
@@ -178,6 +182,8 @@ enum sv_var {
     SV_DRAIN_TIMEOUT_MS,
     SV_MAX_BODY_BYTES,
     SV_MAX_ROWS,
+    SV_MAX_VALUE_BYTES,
+    SV_MAX_RESPONSE_BYTES,
     SV_LOG_LEVEL,
     SV_LOG_FORMAT,
     SV_TLS_CERT_FILE,
@@ -208,6 +214,16 @@ static const var_def service_vars[SV_COUNT_] = {
                            .max = BODY_MAX},
     [SV_MAX_ROWS] =
         {.name = "SQLGATE_MAX_ROWS", .kind = K_INT, .def = "10000", .min = 1, .max = INT32_MAX},
+    [SV_MAX_VALUE_BYTES] = {.name = "SQLGATE_MAX_VALUE_BYTES",
+                            .kind = K_INT,
+                            .def = "16777216",
+                            .min = 1,
+                            .max = RESULT_BYTES_MAX},
+    [SV_MAX_RESPONSE_BYTES] = {.name = "SQLGATE_MAX_RESPONSE_BYTES",
+                               .kind = K_INT,
+                               .def = "268435456",
+                               .min = 1,
+                               .max = RESULT_BYTES_MAX},
     [SV_LOG_LEVEL] = {.name = "SQLGATE_LOG_LEVEL",
                       .kind = K_WORD,
                       .def = "info",
@@ -242,6 +258,10 @@ static const var_help service_help[SV_COUNT_] = {
                                    "they are cancelled"},
     [SV_MAX_BODY_BYTES] = {NULL, "Larger request bodies get 413"},
     [SV_MAX_ROWS] = {NULL, "Cap on rows per result set (a request may ask for fewer)"},
+    [SV_MAX_VALUE_BYTES] = {NULL, "Largest text or binary value a query may return, in bytes "
+                                  "as the database sends it; larger: PAYLOAD_TOO_LARGE"},
+    [SV_MAX_RESPONSE_BYTES] = {NULL, "Largest query response body, in bytes; larger: "
+                                     "PAYLOAD_TOO_LARGE, or the stream is cut"},
     [SV_LOG_LEVEL] = {NULL, "debug, info, warn or error"},
     [SV_LOG_FORMAT] = {NULL, "json (one object per line) or text; logs go to stderr"},
     [SV_TLS_CERT_FILE] = {NULL, "PEM certificate; with SQLGATE_TLS_KEY_FILE the listener speaks "
@@ -278,6 +298,8 @@ static const var_help db_help[DV_COUNT_] = {
     [DV_HEALTH_QUERY] = {NULL, "Statement of the background health check"},
     [DV_HEALTH_INTERVAL_MS] = {NULL, "Time between health checks"},
     [DV_HEALTH_TIMEOUT_MS] = {NULL, "A health check slower than this counts as down"},
+    [DV_MAX_LOGINS_PER_SEC] = {NULL, "Logins to the database per second at most (pool, health "
+                                     "checks, reconnects together; bursts up to the same)"},
 };
 
 /* --- Loader state -------------------------------------------------------- */
@@ -1546,6 +1568,7 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
                                                                 : db_vars[DV_HEALTH_QUERY].def);
     db->health_interval_ms = v[DV_HEALTH_INTERVAL_MS].num;
     db->health_timeout_ms = v[DV_HEALTH_TIMEOUT_MS].num;
+    db->max_logins_per_sec = (unsigned)v[DV_MAX_LOGINS_PER_SEC].num;
 
     free_secret(password);
     url_clear(&u);
@@ -1910,6 +1933,8 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     cfg->drain_timeout_ms = sv[SV_DRAIN_TIMEOUT_MS].num;
     cfg->max_body_bytes = (size_t)sv[SV_MAX_BODY_BYTES].num;
     cfg->max_rows = (unsigned)sv[SV_MAX_ROWS].num;
+    cfg->max_value_bytes = (uint64_t)sv[SV_MAX_VALUE_BYTES].num;
+    cfg->max_response_bytes = (uint64_t)sv[SV_MAX_RESPONSE_BYTES].num;
     cfg->log_level = (sg_log_level)sv[SV_LOG_LEVEL].num;
     cfg->log_json = sv[SV_LOG_FORMAT].num != 0;
 

@@ -305,6 +305,8 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         .max_rows = q->max_rows > 0 && q->max_rows < cap ? q->max_rows : cap,
         .rows_as_arrays = q->rows_as_arrays,
         .start_us = http_req_start_us(req),
+        .max_value_bytes = a->cfg->max_value_bytes,
+        .max_response_bytes = a->cfg->max_response_bytes,
     };
     qstream *s = qstream_new(query, &opt, &err);
     int rc = s ? qstream_fill(s, PREBUFFER_BYTES, &err) : -1;

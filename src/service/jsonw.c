@@ -122,73 +122,85 @@ static size_t utf8_valid_len(const unsigned char *p, size_t n)
  * times the size of a large text cell. */
 #define JW_STR_CHUNK 4096
 
-void jw_str(jw_buf *b, const char *s, size_t len)
+/* Escapes input bytes from i until at least stop (a UTF-8 sequence that
+ * starts before stop is kept whole, so it may end up to 3 bytes after it).
+ * Returns the input position reached, or SIZE_MAX when the buffer could not
+ * grow. Decisions depend only on the input from i onwards, never on where a
+ * previous call stopped, so any split gives the same text as one call. */
+static size_t str_escape(jw_buf *b, const unsigned char *p, size_t len, size_t i, size_t stop)
 {
     static const char hex[] = "0123456789abcdef";
+    /* Worst case: every byte becomes \u00XX or U+FFFD. */
+    if (!reserve(b, (stop - i + 3) * 6))
+        return SIZE_MAX;
+    char *out = b->data + b->len;
+    while (i < stop) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            *out++ = '\\';
+            switch (c) {
+            case '"':
+                *out++ = '"';
+                break;
+            case '\\':
+                *out++ = '\\';
+                break;
+            case '\n':
+                *out++ = 'n';
+                break;
+            case '\r':
+                *out++ = 'r';
+                break;
+            case '\t':
+                *out++ = 't';
+                break;
+            case '\b':
+                *out++ = 'b';
+                break;
+            case '\f':
+                *out++ = 'f';
+                break;
+            default:
+                *out++ = 'u';
+                *out++ = '0';
+                *out++ = '0';
+                *out++ = hex[c >> 4];
+                *out++ = hex[c & 0xF];
+            }
+            i++;
+            continue;
+        }
+        size_t n = utf8_valid_len(p + i, len - i);
+        if (n == 0) {
+            memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD for each invalid byte */
+            out += 3;
+            i++;
+            continue;
+        }
+        memcpy(out, p + i, n);
+        out += n;
+        i += n;
+    }
+    b->len = (size_t)(out - b->data);
+    b->data[b->len] = '\0';
+    return i;
+}
+
+void jw_str(jw_buf *b, const char *s, size_t len)
+{
     const unsigned char *p = (const unsigned char *)s;
     jw_char(b, '"');
     size_t i = 0;
     while (i < len) {
         size_t stop = len - i > JW_STR_CHUNK ? i + JW_STR_CHUNK : len;
-        /* Worst case: every byte becomes \u00XX or U+FFFD; a UTF-8 sequence
-         * that starts before stop may end up to 3 bytes after it. */
-        if (!reserve(b, (stop - i + 3) * 6))
+        i = str_escape(b, p, len, i, stop);
+        if (i == SIZE_MAX)
             return;
-        char *out = b->data + b->len;
-        while (i < stop) {
-            unsigned char c = p[i];
-            if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-                *out++ = (char)c;
-                i++;
-                continue;
-            }
-            if (c < 0x80) {
-                *out++ = '\\';
-                switch (c) {
-                case '"':
-                    *out++ = '"';
-                    break;
-                case '\\':
-                    *out++ = '\\';
-                    break;
-                case '\n':
-                    *out++ = 'n';
-                    break;
-                case '\r':
-                    *out++ = 'r';
-                    break;
-                case '\t':
-                    *out++ = 't';
-                    break;
-                case '\b':
-                    *out++ = 'b';
-                    break;
-                case '\f':
-                    *out++ = 'f';
-                    break;
-                default:
-                    *out++ = 'u';
-                    *out++ = '0';
-                    *out++ = '0';
-                    *out++ = hex[c >> 4];
-                    *out++ = hex[c & 0xF];
-                }
-                i++;
-                continue;
-            }
-            size_t n = utf8_valid_len(p + i, len - i);
-            if (n == 0) {
-                memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD for each invalid byte */
-                out += 3;
-                i++;
-                continue;
-            }
-            memcpy(out, p + i, n);
-            out += n;
-            i += n;
-        }
-        b->len = (size_t)(out - b->data);
-        b->data[b->len] = '\0';
     }
     jw_char(b, '"');
 }
@@ -339,30 +351,90 @@ void jw_null(jw_buf *b)
     jw_raw(b, "null", 4);
 }
 
-void jw_base64(jw_buf *b, const unsigned char *p, size_t len)
+static const char b64_tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Base64 of p[from, to) where to - from is a multiple of 3, or to == len
+ * (the padded tail); false when the buffer could not grow. */
+static bool b64_encode(jw_buf *b, const unsigned char *p, size_t len, size_t from, size_t to)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t out_len = (len + 2) / 3 * 4;
-    if (len > SIZE_MAX / 2 || !reserve(b, out_len + 2))
-        return;
+    size_t n = to - from;
+    if (!reserve(b, (n + 2) / 3 * 4))
+        return false;
     char *out = b->data + b->len;
-    *out++ = '"';
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
+    size_t i = from;
+    for (; i + 3 <= to; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *out++ = tbl[v >> 18];
-        *out++ = tbl[(v >> 12) & 63];
-        *out++ = tbl[(v >> 6) & 63];
-        *out++ = tbl[v & 63];
+        *out++ = b64_tbl[v >> 18];
+        *out++ = b64_tbl[(v >> 12) & 63];
+        *out++ = b64_tbl[(v >> 6) & 63];
+        *out++ = b64_tbl[v & 63];
     }
-    if (i < len) {
+    if (i < to) {
         uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
-        *out++ = tbl[v >> 18];
-        *out++ = tbl[(v >> 12) & 63];
-        *out++ = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        *out++ = b64_tbl[v >> 18];
+        *out++ = b64_tbl[(v >> 12) & 63];
+        *out++ = i + 1 < len ? b64_tbl[(v >> 6) & 63] : '=';
         *out++ = '=';
     }
-    *out++ = '"';
     b->len = (size_t)(out - b->data);
     b->data[b->len] = '\0';
+    return true;
+}
+
+void jw_base64(jw_buf *b, const unsigned char *p, size_t len)
+{
+    if (len > SIZE_MAX / 2 || !reserve(b, (len + 2) / 3 * 4 + 2))
+        return;
+    jw_char(b, '"');
+    if (b64_encode(b, p, len, 0, len))
+        jw_char(b, '"');
+}
+
+void jw_span_init(jw_span *sp, jw_span_kind kind, const void *p, size_t len)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->p = p;
+    sp->len = len;
+    sp->kind = kind;
+}
+
+size_t jw_span_min_len(jw_span_kind kind, size_t len)
+{
+    if (kind == JW_SPAN_BASE64)
+        return len > SIZE_MAX / 2 ? SIZE_MAX : (len + 2) / 3 * 4 + 2;
+    return len > SIZE_MAX - 2 ? SIZE_MAX : len + 2;
+}
+
+bool jw_span_write(jw_buf *b, jw_span *sp, size_t in_max)
+{
+    if (sp->done)
+        return true;
+    if (!sp->opened) {
+        jw_char(b, '"');
+        sp->opened = true;
+    }
+    if (in_max == 0)
+        in_max = 1;
+    size_t left = sp->len - sp->pos;
+    if (left > 0) {
+        size_t stop;
+        if (sp->kind == JW_SPAN_BASE64) {
+            /* Whole groups of 3, except for the padded tail. */
+            size_t n = in_max < 3 ? 3 : in_max - in_max % 3;
+            stop = left > n ? sp->pos + n : sp->len;
+            if (!b64_encode(b, sp->p, sp->len, sp->pos, stop))
+                return false;
+        } else {
+            stop =
+                str_escape(b, sp->p, sp->len, sp->pos, left > in_max ? sp->pos + in_max : sp->len);
+            if (stop == SIZE_MAX)
+                return false;
+        }
+        sp->pos = stop;
+    }
+    if (sp->pos < sp->len || b->failed)
+        return false;
+    jw_char(b, '"');
+    sp->done = !b->failed;
+    return sp->done;
 }

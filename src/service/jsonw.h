@@ -49,4 +49,38 @@ void jw_null(jw_buf *b);
 /* Quoted base64 (RFC 4648, with padding) of len bytes. */
 void jw_base64(jw_buf *b, const unsigned char *p, size_t len);
 
+/* --- Values written a piece at a time ------------------------------------
+ *
+ * A large text or binary value is encoded as the response is sent, so the
+ * encoded copy is never held whole: each jw_span_write appends the encoding
+ * of a bounded number of input bytes. The concatenated pieces are exactly
+ * the text jw_str / jw_base64 write for the whole value, wherever the pieces
+ * split it (also inside a UTF-8 sequence or a base64 group). */
+typedef enum jw_span_kind {
+    JW_SPAN_STR,    /* as jw_str: a JSON string from UTF-8 bytes */
+    JW_SPAN_BASE64, /* as jw_base64 */
+} jw_span_kind;
+
+typedef struct jw_span {
+    const unsigned char *p; /* borrowed: must stay valid until the span is done */
+    size_t len;
+    size_t pos; /* input bytes encoded so far */
+    jw_span_kind kind;
+    bool opened; /* the opening quote is written */
+    bool done;   /* the closing quote is written */
+} jw_span;
+
+/* Starts a span over len bytes at p (borrowed); writes nothing yet. */
+void jw_span_init(jw_span *sp, jw_span_kind kind, const void *p, size_t len);
+/* Appends the next piece: the encoding of about in_max more input bytes
+ * (at least one character or base64 group; a UTF-8 sequence is never split,
+ * so up to 3 bytes more). Output per piece is at most 6 * (in_max + 3) + 2
+ * bytes for text, 4 * in_max / 3 + 6 for base64. Returns true once the
+ * closing quote has been written; false while more is to come or when the
+ * buffer failed (b->failed). */
+bool jw_span_write(jw_buf *b, jw_span *sp, size_t in_max);
+/* The fewest bytes the whole encoding of len input bytes can take (exact
+ * for base64, quotes included). */
+size_t jw_span_min_len(jw_span_kind kind, size_t len);
+
 #endif

@@ -12,7 +12,14 @@
 
 #include "jsonw.h"
 
-enum qs_state { QS_HEAD, QS_NEXT_RESULT, QS_ROWS, QS_DONE, QS_FAILED };
+enum qs_state { QS_HEAD, QS_NEXT_RESULT, QS_ROWS, QS_ROW, QS_DONE, QS_FAILED };
+
+/* Values up to this size are encoded in one go; larger ones piece by piece. */
+#define QS_SMALL_VALUE 4096
+/* Input bytes per piece: worst-case text output 6 * (4096 + 3) + 2 bytes,
+ * base64 of 16 KiB 21.8 KiB; both within QSTREAM_PIECE_MAX. */
+#define QS_TEXT_PIECE   4096
+#define QS_BINARY_PIECE (16 * 1024)
 
 struct qstream {
     sg_query *q; /* owned until the batch is over, then NULL */
@@ -31,6 +38,17 @@ struct qstream {
     size_t *key_off; /* owned, n_cols + 1 offsets into keys */
     size_t key_off_cap;
     int64_t row_count;
+
+    /* Current row (state QS_ROW): the driver's values stay valid until the
+     * next driver call, which is made only once the row is written. */
+    const sg_value *values; /* borrowed from the driver */
+    size_t col;             /* next column to write */
+    bool in_value;          /* span holds the value of column col, partly written */
+    jw_span span;
+
+    uint64_t max_value;
+    uint64_t max_response;
+    uint64_t sent; /* bytes consumed from out so far */
 };
 
 qstream *qstream_new(sg_query *q, const qstream_options *opt, sg_err *err)
@@ -46,6 +64,8 @@ qstream *qstream_new(sg_query *q, const qstream_options *opt, sg_err *err)
     s->max_rows = opt->max_rows;
     s->arrays = opt->rows_as_arrays;
     s->start_us = opt->start_us;
+    s->max_value = opt->max_value_bytes;
+    s->max_response = opt->max_response_bytes;
     jw_init(&s->out, 0);
     jw_init(&s->keys, 0);
     return s;
@@ -143,20 +163,74 @@ static void encode_value(jw_buf *b, const sg_value *v)
     }
 }
 
-static void encode_row(qstream *s, const sg_value *values)
+/* Bytes of the response so far, sent or buffered. */
+static uint64_t produced(const qstream *s)
+{
+    return s->sent + s->out.len;
+}
+
+static int too_large(const qstream *s, sg_err *err)
+{
+    return sg_err_set(err, SG_PAYLOAD_TOO_LARGE,
+                      "the result is larger than SQLGATE_MAX_RESPONSE_BYTES (%llu bytes); ask for "
+                      "fewer rows or smaller values",
+                      (unsigned long long)s->max_response);
+}
+
+/* Starts the value of column s->col: small ones are written whole, text
+ * and binary past QS_SMALL_VALUE become the current span. */
+static int begin_value(qstream *s, sg_err *err)
+{
+    const sg_value *v = &s->values[s->col];
+    if (v->type != SG_V_TEXT && v->type != SG_V_BINARY) {
+        encode_value(&s->out, v);
+        s->col++;
+        return 0;
+    }
+    if (s->max_value != 0 && v->u.s.len > s->max_value)
+        return sg_err_set(err, SG_PAYLOAD_TOO_LARGE,
+                          "a value of column %zu in row %lld is %zu bytes, larger than "
+                          "SQLGATE_MAX_VALUE_BYTES (%llu bytes)",
+                          s->col + 1, (long long)s->row_count + 1, v->u.s.len,
+                          (unsigned long long)s->max_value);
+    jw_span_kind kind = v->type == SG_V_TEXT ? JW_SPAN_STR : JW_SPAN_BASE64;
+    /* Fail before any of a value that cannot fit is encoded. */
+    if (s->max_response != 0 && jw_span_min_len(kind, v->u.s.len) > s->max_response - produced(s))
+        return too_large(s, err);
+    if (v->u.s.len <= QS_SMALL_VALUE) {
+        encode_value(&s->out, v);
+        s->col++;
+        return 0;
+    }
+    jw_span_init(&s->span, kind, v->u.s.ptr, v->u.s.len);
+    s->in_value = true;
+    return 0;
+}
+
+/* One step inside a row: a piece of a large value, or the next column. */
+static int row_step(qstream *s, sg_err *err)
 {
     jw_buf *b = &s->out;
-    if (s->row_count > 0)
-        jw_char(b, ',');
-    jw_char(b, s->arrays ? '[' : '{');
-    for (size_t i = 0; i < s->n_cols; i++) {
-        if (i > 0)
-            jw_char(b, ',');
-        if (!s->arrays)
-            jw_raw(b, s->keys.data + s->key_off[i], s->key_off[i + 1] - s->key_off[i]);
-        encode_value(b, &values[i]);
+    if (s->in_value) {
+        size_t piece = s->span.kind == JW_SPAN_STR ? QS_TEXT_PIECE : QS_BINARY_PIECE;
+        if (jw_span_write(b, &s->span, piece)) {
+            s->in_value = false;
+            s->col++;
+        }
+        return 0;
     }
-    jw_char(b, s->arrays ? ']' : '}');
+    if (s->col == s->n_cols) {
+        jw_char(b, s->arrays ? ']' : '}');
+        s->row_count++;
+        s->values = NULL;
+        s->state = QS_ROWS;
+        return 0;
+    }
+    if (s->col > 0)
+        jw_char(b, ',');
+    if (!s->arrays)
+        jw_raw(b, s->keys.data + s->key_off[s->col], s->key_off[s->col + 1] - s->key_off[s->col]);
+    return begin_value(s, err);
 }
 
 static void end_result(qstream *s, bool truncated)
@@ -225,10 +299,16 @@ static int step(qstream *s, sg_err *err)
             s->state = QS_NEXT_RESULT;
             return 0;
         }
-        encode_row(s, values);
-        s->row_count++;
+        if (s->row_count > 0)
+            jw_char(&s->out, ',');
+        jw_char(&s->out, s->arrays ? '[' : '{');
+        s->values = values;
+        s->col = 0;
+        s->state = QS_ROW;
         return 0;
     }
+    case QS_ROW:
+        return row_step(s, err);
     default:
         return 0;
     }
@@ -239,8 +319,11 @@ int qstream_fill(qstream *s, size_t want, sg_err *err)
     if (s->state == QS_FAILED)
         return sg_err_set(err, SG_INTERNAL, "the stream already failed");
     while (s->state != QS_DONE && s->out.len < want) {
-        if (step(s, err) != 0 || s->out.failed) {
-            if (s->out.failed)
+        int rc = step(s, err);
+        if (rc == 0 && !s->out.failed && s->max_response != 0 && produced(s) > s->max_response)
+            rc = too_large(s, err);
+        if (rc != 0 || s->out.failed) {
+            if (rc == 0)
                 sg_err_set(err, SG_INTERNAL, "out of memory while encoding the result");
             s->state = QS_FAILED;
             return -1;
@@ -262,6 +345,7 @@ const char *qstream_data(const qstream *s, size_t *len)
 
 void qstream_consume(qstream *s, size_t n)
 {
+    s->sent += n < s->out.len ? n : s->out.len;
     jw_consume(&s->out, n);
 }
 

@@ -13,12 +13,22 @@
 
 typedef struct qstream qstream;
 
+/* Most bytes one step of the encoder appends (a piece of a large value). */
+#define QSTREAM_PIECE_MAX (32 * 1024)
+
 typedef struct qstream_options {
     const char *database;  /* real name, echoed (copied) */
     const char *operation; /* echoed when not NULL (copied) */
     int64_t max_rows;      /* rows per result set, >= 1 */
     bool rows_as_arrays;
     int64_t start_us; /* when the request arrived (sg_clock_us), for elapsed_ms */
+    /* Caps (0: none). A text or binary value longer than max_value_bytes (as
+     * the database returns it, before encoding), or a response body longer
+     * than max_response_bytes, fails the stream with SG_PAYLOAD_TOO_LARGE;
+     * a value that would cross the response cap fails before any of it is
+     * encoded. */
+    uint64_t max_value_bytes;
+    uint64_t max_response_bytes;
 } qstream_options;
 
 /* Takes over the query (steals q, also on failure, when it is ended).
@@ -26,7 +36,9 @@ typedef struct qstream_options {
 qstream *qstream_new(sg_query *q, const qstream_options *opt, sg_err *err);
 
 /* Encodes until at least `want` bytes are buffered or the response is
- * complete. Returns 1 while more is to come, 0 once the response is complete
+ * complete. A large text or binary value is encoded a piece at a time, so
+ * what is buffered stays below want + QSTREAM_PIECE_MAX whatever the size of
+ * a value. Returns 1 while more is to come, 0 once the response is complete
  * (the query has then been ended and its connection returned), -1 on error
  * (err set; the stream can produce nothing more). */
 int qstream_fill(qstream *s, size_t want, sg_err *err);

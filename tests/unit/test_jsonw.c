@@ -360,6 +360,157 @@ START_TEST(str_across_chunks)
 }
 END_TEST
 
+/* Whole span written into a buffer drained after every piece; checks that
+ * no piece outgrows its documented bound and returns the concatenation. */
+static size_t span_pieces(jw_span_kind kind, const unsigned char *in, size_t len, size_t in_max,
+                          char *out)
+{
+    jw_span sp;
+    jw_span_init(&sp, kind, in, len);
+    jw_buf b;
+    jw_init(&b, 0);
+    size_t n = 0;
+    size_t bound = kind == JW_SPAN_STR ? 6 * ((in_max ? in_max : 1) + 3) + 2
+                                       : 4 * (in_max < 3 ? 3 : in_max) / 3 + 6;
+    bool done;
+    size_t pieces = 0;
+    do {
+        done = jw_span_write(&b, &sp, in_max);
+        ck_assert(!b.failed);
+        ck_assert_msg(b.len <= bound, "piece of %zu bytes, bound %zu (in_max %zu)", b.len, bound,
+                      in_max);
+        memcpy(out + n, b.data, b.len);
+        n += b.len;
+        jw_consume(&b, b.len);
+        ck_assert_uint_lt(++pieces, len + 4);
+    } while (!done);
+    /* done is sticky and writes nothing more */
+    ck_assert(jw_span_write(&b, &sp, in_max));
+    ck_assert_uint_eq(b.len, 0);
+    jw_free(&b);
+    return n;
+}
+
+static const size_t piece_sizes[] = {0, 1, 2, 3, 4, 5, 6, 7, 64, 1000, 4095, 4096, 4097, 1 << 20};
+
+START_TEST(span_str_equals_whole)
+{
+    /* multibyte sequences, escapes and invalid bytes land on every piece edge */
+    static const char *const pieces[] = {"a",    "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",
+                                         "\"",   "\\",       "\n",           "\x01",
+                                         "\xFF", "\xE2\x82", "\xF0\x9F"};
+    const size_t n_pieces = sizeof pieces / sizeof pieces[0];
+    size_t cap = 2 * 4096 + 64;
+    unsigned char *in = malloc(cap);
+    char *want = malloc(cap * 6 + 2);
+    char *got = malloc(cap * 6 + 2);
+    ck_assert(in != NULL && want != NULL && got != NULL);
+    for (int round = 0; round < 60; round++) {
+        size_t len = 0;
+        size_t target = round < 20 ? (size_t)round : cap - 16;
+        while (len + 4 < target) {
+            uint64_t r = next_random();
+            const char *piece = pieces[r % n_pieces];
+            size_t n = strlen(piece);
+            memcpy(in + len, piece, n);
+            len += n;
+        }
+        size_t want_len = str_reference(in, len, want);
+        for (size_t k = 0; k < sizeof piece_sizes / sizeof piece_sizes[0]; k++) {
+            size_t got_len = span_pieces(JW_SPAN_STR, in, len, piece_sizes[k], got);
+            ck_assert_msg(got_len == want_len && memcmp(got, want, want_len) == 0,
+                          "round %d, pieces of %zu: %zu bytes, whole %zu", round, piece_sizes[k],
+                          got_len, want_len);
+        }
+        /* and the same as jw_str in one call */
+        jw_buf b;
+        jw_init(&b, 0);
+        jw_str(&b, (const char *)in, len);
+        ck_assert(b.len == want_len && memcmp(b.data, want, want_len) == 0);
+        jw_free(&b);
+    }
+    free(in);
+    free(want);
+    free(got);
+}
+END_TEST
+
+/* RFC 4648 section 4, bit by bit: independent of the writer's table walk. */
+static size_t base64_reference(const unsigned char *p, size_t len, char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    out[o++] = '"';
+    unsigned acc = 0, bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        acc = (acc << 8) | p[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[o++] = tbl[(acc >> bits) & 63];
+        }
+    }
+    if (bits > 0)
+        out[o++] = tbl[(acc << (6 - bits)) & 63];
+    while ((o - 1) % 4 != 0)
+        out[o++] = '=';
+    out[o++] = '"';
+    return o;
+}
+
+START_TEST(span_base64_equals_whole)
+{
+    size_t cap = 3 * 16384 + 7;
+    unsigned char *in = malloc(cap);
+    char *want = malloc(cap * 2 + 8);
+    char *got = malloc(cap * 2 + 8);
+    ck_assert(in != NULL && want != NULL && got != NULL);
+    for (size_t i = 0; i < cap; i++)
+        in[i] = (unsigned char)next_random();
+    static const size_t lens[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 4095, 4096, 4097, 16384, 16385};
+    for (size_t l = 0; l <= sizeof lens / sizeof lens[0]; l++) {
+        size_t len = l < sizeof lens / sizeof lens[0] ? lens[l] : cap;
+        size_t want_len = base64_reference(in, len, want);
+        jw_buf b;
+        jw_init(&b, 0);
+        jw_base64(&b, in, len);
+        ck_assert_msg(b.len == want_len && memcmp(b.data, want, want_len) == 0, "whole, %zu bytes",
+                      len);
+        jw_free(&b);
+        for (size_t k = 0; k < sizeof piece_sizes / sizeof piece_sizes[0]; k++) {
+            size_t got_len = span_pieces(JW_SPAN_BASE64, in, len, piece_sizes[k], got);
+            ck_assert_msg(got_len == want_len && memcmp(got, want, want_len) == 0,
+                          "%zu bytes in pieces of %zu: %zu bytes, whole %zu", len, piece_sizes[k],
+                          got_len, want_len);
+        }
+        ck_assert_uint_eq(jw_span_min_len(JW_SPAN_BASE64, len), want_len);
+    }
+    ck_assert_uint_eq(jw_span_min_len(JW_SPAN_STR, 10), 12);
+    free(in);
+    free(want);
+    free(got);
+}
+END_TEST
+
+/* A span over a capped buffer fails (sticky) instead of growing past it. */
+START_TEST(span_respects_buffer_cap)
+{
+    static unsigned char in[10000];
+    memset(in, 'a', sizeof in);
+    jw_buf b;
+    jw_init(&b, 5000);
+    jw_span sp;
+    jw_span_init(&sp, JW_SPAN_STR, in, sizeof in);
+    bool done = false;
+    for (int i = 0; i < 100 && !done && !b.failed; i++)
+        done = jw_span_write(&b, &sp, 1024);
+    ck_assert(!done);
+    ck_assert(b.failed);
+    ck_assert_uint_le(b.len, 5000);
+    jw_free(&b);
+}
+END_TEST
+
 static Suite *jsonw_suite(void)
 {
     Suite *s = suite_create("jsonw");
@@ -375,6 +526,9 @@ static Suite *jsonw_suite(void)
     suite_add_tcase(s, ints);
     TCase *strs = tcase_create("strings");
     tcase_add_test(strs, str_across_chunks);
+    tcase_add_test(strs, span_str_equals_whole);
+    tcase_add_test(strs, span_base64_equals_whole);
+    tcase_add_test(strs, span_respects_buffer_cap);
     suite_add_tcase(s, strs);
     return s;
 }
