@@ -74,8 +74,14 @@ const sg_db_config *sg_db_config_of(const sg_db *db); /* borrowed */
 void sg_db_health_get(sg_db *db, sg_db_health *out);
 
 /* Closes every pooled connection (borrowed ones when they come back) and
- * checks the database again at once. */
-void sg_db_reconnect(sg_db *db);
+ * replaces the health connection, checking the database again at once.
+ * Reconnects coalesce: while one is pending or its check has not started,
+ * a call joins it (returns false, nothing more happens); at most one starts
+ * per SG_DB_RECONNECT_INTERVAL_MS, a later one waits for its turn on the
+ * background thread. Returns true when this call asked for a new one. The
+ * logins that follow go through the login rate limit (sg_pool_login_wait). */
+#define SG_DB_RECONNECT_INTERVAL_MS 1000
+bool sg_db_reconnect(sg_db *db);
 
 /* PgBouncer-style PAUSE/RESUME: while paused no new statement starts. */
 void sg_db_pause(sg_db *db);

@@ -45,6 +45,8 @@ typedef struct sg_pool_stats {
     uint64_t connect_errors;   /* failed driver opens */
     uint64_t opened_total;
     uint64_t closed_total;
+    uint64_t logins_total;   /* driver opens let through the login rate limit */
+    uint64_t logins_refused; /* opens refused by it (the caller's deadline came first) */
 } sg_pool_stats;
 
 /* New pool; opens nothing yet. drv and cfg are borrowed and must outlive the
@@ -72,6 +74,17 @@ void sg_pool_release(sg_pool *pool, sg_pool_conn *pc, bool reusable);
  * are counted, not returned. */
 void sg_pool_maintain(sg_pool *pool);
 
+/* Login rate limit of the database, shared by every driver open: the
+ * pool's own (acquire, maintain) and the health check's (db.c). With
+ * cfg->max_logins_per_sec = R (0: unlimited), at most R logins go at once
+ * and R per second after that, whatever the callers do. Reserves the next
+ * login slot and sleeps until it when it comes before deadline_ms
+ * (monotonic) by at least SG_POOL_LOGIN_MIN_MS (a login needs time of its
+ * own; a login that may go at once always does); else returns -1 at once,
+ * with err SG_POOL_EXHAUSTED and nothing reserved. Never call with the
+ * pool's lock held. */
+#define SG_POOL_LOGIN_MIN_MS 50
+int sg_pool_login_wait(sg_pool *pool, int64_t deadline_ms, sg_err *err) SG_MUST_USE;
 /* Soft reconnect: idle connections close now, in-use ones when released. */
 void sg_pool_evict(sg_pool *pool);
 

@@ -33,6 +33,12 @@ struct sg_db {
     bool stop;
     bool check_now;
     bool reopen_health; /* reconnect asked: drop the health connection */
+    /* Reconnects coalesce: one at a time, at most one per
+     * SG_DB_RECONNECT_INTERVAL_MS; one asked sooner is pending until then,
+     * and every call meanwhile joins it. */
+    bool reconnect_pending;
+    int64_t reconnect_due_ms;
+    int64_t last_reconnect_ms; /* 0: never */
     double latency_ms;
     int64_t checked_at_ms;
     int64_t check_deadline_ms; /* deadline of the check running now; 0: none */
@@ -145,6 +151,12 @@ static void db_suspect(sg_db *db)
 static int db_check(sg_db *db, sg_driver_conn **conn, int64_t deadline, sg_err *err)
 {
     if (*conn == NULL) {
+        /* The health connection's login counts against the same limit as
+         * the pool's: the checks cannot add a flood of their own. */
+        if (sg_pool_login_wait(db->pool, deadline, err) != 0) {
+            err->code = SG_DB_UNAVAILABLE;
+            return -1;
+        }
         *conn = db->drv->open(db->cfg, deadline, err);
         if (*conn == NULL)
             return -1;
@@ -168,6 +180,17 @@ static int64_t backoff_ms(const sg_db_config *cfg, unsigned failures)
     return delay < cfg->retry_max_ms ? delay : cfg->retry_max_ms;
 }
 
+/* A reconnect begins: the health connection is replaced at the next check,
+ * which comes at once. The caller evicts the pool after unlocking. Lock held. */
+static void reconnect_start(sg_db *db, int64_t now)
+{
+    db->reconnect_pending = false;
+    db->last_reconnect_ms = now;
+    db->reopen_health = true;
+    db->check_now = true;
+    pthread_cond_signal(&db->wake);
+}
+
 static void *db_thread(void *arg)
 {
     sg_db *db = arg;
@@ -179,6 +202,13 @@ static void *db_thread(void *arg)
     pthread_mutex_lock(&db->mu);
     while (!db->stop) {
         int64_t now = sg_clock_ms();
+        if (db->reconnect_pending && now >= db->reconnect_due_ms) {
+            reconnect_start(db, now);
+            pthread_mutex_unlock(&db->mu);
+            sg_pool_evict(db->pool);
+            pthread_mutex_lock(&db->mu);
+            continue;
+        }
         if (db->check_now || now >= next_check) {
             bool reopen = db->reopen_health;
             int64_t budget = cfg->health_timeout_ms;
@@ -247,8 +277,10 @@ static void *db_thread(void *arg)
             pthread_mutex_lock(&db->mu);
             continue;
         }
-        cond_wait_until(&db->wake, &db->mu,
-                        next_check < next_maintain ? next_check : next_maintain);
+        int64_t wake_at = next_check < next_maintain ? next_check : next_maintain;
+        if (db->reconnect_pending && db->reconnect_due_ms < wake_at)
+            wake_at = db->reconnect_due_ms;
+        cond_wait_until(&db->wake, &db->mu, wake_at);
     }
     pthread_mutex_unlock(&db->mu);
     db->drv->close(conn);
@@ -302,15 +334,30 @@ void sg_db_health_get(sg_db *db, sg_db_health *out)
     sg_pool_stats_get(db->pool, &out->pool);
 }
 
-void sg_db_reconnect(sg_db *db)
+bool sg_db_reconnect(sg_db *db)
 {
-    sg_pool_evict(db->pool);
+    bool evict_now = false, joined = false;
     pthread_mutex_lock(&db->mu);
-    db->reopen_health = true;
-    db->check_now = true;
-    db->reconnects++;
-    pthread_cond_signal(&db->wake);
+    if (db->reconnect_pending || db->reopen_health) {
+        /* One is pending, or its health check has not started yet. */
+        joined = true;
+    } else {
+        int64_t now = sg_clock_ms();
+        db->reconnects++;
+        if (db->last_reconnect_ms == 0 ||
+            now - db->last_reconnect_ms >= SG_DB_RECONNECT_INTERVAL_MS) {
+            reconnect_start(db, now);
+            evict_now = true;
+        } else {
+            db->reconnect_pending = true;
+            db->reconnect_due_ms = db->last_reconnect_ms + SG_DB_RECONNECT_INTERVAL_MS;
+            pthread_cond_signal(&db->wake);
+        }
+    }
     pthread_mutex_unlock(&db->mu);
+    if (evict_now)
+        sg_pool_evict(db->pool);
+    return !joined;
 }
 
 void sg_db_pause(sg_db *db)

@@ -115,6 +115,13 @@ struct sg_pool {
     uint64_t connect_errors;
     uint64_t opened_total;
     uint64_t closed_total;
+
+    /* Login rate limit (sg_pool_login_wait): its own lock, never held across
+     * a sleep or a driver call, so a throttled login stalls no other caller. */
+    pthread_mutex_t login_mu;
+    int64_t login_tat_us; /* GCRA theoretical arrival time of the next login */
+    uint64_t logins_total;
+    uint64_t logins_refused;
 };
 
 /* --- Lists ---------------------------------------------------------------- */
@@ -360,6 +367,10 @@ static sg_pool_conn *open_conn(sg_pool *p, int64_t deadline_ms, sg_err *err, boo
         return NULL;
     }
     sg_err_clear(err);
+    if (sg_pool_login_wait(p, deadline_ms, err) != 0) {
+        free(pc);
+        return NULL;
+    }
     pc->dc = p->drv->open(p->cfg, deadline_ms, err);
     if (pc->dc == NULL) {
         *driver_failed = true;
@@ -391,6 +402,46 @@ static void open_failed(sg_pool *p, bool driver_failed)
     notify_drainers(p);
 }
 
+/* --- Login rate limit ------------------------------------------------------ */
+
+/* A token bucket of max_logins_per_sec tokens refilled at that rate, kept as
+ * GCRA (one timestamp): each login reserves the next slot, so waiters are
+ * served in order and none has to be woken. A reservation is made only when
+ * its slot comes before the caller's deadline; a caller refused takes
+ * nothing from the others. */
+int sg_pool_login_wait(sg_pool *p, int64_t deadline_ms, sg_err *err)
+{
+    unsigned rate = p->cfg->max_logins_per_sec;
+    int64_t now = sg_clock_us();
+    int64_t at = now;
+    pthread_mutex_lock(&p->login_mu);
+    if (rate != 0) {
+        int64_t interval = 1000000 / rate;
+        int64_t burst = 1000000 - interval; /* `rate` logins at once from a full bucket */
+        int64_t tat = p->login_tat_us > now ? p->login_tat_us : now;
+        at = tat - burst > now ? tat - burst : now;
+        /* A turn that leaves the login itself no time is no use. */
+        if (at > now && at > (deadline_ms - SG_POOL_LOGIN_MIN_MS) * 1000) {
+            p->logins_refused++;
+            pthread_mutex_unlock(&p->login_mu);
+            return sg_err_set(err, SG_POOL_EXHAUSTED,
+                              "database %s: login rate limit (%u per second, MAX_LOGINS_PER_SEC) "
+                              "reached; no connection in time",
+                              p->cfg->name, rate);
+        }
+        p->login_tat_us = tat + interval;
+    }
+    p->logins_total++;
+    pthread_mutex_unlock(&p->login_mu);
+    if (at > now) {
+        struct timespec ts = {.tv_sec = (time_t)(at / 1000000),
+                              .tv_nsec = (long)(at % 1000000) * 1000L};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
+        }
+    }
+    return 0;
+}
+
 /* --- Public API ------------------------------------------------------------ */
 
 sg_pool *sg_pool_new(const sg_driver *drv, const sg_db_config *cfg, sg_err *err)
@@ -410,6 +461,8 @@ sg_pool *sg_pool_new(const sg_driver *drv, const sg_db_config *cfg, sg_err *err)
 
     if (pthread_mutex_init(&p->mu, NULL) != 0)
         goto fail_mutex;
+    if (pthread_mutex_init(&p->login_mu, NULL) != 0)
+        goto fail_login_mutex;
     if (pthread_condattr_init(&p->cond_attr) != 0)
         goto fail_attr;
     if (pthread_condattr_setclock(&p->cond_attr, CLOCK_MONOTONIC) != 0 ||
@@ -420,6 +473,8 @@ sg_pool *sg_pool_new(const sg_driver *drv, const sg_db_config *cfg, sg_err *err)
 fail_cond:
     pthread_condattr_destroy(&p->cond_attr);
 fail_attr:
+    pthread_mutex_destroy(&p->login_mu);
+fail_login_mutex:
     pthread_mutex_destroy(&p->mu);
 fail_mutex:
     free(p);
@@ -522,6 +577,8 @@ static sg_pool_conn *acquire_locked(sg_pool *p, waiter *w, int64_t start, int64_
             pthread_mutex_lock(&p->mu);
             p->opening--;
             if (pc == NULL) {
+                if (e.code == SG_POOL_EXHAUSTED)
+                    p->acquire_timeouts++; /* refused by the login rate limit */
                 open_failed(p, driver_failed);
                 pthread_mutex_unlock(&p->mu);
                 sg_err_copy(err, &e);
@@ -643,8 +700,9 @@ void sg_pool_maintain(sg_pool *p)
         p->opening++;
         pthread_mutex_unlock(&p->mu);
         bool driver_failed;
-        sg_pool_conn *pc =
-            open_conn(p, add_ms(sg_clock_ms(), p->cfg->connect_timeout_ms), &e, &driver_failed);
+        /* Only a login that may go now: the background thread that runs this
+         * does not sleep on the rate limit; the next round tries again. */
+        sg_pool_conn *pc = open_conn(p, sg_clock_ms(), &e, &driver_failed);
         pthread_mutex_lock(&p->mu);
         p->opening--;
         if (pc == NULL) {
@@ -705,6 +763,10 @@ void sg_pool_stats_get(sg_pool *p, sg_pool_stats *out)
     out->opened_total = p->opened_total;
     out->closed_total = p->closed_total;
     pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&p->login_mu);
+    out->logins_total = p->logins_total;
+    out->logins_refused = p->logins_refused;
+    pthread_mutex_unlock(&p->login_mu);
 }
 
 /* True while some caller is still inside the pool or holds a connection (a
@@ -795,6 +857,7 @@ void sg_pool_free(sg_pool *p)
     }
     pthread_cond_destroy(&p->changed);
     pthread_condattr_destroy(&p->cond_attr);
+    pthread_mutex_destroy(&p->login_mu);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

@@ -151,6 +151,14 @@ static double f_closed(const sg_db_health *h)
 {
     return (double)h->pool.closed_total;
 }
+static double f_logins(const sg_db_health *h)
+{
+    return (double)h->pool.logins_total;
+}
+static double f_logins_refused(const sg_db_health *h)
+{
+    return (double)h->pool.logins_refused;
+}
 static double f_check_failures(const sg_db_health *h)
 {
     return (double)h->check_failures;
@@ -190,6 +198,11 @@ static const struct {
      f_opened},
     {"sqlgate_pool_connections_closed_total", "counter", "Connections closed by the pool.",
      f_closed},
+    {"sqlgate_db_logins_total", "counter",
+     "Logins to the database (pool and health check), within MAX_LOGINS_PER_SEC.", f_logins},
+    {"sqlgate_db_logins_refused_total", "counter",
+     "Logins refused by the rate limit: the caller's deadline came before its turn.",
+     f_logins_refused},
     {"sqlgate_db_health_check_failures_total", "counter",
      "Health checks that failed (the database did not answer, refused the login, ...).",
      f_check_failures},

@@ -1786,6 +1786,97 @@ START_TEST(test_fake_driver_knobs)
 }
 END_TEST
 
+/* --- Login rate limit ------------------------------------------------------ */
+
+typedef struct login_churner {
+    sg_pool *pool;
+    int64_t until;
+    atomic_uint got, refused, other;
+} login_churner;
+
+/* Acquires and closes its connection every time: each acquire needs a login. */
+static void *login_churn_main(void *arg)
+{
+    login_churner *c = arg;
+    while (sg_clock_ms() < c->until) {
+        sg_err err;
+        sg_pool_conn *pc = sg_pool_acquire(c->pool, sg_clock_ms() + 150, &err);
+        if (pc != NULL) {
+            atomic_fetch_add(&c->got, 1);
+            sg_pool_release(c->pool, pc, false);
+        } else if (err.code == SG_POOL_EXHAUSTED && strstr(err.message, "MAX_LOGINS_PER_SEC")) {
+            atomic_fetch_add(&c->refused, 1);
+        } else if (err.code != SG_POOL_EXHAUSTED) {
+            fprintf(stderr, "acquire: %s %s\n", sg_code_name(err.code), err.message);
+            atomic_fetch_add(&c->other, 1);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_login_rate_bounded)
+{
+    /* Eight threads that need a fresh login for every acquire: without the
+     * limit they open thousands of connections a second. */
+    sg_db_config cfg = fake_db_config(DB, 8);
+    cfg.max_logins_per_sec = 10;
+    sg_pool *p = make_pool(&cfg);
+    login_churner c = {.pool = p};
+    int64_t start = sg_clock_ms();
+    c.until = start + 1500;
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, login_churn_main, &c), 0);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    double secs = (double)(sg_clock_ms() - start) / 1000.0;
+    fake_counts fc;
+    fake_driver_counts(DB, &fc);
+    /* A full bucket (10) at once, then 10 a second; +1 for rounding. */
+    double bound = 10 + 10 * secs + 1;
+    ck_assert_msg((double)(fc.opened + fc.open_failures) <= bound,
+                  "%llu logins in %.2f s, bound %.0f",
+                  (unsigned long long)(fc.opened + fc.open_failures), secs, bound);
+    ck_assert_uint_ge(fc.opened, 10); /* the limit is not a wall */
+    ck_assert_uint_gt(atomic_load(&c.refused), 0);
+    ck_assert_uint_eq(atomic_load(&c.other), 0);
+    sg_pool_stats st = stats_of(p);
+    ck_assert_uint_eq(st.logins_total, fc.opened + fc.open_failures);
+    ck_assert_uint_gt(st.logins_refused, 0);
+    ck_assert_uint_ge(st.acquire_timeouts, st.logins_refused);
+    ck_assert_uint_eq(st.open, 0);
+    close_and_free(p);
+}
+END_TEST
+
+START_TEST(test_login_wait_within_deadline)
+{
+    /* Rate 5: the bucket holds 5; the 6th login waits about 200 ms for its
+     * turn when its deadline allows, and is refused at once when not. */
+    sg_db_config cfg = fake_db_config(DB, 10);
+    cfg.max_logins_per_sec = 5;
+    sg_pool *p = make_pool(&cfg);
+    sg_err err;
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(sg_pool_login_wait(p, sg_clock_ms(), &err), 0);
+    int64_t t0 = sg_clock_ms();
+    ck_assert_int_ne(sg_pool_login_wait(p, t0 + 50, &err), 0);
+    ck_assert_int_eq(err.code, SG_POOL_EXHAUSTED);
+    ck_assert_int_lt(sg_clock_ms() - t0, 50);
+    ck_assert_int_eq(sg_pool_login_wait(p, sg_clock_ms() + 2000, &err), 0);
+    int64_t waited = sg_clock_ms() - t0;
+    ck_assert_msg(waited >= 150 && waited < 1500, "waited %lld ms", (long long)waited);
+    /* unlimited: never waits */
+    sg_db_config free_cfg = fake_db_config(DB, 10);
+    sg_pool *q = make_pool(&free_cfg);
+    t0 = sg_clock_ms();
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(sg_pool_login_wait(q, t0, &err), 0);
+    close_and_free(q);
+    close_and_free(p);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
@@ -1846,6 +1937,13 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_freed_slot_wake_not_lost);
     tcase_add_test(tc, test_pause_and_close_with_queue);
     tcase_add_test(tc, test_close_under_load);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("logins");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_login_rate_bounded);
+    tcase_add_test(tc, test_login_wait_within_deadline);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("soak");

@@ -4,6 +4,7 @@
  * connection leaks. */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -409,6 +410,108 @@ START_TEST(reconnect_replaces_connections)
 }
 END_TEST
 
+/* --- Reconnect storms -------------------------------------------------------- */
+
+typedef struct stormer {
+    sg_db *db;
+    int64_t until;
+    atomic_uint asked, calls;
+} stormer;
+
+static void *storm_main(void *arg)
+{
+    stormer *s = arg;
+    while (sg_clock_ms() < s->until) {
+        atomic_fetch_add(&s->calls, 1);
+        if (sg_db_reconnect(s->db))
+            atomic_fetch_add(&s->asked, 1);
+        sg_err err;
+        sg_query *q = sg_db_query_begin(s->db, "SELECT 1", NULL, 0, 0, &err);
+        sg_query_end(q);
+    }
+    return NULL;
+}
+
+START_TEST(reconnect_storm_bounded)
+{
+    /* Eight threads reconnecting and querying in a loop: before coalescing
+     * and the login limit this made thousands of logins a second. */
+    sg_db_config *cfg = quick_config(0, "core", 4);
+    cfg->max_logins_per_sec = 10;
+    sg_db *db = open_db(cfg);
+    ck_assert_int_eq(wait_state(db, SG_STATE_READY), SG_STATE_READY);
+    fake_counts before;
+    fake_driver_counts("core", &before);
+    sg_db_health h0;
+    sg_db_health_get(db, &h0);
+    stormer st = {.db = db};
+    int64_t start = sg_clock_ms();
+    st.until = start + 2000;
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, storm_main, &st), 0);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    double secs = (double)(sg_clock_ms() - start) / 1000.0;
+    fake_counts after;
+    fake_driver_counts("core", &after);
+    uint64_t logins = after.opened + after.open_failures - before.opened - before.open_failures;
+    double bound = 10 + 10 * secs + 1;
+    ck_assert_msg((double)logins <= bound, "%llu logins in %.2f s, bound %.0f",
+                  (unsigned long long)logins, secs, bound);
+    /* one reconnect a second at most; the rest joined */
+    unsigned asked = atomic_load(&st.asked);
+    ck_assert_msg(asked >= 1 && asked <= secs + 2, "%u reconnects started of %u calls", asked,
+                  atomic_load(&st.calls));
+    ck_assert_uint_gt(atomic_load(&st.calls), 100);
+    sg_db_health h1;
+    sg_db_health_get(db, &h1);
+    ck_assert_uint_eq(h1.reconnects - h0.reconnects, asked);
+    ck_assert_uint_ge(h1.pool.logins_total - h0.pool.logins_total, logins);
+    /* the database stays in service */
+    ck_assert_int_eq(wait_state(db, SG_STATE_READY), SG_STATE_READY);
+    sg_err err;
+    sg_query *q = sg_db_query_begin(db, "SELECT 1", NULL, 0, 0, &err);
+    ck_assert_msg(q != NULL, "%s", err.message);
+    sg_query_end(q);
+    sg_db_free(db);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+START_TEST(reconnects_coalesce)
+{
+    sg_db *db = open_db(quick_config(0, "core", 2));
+    ck_assert_int_eq(wait_state(db, SG_STATE_READY), SG_STATE_READY);
+    int64_t t0 = sg_clock_ms();
+    ck_assert(sg_db_reconnect(db));
+    /* Within the interval: the first of these schedules the next one, the
+     * others join one of the two. */
+    unsigned started = 0;
+    for (int i = 0; i < 1000; i++)
+        started += sg_db_reconnect(db);
+    if (sg_clock_ms() - t0 < SG_DB_RECONNECT_INTERVAL_MS)
+        ck_assert_uint_le(started, 1);
+    /* the pending one is carried out after the interval: the health
+     * connection is replaced once more */
+    fake_counts c0, c1;
+    fake_driver_counts("core", &c0);
+    sg_db_health h0;
+    sg_db_health_get(db, &h0);
+    int64_t until = t0 + SG_DB_RECONNECT_INTERVAL_MS + WAIT_LIMIT_MS;
+    do {
+        sleep_ms(20);
+        fake_driver_counts("core", &c1);
+    } while (sg_clock_ms() < until &&
+             (started == 0 || c1.closed == c0.closed || sg_clock_ms() - t0 < 1100));
+    if (started == 1)
+        ck_assert_uint_gt(c1.closed, c0.closed);
+    ck_assert_uint_le(h0.reconnects, 2 + 1);
+    ck_assert_int_eq(wait_state(db, SG_STATE_READY), SG_STATE_READY);
+    sg_db_free(db);
+}
+END_TEST
+
 struct runner {
     sg_db *db;
     const char *sql;
@@ -573,6 +676,8 @@ static Suite *registry_suite(void)
     tcase_add_test(db, broken_connection_not_reused);
     tcase_add_test(db, pause_and_resume);
     tcase_add_test(db, reconnect_replaces_connections);
+    tcase_add_test(db, reconnect_storm_bounded);
+    tcase_add_test(db, reconnects_coalesce);
     tcase_add_test(db, close_drains_in_flight);
     tcase_add_test(db, shutdown_all_cancels_stuck_work);
     tcase_add_test(db, soak_leaks_nothing);
