@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -2032,6 +2033,105 @@ END_TEST
 
 /* ===== Suite ====================================================================== */
 
+/* ===== 11. Login storms ============================================================= */
+
+#define STORM_RATE    5    /* <N>_DB_MAX_LOGINS_PER_SEC in the storm test */
+#define STORM_MS      3000 /* how long the callers storm */
+#define STORM_THREADS 4
+
+typedef struct storm_arg {
+    proc *p;
+    const char *db;
+    int64_t until;
+    long calls;
+    long not_202;
+} storm_arg;
+
+/* Reconnects and queries in a loop: every call a fresh chance to log in. */
+static void *storm_main(void *arg)
+{
+    storm_arg *a = arg;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/databases/%s/reconnect", a->db);
+    while (now_ms() < a->until) {
+        http_resp r;
+        http_send(a->p, "POST", path, NULL, NULL, 0, &r);
+        a->calls++;
+        a->not_202 += r.status != 202;
+        http_resp_free(&r);
+        query(a->p, a->db, "SELECT 1 AS v", &r);
+        http_resp_free(&r);
+    }
+    return NULL;
+}
+
+/* Value of `name{db="db"}` in the /metrics text, or -1. */
+static double metric_db(proc *p, const char *name, const char *db)
+{
+    http_resp r;
+    http_get(p, "/metrics", &r);
+    char key[160];
+    snprintf(key, sizeof key, "\n%s{db=\"%s\"} ", name, db);
+    const char *at = r.body != NULL ? strstr(r.body, key) : NULL;
+    double v = at != NULL ? strtod(at + strlen(key), NULL) : -1;
+    http_resp_free(&r);
+    return v;
+}
+
+START_TEST(reconnect_storm_bounded_logins)
+{
+    /* Before coalescing and the login limit, two such loops made 8,050 logins
+     * to the server in 10 s. */
+    envb extra;
+    memset(&extra, 0, sizeof extra);
+    env_set(&extra, "CORE_DB_MAX_LOGINS_PER_SEC", "%d", STORM_RATE);
+    env_set(&extra, "APP_DB_MAX_LOGINS_PER_SEC", "%d", STORM_RATE);
+    proc *p = start_both(&extra);
+    query_expect_int(p, "core", "SELECT 1 AS v", "v", 1);
+    query_expect_int(p, "app", "SELECT 1 AS v", "v", 1);
+    /* let the bucket fill again after the start's logins */
+    sleep_ms(1200);
+    tds_stats s0 = tds_get_stats();
+    double app0 = metric_db(p, "sqlgate_db_logins_total", "app");
+    ck_assert(app0 >= 1);
+
+    storm_arg args[2 * STORM_THREADS];
+    pthread_t t[2 * STORM_THREADS];
+    int64_t start = now_ms();
+    for (int i = 0; i < 2 * STORM_THREADS; i++) {
+        args[i] = (storm_arg){.p = p, .db = i % 2 ? "app" : "core", .until = start + STORM_MS};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, storm_main, &args[i]), 0);
+    }
+    long calls = 0, not_202 = 0;
+    for (int i = 0; i < 2 * STORM_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        calls += args[i].calls;
+        not_202 += args[i].not_202;
+    }
+    double secs = (double)(now_ms() - start) / 1000.0;
+    tds_stats s1 = tds_get_stats();
+    double app1 = metric_db(p, "sqlgate_db_logins_total", "app");
+    /* a full bucket at once, then STORM_RATE a second, + 2 for the edges */
+    double bound = STORM_RATE + STORM_RATE * secs + 2;
+    long tds_logins = s1.logins - s0.logins;
+    fprintf(stderr, "storm: %ld reconnects in %.1f s; logins: server %ld, app %.0f; bound %.0f\n",
+            calls, secs, tds_logins, app1 - app0, bound);
+    ck_assert_int_eq(not_202, 0); /* joined reconnects are still accepted */
+    ck_assert_int_gt(calls, 20);
+    ck_assert_msg((double)tds_logins <= bound, "server saw %ld logins in %.1f s (bound %.0f)",
+                  tds_logins, secs, bound);
+    ck_assert_msg(app1 - app0 <= bound, "app made %.0f logins in %.1f s (bound %.0f)", app1 - app0,
+                  secs, bound);
+    /* the counter matches what the server saw, and both stay in service */
+    double core_logins = metric_db(p, "sqlgate_db_logins_total", "core");
+    ck_assert(core_logins >= (double)tds_logins);
+    ASSERT_STATE_WITHIN(p, "core", "ready", 3000);
+    ASSERT_STATE_WITHIN(p, "app", "ready", 3000);
+    query_expect_int(p, "core", "SELECT 2 AS v", "v", 2);
+    query_expect_int(p, "app", "SELECT 2 AS v", "v", 2);
+}
+END_TEST
+
 static TCase *tcase(Suite *s, const char *name, int timeout)
 {
     TCase *tc = tcase_create(name);
@@ -2069,6 +2169,8 @@ static Suite *faults_suite(void)
     tc = tcase(s, "8_lifecycle", 60);
     tcase_add_test(tc, pause_resume);
     tcase_add_test(tc, reconnect_one_database);
+    tc = tcase(s, "11_login_storm", 60);
+    tcase_add_test(tc, reconnect_storm_bounded_logins);
     tc = tcase(s, "9_shutdown", 90);
     tcase_set_tags(tc, "timing"); /* not run under memcheck's slowdown */
     tcase_add_test(tc, shutdown_under_load);
