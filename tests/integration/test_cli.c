@@ -53,6 +53,8 @@ static const expected_var expected_vars[] = {
     {"SQLGATE_DRAIN_TIMEOUT_MS", "25000"},
     {"SQLGATE_MAX_BODY_BYTES", "1048576"},
     {"SQLGATE_MAX_ROWS", "10000"},
+    {"SQLGATE_MAX_VALUE_BYTES", "16777216"},
+    {"SQLGATE_MAX_RESPONSE_BYTES", "268435456"},
     {"SQLGATE_LOG_LEVEL", "info"},
     {"SQLGATE_LOG_FORMAT", "json"},
     {"SQLGATE_TLS_CERT_FILE", NULL},
@@ -83,6 +85,7 @@ static const expected_var expected_vars[] = {
     {"<N>_DB_HEALTH_QUERY", "SELECT 1"},
     {"<N>_DB_HEALTH_INTERVAL_MS", "5000"},
     {"<N>_DB_HEALTH_TIMEOUT_MS", "2000"},
+    {"<N>_DB_MAX_LOGINS_PER_SEC", "20"},
 };
 
 #define N_EXPECTED (sizeof expected_vars / sizeof expected_vars[0])
