@@ -15,7 +15,8 @@
  *     of the same bytes), rows_affected echoed.
  * With an injected error the stream must fail cleanly instead.
  *
- * Input layout: 4 option bytes (rows_as, operation, max_rows, chunk sizes),
+ * Input layout: 4 option bytes (rows_as, operation, steal and value piece
+ * size; max_rows; chunk sizes),
  * then the driver script (see script_decode).
  */
 #include <jansson.h>
@@ -445,6 +446,10 @@ static bool expect_failure(const sg_driver_conn *c, int64_t max_rows)
 
 static const size_t chunk_sizes[] = {1, 3, 64, 1000, 4096, 65536};
 static const int64_t row_caps[] = {1, 2, 3, 5, 8, 10000};
+/* qstream_options.value_piece_bytes: 0 is the default (values past 4 KiB in
+ * pieces, rarely reached here); the small ones cut every text and binary
+ * value into pieces that end inside UTF-8 sequences and base64 groups. */
+static const size_t value_pieces[] = {0, 1, 2, 3, 5, 64};
 
 static void append(char **out, size_t *len, size_t *cap, const char *p, size_t n)
 {
@@ -467,6 +472,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_rows = row_caps[data[1] % (sizeof row_caps / sizeof row_caps[0])],
         .rows_as_arrays = data[0] & 1,
         .start_us = sg_clock_us(),
+        .value_piece_bytes =
+            value_pieces[(data[0] >> 3) % (sizeof value_pieces / sizeof value_pieces[0])],
     };
     size_t want = chunk_sizes[data[2] % (sizeof chunk_sizes / sizeof chunk_sizes[0])];
     size_t take = chunk_sizes[data[3] % (sizeof chunk_sizes / sizeof chunk_sizes[0])];

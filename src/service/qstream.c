@@ -48,6 +48,9 @@ struct qstream {
 
     uint64_t max_value;
     uint64_t max_response;
+    size_t small_value; /* larger values are written in pieces */
+    size_t text_piece;  /* input bytes per piece */
+    size_t binary_piece;
     uint64_t sent; /* bytes consumed from out so far */
 };
 
@@ -66,6 +69,10 @@ qstream *qstream_new(sg_query *q, const qstream_options *opt, sg_err *err)
     s->start_us = opt->start_us;
     s->max_value = opt->max_value_bytes;
     s->max_response = opt->max_response_bytes;
+    size_t piece = opt->value_piece_bytes < QS_TEXT_PIECE ? opt->value_piece_bytes : QS_TEXT_PIECE;
+    s->small_value = piece ? piece : QS_SMALL_VALUE;
+    s->text_piece = piece ? piece : QS_TEXT_PIECE;
+    s->binary_piece = piece ? piece : QS_BINARY_PIECE;
     jw_init(&s->out, 0);
     jw_init(&s->keys, 0);
     return s;
@@ -197,7 +204,7 @@ static int begin_value(qstream *s, sg_err *err)
     /* Fail before any of a value that cannot fit is encoded. */
     if (s->max_response != 0 && jw_span_min_len(kind, v->u.s.len) > s->max_response - produced(s))
         return too_large(s, err);
-    if (v->u.s.len <= QS_SMALL_VALUE) {
+    if (v->u.s.len <= s->small_value) {
         encode_value(&s->out, v);
         s->col++;
         return 0;
@@ -212,7 +219,7 @@ static int row_step(qstream *s, sg_err *err)
 {
     jw_buf *b = &s->out;
     if (s->in_value) {
-        size_t piece = s->span.kind == JW_SPAN_STR ? QS_TEXT_PIECE : QS_BINARY_PIECE;
+        size_t piece = s->span.kind == JW_SPAN_STR ? s->text_piece : s->binary_piece;
         if (jw_span_write(b, &s->span, piece)) {
             s->in_value = false;
             s->col++;

@@ -29,6 +29,11 @@ typedef struct qstream_options {
      * encoded. */
     uint64_t max_value_bytes;
     uint64_t max_response_bytes;
+    /* Input bytes per piece of a large value, and the size past which a
+     * value is written in pieces; 0: the defaults (4 KiB of text, 16 KiB of
+     * binary, pieces past 4 KiB). At most 4096. Tests and the fuzzer make it
+     * small so that pieces end everywhere. */
+    size_t value_piece_bytes;
 } qstream_options;
 
 /* Takes over the query (steals q, also on failure, when it is ended).
