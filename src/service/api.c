@@ -183,9 +183,10 @@ static void h_reconnect(http_req *req, void *ud)
     sg_db *db = path_db(req, ud);
     if (db == NULL)
         return;
-    sg_db_reconnect(db);
-    log_info("reconnect requested",
-             json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
+    /* A call that joins a pending reconnect is still accepted (202). */
+    bool started = sg_db_reconnect(db);
+    log_info("reconnect requested", json_pack("{s:s,s:s,s:b}", "db", sg_db_name(db), "request_id",
+                                              http_req_id(req), "joined", !started));
     http_reply_json(req, 202, db_entry(db));
 }
 
