@@ -1,5 +1,6 @@
 /* Unit suite for the SQLite driver, against real SQLite files in a mkdtemp()
  * directory and shared in-memory databases. */
+#include "sqlgate/db.h"
 #include "sqlgate/driver.h"
 
 #include <check.h>
@@ -1633,6 +1634,45 @@ START_TEST(test_limits_set_at_open)
 }
 END_TEST
 
+static sg_db_state wait_state(sg_db *db, sg_db_state want, int64_t limit_ms)
+{
+    sg_db_health h;
+    int64_t deadline = sg_clock_ms() + limit_ms;
+    for (;;) {
+        sg_db_health_get(db, &h);
+        if (h.state == want || sg_clock_ms() >= deadline)
+            return h.state;
+        struct timespec ts = {.tv_nsec = 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The background check, not only ping(), turns a process out of SQLite
+ * heap into "down", and back to "ready" once memory is there again. */
+START_TEST(test_health_down_when_out_of_memory)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "health.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    cfg.health_interval_ms = 100;
+    cfg.retry_max_ms = 200;
+    sg_err err = {0};
+    sg_db *db = sg_db_new(&cfg, D, &err);
+    ck_assert_msg(db != NULL, "%s", err.message);
+    ck_assert_msg(sg_db_open(db, &err) == 0, "%s", err.message);
+    ck_assert_str_eq(sg_db_state_name(wait_state(db, SG_STATE_READY, 10000)), "ready");
+    sqlite3_int64 before = sqlite3_hard_heap_limit64(-1);
+    sqlite3_hard_heap_limit64(sqlite3_memory_used() + 1024);
+    sg_db_state down = wait_state(db, SG_STATE_DOWN, 10000);
+    sqlite3_hard_heap_limit64(before);
+    ck_assert_str_eq(sg_db_state_name(down), "down");
+    ck_assert_str_eq(sg_db_state_name(wait_state(db, SG_STATE_READY, 10000)), "ready");
+    ck_assert_int_eq(sg_db_close(db, sg_clock_ms() + 5000, NULL), 0);
+    sg_db_free(db);
+}
+END_TEST
+
 static Suite *sqlite_suite(void)
 {
     Suite *s = suite_create("sqlite");
@@ -1677,6 +1717,7 @@ static Suite *sqlite_suite(void)
     tcase_add_test(tc, test_temp_objects_discard_connection);
     tcase_add_test(tc, test_last_insert_rowid_not_shared);
     tcase_add_test(tc, test_ping_detects_out_of_memory);
+    tcase_add_test(tc, test_health_down_when_out_of_memory);
     tcase_add_test(tc, test_limits_set_at_open);
     suite_add_tcase(s, tc);
     return s;

@@ -310,8 +310,9 @@ static int map_error(sg_driver_conn *c, int rc, int line, sg_err *err)
         return sg_err_set(err, SG_INTERNAL, "SQLite API misuse: %s", msg);
     default:
         /* A refused function fails with SQLITE_ERROR, other refusals with
-         * SQLITE_AUTH; both only say "not authorized". */
-        if (c->denied[0] != '\0' && strstr(msg, "not authorized") != NULL)
+         * SQLITE_AUTH; SQLite only says "not authorized" or "authorization
+         * denied" (VACUUM INTO). */
+        if (c->denied[0] != '\0' && strstr(msg, "authoriz") != NULL)
             msg = c->denied;
         return sql_error(err, xrc, line, msg);
     }
