@@ -410,7 +410,8 @@ START_TEST(tds_session_does_not_leak)
     /* All of it on the one pooled connection: reset, not reconnected. */
     expect_value(p, TOKEN_B, CORE_Q, "SELECT @@SPID AS spid", spid);
 
-    /* An impersonation is not reset but closed: a new session follows. */
+    /* What a reset does not undo (here an impersonation) closes the
+     * connection: a new session follows. */
     post_sql(p, TOKEN_A, CORE_Q, "EXECUTE AS USER = 'app_admin'", &r);
     http_resp_free(&r);
     char *after = first_value(p, TOKEN_B, CORE_Q, "SELECT @@SPID AS spid");
@@ -442,8 +443,8 @@ START_TEST(error_literals_redacted_in_log)
     json_t *line = log_find(log, kv);
     ck_assert_msg(line != NULL, "no \"query failed\" line for %s in:\n%s", rid, log);
     const char *msg = jstr(line, "message");
-    ck_assert_msg(msg != NULL && strstr(msg, "near \"\xE2\x80\xA6\"") != NULL,
-                  "logged message: %s", msg ? msg : "(none)");
+    ck_assert_msg(msg != NULL && strstr(msg, "near \"\xE2\x80\xA6\"") != NULL, "logged message: %s",
+                  msg ? msg : "(none)");
     ck_assert_msg(strstr(log, "SECRET123") == NULL, "a literal reached the log:\n%s", log);
     json_decref(line);
     free(log);

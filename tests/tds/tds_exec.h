@@ -4,7 +4,8 @@
  * TRAN maps onto SQLite transactions), its transaction count, the last row
  * count. A batch runs statement by statement (sqlite3_prepare_v2 tail loop;
  * a T-SQL batch without semicolons is split where SQLite reports a syntax
- * error at a statement keyword). Emulated: WAITFOR DELAY, SET (ignored),
+ * error at a statement keyword). Emulated: WAITFOR DELAY, SET (LANGUAGE and
+ * LOCK_TIMEOUT kept, others ignored), CREATE TABLE #temp, sp_reset_connection,
  * BEGIN TRAN/COMMIT/ROLLBACK, IF @@TRANCOUNT > 0 ROLLBACK|COMMIT, RAISERROR,
  * THROW, PRINT, USE, EXEC sqlgate_test_knob, @@VERSION/@@TRANCOUNT/@@SPID/
  * @@ROWCOUNT/@@IDENTITY/@@ERROR, N'...' literals, "dbo." prefixes, (MAX) lengths, and the

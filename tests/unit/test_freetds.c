@@ -1391,14 +1391,17 @@ START_TEST(session_reset_after_failed_batch)
 }
 END_TEST
 
-/* An impersonation may not be revertible by a reset: the connection is
- * closed, never handed to the next caller. */
+/* What sp_reset_connection does not undo (an impersonation WITH NO REVERT,
+ * an application role, the isolation level on older servers): the
+ * connection is closed, never handed to the next caller. */
 START_TEST(impersonation_not_reused)
 {
     static const char *const batches[] = {
         "EXECUTE AS USER = 'app_reader'",
         "exec\n  as login = 'sa' WITH NO REVERT",
         "SETUSER 'guest'",
+        "EXEC sp_setapprole 'reporting', 'pw'",
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
     };
     for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
         sg_driver_conn *c = open_ok();

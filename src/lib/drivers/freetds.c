@@ -71,7 +71,7 @@ struct sg_driver_conn {
     bool tran_check;   /* the batch may have opened a transaction */
     bool always_check; /* a batch set a session option after which any statement may */
     bool needs_reset;  /* a batch ran since the session was last reset */
-    bool impersonated; /* a batch may have run EXECUTE AS / SETUSER: never reuse */
+    bool no_reset;     /* a batch may have set what no reset undoes: never reuse */
     int64_t rows_affected;
 
     /* Current result; arrays sized for cap columns. */
@@ -451,15 +451,17 @@ done:
     return rc;
 }
 
-/* Whether sql may contain EXECUTE AS, EXEC AS or SETUSER (any case, any
- * spacing). sp_reset_connection reverts an impersonation, but a context set
- * WITH NO REVERT or WITH COOKIE cannot be reverted by anyone else: such a
- * connection is closed rather than reset. A false alarm (the words in a
- * string) only costs a new login. */
-static bool mentions_impersonation(const char *sql)
+/* Whether sql may set session state that sp_reset_connection does not undo
+ * (any case, any spacing): an impersonation (EXECUTE AS, EXEC AS, SETUSER; a
+ * context set WITH NO REVERT or WITH COOKIE cannot be reverted by anyone
+ * else), an application role (sp_setapprole), or the transaction isolation
+ * level (kept across resets before SQL Server 2014). Such a connection is
+ * closed rather than reset; a false alarm (the words in a string or a name)
+ * only costs a new login. */
+static bool mentions_unresettable(const char *sql)
 {
-    static const char *const setuser[] = {"setuser"};
-    if (mentions(sql, setuser, 1))
+    static const char *const words[] = {"setuser", "sp_setapprole", "isolation"};
+    if (mentions(sql, words, sizeof words / sizeof words[0]))
         return true;
     for (const char *p = sql; *p != '\0'; p++) {
         if (strncasecmp(p, "exec", 4) != 0 ||
@@ -482,10 +484,11 @@ static bool mentions_impersonation(const char *sql)
  * serves another caller, as ADO.NET's pool does: an RPC call of
  * sp_reset_connection (db-lib cannot set the TDS RESETCONNECTION status bit
  * that ADO.NET uses; SQL Server runs the same procedure for both). The server
- * drops #temp tables, resets SET options to the login's, goes back to the
- * login's database, reverts EXECUTE AS, frees cursors and prepared handles,
- * and clears CONTEXT_INFO and SESSION_CONTEXT. A reset that fails or times
- * out leaves the connection dead: it is closed, never reused. 0 or -1. */
+ * drops temporary objects (#tables), resets SET options to their defaults,
+ * goes back to the login's database, aborts an open transaction and frees
+ * cursors and locks. What it leaves is kept out by mentions_unresettable. A
+ * reset that fails or times out leaves the connection dead: it is closed,
+ * never reused. 0 or -1. */
 static int reset_session(sg_driver_conn *c, int64_t deadline_ms)
 {
     int64_t limit = sg_clock_ms() + RESET_TIMEOUT_MS;
@@ -495,7 +498,7 @@ static int reset_session(sg_driver_conn *c, int64_t deadline_ms)
     c->timed_out = false;
     sg_err_clear(&c->err);
     c->needs_reset = false;
-    if (c->impersonated || dbrpcinit(c->dbp, "sp_reset_connection", 0) == FAIL ||
+    if (c->no_reset || dbrpcinit(c->dbp, "sp_reset_connection", 0) == FAIL ||
         dbrpcsend(c->dbp) == FAIL || dbsqlok(c->dbp) == FAIL) {
         c->dead = true;
         return -1;
@@ -534,8 +537,8 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
         return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection could not be reset");
     batch_reset(c, deadline_ms);
     c->needs_reset = true;
-    if (mentions_impersonation(sql))
-        c->impersonated = true;
+    if (mentions_unresettable(sql))
+        c->no_reset = true;
     c->in_batch = true;
     c->tran_check = may_open_transaction(c, sql);
     int rc;
@@ -901,7 +904,7 @@ static void ft_interrupt(sg_driver_conn *c)
 
 static bool ft_unusable(sg_driver_conn *c)
 {
-    return c->dead || c->impersonated || dbdead(c->dbp);
+    return c->dead || c->no_reset || dbdead(c->dbp);
 }
 
 /* --- freetds.conf for what db-lib only reads from there ---------------------- */
