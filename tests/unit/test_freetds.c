@@ -1371,6 +1371,32 @@ START_TEST(session_reset_between_batches)
 }
 END_TEST
 
+/* Plain reads leave nothing in the session: no reset round trip for them. */
+START_TEST(session_reset_skipped_for_plain_reads)
+{
+    sg_driver_conn *c = open_ok();
+    run_ok(c, "CREATE TABLE users (id INT, name NVARCHAR(50))", NULL, 0);
+    tds_server_stats before, after;
+    tds_server_get_stats(srv, &before);
+    expect_int(c, "SELECT COUNT(*) AS n FROM users", 0);
+    expect_int(c, "\n  select 1 AS one", 1);
+    sg_param p[] = {{.name = "settings", .value = {.type = SG_V_INT, .u.i = 3}}};
+    exec_ok(c, "WITH x AS (SELECT @settings AS v) SELECT v FROM x", p, 1);
+    sg_err err = {0};
+    ck_assert_int_eq(drain(c, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    tds_server_get_stats(srv, &after);
+    ck_assert_uint_eq(after.resets, before.resets);
+    /* A word that sets state anywhere in the batch, or a '#', brings it back. */
+    expect_int(c, "SELECT 1 AS one; SET LOCK_TIMEOUT 5", 1);
+    expect_int(c, "SELECT COUNT(*) AS n FROM users WHERE name <> '#'", 0);
+    expect_int(c, "/* comment first */ SELECT 1 AS one", 1);
+    tds_server_get_stats(srv, &after);
+    ck_assert_uint_eq(after.resets, before.resets + 3);
+    D->close(c);
+}
+END_TEST
+
 /* A batch that fails before its first result (dbsqlexec fails, finish() is
  * not called) is reset too. */
 START_TEST(session_reset_after_failed_batch)
@@ -1475,6 +1501,7 @@ static Suite *freetds_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, session_reset_between_batches, 0, 4);
     tcase_add_test(tc, session_reset_after_failed_batch);
+    tcase_add_test(tc, session_reset_skipped_for_plain_reads);
     tcase_add_test(tc, impersonation_not_reused);
     suite_add_tcase(s, tc);
     return s;

@@ -451,6 +451,54 @@ done:
     return rc;
 }
 
+/* Whether a batch may leave anything in its session, so that the connection
+ * must be reset before the next caller: every batch except one that starts
+ * with SELECT or WITH and has no '#' (temporary tables and procedures) and
+ * none of the words below anywhere (statements that set session state or
+ * write, which also sets @@IDENTITY). Words inside strings, comments or
+ * names only cause a needless reset. A SELECT-only batch leaves @@ROWCOUNT
+ * and @@ERROR as the next caller's starting values; nothing else (T-SQL
+ * functions cannot change session state, and a procedure called without
+ * EXEC must be a batch's first word). Sparing those batches the reset's
+ * round trip keeps plain reads at one round trip. */
+static bool may_change_session(const char *sql)
+{
+    static const char *const words[] = {
+        "alter",   "begin",    "checkpoint", "create",  "dbcc",    "declare", "delete",
+        "deny",    "drop",     "exec",       "execute", "grant",   "insert",  "into",
+        "kill",    "merge",    "open",       "revert",  "revoke",  "save",    "set",
+        "setuser", "truncate", "update",     "use",     "waitfor",
+    };
+    if (strchr(sql, '#') != NULL)
+        return true;
+    bool first = true;
+    for (const char *p = sql; *p != '\0';) {
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '@' && *p != '$') {
+            if (first && !isspace((unsigned char)*p) && *p != '(')
+                return true; /* a comment or anything unusual before the first word */
+            p++;
+            continue;
+        }
+        const char *start = p;
+        while (isalnum((unsigned char)*p) || *p == '_' || *p == '@' || *p == '$')
+            p++;
+        size_t len = (size_t)(p - start);
+        if (first) {
+            first = false;
+            if (!((len == 6 && strncasecmp(start, "select", 6) == 0) ||
+                  (len == 4 && strncasecmp(start, "with", 4) == 0)))
+                return true;
+            continue;
+        }
+        if (*start == '@')
+            continue; /* a variable or parameter, never a keyword */
+        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+            if (strlen(words[i]) == len && strncasecmp(start, words[i], len) == 0)
+                return true;
+    }
+    return first; /* an empty batch: reset, to be safe */
+}
+
 /* Whether sql may set session state that sp_reset_connection does not undo
  * (any case, any spacing): an impersonation (EXECUTE AS, EXEC AS, SETUSER; a
  * context set WITH NO REVERT or WITH COOKIE cannot be reverted by anyone
@@ -536,7 +584,7 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     if (c->needs_reset && reset_session(c, deadline_ms) != 0)
         return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection could not be reset");
     batch_reset(c, deadline_ms);
-    c->needs_reset = true;
+    c->needs_reset = may_change_session(sql);
     if (mentions_unresettable(sql))
         c->no_reset = true;
     c->in_batch = true;
