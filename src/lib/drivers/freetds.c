@@ -597,7 +597,8 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     }
     if (rc != 0) {
         settle(c);
-        if (!c->dead && !dbdead(c->dbp))
+        /* finish() will not be called: the reset cannot wait for it. */
+        if (c->needs_reset && !c->dead && !dbdead(c->dbp))
             reset_session(c, 0);
     }
     return rc;
