@@ -13,22 +13,27 @@
  * handler, so a statement that failed on its first step with BUSY/LOCKED in
  * autocommit mode is reset and retried until the deadline.
  *
- * Hardening: every connection denies ATTACH of any file (and so VACUUM INTO),
- * keeping one named database to its one file; ATTACH of ':memory:' or a temp
- * database ('') stays allowed, so a plain VACUUM works. Defensive mode is on,
- * the two-argument fts3_tokenizer() and load_extension() are off.
+ * Hardening (docs/security.md): an authorizer on every connection lets a
+ * caller's SQL run only read-only PRAGMAs and no ATTACH, DETACH (so no VACUUM
+ * INTO), load_extension() or fts3_tokenizer(); sqlgate's own statements (setup,
+ * health query) run trusted. Defensive mode is on, extension loading and the
+ * two-argument tokenizer are off, per-connection limits are set at open and a
+ * process-wide heap limit at the first open. A caller that touched the temp
+ * schema leaves its connection dirty: it is closed, not reused, so no
+ * temporary object reaches the next caller.
  *
  * Statement cache: a batch of exactly one statement keeps its prepared
  * statement in a small per-connection cache keyed by the batch text, so the
  * next batch with the same text skips the parser. A cached statement at rest
  * is reset and unbound: it holds no read transaction (which would block WAL
  * checkpoints, and writers of a shared-cache database) and no pointer into a
- * freed batch. The authorizer is stateless (the same text is allowed or denied
- * on every prepare), and SQLite prepares a statement again by itself when the
- * schema or a setting it was compiled against changed, running the authorizer
- * again. A statement whose batch failed is dropped rather than reused. A
- * PRAGMA is never cached (some act while prepared, not when run), and
- * multi-statement batches are prepared statement by statement as they run.
+ * freed batch. The authorizer decides from the text alone (the same text is
+ * allowed or denied on every prepare; trusted statements are never cached),
+ * and SQLite prepares a statement again by itself when the schema or a
+ * setting it was compiled against changed, running the authorizer again. A
+ * statement whose batch failed is dropped rather than reused. A PRAGMA is
+ * never cached (some act while prepared, not when run), and multi-statement
+ * batches are prepared statement by statement as they run.
  */
 #include "sqlgate/driver.h"
 
