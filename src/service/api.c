@@ -229,14 +229,56 @@ static double seconds_since(int64_t start_us)
     return (double)(sg_clock_us() - start_us) / 1e6;
 }
 
+/* Copies a database's error message into out (cap bytes) with every quoted
+ * span, '...' or "...", replaced by the quotes around an ellipsis. The
+ * servers quote pieces of the caller's SQL in their messages (SQLite: near
+ * "'sk_live_...'", SQL Server: converting the varchar value '...'): the
+ * caller gets them in the response, the log keeps only the shape. A quote
+ * left open hides the rest of the message. */
+static void redact_quoted(const char *in, char *out, size_t cap)
+{
+    static const char hidden[] = "\xE2\x80\xA6"; /* U+2026 */
+    size_t o = 0;
+    for (const char *p = in; *p != '\0' && o + 1 < cap;) {
+        char q = *p;
+        if (q != '\'' && q != '"') {
+            out[o++] = *p++;
+            continue;
+        }
+        /* Skip to the closing quote; a doubled quote is part of the text. */
+        const char *e = p + 1;
+        for (; *e != '\0'; e++) {
+            if (*e == q && e[1] == q)
+                e++;
+            else if (*e == q)
+                break;
+        }
+        if (o + sizeof hidden + 2 > cap)
+            break;
+        out[o++] = q;
+        memcpy(out + o, hidden, sizeof hidden - 1);
+        o += sizeof hidden - 1;
+        if (*e == '\0') {
+            out[o++] = q;
+            break;
+        }
+        out[o++] = q;
+        p = e + 1;
+    }
+    out[o] = '\0';
+}
+
 /* msg: "query failed", or "query failed while streaming" once the headers
- * are gone. operation may be NULL. */
+ * are gone. operation may be NULL. The message is redacted (redact_quoted);
+ * the caller's response carries it whole. */
 static void log_query_error(const char *msg, const char *request_id, const char *db,
                             const char *operation, const sg_err *err)
 {
     sg_log_level level = err->code == SG_INTERNAL ? SG_LOG_ERROR : SG_LOG_INFO;
+    char redacted[3 * SG_ERR_MESSAGE_MAX + 8]; /* '' grows to 5 bytes: never cut */
+    redact_quoted(err->message, redacted, sizeof redacted);
     json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "request_id", request_id, "db", db, "code",
-                          sg_code_name(err->code), "message", err->message);
+                          sg_code_name(err->code), "message", redacted);
     if (f != NULL && operation != NULL)
         json_object_set_new(f, "operation", json_string(operation));
     log_event(level, msg, f);

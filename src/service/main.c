@@ -12,6 +12,7 @@
  * second, the process exits with status 1 anyway.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -195,14 +196,32 @@ static void log_state_change(void *ud, const sg_db *db, sg_db_state from, sg_db_
         log_info(from == SG_STATE_DOWN ? "database is back" : "database is ready", f);
 }
 
-/* Embedded mode: ./var/ and the demo rows for files that are new. */
+/* Creates a new embedded database file readable by its owner only, before
+ * SQLite opens it (SQLite would create it with the umask's 0644); SQLite
+ * gives its -wal, -shm and -journal files the mode of the database file. An
+ * empty file is a valid empty database. An existing file is left as it is. */
+static void create_private(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
+    else if (errno != EEXIST)
+        log_error("cannot create an embedded database file",
+                  json_pack("{s:s,s:s}", "path", path, "error", strerror(errno)));
+}
+
+/* Embedded mode: ./var/ (owner only) and the demo rows for files that are
+ * new. */
 static void embedded_prepare(const sg_config *cfg, bool *seed_core, bool *seed_app)
 {
-    if (mkdir("var", 0755) != 0 && errno != EEXIST)
+    if (mkdir("var", 0700) != 0 && errno != EEXIST)
         log_error("cannot create ./var for the embedded databases",
                   json_pack("{s:s}", "error", strerror(errno)));
     *seed_core = demo_needs_seed(cfg, "core");
     *seed_app = demo_needs_seed(cfg, "app");
+    for (size_t i = 0; i < cfg->n_databases; i++)
+        if (cfg->databases[i].path != NULL && strcmp(cfg->databases[i].path, ":memory:") != 0)
+            create_private(cfg->databases[i].path);
     log_info("no databases configured: serving the embedded SQLite databases core (default) "
              "and app from ./var/",
              NULL);

@@ -21,8 +21,13 @@
 struct tds_session {
     sqlite3 *db;
     uint32_t ver;
-    char *dbname;
+    char *dbname; /* the login's database */
     int spid;
+    /* Session state that sp_reset_connection puts back to the login's
+     * (besides temporary objects, which it drops). */
+    char curdb[130];   /* USE: dbname, "master" or "tempdb" */
+    char language[64]; /* SET LANGUAGE, @@LANGUAGE */
+    long lock_timeout; /* SET LOCK_TIMEOUT, @@LOCK_TIMEOUT; -1: wait forever */
     tds_writer *w;
     tds_exec_hooks hooks;
     int trancount;
@@ -229,7 +234,7 @@ static char *rewrite(const char *s, size_t len)
     } globals[] = {
         {"@@VERSION", "__v(0)"},    {"@@TRANCOUNT", "__v(1)"}, {"@@SPID", "__v(2)"},
         {"@@ROWCOUNT", "__v(3)"},   {"@@IDENTITY", "__v(4)"},  {"@@ERROR", "__v(5)"},
-        {"@@SERVERNAME", "__v(6)"}, {"@@LANGUAGE", "__v(7)"},
+        {"@@SERVERNAME", "__v(6)"}, {"@@LANGUAGE", "__v(7)"},  {"@@LOCK_TIMEOUT", "__v(8)"},
     };
     char *o = malloc(len + 1);
     if (o == NULL)
@@ -268,6 +273,10 @@ static char *rewrite(const char *s, size_t len)
             /* NVARCHAR(MAX): SQLite wants a number; tds_type_parse reads -1 as MAX. */
             memcpy(o + p, "(-1) ", 5);
             p += 5;
+        } else if (c == '#' && boundary && p + 1 < len && is_ident(s[p + 1])) {
+            /* #temp table names (see create_hash_table) */
+            o[p] = '_';
+            p++;
         } else if ((c == 'N' || c == 'n') && boundary && p + 1 < len && s[p + 1] == '\'') {
             o[p] = ' ';
             p++;
@@ -399,8 +408,11 @@ static void fn_global(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     case 6:
         sqlite3_result_text(ctx, SERVER_NAME, -1, SQLITE_STATIC);
         break;
+    case 8:
+        sqlite3_result_int64(ctx, s->lock_timeout);
+        break;
     default:
-        sqlite3_result_text(ctx, "us_english", -1, SQLITE_STATIC);
+        sqlite3_result_text(ctx, s->language, -1, SQLITE_TRANSIENT);
         break;
     }
 }
@@ -499,7 +511,7 @@ static void fn_dbname(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     (void)argc;
     (void)argv;
     tds_session *s = sqlite3_user_data(ctx);
-    sqlite3_result_text(ctx, s->dbname, -1, SQLITE_TRANSIENT);
+    sqlite3_result_text(ctx, s->curdb, -1, SQLITE_TRANSIENT);
 }
 
 static int progress(void *ctx)
@@ -531,6 +543,14 @@ static int register_functions(tds_session *s)
 
 /* ---- session ------------------------------------------------------------------------ */
 
+/* The session state of a fresh login. */
+static void session_defaults(tds_session *s)
+{
+    snprintf(s->curdb, sizeof s->curdb, "%s", s->dbname);
+    snprintf(s->language, sizeof s->language, "us_english");
+    s->lock_timeout = -1;
+}
+
 tds_session *tds_session_new(const char *path, uint32_t ver, const char *dbname, int spid,
                              tds_writer *w, const tds_exec_hooks *hooks, char *err, size_t errlen)
 {
@@ -548,6 +568,7 @@ tds_session *tds_session_new(const char *path, uint32_t ver, const char *dbname,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    session_defaults(s);
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -976,6 +997,66 @@ static step_result emulate_exec(tds_session *s, const char *sql, size_t len, siz
     return STEP_ABORT;
 }
 
+static step_result step_error(tds_session *s, int rc, unsigned line);
+
+/* SET options the session keeps (others are accepted and ignored): the value
+ * is the rest of the statement between pos and end. */
+static void emulate_set(tds_session *s, const char *sql, size_t len, size_t pos, size_t end)
+{
+    size_t oe = word_end(sql, len, pos);
+    size_t v = skip_ws(sql, len, oe);
+    size_t ve = end;
+    while (ve > v && isspace((unsigned char)sql[ve - 1]))
+        ve--;
+    char value[64];
+    snprintf(value, sizeof value, "%.*s", (int)(ve - v), sql + v);
+    if (word_eq(sql, pos, oe, "LANGUAGE")) {
+        char *q = value;
+        size_t n = strlen(q);
+        if (n >= 2 && (q[0] == '\'' || q[0] == '[')) {
+            q[n - 1] = '\0';
+            q++;
+        }
+        snprintf(s->language, sizeof s->language, "%s", q);
+    } else if (word_eq(sql, pos, oe, "LOCK_TIMEOUT")) {
+        s->lock_timeout = strtol(value, NULL, 10);
+    }
+}
+
+/* CREATE TABLE #name (...): a temporary table, private to the session and
+ * dropped by sp_reset_connection or at logout, as on SQL Server. rewrite()
+ * turns every "#name" into "_name", so later statements find it (SQLite
+ * looks in the temp schema first); only the CREATE needs TEMP added, which
+ * rewrite() cannot do in place. Returns false when the statement is not one. */
+static bool create_hash_table(tds_session *s, const char *sql, size_t len, size_t e, unsigned line,
+                              size_t *next, step_result *res)
+{
+    size_t p = skip_ws(sql, len, e);
+    size_t te = word_end(sql, len, p);
+    if (!word_eq(sql, p, te, "TABLE"))
+        return false;
+    size_t h = skip_ws(sql, len, te);
+    if (h >= len || sql[h] != '#')
+        return false;
+    *next = simple_stmt_end(s->rw, len, h);
+    size_t n = *next - h;
+    char *stmt = malloc(n + 32);
+    if (stmt == NULL) {
+        emit_error(s, 701, "There is insufficient system memory to run this query.", line);
+        *res = STEP_ABORT;
+        return true;
+    }
+    snprintf(stmt, n + 32, "CREATE TEMP TABLE %.*s", (int)n, s->rw + h);
+    int rc = sqlite3_exec(s->db, stmt, NULL, NULL, NULL);
+    free(stmt);
+    if (rc != SQLITE_OK) {
+        *res = step_error(s, rc, line);
+        return true;
+    }
+    emit_done(s, 0, 0);
+    return true;
+}
+
 /* Handles statements SQLite cannot run. Returns true if the word at pos was one
  * (then *next is set and *res is the outcome). */
 static bool emulate(tds_session *s, const char *sql, size_t len, size_t pos, unsigned line,
@@ -990,8 +1071,11 @@ static bool emulate(tds_session *s, const char *sql, size_t len, size_t pos, uns
             *res = STEP_ABORT;
         }
         *next = simple_stmt_end(sql, len, e);
+        emulate_set(s, sql, len, p, *next);
         return true;
     }
+    if (word_eq(sql, pos, e, "CREATE") && create_hash_table(s, sql, len, e, line, next, res))
+        return true;
     if (word_eq(sql, pos, e, "GO")) {
         *next = e;
         return true;
@@ -1105,7 +1189,8 @@ static bool emulate(tds_session *s, const char *sql, size_t len, size_t pos, uns
             n[nl - 1] = '\0';
             n++;
         }
-        if (strcasecmp(n, s->dbname) != 0) {
+        if (strcasecmp(n, s->dbname) != 0 && strcasecmp(n, "master") != 0 &&
+            strcasecmp(n, "tempdb") != 0) {
             char msg[400];
             snprintf(msg, sizeof(msg),
                      "Database '%.200s' does not exist. Make sure that the name is entered "
@@ -1115,7 +1200,11 @@ static bool emulate(tds_session *s, const char *sql, size_t len, size_t pos, uns
             *res = STEP_ABORT;
         } else {
             flush_pending(s);
-            tds_tok_env_str(&s->w->tok, TDS_ENV_DATABASE, s->dbname, s->dbname);
+            char old[sizeof s->curdb];
+            snprintf(old, sizeof old, "%s", s->curdb);
+            snprintf(s->curdb, sizeof s->curdb, "%.*s", (int)sizeof s->curdb - 1,
+                     strcasecmp(n, s->dbname) == 0 ? s->dbname : n);
+            tds_tok_env_str(&s->w->tok, TDS_ENV_DATABASE, s->curdb, old);
             emit_done(s, 0, 0);
         }
         return true;
@@ -1719,6 +1808,48 @@ tds_exec_status tds_session_batch(tds_session *s, const char *sql, const tds_exe
     return end_request(s, res);
 }
 
+bool tds_rpc_is_reset(const tds_rpc *rpc)
+{
+    if (rpc->proc_name == NULL)
+        return false;
+    const char *dot = strrchr(rpc->proc_name, '.');
+    return strcasecmp(dot != NULL ? dot + 1 : rpc->proc_name, "sp_reset_connection") == 0;
+}
+
+/* Every temporary object (#tables, TEMP views, triggers, ...) is dropped. */
+int tds_session_reset(tds_session *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->trancount = 0;
+    for (;;) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT type, name FROM temp.sqlite_master "
+                               "WHERE type IN ('table', 'view', 'trigger') LIMIT 1",
+                               -1, &st, NULL) != SQLITE_OK)
+            return -1;
+        char drop[400] = "";
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const char *type = (const char *)sqlite3_column_text(st, 0);
+            const char *name = (const char *)sqlite3_column_text(st, 1);
+            char *q = sqlite3_mprintf("DROP %s temp.\"%w\"", type, name);
+            if (q != NULL)
+                snprintf(drop, sizeof drop, "%s", q);
+            sqlite3_free(q);
+        }
+        sqlite3_finalize(st);
+        if (drop[0] == '\0')
+            break;
+        if (sqlite3_exec(s->db, drop, NULL, NULL, NULL) != SQLITE_OK)
+            return -1;
+    }
+    session_defaults(s);
+    s->last_rowcount = 0;
+    s->last_error = 0;
+    return 0;
+}
+
 /* Parameter names from an sp_executesql declaration ("@a int, @b nvarchar(10)"). */
 static int parse_decl(const char *decl, char ***names, size_t *n)
 {
@@ -1763,6 +1894,14 @@ tds_exec_status tds_session_rpc(tds_session *s, const tds_rpc *rpc, const tds_ex
         const char *n = rpc->proc_name;
         const char *dot = strrchr(n, '.');
         is_exec = strcasecmp(dot ? dot + 1 : n, "sp_executesql") == 0;
+    }
+    if (tds_rpc_is_reset(rpc)) {
+        /* Query knobs never act on it (tds_server.c): no injected error. */
+        if (tds_session_reset(s) != 0) {
+            emit_error(s, 701, "sp_reset_connection failed.", 1);
+            res = STEP_ABORT;
+        }
+        return end_request(s, res);
     }
     if (injected_error(s, f))
         return end_request(s, res);

@@ -4,7 +4,8 @@
  * TRAN maps onto SQLite transactions), its transaction count, the last row
  * count. A batch runs statement by statement (sqlite3_prepare_v2 tail loop;
  * a T-SQL batch without semicolons is split where SQLite reports a syntax
- * error at a statement keyword). Emulated: WAITFOR DELAY, SET (ignored),
+ * error at a statement keyword). Emulated: WAITFOR DELAY, SET (LANGUAGE and
+ * LOCK_TIMEOUT kept, others ignored), CREATE TABLE #temp, sp_reset_connection,
  * BEGIN TRAN/COMMIT/ROLLBACK, IF @@TRANCOUNT > 0 ROLLBACK|COMMIT, RAISERROR,
  * THROW, PRINT, USE, EXEC sqlgate_test_knob, @@VERSION/@@TRANCOUNT/@@SPID/
  * @@ROWCOUNT/@@IDENTITY/@@ERROR, N'...' literals, "dbo." prefixes, (MAX) lengths, and the
@@ -62,6 +63,13 @@ void tds_session_free(tds_session *s);
 tds_exec_status tds_session_batch(tds_session *s, const char *sql, const tds_exec_faults *f);
 /* Runs an RPC request (sp_executesql by name or procedure id 10). */
 tds_exec_status tds_session_rpc(tds_session *s, const tds_rpc *rpc, const tds_exec_faults *f);
+/* Puts the session back to the state of a fresh login, as SQL Server does
+ * for sp_reset_connection and the RESETCONNECTION packet status bit: open
+ * transaction rolled back, temporary objects dropped, SET LANGUAGE and
+ * LOCK_TIMEOUT and the current database (USE) back to the login's. 0 or -1. */
+int tds_session_reset(tds_session *s);
+/* True for an RPC of sp_reset_connection (also sys.sp_reset_connection). */
+bool tds_rpc_is_reset(const tds_rpc *rpc);
 /* Number of open transactions (@@TRANCOUNT). */
 int tds_session_trancount(const tds_session *s);
 

@@ -491,18 +491,21 @@ static int do_request(client *c, uint8_t type, const tds_buf *body)
     char *sql = NULL;
     tds_rpc rpc;
     memset(&rpc, 0, sizeof(rpc));
-    count(s, &s->stats.requests);
     if (type == TDS_PKT_SQL_BATCH) {
         if (tds_batch_parse(body->data, body->len, c->ver, &sql, why, sizeof(why)) != 0)
             return send_request_error(c, why);
     } else if (tds_rpc_parse(body->data, body->len, c->ver, &rpc, why, sizeof(why)) != 0) {
         return send_request_error(c, why);
     }
+    /* A pool's session reset is bookkeeping, not the query a test aims its
+     * knobs at: counted apart, and no knob acts on it. */
+    bool reset = type == TDS_PKT_RPC && tds_rpc_is_reset(&rpc);
+    count(s, reset ? &s->stats.resets : &s->stats.requests);
     const char *text = sql;
     if (text == NULL && rpc.nparams > 0 && rpc.params[0].value.kind == TDS_V_TEXT)
         text = (const char *)rpc.params[0].value.p;
     pthread_mutex_lock(&s->mu);
-    bool match = s->filter == NULL || (text != NULL && strstr(text, s->filter) != NULL);
+    bool match = !reset && (s->filter == NULL || (text != NULL && strstr(text, s->filter) != NULL));
     long hang = match ? s->knobs[TDS_KNOB_QUERY_HANG] : 0;
     long delay = match ? s->knobs[TDS_KNOB_QUERY_DELAY_MS] : 0;
     tds_exec_faults f = {
@@ -549,6 +552,14 @@ static void serve(client *c)
         switch (type) {
         case TDS_PKT_SQL_BATCH:
         case TDS_PKT_RPC:
+            /* RESETCONNECTION (MS-TDS 2.2.3.1.2): reset, then run the request. */
+            if (status & TDS_STATUS_RESET) {
+                count(c->srv, &c->srv->stats.resets);
+                if (tds_session_reset(c->sess) != 0) {
+                    rc = -1;
+                    break;
+                }
+            }
             rc = do_request(c, type, &body);
             break;
         case TDS_PKT_ATTENTION:

@@ -53,8 +53,9 @@ typedef struct tds_server_stats {
     uint64_t connections_refused; /* closed at accept: too many clients */
     uint64_t logins;              /* successful logins */
     uint64_t login_failures;
-    uint64_t requests;   /* SQL batches and RPCs received */
+    uint64_t requests;   /* SQL batches and RPCs received, but sp_reset_connection */
     uint64_t attentions; /* ATTENTION messages received */
+    uint64_t resets;     /* sessions reset: sp_reset_connection or RESETCONNECTION bit */
 } tds_server_stats;
 
 /* Starts listening and serving. Returns a new server, or NULL with a reason in

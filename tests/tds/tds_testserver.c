@@ -171,15 +171,16 @@ static void command(tds_server *srv, int fd, char *line)
     } else if (strcmp(verb, "STATS") == 0) {
         tds_server_stats st;
         tds_server_get_stats(srv, &st);
-        snprintf(
-            out, sizeof(out),
-            "OK connections_opened=%llu connections_closed=%llu connections_active=%llu "
-            "connections_refused=%llu logins=%llu login_failures=%llu requests=%llu "
-            "attentions=%llu\n",
-            (unsigned long long)st.connections_opened, (unsigned long long)st.connections_closed,
-            (unsigned long long)st.connections_active, (unsigned long long)st.connections_refused,
-            (unsigned long long)st.logins, (unsigned long long)st.login_failures,
-            (unsigned long long)st.requests, (unsigned long long)st.attentions);
+        snprintf(out, sizeof(out),
+                 "OK connections_opened=%llu connections_closed=%llu connections_active=%llu "
+                 "connections_refused=%llu logins=%llu login_failures=%llu requests=%llu "
+                 "attentions=%llu resets=%llu\n",
+                 (unsigned long long)st.connections_opened,
+                 (unsigned long long)st.connections_closed,
+                 (unsigned long long)st.connections_active,
+                 (unsigned long long)st.connections_refused, (unsigned long long)st.logins,
+                 (unsigned long long)st.login_failures, (unsigned long long)st.requests,
+                 (unsigned long long)st.attentions, (unsigned long long)st.resets);
         reply(fd, out);
     } else {
         reply(fd, "ERR unknown command\n");

@@ -1190,6 +1190,170 @@ START_TEST(type_names_and_conversions)
 }
 END_TEST
 
+/* ---- session reset ------------------------------------------------------------------------------
+ */
+
+/* Appends s as UTF-16LE (ASCII only) to buf at *n; obfuscated as a LOGIN7
+ * password when pw. */
+static void put_utf16(uint8_t *buf, size_t *n, const char *s, bool pw)
+{
+    for (; *s != '\0'; s++) {
+        uint8_t u[2] = {(uint8_t)*s, 0};
+        for (int i = 0; i < 2; i++) {
+            uint8_t b = u[i];
+            if (pw)
+                b = (uint8_t)(((b << 4) | (b >> 4)) ^ 0xA5);
+            buf[(*n)++] = b;
+        }
+    }
+}
+
+/* Sends one message of `type` (one packet) with `status`; payload len bytes. */
+static void send_packet(int fd, uint8_t type, uint8_t status, const uint8_t *payload, size_t len)
+{
+    uint8_t pkt[4096];
+    ck_assert_uint_le(len + 8, sizeof(pkt));
+    size_t total = len + 8;
+    pkt[0] = type;
+    pkt[1] = status;
+    pkt[2] = (uint8_t)(total >> 8);
+    pkt[3] = (uint8_t)total;
+    pkt[4] = pkt[5] = 0;
+    pkt[6] = 1;
+    pkt[7] = 0;
+    memcpy(pkt + 8, payload, len);
+    ck_assert_int_eq(send(fd, pkt, total, MSG_NOSIGNAL), (ssize_t)total);
+}
+
+/* Reads one whole reply message into out; returns its payload length. */
+static size_t read_reply(int fd, uint8_t *out, size_t cap)
+{
+    size_t used = 0;
+    for (;;) {
+        uint8_t hdr[8];
+        size_t got = 0;
+        while (got < 8) {
+            ssize_t r = recv(fd, hdr + got, 8 - got, 0);
+            ck_assert_msg(r > 0, "the server closed the connection");
+            got += (size_t)r;
+        }
+        size_t n = ((size_t)hdr[2] << 8 | hdr[3]) - 8;
+        ck_assert_uint_le(used + n, cap);
+        got = 0;
+        while (got < n) {
+            ssize_t r = recv(fd, out + used + got, n - got, 0);
+            ck_assert_msg(r > 0, "the server closed the connection");
+            got += (size_t)r;
+        }
+        used += n;
+        if (hdr[1] & 0x01)
+            return used;
+    }
+}
+
+/* A raw TDS 7.4 login (no PRELOGIN) as USER into DBNAME. */
+static int raw_login(tds_server *s)
+{
+    int fd = raw_connect(s);
+    uint8_t l[512];
+    memset(l, 0, sizeof(l));
+    l[4] = 0x04; /* TDS 7.4, little-endian 0x74000004 */
+    l[7] = 0x74;
+    size_t n = 94;
+    /* Fields 1 (user), 2 (password) and 8 (database): offset, characters. */
+    static const int field[] = {1, 2, 8};
+    const char *value[] = {USER, PASSWORD, DBNAME};
+    for (int i = 0; i < 3; i++) {
+        size_t at = 36 + 4 * (size_t)field[i];
+        l[at] = (uint8_t)n;
+        l[at + 1] = (uint8_t)(n >> 8);
+        l[at + 2] = (uint8_t)strlen(value[i]);
+        put_utf16(l, &n, value[i], i == 1);
+    }
+    l[0] = (uint8_t)n;
+    l[1] = (uint8_t)(n >> 8);
+    send_packet(fd, 0x10, 0x01, l, n);
+    uint8_t reply[8192];
+    size_t got = read_reply(fd, reply, sizeof(reply));
+    bool ack = false;
+    for (size_t i = 0; i < got; i++)
+        ack |= reply[i] == 0xAD; /* LOGINACK */
+    ck_assert_msg(ack, "no LOGINACK");
+    return fd;
+}
+
+/* Runs sql as a SQL batch with `status` on its packet; true when the reply
+ * holds an ERROR token. */
+static bool raw_batch(int fd, const char *sql, uint8_t status)
+{
+    uint8_t b[2048];
+    /* ALL_HEADERS: total 22, one transaction descriptor header (18 bytes). */
+    static const uint8_t hdrs[22] = {22, 0, 0, 0, 18, 0, 0, 0, 2, 0, 0,
+                                     0,  0, 0, 0, 0,  0, 0, 1, 0, 0, 0};
+    memcpy(b, hdrs, sizeof(hdrs));
+    size_t n = sizeof(hdrs);
+    put_utf16(b, &n, sql, false);
+    send_packet(fd, 0x01, status, b, n);
+    uint8_t reply[8192];
+    size_t got = read_reply(fd, reply, sizeof(reply));
+    /* The ERROR token's text "Invalid object name" in UTF-16LE. */
+    uint8_t needle[40];
+    size_t nn = 0;
+    put_utf16(needle, &nn, "Invalid object", false);
+    for (size_t i = 0; i + nn <= got; i++)
+        if (memcmp(reply + i, needle, nn) == 0)
+            return true;
+    return false;
+}
+
+/* The RESETCONNECTION status bit (0x08) on a request's first packet resets
+ * the session before the request runs, as on SQL Server. */
+START_TEST(resetconnection_status_bit)
+{
+    tds_server *s = start_server();
+    int fd = raw_login(s);
+    ck_assert(!raw_batch(fd, "CREATE TABLE #kept (a INT); INSERT INTO #kept VALUES (1)", 0x01));
+    ck_assert(!raw_batch(fd, "SELECT a FROM #kept", 0x01));
+    ck_assert(raw_batch(fd, "SELECT a FROM #kept", 0x01 | 0x08));
+    close(fd);
+    tds_server_stats st;
+    tds_server_get_stats(s, &st);
+    ck_assert_uint_eq(st.resets, 1);
+    tds_server_stop(s);
+}
+END_TEST
+
+/* sp_reset_connection as an RPC, through db-lib. */
+START_TEST(sp_reset_connection_rpc)
+{
+    tds_server *s = start_server();
+    DBPROCESS *p = connect_ok(s, DBVERSION_74);
+    ck_assert_int_eq(run_all(p, "CREATE TABLE #t (a INT); SET LANGUAGE Deutsch; USE tempdb"),
+                     SUCCEED);
+    char v[64];
+    query_text(p, "SELECT @@LANGUAGE", v, sizeof(v));
+    ck_assert_str_eq(v, "Deutsch");
+    query_text(p, "SELECT DB_NAME()", v, sizeof(v));
+    ck_assert_str_eq(v, "tempdb");
+    ck_assert_int_eq(dbrpcinit(p, "sp_reset_connection", 0), SUCCEED);
+    ck_assert_int_eq(dbrpcsend(p), SUCCEED);
+    ck_assert_int_eq(dbsqlok(p), SUCCEED);
+    while (dbresults(p) == SUCCEED)
+        while (dbnextrow(p) != NO_MORE_ROWS)
+            ;
+    query_text(p, "SELECT @@LANGUAGE", v, sizeof(v));
+    ck_assert_str_eq(v, "us_english");
+    query_text(p, "SELECT DB_NAME()", v, sizeof(v));
+    ck_assert_str_eq(v, DBNAME);
+    ck_assert_int_eq(run_all(p, "SELECT a FROM #t"), FAIL);
+    tds_server_stats st;
+    tds_server_get_stats(s, &st);
+    ck_assert_uint_eq(st.resets, 1);
+    disconnect(p);
+    tds_server_stop(s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("tds_server");
@@ -1226,6 +1390,12 @@ static Suite *suite(void)
     tcase_add_test(tc, knob_login_faults);
     tcase_add_test(tc, knob_query_faults);
     tcase_add_test(tc, stats_count_connections);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reset");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, resetconnection_status_bit);
+    tcase_add_test(tc, sp_reset_connection_rpc);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("server");

@@ -1312,6 +1312,140 @@ START_TEST(close_accepts_null)
 }
 END_TEST
 
+/* --- Session reset (issue 17) ------------------------------------------------ */
+
+/* The text value of `sql`, compared with want; the batch is finished. */
+static void expect_text(sg_driver_conn *c, const char *sql, const char *want)
+{
+    const sg_value *v = scalar_of(c, sql, NULL, 0);
+    ASSERT_TEXT(v, want);
+    ck_assert_int_eq(D->finish(c), 0);
+}
+
+static void expect_int(sg_driver_conn *c, const char *sql, int64_t want)
+{
+    const sg_value *v = scalar_of(c, sql, NULL, 0);
+    ASSERT_INT(v, want);
+    ck_assert_int_eq(D->finish(c), 0);
+}
+
+/* What one batch leaves in the session is gone for the next one on the same
+ * connection: temporary objects, #temp tables, SET options, USE. */
+START_TEST(session_reset_between_batches)
+{
+    cfg_init(&cfg, tds_server_port(srv), versions[_i]);
+    sg_driver_conn *c = open_ok();
+    run_ok(c,
+           "CREATE TABLE users (id INT, name NVARCHAR(50)); INSERT INTO users VALUES (1, N'Ada')",
+           NULL, 0);
+
+    run_ok(c, "CREATE TEMP VIEW users AS SELECT 666 AS id, 'attacker' AS name", NULL, 0);
+    expect_int(c, "SELECT id FROM users", 1);
+
+    expect_int(c,
+               "CREATE TABLE #scratch (a INT); INSERT INTO #scratch VALUES (5); "
+               "SELECT a FROM #scratch",
+               5);
+    expect_sql_error(c, "SELECT a FROM #scratch", 208, -1, -1, 1);
+
+    expect_text(c, "SET LANGUAGE Deutsch; SELECT @@LANGUAGE AS l", "Deutsch");
+    expect_text(c, "SELECT @@LANGUAGE AS l", "us_english");
+    expect_int(c, "SET LOCK_TIMEOUT 10; SELECT @@LOCK_TIMEOUT AS t", 10);
+    expect_int(c, "SELECT @@LOCK_TIMEOUT AS t", -1);
+
+    expect_text(c, "USE tempdb; SELECT DB_NAME() AS d", "tempdb");
+    expect_text(c, "SELECT DB_NAME() AS d", DBNAME);
+    /* Through sp_executesql too. */
+    sg_param p[] = {{.name = "x", .value = {.type = SG_V_INT, .u.i = 3}}};
+    exec_ok(c, "SET LOCK_TIMEOUT 20; SELECT @x AS x", p, 1);
+    sg_err err = {0};
+    ck_assert_int_eq(drain(c, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    expect_int(c, "SELECT @@LOCK_TIMEOUT AS t", -1);
+
+    tds_server_stats st;
+    tds_server_get_stats(srv, &st);
+    ck_assert_msg(st.resets >= 8, "%llu resets", (unsigned long long)st.resets);
+    ck_assert(!D->unusable(c));
+    D->close(c);
+}
+END_TEST
+
+/* Plain reads leave nothing in the session: no reset round trip for them. */
+START_TEST(session_reset_skipped_for_plain_reads)
+{
+    sg_driver_conn *c = open_ok();
+    run_ok(c, "CREATE TABLE users (id INT, name NVARCHAR(50))", NULL, 0);
+    tds_server_stats before, after;
+    tds_server_get_stats(srv, &before);
+    expect_int(c, "SELECT COUNT(*) AS n FROM users", 0);
+    expect_int(c, "\n  select 1 AS one", 1);
+    sg_param p[] = {{.name = "settings", .value = {.type = SG_V_INT, .u.i = 3}}};
+    exec_ok(c, "WITH x AS (SELECT @settings AS v) SELECT v FROM x", p, 1);
+    sg_err err = {0};
+    ck_assert_int_eq(drain(c, &err), 0);
+    ck_assert_int_eq(D->finish(c), 0);
+    tds_server_get_stats(srv, &after);
+    ck_assert_uint_eq(after.resets, before.resets);
+    /* A word that sets state anywhere in the batch, or a '#', brings it back. */
+    expect_int(c, "SELECT 1 AS one; SET LOCK_TIMEOUT 5", 1);
+    expect_int(c, "SELECT COUNT(*) AS n FROM users WHERE name <> '#'", 0);
+    expect_int(c, "/* comment first */ SELECT 1 AS one", 1);
+    tds_server_get_stats(srv, &after);
+    ck_assert_uint_eq(after.resets, before.resets + 3);
+    D->close(c);
+}
+END_TEST
+
+/* A batch that fails before its first result (dbsqlexec fails, finish() is
+ * not called) is reset too. */
+START_TEST(session_reset_after_failed_batch)
+{
+    sg_driver_conn *c = open_ok();
+    sg_err err = {0};
+    int rc = D->exec(c, "USE tempdb; SET LANGUAGE Deutsch; SELECT * FROM no_such_table", NULL, 0,
+                     sg_clock_ms() + LONG_MS, &err);
+    if (rc == 0) {
+        rc = drain(c, &err);
+        D->finish(c);
+    }
+    ck_assert_int_eq(rc, -1);
+    ck_assert(!D->unusable(c));
+    expect_text(c, "SELECT DB_NAME() AS d", DBNAME);
+    expect_text(c, "SELECT @@LANGUAGE AS l", "us_english");
+    D->close(c);
+}
+END_TEST
+
+/* What sp_reset_connection does not undo (an impersonation WITH NO REVERT,
+ * an application role, the isolation level on older servers): the
+ * connection is closed, never handed to the next caller. */
+START_TEST(impersonation_not_reused)
+{
+    static const char *const batches[] = {
+        "EXECUTE AS USER = 'app_reader'",
+        "exec\n  as login = 'sa' WITH NO REVERT",
+        "SETUSER 'guest'",
+        "EXEC sp_setapprole 'reporting', 'pw'",
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+    };
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+        sg_driver_conn *c = open_ok();
+        sg_err err = {0};
+        if (D->exec(c, batches[i], NULL, 0, sg_clock_ms() + LONG_MS, &err) == 0)
+            drain(c, &err);
+        D->finish(c);
+        ck_assert_msg(D->unusable(c), "%s: connection kept", batches[i]);
+        D->close(c);
+    }
+    /* Words that only look alike do not. */
+    sg_driver_conn *c = open_ok();
+    run_ok(c, "SELECT 1 AS executed_as_planned", NULL, 0);
+    ck_assert(!D->unusable(c));
+    D->close(c);
+}
+END_TEST
+
 static Suite *freetds_suite(void)
 {
     Suite *s = suite_create("freetds");
@@ -1361,6 +1495,14 @@ static Suite *freetds_suite(void)
     tcase_add_test(tc, raise_error_knob);
     tcase_add_test(tc, server_gone);
     tcase_add_test(tc, concurrent_connections);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("session");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, session_reset_between_batches, 0, 4);
+    tcase_add_test(tc, session_reset_after_failed_batch);
+    tcase_add_test(tc, session_reset_skipped_for_plain_reads);
+    tcase_add_test(tc, impersonation_not_reused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,8 +1,10 @@
 /* Unit suite for the SQLite driver, against real SQLite files in a mkdtemp()
  * directory and shared in-memory databases. */
+#include "sqlgate/db.h"
 #include "sqlgate/driver.h"
 
 #include <check.h>
+#include <sqlite3.h>
 
 #include <dirent.h>
 #include <pthread.h>
@@ -729,7 +731,16 @@ START_TEST(test_attach_denied)
     ck_assert_int_eq(err.code, SG_SQL_ERROR);
     ck_assert_int_eq(D->finish(c), 0);
     ck_assert(!exists(other));
-    run_ok(c, "CREATE TABLE t(a); VACUUM; ATTACH ':memory:' AS scratch; DETACH scratch");
+    /* VACUUM attaches a temporary copy by itself; a caller may not attach
+     * even an in-memory database (it would outlive the request). */
+    run_ok(c, "CREATE TABLE t(a); VACUUM");
+    ck_assert_int_eq(
+        D->exec(c, "ATTACH ':memory:' AS scratch", NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_ptr_nonnull(strstr(err.message, "ATTACH is not allowed"));
+    ck_assert_int_eq(D->exec(c, "DETACH main", NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, "DETACH is not allowed"));
+    ck_assert(!D->unusable(c));
     D->close(c);
 }
 END_TEST
@@ -939,8 +950,11 @@ START_TEST(test_disk_full_is_unavailable)
     sg_db_config cfg;
     cfg_init(&cfg, "core", path, false);
     sg_driver_conn *c = open_ok(&cfg);
-    run_ok(c, "CREATE TABLE t(b BLOB); PRAGMA max_page_count = 4");
+    run_ok(c, "CREATE TABLE t(b BLOB)");
     sg_err err = {0};
+    /* Callers may not run this PRAGMA; the health query (sqlgate's own) may. */
+    ck_assert_msg(D->ping(c, "PRAGMA max_page_count = 4", sg_clock_ms() + LONG_MS, &err) == 0, "%s",
+                  err.message);
     ck_assert_int_eq(D->exec(c, "INSERT INTO t VALUES (zeroblob(100000))", NULL, 0,
                              sg_clock_ms() + LONG_MS, &err),
                      0);
@@ -1211,21 +1225,21 @@ START_TEST(test_cache_schema_change)
 END_TEST
 
 /* Some pragmas act while they are prepared, not when they run: every run
- * must act again (SQLite also re-prepares a PRAGMA on each run by itself). */
+ * must read the value anew (SQLite also re-prepares a PRAGMA on each run by
+ * itself). Callers may only read; the value changes through the trusted
+ * health-query path. */
 START_TEST(test_cache_pragmas_act_every_time)
 {
     sg_db_config cfg;
     cfg_init(&cfg, "mem", ":memory:", false);
     sg_driver_conn *c = open_ok(&cfg);
+    sg_err err = {0};
     for (int i = 0; i < 3; i++) {
-        run_ok(c, "PRAGMA cache_size = 1234");
-        ck_assert_int_eq(query_int(c, "PRAGMA cache_size"), 1234);
-        run_ok(c, "PRAGMA cache_size = 777");
-        ck_assert_int_eq(query_int(c, "PRAGMA cache_size"), 777);
-        run_ok(c, "PRAGMA foreign_keys = OFF");
-        ck_assert_int_eq(query_int(c, "PRAGMA foreign_keys"), 0);
-        run_ok(c, "PRAGMA foreign_keys = ON");
-        ck_assert_int_eq(query_int(c, "PRAGMA foreign_keys"), 1);
+        ck_assert_int_eq(D->ping(c, "PRAGMA user_version = 1234", sg_clock_ms() + LONG_MS, &err),
+                         0);
+        ck_assert_int_eq(query_int(c, "PRAGMA user_version"), 1234);
+        ck_assert_int_eq(D->ping(c, "PRAGMA user_version = 777", sg_clock_ms() + LONG_MS, &err), 0);
+        ck_assert_int_eq(query_int(c, "PRAGMA user_version"), 777);
     }
     D->close(c);
 }
@@ -1271,15 +1285,12 @@ START_TEST(test_cache_stopped_early_releases_file)
         ck_assert_int_eq(D->finish(w), 0);
         /* A reader still inside its snapshot would keep the WAL from being
          * reset: the checkpoint would wait out its deadline and report busy. */
-        ck_assert_int_eq(
-            D->exec(w, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, 0, sg_clock_ms() + 1000, &err), 0);
-        const sg_column *cols;
-        size_t n;
-        const sg_value *v;
-        ck_assert_int_eq(D->next_result(w, &cols, &n, &err), 1);
-        ck_assert_int_eq(D->next_row(w, &v, &err), 1);
-        ck_assert_msg(v[0].u.i == 0, "checkpoint blocked by a reader");
-        ck_assert_int_eq(D->finish(w), 0);
+        /* Callers may not run wal_checkpoint: a connection of the test's own. */
+        sqlite3 *raw = NULL;
+        ck_assert_int_eq(sqlite3_open_v2(path, &raw, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        int ck = sqlite3_wal_checkpoint_v2(raw, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sqlite3_close(raw);
+        ck_assert_msg(ck == SQLITE_OK, "checkpoint blocked by a reader (%d)", ck);
         run_ok(w, "UPDATE t SET a = a - 1000 WHERE a = 1002");
         /* An interrupt at rest does not reach the next statement (SQLite
          * forgets it only once no statement of the connection is active). */
@@ -1486,6 +1497,182 @@ START_TEST(test_close_null)
 }
 END_TEST
 
+/* --- Hostile SQL (issue 17): process and session state ------------------ */
+
+/* Runs sql expecting SG_SQL_ERROR whose message contains `want`; the batch
+ * may fail at exec() or at its first result. */
+static void refused(sg_driver_conn *c, const char *sql, const char *want)
+{
+    sg_err err = {0};
+    int rc = D->exec(c, sql, NULL, 0, sg_clock_ms() + LONG_MS, &err);
+    if (rc == 0) {
+        rc = drain(c, &err);
+        D->finish(c);
+    }
+    ck_assert_msg(rc == -1, "%s was not refused", sql);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_msg(strstr(err.message, want) != NULL, "%s: message \"%s\" lacks \"%s\"", sql,
+                  err.message, want);
+}
+
+START_TEST(test_pragma_allow_list)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "pragma.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sqlite3_int64 heap = sqlite3_hard_heap_limit64(-1);
+    run_ok(c, "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
+              "CREATE INDEX users_name ON users(name)");
+    /* Reads of the schema and of settings work, also as table-valued functions. */
+    run_ok(c, "PRAGMA table_info(users); PRAGMA table_list; PRAGMA index_list(users);"
+              "PRAGMA index_info(users_name); PRAGMA foreign_key_list(users);"
+              "PRAGMA user_version; PRAGMA page_size; PRAGMA journal_mode");
+    run_ok(c, "SELECT name FROM pragma_table_info('users')");
+    /* Process-wide settings, connection settings and setter forms do not. */
+    refused(c, "PRAGMA hard_heap_limit=200000", "PRAGMA hard_heap_limit is not allowed");
+    refused(c, "PRAGMA soft_heap_limit=1", "PRAGMA soft_heap_limit is not allowed");
+    refused(c, "PRAGMA temp_store_directory='/tmp'", "PRAGMA temp_store_directory");
+    refused(c, "PRAGMA data_store_directory='/tmp'", "PRAGMA data_store_directory");
+    refused(c, "PRAGMA threads=8", "PRAGMA threads");
+    refused(c, "PRAGMA mmap_size=1000000", "PRAGMA mmap_size");
+    refused(c, "PRAGMA cache_size=-1000000", "PRAGMA cache_size");
+    refused(c, "PRAGMA journal_mode=DELETE", "PRAGMA journal_mode");
+    refused(c, "PRAGMA foreign_keys=OFF", "PRAGMA foreign_keys");
+    refused(c, "PRAGMA query_only=1", "PRAGMA query_only");
+    refused(c, "SELECT * FROM pragma_hard_heap_limit", "PRAGMA hard_heap_limit");
+    refused(c, "SELECT load_extension('/tmp/x')", "function load_extension is not allowed");
+    ck_assert(sqlite3_hard_heap_limit64(-1) == heap);
+    ck_assert_int_eq(query_int(c, "PRAGMA foreign_keys"), 1);
+    ck_assert(!D->unusable(c));
+    D->close(c);
+}
+END_TEST
+
+/* A temporary object would shadow a main table for the next caller of the
+ * connection: the connection is not reused. */
+START_TEST(test_temp_objects_discard_connection)
+{
+    static const char *const attacks[] = {
+        "CREATE TEMP VIEW users AS SELECT 666 AS id, 'attacker' AS name",
+        "CREATE TEMPORARY TABLE users(id, name)",
+        "CREATE TABLE temp.users(id, name)",
+        "CREATE TEMP TRIGGER tr AFTER INSERT ON main.users BEGIN SELECT 1; END",
+    };
+    sg_db_config cfg;
+    cfg_init(&cfg, "tmpobj", ":memory:", false);
+    sg_driver_conn *keep = open_ok(&cfg); /* keeps the shared memory database */
+    run_ok(keep, "CREATE TABLE users(id INTEGER, name TEXT); INSERT INTO users VALUES (1, 'Ada')");
+    for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
+        sg_driver_conn *c = open_ok(&cfg);
+        sg_err err = {0};
+        ck_assert_int_eq(D->exec(c, attacks[i], NULL, 0, sg_clock_ms() + LONG_MS, &err), 0);
+        ck_assert_msg(drain(c, &err) == 0, "%s: %s", attacks[i], err.message);
+        ck_assert_msg(D->finish(c) == -1, "%s: connection kept", attacks[i]);
+        ck_assert(D->unusable(c));
+        D->close(c);
+    }
+    /* Plain queries leave the connection reusable. */
+    ck_assert_int_eq(query_int(keep, "SELECT id FROM users"), 1);
+    ck_assert(!D->unusable(keep));
+    D->close(keep);
+}
+END_TEST
+
+START_TEST(test_last_insert_rowid_not_shared)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "rowid", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(id INTEGER PRIMARY KEY, a); INSERT INTO t(id, a) VALUES (4242, 1)");
+    ck_assert_int_eq(query_int(c, "SELECT last_insert_rowid()"), 0);
+    D->close(c);
+}
+END_TEST
+
+/* A process out of SQLite heap cannot serve queries: the health check says
+ * so even on a connection opened before (whose "SELECT 1" needs no heap). */
+START_TEST(test_ping_detects_out_of_memory)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "oom.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    sg_err err = {0};
+    ck_assert_int_eq(D->ping(c, "SELECT 1", sg_clock_ms() + LONG_MS, &err), 0);
+    sqlite3_int64 before = sqlite3_hard_heap_limit64(-1);
+    sqlite3_hard_heap_limit64(sqlite3_memory_used() + 1024);
+    int rc = D->ping(c, "SELECT 1", sg_clock_ms() + LONG_MS, &err);
+    bool unusable = D->unusable(c);
+    sqlite3_hard_heap_limit64(before);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(err.message, "memory"));
+    ck_assert(unusable);
+    D->close(c);
+    /* Once memory is back, a new connection serves again. */
+    c = open_ok(&cfg);
+    ck_assert_int_eq(D->ping(c, "SELECT 1", sg_clock_ms() + LONG_MS, &err), 0);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_limits_set_at_open)
+{
+    sg_db_config cfg;
+    cfg_init(&cfg, "lim", ":memory:", false);
+    sg_driver_conn *c = open_ok(&cfg);
+    /* 2100 variables at most, as SQL Server. */
+    char sql[16];
+    snprintf(sql, sizeof sql, "SELECT ?2101");
+    refused(c, sql, "variable number must be between");
+    /* A value over 512 MiB is refused before it is built. */
+    refused(c, "SELECT length(zeroblob(600000000))", "too big");
+    D->close(c);
+}
+END_TEST
+
+static sg_db_state wait_state(sg_db *db, sg_db_state want, int64_t limit_ms)
+{
+    sg_db_health h;
+    int64_t deadline = sg_clock_ms() + limit_ms;
+    for (;;) {
+        sg_db_health_get(db, &h);
+        if (h.state == want || sg_clock_ms() >= deadline)
+            return h.state;
+        struct timespec ts = {.tv_nsec = 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The background check, not only ping(), turns a process out of SQLite
+ * heap into "down", and back to "ready" once memory is there again. */
+START_TEST(test_health_down_when_out_of_memory)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "health.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    cfg.health_interval_ms = 100;
+    cfg.retry_max_ms = 200;
+    sg_err err = {0};
+    sg_db *db = sg_db_new(&cfg, D, &err);
+    ck_assert_msg(db != NULL, "%s", err.message);
+    ck_assert_msg(sg_db_open(db, &err) == 0, "%s", err.message);
+    ck_assert_str_eq(sg_db_state_name(wait_state(db, SG_STATE_READY, 10000)), "ready");
+    sqlite3_int64 before = sqlite3_hard_heap_limit64(-1);
+    sqlite3_hard_heap_limit64(sqlite3_memory_used() + 1024);
+    sg_db_state down = wait_state(db, SG_STATE_DOWN, 10000);
+    sqlite3_hard_heap_limit64(before);
+    ck_assert_str_eq(sg_db_state_name(down), "down");
+    ck_assert_str_eq(sg_db_state_name(wait_state(db, SG_STATE_READY, 10000)), "ready");
+    ck_assert_int_eq(sg_db_close(db, sg_clock_ms() + 5000, NULL), 0);
+    sg_db_free(db);
+}
+END_TEST
+
 static Suite *sqlite_suite(void)
 {
     Suite *s = suite_create("sqlite");
@@ -1526,6 +1713,12 @@ static Suite *sqlite_suite(void)
     tcase_add_test(tc, test_deadline_while_streaming);
     tcase_add_test(tc, test_cache_multi_statement_batches);
     tcase_add_test(tc, test_close_null);
+    tcase_add_test(tc, test_pragma_allow_list);
+    tcase_add_test(tc, test_temp_objects_discard_connection);
+    tcase_add_test(tc, test_last_insert_rowid_not_shared);
+    tcase_add_test(tc, test_ping_detects_out_of_memory);
+    tcase_add_test(tc, test_health_down_when_out_of_memory);
+    tcase_add_test(tc, test_limits_set_at_open);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -19,6 +19,8 @@
  * seconds, whatever the server does. A login past its deadline is cancelled at
  * the next tick.
  */
+#include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,7 +33,8 @@
 
 #include "sqlgate/driver.h"
 
-#define CONV_MAX 72 /* converted text of one value: decimals, dates, guids */
+#define CONV_MAX         72   /* converted text of one value: decimals, dates, guids */
+#define RESET_TIMEOUT_MS 5000 /* longest wait for sp_reset_connection */
 
 /* db-lib reports uniqueidentifier columns with the TDS type number but its
  * header has no name for it. */
@@ -67,6 +70,8 @@ struct sg_driver_conn {
     bool rows_pending; /* the current result has unread rows */
     bool tran_check;   /* the batch may have opened a transaction */
     bool always_check; /* a batch set a session option after which any statement may */
+    bool needs_reset;  /* a batch ran since the session was last reset */
+    bool no_reset;     /* a batch may have set what no reset undoes: never reuse */
     int64_t rows_affected;
 
     /* Current result; arrays sized for cap columns. */
@@ -446,6 +451,122 @@ done:
     return rc;
 }
 
+/* Whether a batch may leave anything in its session, so that the connection
+ * must be reset before the next caller: every batch except one that starts
+ * with SELECT or WITH and has no '#' (temporary tables and procedures) and
+ * none of the words below anywhere (statements that set session state or
+ * write, which also sets @@IDENTITY). Words inside strings, comments or
+ * names only cause a needless reset. A SELECT-only batch leaves @@ROWCOUNT
+ * and @@ERROR as the next caller's starting values; nothing else (T-SQL
+ * functions cannot change session state, and a procedure called without
+ * EXEC must be a batch's first word). Sparing those batches the reset's
+ * round trip keeps plain reads at one round trip. */
+static bool may_change_session(const char *sql)
+{
+    static const char *const words[] = {
+        "alter",   "begin",    "checkpoint", "create",  "dbcc",    "declare", "delete",
+        "deny",    "drop",     "exec",       "execute", "grant",   "insert",  "into",
+        "kill",    "merge",    "open",       "revert",  "revoke",  "save",    "set",
+        "setuser", "truncate", "update",     "use",     "waitfor",
+    };
+    if (strchr(sql, '#') != NULL)
+        return true;
+    bool first = true;
+    for (const char *p = sql; *p != '\0';) {
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '@' && *p != '$') {
+            if (first && !isspace((unsigned char)*p) && *p != '(')
+                return true; /* a comment or anything unusual before the first word */
+            p++;
+            continue;
+        }
+        const char *start = p;
+        while (isalnum((unsigned char)*p) || *p == '_' || *p == '@' || *p == '$')
+            p++;
+        size_t len = (size_t)(p - start);
+        if (first) {
+            first = false;
+            if (!((len == 6 && strncasecmp(start, "select", 6) == 0) ||
+                  (len == 4 && strncasecmp(start, "with", 4) == 0)))
+                return true;
+            continue;
+        }
+        if (*start == '@')
+            continue; /* a variable or parameter, never a keyword */
+        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+            if (strlen(words[i]) == len && strncasecmp(start, words[i], len) == 0)
+                return true;
+    }
+    return first; /* an empty batch: reset, to be safe */
+}
+
+/* Whether sql may set session state that sp_reset_connection does not undo
+ * (any case, any spacing): an impersonation (EXECUTE AS, EXEC AS, SETUSER; a
+ * context set WITH NO REVERT or WITH COOKIE cannot be reverted by anyone
+ * else), an application role (sp_setapprole), or the transaction isolation
+ * level (kept across resets before SQL Server 2014). Such a connection is
+ * closed rather than reset; a false alarm (the words in a string or a name)
+ * only costs a new login. */
+static bool mentions_unresettable(const char *sql)
+{
+    static const char *const words[] = {"setuser", "sp_setapprole", "isolation"};
+    if (mentions(sql, words, sizeof words / sizeof words[0]))
+        return true;
+    for (const char *p = sql; *p != '\0'; p++) {
+        if (strncasecmp(p, "exec", 4) != 0 ||
+            (p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '@')))
+            continue;
+        const char *q = p + 4;
+        if (strncasecmp(q, "ute", 3) == 0)
+            q += 3;
+        if (!isspace((unsigned char)*q))
+            continue;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (strncasecmp(q, "as", 2) == 0 && !isalnum((unsigned char)q[2]) && q[2] != '_')
+            return true;
+    }
+    return false;
+}
+
+/* Puts the session back to the state of a fresh login before the connection
+ * serves another caller, as ADO.NET's pool does: an RPC call of
+ * sp_reset_connection (db-lib cannot set the TDS RESETCONNECTION status bit
+ * that ADO.NET uses; SQL Server runs the same procedure for both). The server
+ * drops temporary objects (#tables), resets SET options to their defaults,
+ * goes back to the login's database, aborts an open transaction and frees
+ * cursors and locks. What it leaves is kept out by mentions_unresettable. A
+ * reset that fails or times out leaves the connection dead: it is closed,
+ * never reused. 0 or -1. */
+static int reset_session(sg_driver_conn *c, int64_t deadline_ms)
+{
+    int64_t limit = sg_clock_ms() + RESET_TIMEOUT_MS;
+    c->deadline = deadline_ms != 0 && deadline_ms < limit ? deadline_ms : limit;
+    atomic_store(&c->interrupted, false);
+    c->late_ticks = 0;
+    c->timed_out = false;
+    sg_err_clear(&c->err);
+    c->needs_reset = false;
+    if (c->no_reset || dbrpcinit(c->dbp, "sp_reset_connection", 0) == FAIL ||
+        dbrpcsend(c->dbp) == FAIL || dbsqlok(c->dbp) == FAIL) {
+        c->dead = true;
+        return -1;
+    }
+    RETCODE rc;
+    while ((rc = dbresults(c->dbp)) == SUCCEED) {
+        STATUS row;
+        while ((row = dbnextrow(c->dbp)) != NO_MORE_ROWS && row != FAIL)
+            ;
+    }
+    c->deadline = 0;
+    if (rc != NO_MORE_RESULTS || c->err.code != SG_OK || c->timed_out || dbdead(c->dbp)) {
+        c->dead = true;
+        return -1;
+    }
+    /* IMPLICIT_TRANSACTIONS and ANSI_DEFAULTS are back to the login's. */
+    c->always_check = false;
+    return 0;
+}
+
 /* Brings the connection back to rest after a failure inside a batch. */
 static void settle(sg_driver_conn *c)
 {
@@ -459,7 +580,13 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
 {
     if (c->dead)
         return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection is broken");
+    /* A batch that failed in exec() never reached finish(): reset now. */
+    if (c->needs_reset && reset_session(c, deadline_ms) != 0)
+        return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection could not be reset");
     batch_reset(c, deadline_ms);
+    c->needs_reset = may_change_session(sql);
+    if (mentions_unresettable(sql))
+        c->no_reset = true;
     c->in_batch = true;
     c->tran_check = may_open_transaction(c, sql);
     int rc;
@@ -468,8 +595,12 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     } else {
         rc = send_rpc(c, sql, params, n_params, err);
     }
-    if (rc != 0)
+    if (rc != 0) {
         settle(c);
+        /* finish() will not be called: the reset cannot wait for it. */
+        if (c->needs_reset && !c->dead && !dbdead(c->dbp))
+            reset_session(c, 0);
+    }
     return rc;
 }
 
@@ -779,6 +910,8 @@ static int ft_finish(sg_driver_conn *c)
             if (scalar(c, "SELECT @@TRANCOUNT", &open) != 0 || open != 0)
                 c->dead = true;
         }
+        if (!c->dead && !dbdead(c->dbp) && c->needs_reset)
+            reset_session(c, 0);
     }
     c->deadline = 0;
     if (c->dead || dbdead(c->dbp)) {
@@ -820,7 +953,7 @@ static void ft_interrupt(sg_driver_conn *c)
 
 static bool ft_unusable(sg_driver_conn *c)
 {
-    return c->dead || dbdead(c->dbp);
+    return c->dead || c->no_reset || dbdead(c->dbp);
 }
 
 /* --- freetds.conf for what db-lib only reads from there ---------------------- */
@@ -840,7 +973,9 @@ static const char *user_conf(char *buf, size_t n)
     return "/etc/freetds/freetds.conf";
 }
 
-static char conf_path[64];
+/* Where ft_prepare wrote the file; "" when it did not. Static storage, so
+ * that remove_conf needs no allocation or lock. */
+static char conf_path[PATH_MAX];
 
 /* atexit handler and the driver's discard(): unlink() only, no locks. */
 static void remove_conf(void)
@@ -858,7 +993,15 @@ static int ft_prepare(const sg_config *cfg, sg_err *err)
     if (!any)
         return 0;
     const char *tmp = getenv("TMPDIR");
-    snprintf(conf_path, sizeof conf_path, "%.40s/sqlgate-freetds-XXXXXX", tmp ? tmp : "/tmp");
+    if (tmp == NULL || tmp[0] == '\0')
+        tmp = "/tmp";
+    int len = snprintf(conf_path, sizeof conf_path, "%s/sqlgate-freetds-XXXXXX", tmp);
+    if (len < 0 || (size_t)len >= sizeof conf_path) {
+        conf_path[0] = '\0';
+        return sg_err_set(err, SG_INTERNAL,
+                          "cannot write a freetds.conf for the encryption settings: TMPDIR is "
+                          "longer than PATH_MAX");
+    }
     int fd = mkstemp(conf_path);
     FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (out == NULL) {

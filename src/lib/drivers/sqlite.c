@@ -13,28 +13,34 @@
  * handler, so a statement that failed on its first step with BUSY/LOCKED in
  * autocommit mode is reset and retried until the deadline.
  *
- * Hardening: every connection denies ATTACH of any file (and so VACUUM INTO),
- * keeping one named database to its one file; ATTACH of ':memory:' or a temp
- * database ('') stays allowed, so a plain VACUUM works. Defensive mode is on,
- * the two-argument fts3_tokenizer() and load_extension() are off.
+ * Hardening (docs/security.md): an authorizer on every connection lets a
+ * caller's SQL run only read-only PRAGMAs and no ATTACH, DETACH (so no VACUUM
+ * INTO), load_extension() or fts3_tokenizer(); sqlgate's own statements (setup,
+ * health query) run trusted. Defensive mode is on, extension loading and the
+ * two-argument tokenizer are off, per-connection limits are set at open and a
+ * process-wide heap limit at the first open. A caller that touched the temp
+ * schema leaves its connection dirty: it is closed, not reused, so no
+ * temporary object reaches the next caller.
  *
  * Statement cache: a batch of exactly one statement keeps its prepared
  * statement in a small per-connection cache keyed by the batch text, so the
  * next batch with the same text skips the parser. A cached statement at rest
  * is reset and unbound: it holds no read transaction (which would block WAL
  * checkpoints, and writers of a shared-cache database) and no pointer into a
- * freed batch. The authorizer is stateless (the same text is allowed or denied
- * on every prepare), and SQLite prepares a statement again by itself when the
- * schema or a setting it was compiled against changed, running the authorizer
- * again. A statement whose batch failed is dropped rather than reused. A
- * PRAGMA is never cached (some act while prepared, not when run), and
- * multi-statement batches are prepared statement by statement as they run.
+ * freed batch. The authorizer decides from the text alone (the same text is
+ * allowed or denied on every prepare; trusted statements are never cached),
+ * and SQLite prepares a statement again by itself when the schema or a
+ * setting it was compiled against changed, running the authorizer again. A
+ * statement whose batch failed is dropped rather than reused. A PRAGMA is
+ * never cached (some act while prepared, not when run), and multi-statement
+ * batches are prepared statement by statement as they run.
  */
 #include "sqlgate/driver.h"
 
 #include <sqlite3.h>
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +54,13 @@
 #define CACHE_SIZE     32   /* prepared single-statement batches per connection */
 #define SQL_SEVERITY   16   /* SQL Server's "user error" class */
 #define SQL_STATE      1
+
+/* Limits sqlgate sets (docs/security.md). Bytes of one string or blob: large
+ * enough for the 256 MB values bench/run streams. */
+#define SG_SQLITE_MAX_LENGTH     (512 * 1024 * 1024)
+#define SG_SQLITE_MAX_SQL_LENGTH (16 * 1024 * 1024)       /* bytes of one statement */
+#define SG_SQLITE_HEAP_LIMIT     ((sqlite3_int64)1 << 30) /* whole process, bytes */
+#define PING_PROBE_BYTES         (256 * 1024)             /* what a query's page cache needs soon */
 
 /* How a column's values are mapped, decided from its declared type. */
 typedef enum col_kind { KIND_PLAIN, KIND_BOOL, KIND_DECIMAL } col_kind;
@@ -73,6 +86,10 @@ struct sg_driver_conn {
     char *path;              /* owned copy of cfg->path, for error messages */
     atomic_bool interrupted; /* set by interrupt(), cleared by the next exec() */
     bool broken;             /* I/O, corruption: never reuse */
+    bool trusted;            /* sqlgate's own statement: the authorizer allows all */
+    bool stepping;           /* inside sqlite3_step() of a caller's statement */
+    bool session_dirty;      /* a temp object may exist: never reuse */
+    char denied[160];        /* why the authorizer refused, for the error; "" if not */
 
     /* Current batch; all NULL/zero at rest. */
     bool in_batch;
@@ -139,25 +156,108 @@ static int progress_cb(void *ud)
     return atomic_load(&c->interrupted) || sg_clock_ms() >= c->deadline_ms;
 }
 
-/* Authorizer: ATTACH only of in-memory or temporary databases. The filename
- * is NULL when it is not a literal; that is denied too. Its decisions depend
- * on the statement text alone, so a cached statement needs no new check.
- * It also notes that a PRAGMA was compiled: some pragmas act while they are
- * prepared rather than when they run, so they are never cached. */
-static int auth_cb(void *ud, int action, const char *a1, const char *a2, const char *a3,
-                   const char *a4)
+/* --- Authorizer: what callers' SQL may do ---------------------------------- */
+
+/* PRAGMAs a caller may run with any argument: they only read the schema or
+ * check the file, and change no setting of the connection or the process.
+ * docs/security.md lists them with the reasons. */
+static const char *const pragma_read[] = {
+    "collation_list",   "compile_options", "database_list", "foreign_key_check",
+    "foreign_key_list", "function_list",   "index_info",    "index_list",
+    "index_xinfo",      "integrity_check", "module_list",   "pragma_list",
+    "quick_check",      "table_info",      "table_list",    "table_xinfo",
+};
+
+/* PRAGMAs a caller may run only without a value: the plain form reads the
+ * setting; any value would change it. SQLite's own modules run some of these
+ * (fts5 reads data_version, rtree page_size) while a statement steps. */
+static const char *const pragma_get[] = {
+    "application_id", "auto_vacuum",    "data_version", "encoding",
+    "foreign_keys",   "freelist_count", "journal_mode", "page_count",
+    "page_size",      "schema_version", "user_version",
+};
+
+/* SQL functions refused whatever their arguments: they act on the process
+ * (load a library, swap a tokenizer pointer) rather than on data. Both are
+ * also switched off at open; this makes the refusal say why. */
+static const char *const function_deny[] = {"fts3_tokenizer", "load_extension"};
+
+static bool in_list(const char *name, const char *const *list, size_t n)
+{
+    if (name == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(name, list[i]) == 0)
+            return true;
+    return false;
+}
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Refuses an action, keeping the reason for the error the caller will get
+ * (SQLite itself only says "not authorized"). */
+static int auth_deny(sg_driver_conn *c, const char *kind, const char *name, const char *why)
+{
+    if (c->denied[0] == '\0')
+        snprintf(c->denied, sizeof c->denied, "%s%s is not allowed: %s", kind,
+                 name != NULL ? name : "", why);
+    return SQLITE_DENY;
+}
+
+/* Authorizer, on every connection. sqlgate's own statements (setup at open,
+ * the health query) run with c->trusted and are not limited. A caller's
+ * statement may not:
+ *   - run a PRAGMA outside the two lists above: many change process-wide
+ *     state (hard_heap_limit, soft_heap_limit, temp_store_directory) or
+ *     connection settings that would outlive the request (cache_size,
+ *     recursive_triggers, query_only, ...);
+ *   - ATTACH or DETACH: a file anywhere on disk could be created or read.
+ *     SQLite's VACUUM attaches a temporary database ('') while it steps;
+ *     that alone is allowed, so a plain VACUUM works and VACUUM INTO a file
+ *     does not;
+ *   - call a function of function_deny.
+ * Its decisions depend on the statement text and on c->trusted alone, so a
+ * cached statement needs no new check (statements run trusted never enter
+ * the cache). Every use of the temp schema marks the session dirty: the
+ * connection is then discarded after the request (see sl_unusable). It also
+ * notes that a PRAGMA was compiled: some act while they are prepared rather
+ * than when they run, so they are never cached. */
+static int auth_cb(void *ud, int action, const char *a1, const char *a2, const char *db,
+                   const char *inner)
 {
     sg_driver_conn *c = ud;
-    (void)a2;
-    (void)a3;
-    (void)a4;
-    if (action == SQLITE_PRAGMA)
+    (void)inner;
+    if (!c->trusted && db != NULL && strcmp(db, "temp") == 0)
+        c->session_dirty = true;
+    switch (action) {
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_TEMP_VIEW:
+        c->session_dirty |= !c->trusted;
+        return SQLITE_OK;
+    case SQLITE_PRAGMA:
         c->saw_pragma = true;
-    if (action != SQLITE_ATTACH)
+        if (c->trusted || in_list(a1, pragma_read, COUNT_OF(pragma_read)) ||
+            (a2 == NULL && in_list(a1, pragma_get, COUNT_OF(pragma_get))))
+            return SQLITE_OK;
+        return auth_deny(c, "PRAGMA ", a1,
+                         "sqlgate runs only the read-only PRAGMAs listed in docs/security.md");
+    case SQLITE_ATTACH:
+        if (c->trusted || (c->stepping && a1 != NULL && a1[0] == '\0'))
+            return SQLITE_OK;
+        return auth_deny(c, "ATTACH", NULL, "a database is one file (ATTACH, VACUUM INTO)");
+    case SQLITE_DETACH:
+        if (c->trusted || c->stepping)
+            return SQLITE_OK;
+        return auth_deny(c, "DETACH", NULL, "a database is one file");
+    case SQLITE_FUNCTION:
+        if (!c->trusted && in_list(a2, function_deny, COUNT_OF(function_deny)))
+            return auth_deny(c, "function ", a2, "it acts on the process, not on data");
         return SQLITE_OK;
-    if (a1 != NULL && (a1[0] == '\0' || strcmp(a1, ":memory:") == 0))
+    default:
         return SQLITE_OK;
-    return SQLITE_DENY;
+    }
 }
 
 /* --- Errors ---------------------------------------------------------------- */
@@ -214,6 +314,11 @@ static int map_error(sg_driver_conn *c, int rc, int line, sg_err *err)
     case SQLITE_MISUSE:
         return sg_err_set(err, SG_INTERNAL, "SQLite API misuse: %s", msg);
     default:
+        /* A refused function fails with SQLITE_ERROR, other refusals with
+         * SQLITE_AUTH; SQLite only says "not authorized" or "authorization
+         * denied" (VACUUM INTO). */
+        if (c->denied[0] != '\0' && strstr(msg, "authoriz") != NULL)
+            msg = c->denied;
         return sql_error(err, xrc, line, msg);
     }
 }
@@ -521,7 +626,9 @@ static int step(sg_driver_conn *c, bool first)
 {
     int64_t wait = 1;
     for (;;) {
+        c->stepping = true;
         int rc = sqlite3_step(c->stmt);
+        c->stepping = false;
         if (rc == SQLITE_ROW || rc == SQLITE_DONE)
             return rc;
         if (!first || !sqlite3_get_autocommit(c->db) || !may_retry(c, rc))
@@ -744,6 +851,7 @@ static void sl_close(sg_driver_conn *c)
 static int setup_exec(sg_driver_conn *c, const char *sql, const char *path, sg_err *err)
 {
     sqlite3_stmt *st = NULL;
+    c->trusted = true;
     int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
     int64_t wait = 1;
     while (rc == SQLITE_OK) {
@@ -758,6 +866,7 @@ static int setup_exec(sg_driver_conn *c, const char *sql, const char *path, sg_e
         wait = wait < 32 ? wait * 2 : wait;
         rc = SQLITE_OK;
     }
+    c->trusted = false;
     if (rc == SQLITE_OK || rc == SQLITE_DONE) {
         sqlite3_finalize(st);
         return 0;
@@ -770,6 +879,45 @@ static int setup_exec(sg_driver_conn *c, const char *sql, const char *path, sg_e
     snprintf(msg, sizeof msg, "%s", reason);
     sqlite3_finalize(st);
     return sg_err_set(err, SG_DB_UNAVAILABLE, "cannot open SQLite database \"%s\": %s", path, msg);
+}
+
+/* Per-connection limits, tighter than SQLite's compiled-in maxima where a
+ * caller could otherwise make one statement cost a lot of memory or stack.
+ * docs/security.md lists them. */
+static void set_limits(sqlite3 *db)
+{
+    static const struct {
+        int id;
+        int value;
+    } limits[] = {
+        {SQLITE_LIMIT_LENGTH, SG_SQLITE_MAX_LENGTH},
+        {SQLITE_LIMIT_SQL_LENGTH, SG_SQLITE_MAX_SQL_LENGTH},
+        {SQLITE_LIMIT_COLUMN, 2000},
+        {SQLITE_LIMIT_EXPR_DEPTH, 1000},
+        {SQLITE_LIMIT_COMPOUND_SELECT, 500},
+        {SQLITE_LIMIT_VDBE_OP, 25000000},
+        {SQLITE_LIMIT_FUNCTION_ARG, 127},
+        /* VACUUM needs one slot for its temporary copy; callers cannot ATTACH. */
+        {SQLITE_LIMIT_ATTACHED, 1},
+        {SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50000},
+        {SQLITE_LIMIT_VARIABLE_NUMBER, 2100},
+        {SQLITE_LIMIT_TRIGGER_DEPTH, 100},
+        {SQLITE_LIMIT_WORKER_THREADS, 0},
+    };
+    for (size_t i = 0; i < COUNT_OF(limits); i++)
+        sqlite3_limit(db, limits[i].id, limits[i].value);
+}
+
+/* SQLite's heap limit is process-wide: set once, at the first open, and never
+ * by a caller (PRAGMA hard_heap_limit is refused). A value within the limit
+ * keeps the process from being swapped to death by one statement; past it,
+ * SQLite fails allocations with SQLITE_NOMEM and the health check reports the
+ * database down (sl_ping). */
+static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
+
+static void set_heap_limit(void)
+{
+    sqlite3_hard_heap_limit64(SG_SQLITE_HEAP_LIMIT);
 }
 
 /* The URI of the shared in-memory database of `name`; characters outside
@@ -823,6 +971,7 @@ static sg_driver_conn *sl_open(const sg_db_config *cfg, int64_t deadline_ms, sg_
         flags |= SQLITE_OPEN_URI;
     }
 
+    pthread_once(&heap_once, set_heap_limit);
     sg_driver_conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         sg_err_set(err, SG_INTERNAL, "out of memory opening SQLite database");
@@ -847,6 +996,7 @@ static sg_driver_conn *sl_open(const sg_db_config *cfg, int64_t deadline_ms, sg_
     sqlite3_busy_handler(c->db, busy_cb, c);
     sqlite3_progress_handler(c->db, PROGRESS_STEPS, progress_cb, c);
     sqlite3_set_authorizer(c->db, auth_cb, c);
+    set_limits(c->db);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)NULL);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
@@ -876,6 +1026,7 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     if (sql == NULL)
         return sg_err_set(err, SG_BAD_REQUEST, "sql is missing");
     atomic_store(&c->interrupted, false);
+    c->denied[0] = '\0';
     c->started_ms = sg_clock_ms();
     c->deadline_ms = deadline_ms;
     c->rows_affected = 0;
@@ -885,7 +1036,7 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
         goto fail;
     size_t len;
     uint64_t hash = sql_hash(sql, &len);
-    cache_entry *e = cache_find(c, sql, len, hash);
+    cache_entry *e = c->trusted ? NULL : cache_find(c, sql, len, hash);
     if (e != NULL) {
         /* The batch is this one statement: no text is left to prepare. */
         if (copy_params(c, params, n_params, err) < 0)
@@ -913,7 +1064,7 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     int rc = prepare_next(c, SQLITE_PREPARE_PERSISTENT, err);
     if (rc < 0)
         goto fail;
-    if (rc == 1 && !c->saw_pragma && only_separators(c->tail))
+    if (rc == 1 && !c->saw_pragma && !c->trusted && only_separators(c->tail))
         c->entry = cache_add(c, c->sql, len, hash, c->stmt, c->stmt_line);
     return 0;
 
@@ -1014,9 +1165,12 @@ static int64_t sl_rows_affected(sg_driver_conn *c)
     return c->rows_affected;
 }
 
+/* A connection on which a caller may have left a temporary object (table,
+ * view, trigger, index in the temp schema) is not handed to the next caller:
+ * "CREATE TEMP VIEW users" would shadow main.users for everyone after. */
 static bool sl_unusable(sg_driver_conn *c)
 {
-    return c->broken || !sqlite3_get_autocommit(c->db);
+    return c->broken || c->session_dirty || !sqlite3_get_autocommit(c->db);
 }
 
 /* A batch that leaves a transaction open (e.g. "BEGIN; INSERT ...") makes the
@@ -1024,13 +1178,33 @@ static bool sl_unusable(sg_driver_conn *c)
 static int sl_finish(sg_driver_conn *c)
 {
     batch_end(c);
+    /* last_insert_rowid() would show the next caller this caller's row. */
+    sqlite3_set_last_insert_rowid(c->db, 0);
     return sl_unusable(c) ? -1 : 0;
 }
 
+/* The health query runs as sqlgate's own statement (trusted, never cached,
+ * so it is prepared anew and needs fresh memory each time). Before it, a
+ * probe allocation: a statement needs page-cache memory that "SELECT 1" on an
+ * open connection does not (its few small allocations come from the
+ * connection's lookaside buffer), so without the probe a process out of
+ * SQLite heap would still look healthy. */
 static int sl_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg_err *err)
 {
-    if (sl_exec(c, sql, NULL, 0, deadline_ms, err) < 0)
+    void *probe = sqlite3_malloc64(PING_PROBE_BYTES);
+    if (probe == NULL) {
+        c->broken = true;
+        return sg_err_set(err, SG_DB_UNAVAILABLE,
+                          "SQLite cannot allocate memory (the process reached its SQLite heap "
+                          "limit)");
+    }
+    sqlite3_free(probe);
+    c->trusted = true;
+    int erc = sl_exec(c, sql, NULL, 0, deadline_ms, err);
+    c->trusted = false;
+    if (erc < 0)
         return -1;
+    c->trusted = true;
     const sg_column *cols;
     size_t n_cols;
     const sg_value *values;
@@ -1041,6 +1215,7 @@ static int sl_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg_e
         if (rc < 0)
             break;
     }
+    c->trusted = false;
     if (sl_finish(c) < 0 && rc >= 0)
         return sg_err_set(err, SG_DB_UNAVAILABLE, "SQLite connection is unusable after ping");
     return rc < 0 ? -1 : 0;
