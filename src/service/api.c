@@ -271,6 +271,25 @@ static void log_query_error(const char *msg, const char *request_id, const char 
     log_event(level, msg, f);
 }
 
+/* A read-only query that SQL Server refused for want of rights (its
+ * read-only login: 229/230 permission denied on an object, 262 CREATE
+ * denied, 3906 read-only database) is a scope refusal, decided by the
+ * server: FORBIDDEN, with the server's words. */
+static void read_only_refusal(sg_err *err)
+{
+    if (err->code != SG_SQL_ERROR)
+        return;
+    long n = err->sql.number;
+    if (n != 229 && n != 230 && n != 262 && n != 3906)
+        return;
+    char server[SG_ERR_MESSAGE_MAX];
+    snprintf(server, sizeof server, "%s", err->message);
+    sg_err_set(
+        err, SG_FORBIDDEN,
+        "this token is read-only (needs rw); the database refused its read-only login: %.300s",
+        server);
+}
+
 static ssize_t stream_fill(void *cls, char *buf, size_t max)
 {
     streamed *st = cls;
@@ -323,6 +342,8 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         .read_only = !(sg_token_scopes(http_req_token(req)) & SG_SCOPE_RW),
     };
     sg_query *query = sg_db_query_begin_opts(db, q->sql, q->params, q->n_params, &qo, &err);
+    if (query == NULL && qo.read_only)
+        read_only_refusal(&err);
     if (query == NULL) {
         log_query_error("query failed", http_req_id(req), real, q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
@@ -339,6 +360,8 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
     };
     qstream *s = qstream_new(query, &opt, &err);
     int rc = s ? qstream_fill(s, PREBUFFER_BYTES, &err) : -1;
+    if (rc < 0 && qo.read_only)
+        read_only_refusal(&err);
     if (rc < 0) {
         log_query_error("query failed", http_req_id(req), real, q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));

@@ -239,6 +239,10 @@ int main(int argc, char **argv)
             opt.user = v;
         } else if (strcmp(a, "--password") == 0) {
             opt.password = v;
+        } else if (strcmp(a, "--readonly-user") == 0) {
+            opt.readonly_user = v;
+        } else if (strcmp(a, "--readonly-password") == 0) {
+            opt.readonly_password = v;
         } else if (strcmp(a, "--database") == 0) {
             opt.database = v;
         } else if (strcmp(a, "--sqlite") == 0) {
