@@ -267,6 +267,13 @@ static bool parse_secret(parser *p, size_t line, sg_token *t, const char *s, siz
         }
         return true;
     }
+    /* "db=app rw" without its token would otherwise make "db=app" a token. */
+    if ((n >= 3 && strncmp(s, "db=", 3) == 0) || (n == 2 && strncmp(s, "ro", 2) == 0) ||
+        (n == 2 && strncmp(s, "rw", 2) == 0) || (n == 5 && strncmp(s, "admin", 5) == 0) ||
+        (n == 7 && strncmp(s, "metrics", 7) == 0)) {
+        problem(p, line, "the line starts with a scope word; the token must come first");
+        return false;
+    }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 0x20 || c >= 0x7f) {

@@ -221,6 +221,8 @@ static const struct {
      "tokens.txt:2: sha256: must be followed by exactly 64 hex digits"},
     {TOK_APP "\x01x db=*", "tokens.txt:2: the token contains a control or non-ASCII"},
     {TOK_APP "\xc3\xa9 db=*", "tokens.txt:2: the token contains a control or non-ASCII"},
+    {"db=app rw", "tokens.txt:2: the line starts with a scope word"},
+    {"  rw db=app", "tokens.txt:2: the line starts with a scope word"},
 };
 
 START_TEST(file_bad_line)
