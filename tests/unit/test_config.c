@@ -72,6 +72,12 @@ static void setup(void)
     write_text("tokens_blank", "  \n\n");
     write_text("tokens_empty_item", TOKEN_A ",," TOKEN_B "\n");
     write_text("tokens_lines", TOKEN_A "\n" TOKEN_B "\n");
+    /* Scoped tokens (SQLGATE_TOKENS_FILE): TOKEN_A plain, TOKEN_B by its SHA-256. */
+    write_text("scoped", TOKEN_A
+               " db=core rw\n# "
+               "comment\n\nsha256:8b663c291cb8ad7edbed816d41a7e9ad747c031b968e94965201b8df93ae97e5 "
+               "db=default admin\n");
+    write_text("scoped_bad", "# first\n" TOKEN_B " db=core sideways\n");
     write_text("cert.pem", "-----BEGIN CERTIFICATE-----\n");
     write_text("key.pem", "-----BEGIN PRIVATE KEY-----\n");
     write_text("ca.pem", "-----BEGIN CERTIFICATE-----\n");
@@ -83,9 +89,10 @@ static void setup(void)
 static void teardown(void)
 {
     static const char *const names[] = {
-        "pw",       "pw_crlf", "pw_plain",   "pw_two_nl",    "pw_empty",          "pw_nl_only",
-        "pw_nul",   "tokens",  "tokens_one", "tokens_blank", "tokens_empty_item", "tokens_lines",
-        "cert.pem", "key.pem", "ca.pem",     "env1",         "big.env",           "bad.env",
+        "pw",       "pw_crlf",    "pw_plain",   "pw_two_nl",    "pw_empty",          "pw_nl_only",
+        "pw_nul",   "tokens",     "tokens_one", "tokens_blank", "tokens_empty_item", "tokens_lines",
+        "cert.pem", "key.pem",    "ca.pem",     "env1",         "big.env",           "bad.env",
+        "scoped",   "scoped_bad",
     };
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -215,6 +222,13 @@ static const char *db_field(const sg_db_config *db, const char *f, char *buf, si
     STR("health_query", db->health_query)
     NUM("health_interval_ms", db->health_interval_ms)
     NUM("health_timeout_ms", db->health_timeout_ms)
+    STR("readonly_user", db->readonly_user)
+    STR("readonly_password", db->readonly_password)
+    if (strncmp(f, "readonly.", 9) == 0) {
+        if (db->readonly == NULL)
+            return "(no read-only login)";
+        return db_field(db->readonly, f + 9, buf, size);
+    }
     ck_abort_msg("unknown database field %s", f);
     return NULL;
 }
@@ -268,6 +282,13 @@ static const char *cfg_field(const sg_config *cfg, const char *key, char *buf, s
     BOOL("log_json", cfg->log_json)
     STR("tls_cert_file", cfg->tls_cert_file)
     STR("tls_key_file", cfg->tls_key_file)
+    NUM("n_tokens", sg_tokens_count(cfg->tokens))
+    if (strcmp(f, "metrics_access") == 0)
+        return cfg->metrics_access == SG_METRICS_TOKEN ? "token" : "open";
+    if (strcmp(f, "health_details") == 0)
+        return cfg->health_details == SG_HEALTH_DETAILS_ALWAYS       ? "always"
+               : cfg->health_details == SG_HEALTH_DETAILS_AUTHORIZED ? "authorized"
+                                                                     : "never";
     ck_abort_msg("unknown field %s", f);
     return NULL;
 #undef STR
@@ -520,6 +541,31 @@ static const ok_case ok_cases[] = {
     {"tokens: from a file",
      ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/tokens"}, {"SQLGATE_LISTEN", "0.0.0.0:8080"}),
      LIST("tokens=" TOKEN_A "," TOKEN_B, "listen_loopback=false")},
+    {"scoped tokens: file plus API tokens, defaults of the access settings",
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_API_TOKENS", "tok-gamma-9999"},
+              {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
+     LIST("n_tokens=3", "tokens=tok-gamma-9999", "metrics_access=open",
+          "health_details=authorized")},
+    {"scoped tokens: a public address needs no API token",
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_LISTEN", "0.0.0.0:80"},
+              {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
+     LIST("n_tokens=2", "tokens=(null)", "listen_loopback=false")},
+    {"service: no tokens at all", ENV({"SQLGATE_LOG_LEVEL", "info"}), LIST("n_tokens=0")},
+    {"service: metrics access and health details words",
+     ENV({"SQLGATE_METRICS_ACCESS", "Token"}, {"SQLGATE_HEALTH_DETAILS", "NEVER"}),
+     LIST("metrics_access=token", "health_details=never")},
+    {"service: health details always", ENV({"SQLGATE_HEALTH_DETAILS", "always"}),
+     LIST("health_details=always")},
+    {"readonly login: a second configuration with its login",
+     ONE_CORE({"CORE_DB_HOST", "h"}, {"CORE_DB_USER", "svc"}, {"CORE_DB_PASSWORD", SECRET},
+              {"CORE_DB_POOL_MIN", "2"}, {"CORE_DB_READONLY_USER", "reader"},
+              {"CORE_DB_READONLY_PASSWORD_FILE", "@DIR@/pw"}),
+     LIST("core.user=svc", "core.password=" SECRET, "core.readonly_user=reader",
+          "core.readonly.user=reader", "core.readonly.password=" SECRET_FILE,
+          "core.readonly.host=h", "core.readonly.name=core", "core.readonly.pool_min=0",
+          "core.readonly.pool_max=10", "core.readonly.readonly_user=(null)")},
+    {"readonly login: none by default", ONE_CORE({"CORE_DB_HOST", "h"}),
+     LIST("core.readonly.user=(no read-only login)", "core.readonly_user=(null)")},
     {"tokens: file with one token and a newline",
      ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/tokens_one"}), LIST("tokens=" TOKEN_A)},
 
@@ -851,6 +897,39 @@ static const err_case err_cases[] = {
     {"password file: NUL byte", CORE_HOST({"CORE_DB_PASSWORD_FILE", "@DIR@/pw_nul"}), 1,
      LIST("CORE_DB_PASSWORD_FILE: file \"@DIR@/pw_nul\" contains a NUL byte"),
      LIST("nul-left", "nul-right")},
+
+    /* scoped tokens and read-only logins */
+    {"scoped tokens: a bad line names file and line, not the token",
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_TOKENS_FILE", "@DIR@/scoped_bad"}), 1,
+     LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped_bad:2: word 3 is not a scope"), LIST(TOKEN_B)},
+    {"scoped tokens: missing file", ENV({"SQLGATE_TOKENS_FILE", "@DIR@/missing"}), 1,
+     LIST("SQLGATE_TOKENS_FILE: cannot read \"@DIR@/missing\""), NO_STRINGS},
+    {"scoped tokens: db= names an unknown database",
+     ENV({"SQLGATE_DATABASES", "app,other"}, {"APP_DB_PATH", "a.db"}, {"OTHER_DB_PATH", "o.db"},
+         {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
+     2,
+     LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped:1: db= names \"core\", which is not a configured",
+          "SQLGATE_TOKENS_FILE: @DIR@/scoped:4: db= names \"default\""),
+     LIST(TOKEN_A)},
+    {"scoped tokens: the same token as an API token",
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_API_TOKENS", TOKEN_A},
+              {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
+     1, LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped:1: the same token is given earlier"),
+     LIST(TOKEN_A)},
+    {"access words: wrong values",
+     ENV({"SQLGATE_METRICS_ACCESS", "closed"}, {"SQLGATE_HEALTH_DETAILS", "some"}), 2,
+     LIST("SQLGATE_METRICS_ACCESS: must be open or token", "SQLGATE_HEALTH_DETAILS: must be"),
+     NO_STRINGS},
+    {"readonly login: not for sqlite",
+     ONE_CORE({"CORE_DB_PATH", "x.db"}, {"CORE_DB_READONLY_USER", "r"}), 1,
+     LIST("CORE_DB_READONLY_USER: is for SQL Server"), NO_STRINGS},
+    {"readonly login: password without user", CORE_HOST({"CORE_DB_READONLY_PASSWORD", SECRET}), 1,
+     LIST("CORE_DB_READONLY_PASSWORD: is set without CORE_DB_READONLY_USER"), LIST(SECRET)},
+    {"readonly login: password and file",
+     CORE_HOST({"CORE_DB_READONLY_USER", "r"}, {"CORE_DB_READONLY_PASSWORD", SECRET},
+               {"CORE_DB_READONLY_PASSWORD_FILE", "@DIR@/pw"}),
+     1, LIST("CORE_DB_READONLY_PASSWORD_FILE: cannot be combined with CORE_DB_READONLY_PASSWORD"),
+     LIST(SECRET, SECRET_FILE)},
 
     /* tokens and the anonymous rule */
     {"tokens: both inline and file",
