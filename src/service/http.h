@@ -113,7 +113,10 @@ bool http_req_details_allowed(const http_req *req, sg_health_details setting);
 bool http_req_allow_db(http_req *req, const char *name);
 /* Writes an audit line: token fingerprint, method, route, db (may be NULL),
  * status and outcome ("ok", "refused", ...). Refusals (401, 403) are audited
- * by http_reply_error itself; handlers call this for admin actions. */
+ * by http_reply_error itself; handlers call this for admin actions (pause,
+ * resume, reconnect; a reload route would call it with db NULL and its
+ * outcome, after being declared with HTTP_AUTH | HTTP_SCOPE_ADMIN |
+ * HTTP_SCOPE_ALL_DBS so that only an admin token with db=* reaches it). */
 void http_audit(http_req *req, const char *db, int status, const char *outcome);
 /* Records the database a request used, for the access log (copied). */
 void http_req_set_db(http_req *req, const char *name);
