@@ -103,7 +103,10 @@ typedef struct sg_config {
     int listen_port;
     bool listen_loopback; /* listen_host is a loopback address */
 
-    char **api_tokens; /* n_api_tokens secrets; NULL when none */
+    /* NULL once loaded: the plain tokens of SQLGATE_API_TOKENS(_FILE) are
+     * wiped as soon as they are hashed into `tokens`. n_api_tokens still
+     * says how many there were. */
+    char **api_tokens;
     size_t n_api_tokens;
     /* Every token (SQLGATE_API_TOKENS with every scope, then the lines of
      * SQLGATE_TOKENS_FILE), as digests; never NULL, empty when none is set.

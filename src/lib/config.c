@@ -1971,6 +1971,10 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
             ok = false;
         }
     }
+    /* From here on only the digests exist: the plain tokens are wiped. */
+    for (size_t i = 0; i < cfg->n_api_tokens; i++)
+        wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
+    cfg->api_tokens = NULL;
     const char *file = sv[SV_TOKENS_FILE].text;
     if (file == NULL)
         return ok;
@@ -2112,7 +2116,7 @@ void sg_config_free(sg_config *cfg)
                  strlen(cfg->databases[i].readonly_password));
     }
     sg_tokens_free(box->tokens);
-    for (size_t i = 0; i < cfg->n_api_tokens; i++)
+    for (size_t i = 0; cfg->api_tokens != NULL && i < cfg->n_api_tokens; i++)
         wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
     for (size_t i = 0; i < box->n_owned; i++)
         free(box->owned[i]);
