@@ -12,6 +12,9 @@
  *   <token>  [scope words...]      a '#' word ends the line (trailing comment)
  *   sha256:<64 hex>  [scope words...]
  *
+ * A plain token is printable ASCII without blanks, at least SG_TOKEN_MIN_LEN
+ * characters, and may not start with a scope word.
+ *
  * Scope words: db=NAMES (`*` or a comma list; without it, no database), ro
  * (the default) or rw, admin, metrics.
  */
@@ -37,7 +40,8 @@ typedef enum sg_scope {
 /* What a token from SQLGATE_API_TOKENS (or no token configuration) grants. */
 #define SG_SCOPE_EVERY (SG_SCOPE_RW | SG_SCOPE_ADMIN | SG_SCOPE_METRICS | SG_SCOPE_ALL_DBS)
 
-#define SG_TOKEN_FINGERPRINT_LEN 8 /* hex digits: the start of the token's SHA-256 */
+#define SG_TOKEN_FINGERPRINT_LEN 8  /* hex digits: the start of the token's SHA-256 */
+#define SG_TOKEN_MIN_LEN         16 /* shortest plain token a tokens file accepts */
 
 typedef struct sg_tokens sg_tokens;
 typedef struct sg_token sg_token;

@@ -281,6 +281,10 @@ static bool parse_secret(parser *p, size_t line, sg_token *t, const char *s, siz
             return false;
         }
     }
+    if (n < SG_TOKEN_MIN_LEN) {
+        problem(p, line, "the token is shorter than %d characters", SG_TOKEN_MIN_LEN);
+        return false;
+    }
     sg_sha256(s, n, t->digest);
     return true;
 }

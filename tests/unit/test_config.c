@@ -31,6 +31,8 @@ typedef struct kv {
 #define SECRET_FILE "file-secret-77"
 #define TOKEN_A     "tok-alpha-1234"
 #define TOKEN_B     "tok-beta-5678"
+#define SCOPED_A    "tok-scoped-alpha-0001" /* tokens-file tokens: 16 characters or more */
+#define SCOPED_B    "tok-scoped-beta-00002"
 
 /* The fixture's temporary directory. The fixture is unchecked (made once per
  * test case in the runner's process) so that the directory is removed even
@@ -73,11 +75,11 @@ static void setup(void)
     write_text("tokens_empty_item", TOKEN_A ",," TOKEN_B "\n");
     write_text("tokens_lines", TOKEN_A "\n" TOKEN_B "\n");
     /* Scoped tokens (SQLGATE_TOKENS_FILE): TOKEN_A plain, TOKEN_B by its SHA-256. */
-    write_text("scoped", TOKEN_A
+    write_text("scoped", SCOPED_A
                " db=core rw\n# "
-               "comment\n\nsha256:8b663c291cb8ad7edbed816d41a7e9ad747c031b968e94965201b8df93ae97e5 "
+               "comment\n\nsha256:cb798be8c463b12cc189e487a1fae50e68647b390a82cd3337fd93045dc501e9 "
                "db=default admin\n");
-    write_text("scoped_bad", "# first\n" TOKEN_B " db=core sideways\n");
+    write_text("scoped_bad", "# first\n" SCOPED_B " db=core sideways\n");
     write_text("cert.pem", "-----BEGIN CERTIFICATE-----\n");
     write_text("key.pem", "-----BEGIN PRIVATE KEY-----\n");
     write_text("ca.pem", "-----BEGIN CERTIFICATE-----\n");
@@ -916,7 +918,7 @@ static const err_case err_cases[] = {
     /* scoped tokens and read-only logins */
     {"scoped tokens: a bad line names file and line, not the token",
      ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_TOKENS_FILE", "@DIR@/scoped_bad"}), 1,
-     LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped_bad:2: word 3 is not a scope"), LIST(TOKEN_B)},
+     LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped_bad:2: word 3 is not a scope"), LIST(SCOPED_B)},
     {"scoped tokens: missing file", ENV({"SQLGATE_TOKENS_FILE", "@DIR@/missing"}), 1,
      LIST("SQLGATE_TOKENS_FILE: cannot read \"@DIR@/missing\""), NO_STRINGS},
     {"scoped tokens: db= names an unknown database",
@@ -925,12 +927,12 @@ static const err_case err_cases[] = {
      2,
      LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped:1: db= names \"core\", which is not a configured",
           "SQLGATE_TOKENS_FILE: @DIR@/scoped:4: db= names \"default\""),
-     LIST(TOKEN_A)},
+     LIST(SCOPED_A)},
     {"scoped tokens: the same token as an API token",
-     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_API_TOKENS", TOKEN_A},
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_API_TOKENS", SCOPED_A},
               {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
      1, LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped:1: the same token is given earlier"),
-     LIST(TOKEN_A)},
+     LIST(SCOPED_A)},
     {"access words: wrong values",
      ENV({"SQLGATE_METRICS_ACCESS", "closed"}, {"SQLGATE_HEALTH_DETAILS", "some"}), 2,
      LIST("SQLGATE_METRICS_ACCESS: must be open or token", "SQLGATE_HEALTH_DETAILS: must be"),

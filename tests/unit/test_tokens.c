@@ -222,6 +222,7 @@ static const struct {
     {TOK_APP "\x01x db=*", "tokens.txt:2: the token contains a control or non-ASCII"},
     {TOK_APP "\xc3\xa9 db=*", "tokens.txt:2: the token contains a control or non-ASCII"},
     {"db=app rw", "tokens.txt:2: the line starts with a scope word"},
+    {"short-tok-15chr db=app", "tokens.txt:2: the token is shorter than 16 characters"},
     {"  rw db=app", "tokens.txt:2: the line starts with a scope word"},
 };
 
