@@ -10,6 +10,7 @@
 #include "sqlgate/db.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -425,8 +426,17 @@ sg_query *sg_db_query_begin_opts(sg_db *db, const char *sql, const sg_param *par
 {
     if (!opts->read_only)
         return query_begin(db, sql, params, n_params, opts->timeout_ms, false, err);
-    if (db->ro != NULL)
-        return query_begin(db->ro, sql, params, n_params, opts->timeout_ms, false, err);
+    if (db->ro != NULL) {
+        sg_query *q = query_begin(db->ro, sql, params, n_params, opts->timeout_ms, false, err);
+        if (q == NULL && err != NULL && err->code == SG_DB_UNAVAILABLE) {
+            /* Say which login: the database itself may be serving fine. */
+            char why[SG_ERR_MESSAGE_MAX];
+            snprintf(why, sizeof why, "%s", err->message);
+            sg_err_set(err, SG_DB_UNAVAILABLE, "read-only login (%sREADONLY_USER): %.400s",
+                       db->cfg->prefix, why);
+        }
+        return q;
+    }
     if (db->drv->read_only_next != NULL)
         return query_begin(db, sql, params, n_params, opts->timeout_ms, true, err);
     sg_err_set(err, SG_FORBIDDEN,

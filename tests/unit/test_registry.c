@@ -627,6 +627,26 @@ START_TEST(read_only_goes_to_the_read_only_login)
 }
 END_TEST
 
+START_TEST(read_only_login_down_is_named)
+{
+    fake_driver_reset();
+    fake_driver_set("core_ro", FAKE_FAIL_OPEN, FAKE_ALWAYS);
+    sg_db_config *ro = quick_config(1, "core_ro", 2);
+    sg_db_config *main_cfg = quick_config(0, "core", 2);
+    main_cfg->readonly = ro;
+    sg_db *db = open_db(main_cfg);
+    ck_assert_int_eq(wait_state(db, SG_STATE_READY), SG_STATE_READY);
+    sg_err err;
+    ck_assert_int_eq(run_opts(db, "SELECT as_reader", true, &err), -1);
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    ck_assert_msg(strstr(err.message, "read-only login") != NULL, "%s", err.message);
+    /* The database itself serves on. */
+    ck_assert_int_eq(run_opts(db, "SELECT as_writer", false, &err), 0);
+    sg_db_free(db);
+    main_cfg->readonly = NULL;
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -655,6 +675,7 @@ static Suite *registry_suite(void)
     tcase_add_test(db, soak_leaks_nothing);
     tcase_add_test(db, read_only_without_login_or_driver_mode_is_forbidden);
     tcase_add_test(db, read_only_goes_to_the_read_only_login);
+    tcase_add_test(db, read_only_login_down_is_named);
     suite_add_tcase(s, db);
     return s;
 }
