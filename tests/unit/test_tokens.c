@@ -248,7 +248,7 @@ START_TEST(file_many_errors_capped)
     char *text = malloc(n * 32);
     size_t o = 0;
     for (size_t i = 0; i < n; i++)
-        o += (size_t)sprintf(text + o, "tok-%03zu-long-enough bad\n", i);
+        o += (size_t)snprintf(text + o, n * 32 - o, "tok-%03zu-long-enough bad\n", i);
     sg_tokens *set = sg_tokens_new();
     char *errors = NULL;
     ck_assert_int_eq(sg_tokens_parse(set, text, o, "t", NULL, NULL, &errors), -1);
