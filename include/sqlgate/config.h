@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "tokens.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +51,14 @@ typedef struct sg_db_config {
     bool read_only;
     bool critical;
 
+    /* freetds: the read-only login (READONLY_USER / READONLY_PASSWORD[_FILE])
+     * that queries of `ro` tokens use. `readonly` is this same configuration
+     * with user and password replaced (and pool_min 0), owned by the snapshot;
+     * NULL when no read-only login is configured. */
+    const char *readonly_user;     /* may be NULL */
+    const char *readonly_password; /* secret; may be NULL */
+    const struct sg_db_config *readonly;
+
     unsigned pool_max; /* >= 1 */
     unsigned pool_min; /* <= pool_max */
     int64_t acquire_timeout_ms;
@@ -70,6 +79,17 @@ typedef struct sg_db_config {
 
 typedef enum sg_log_level { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR } sg_log_level;
 
+typedef enum sg_metrics_access {
+    SG_METRICS_OPEN, /* anyone who reaches the port */
+    SG_METRICS_TOKEN /* a token with the metrics scope */
+} sg_metrics_access;
+
+typedef enum sg_health_details {
+    SG_HEALTH_DETAILS_ALWAYS,
+    SG_HEALTH_DETAILS_AUTHORIZED, /* to a valid token, or to all when no token is configured */
+    SG_HEALTH_DETAILS_NEVER
+} sg_health_details;
+
 typedef enum sg_config_mode {
     SG_MODE_NAMED,   /* SQLGATE_DATABASES */
     SG_MODE_LEGACY,  /* unprefixed DB_* configure "default" */
@@ -87,9 +107,18 @@ typedef struct sg_config {
     int listen_port;
     bool listen_loopback; /* listen_host is a loopback address */
 
-    char **api_tokens; /* n_api_tokens secrets; NULL when none */
+    /* NULL once loaded: the plain tokens of SQLGATE_API_TOKENS(_FILE) are
+     * wiped as soon as they are hashed into `tokens`. n_api_tokens still
+     * says how many there were. */
+    char **api_tokens;
     size_t n_api_tokens;
+    /* Every token (SQLGATE_API_TOKENS with every scope, then the lines of
+     * SQLGATE_TOKENS_FILE), as digests; never NULL, empty when none is set.
+     * Requests are checked against this set only. */
+    const sg_tokens *tokens;
     bool allow_anonymous;
+    sg_metrics_access metrics_access;
+    sg_health_details health_details;
 
     int64_t shutdown_delay_ms; /* >= 0 */
     int64_t drain_timeout_ms;

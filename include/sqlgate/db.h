@@ -50,7 +50,10 @@ typedef struct sg_db_health {
 } sg_db_health;
 
 /* New database object; starts nothing. cfg and drv are borrowed and must
- * outlive it. NULL with err on allocation failure. */
+ * outlive it. NULL with err on allocation failure. When cfg->readonly is set
+ * the object also owns a second database for that read-only login (same
+ * name, not in any registry): it opens, pauses, resumes, reconnects, closes
+ * and is freed with this one; its health is not part of this one's. */
 sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err) SG_MUST_USE;
 
 /* Called on the database's background thread when a health check moves it
@@ -99,6 +102,22 @@ typedef struct sg_query sg_query;
  * query to be ended with sg_query_end, or NULL with err set. */
 sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
                             int64_t timeout_ms, sg_err *err) SG_MUST_USE;
+
+typedef struct sg_query_opts {
+    int64_t timeout_ms; /* as for sg_db_query_begin */
+    /* For a read-only token (CONTRACT.md section 5), enforced by the database:
+     * a database with a read-only login (cfg->readonly, SQL Server) runs the
+     * batch through that login's own pool; else the driver's read-only mode
+     * (driver.h read_only_next: SQLite) refuses, before anything runs, a
+     * batch with a statement that would write; else the query is refused.
+     * Refusals are SG_FORBIDDEN naming "needs rw". */
+    bool read_only;
+} sg_query_opts;
+
+/* sg_db_query_begin with options (opts borrowed for the call). */
+sg_query *sg_db_query_begin_opts(sg_db *db, const char *sql, const sg_param *params,
+                                 size_t n_params, const sg_query_opts *opts,
+                                 sg_err *err) SG_MUST_USE;
 
 /* As the driver's next_result / next_row (driver.h); borrowed outputs. */
 int sg_query_next_result(sg_query *q, const sg_column **cols, size_t *n_cols, sg_err *err);

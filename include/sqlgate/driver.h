@@ -88,6 +88,12 @@ typedef struct sg_driver {
     /* Runs `sql` (the health query) and discards its results. 0 or -1. */
     int (*ping)(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg_err *err);
 
+    /* Optional (NULL: no read-only mode of its own). Makes the next exec() on
+     * c, and that one only, read-only: a batch holding any statement that
+     * would write fails with SG_FORBIDDEN ("needs rw") before any statement
+     * of it runs, decided by the database engine, never from the SQL text. */
+    void (*read_only_next)(sg_driver_conn *c);
+
     /* Starts a batch. params are borrowed for the duration of the call. On
      * failure the connection is back at rest (finish() is not needed). */
     int (*exec)(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n_params,

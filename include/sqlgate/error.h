@@ -39,6 +39,7 @@ typedef enum sg_code {
     SG_QUERY_TIMEOUT,
     SG_SHUTTING_DOWN,
     SG_INTERNAL,
+    SG_FORBIDDEN, /* a known token outside its scope */
     SG_CODE_COUNT_
 } sg_code;
 

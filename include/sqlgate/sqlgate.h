@@ -8,6 +8,8 @@
 #include "error.h"
 #include "pool.h"
 #include "registry.h"
+#include "sha256.h"
+#include "tokens.h"
 
 #define SQLGATE_VERSION "0.1.0"
 

@@ -104,6 +104,14 @@ static const word level_words[] = {{"debug", SG_LOG_DEBUG},
 
 static const word format_words[] = {{"json", 1}, {"text", 0}, {NULL, 0}};
 
+static const word metrics_access_words[] = {
+    {"open", SG_METRICS_OPEN}, {"token", SG_METRICS_TOKEN}, {NULL, 0}};
+
+static const word health_details_words[] = {{"always", SG_HEALTH_DETAILS_ALWAYS},
+                                            {"authorized", SG_HEALTH_DETAILS_AUTHORIZED},
+                                            {"never", SG_HEALTH_DETAILS_NEVER},
+                                            {NULL, 0}};
+
 enum db_var {
     DV_DRIVER,
     DV_HOST,
@@ -132,6 +140,9 @@ enum db_var {
     DV_HEALTH_INTERVAL_MS,
     DV_HEALTH_TIMEOUT_MS,
     DV_MAX_LOGINS_PER_SEC,
+    DV_READONLY_USER,
+    DV_READONLY_PASSWORD,
+    DV_READONLY_PASSWORD_FILE,
     DV_COUNT_
 };
 
@@ -169,6 +180,9 @@ static const var_def db_vars[DV_COUNT_] = {
     DB_MS(HEALTH_TIMEOUT_MS, "2000"),
     [DV_MAX_LOGINS_PER_SEC] =
         {.name = "MAX_LOGINS_PER_SEC", .kind = K_INT, .def = "20", .min = 1, .max = 100000},
+    [DV_READONLY_USER] = {.name = "READONLY_USER", .kind = K_STRING},
+    [DV_READONLY_PASSWORD] = {.name = "READONLY_PASSWORD", .kind = K_STRING, .secret = true},
+    [DV_READONLY_PASSWORD_FILE] = {.name = "READONLY_PASSWORD_FILE", .kind = K_STRING},
 };
 
 enum sv_var {
@@ -188,6 +202,9 @@ enum sv_var {
     SV_LOG_FORMAT,
     SV_TLS_CERT_FILE,
     SV_TLS_KEY_FILE,
+    SV_TOKENS_FILE,
+    SV_METRICS_ACCESS,
+    SV_HEALTH_DETAILS,
     SV_COUNT_
 };
 
@@ -234,6 +251,15 @@ static const var_def service_vars[SV_COUNT_] = {
                        .words = format_words},
     [SV_TLS_CERT_FILE] = {.name = "SQLGATE_TLS_CERT_FILE", .kind = K_STRING},
     [SV_TLS_KEY_FILE] = {.name = "SQLGATE_TLS_KEY_FILE", .kind = K_STRING},
+    [SV_TOKENS_FILE] = {.name = "SQLGATE_TOKENS_FILE", .kind = K_STRING},
+    [SV_METRICS_ACCESS] = {.name = "SQLGATE_METRICS_ACCESS",
+                           .kind = K_WORD,
+                           .def = "open",
+                           .words = metrics_access_words},
+    [SV_HEALTH_DETAILS] = {.name = "SQLGATE_HEALTH_DETAILS",
+                           .kind = K_WORD,
+                           .def = "authorized",
+                           .words = health_details_words},
 };
 
 /* What --help and the docs say about each variable, indexed like the tables
@@ -267,6 +293,11 @@ static const var_help service_help[SV_COUNT_] = {
     [SV_TLS_CERT_FILE] = {NULL, "PEM certificate; with SQLGATE_TLS_KEY_FILE the listener speaks "
                                 "HTTPS only"},
     [SV_TLS_KEY_FILE] = {NULL, "PEM private key for SQLGATE_TLS_CERT_FILE"},
+    [SV_TOKENS_FILE] = {NULL, "Scoped tokens, one a line: token (or sha256:<hex>) then db=NAMES, "
+                              "ro/rw, admin, metrics"},
+    [SV_METRICS_ACCESS] = {NULL, "open, or token (GET /metrics needs the metrics scope)"},
+    [SV_HEALTH_DETAILS] = {NULL, "always, authorized or never: who sees errors, latency and pool "
+                                 "figures in /health"},
 };
 
 static const var_help db_help[DV_COUNT_] = {
@@ -300,6 +331,9 @@ static const var_help db_help[DV_COUNT_] = {
     [DV_HEALTH_TIMEOUT_MS] = {NULL, "A health check slower than this counts as down"},
     [DV_MAX_LOGINS_PER_SEC] = {NULL, "Logins to the database per second at most (pool, health "
                                      "checks, reconnects together; bursts up to the same)"},
+    [DV_READONLY_USER] = {NULL, "SQL Server login with read rights only, for ro tokens' queries"},
+    [DV_READONLY_PASSWORD] = {NULL, "Password of READONLY_USER"},
+    [DV_READONLY_PASSWORD_FILE] = {NULL, "File holding READONLY_PASSWORD"},
 };
 
 /* --- Loader state -------------------------------------------------------- */
@@ -307,7 +341,8 @@ static const var_help db_help[DV_COUNT_] = {
 /* The snapshot handed out is box->pub; box also owns every string the
  * snapshot points to, so sg_config_free releases them in one place. */
 typedef struct cfg_box {
-    sg_config pub; /* first member: sg_config * and cfg_box * convert */
+    sg_config pub;     /* first member: sg_config * and cfg_box * convert */
+    sg_tokens *tokens; /* owned; pub.tokens */
     void **owned;
     size_t n_owned, cap_owned;
 } cfg_box;
@@ -1399,6 +1434,51 @@ static void name_upper(char *dst, size_t size, const char *name)
     dst[i] = '\0';
 }
 
+/* The read-only login of a SQL Server database: kept as a second database
+ * configuration, the same but for the login, so that its pool is an ordinary
+ * sg_db (db.h). */
+static void load_readonly(loader *ld, sg_db_config *db, const value *v, char var[][VAR_NAME_MAX],
+                          int drv)
+{
+    const char *user = v[DV_READONLY_USER].text;
+    const char *pass = v[DV_READONLY_PASSWORD].text;
+    const char *file = v[DV_READONLY_PASSWORD_FILE].text;
+    if (user == NULL) {
+        if (pass != NULL || file != NULL)
+            add_error(ld, var[pass != NULL ? DV_READONLY_PASSWORD : DV_READONLY_PASSWORD_FILE],
+                      "is set without %s", var[DV_READONLY_USER]);
+        return;
+    }
+    if (drv == DRV_SQLITE) {
+        add_error(ld, var[DV_READONLY_USER],
+                  "is for SQL Server; SQLite enforces read-only tokens itself");
+        return;
+    }
+    if (pass != NULL && file != NULL) {
+        add_error(ld, var[DV_READONLY_PASSWORD_FILE], "cannot be combined with %s; set one of them",
+                  var[DV_READONLY_PASSWORD]);
+        return;
+    }
+    char *from_file = NULL;
+    if (file != NULL &&
+        (from_file = read_password_file(ld, var[DV_READONLY_PASSWORD_FILE], file)) == NULL)
+        return;
+    db->readonly_user = keep(ld, user);
+    db->readonly_password = keep(ld, from_file != NULL ? from_file : pass);
+    free_secret(from_file);
+    sg_db_config *ro = owned_add(ld, malloc(sizeof *ro));
+    if (ro == NULL)
+        return;
+    *ro = *db;
+    ro->user = db->readonly_user;
+    ro->password = db->readonly_password;
+    ro->readonly_user = NULL;
+    ro->readonly_password = NULL;
+    ro->readonly = NULL;
+    ro->pool_min = 0; /* opened on demand: most setups query it less */
+    db->readonly = ro;
+}
+
 /* Loads the database `name` whose variables start with `prefix`.
  * embedded_path is the built-in SQLite file in embedded mode, else NULL. */
 static void load_db(loader *ld, sg_db_config *db, const char *name, const char *prefix,
@@ -1570,6 +1650,7 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
     db->health_timeout_ms = v[DV_HEALTH_TIMEOUT_MS].num;
     db->max_logins_per_sec = (unsigned)v[DV_MAX_LOGINS_PER_SEC].num;
 
+    load_readonly(ld, db, v, var, drv);
     free_secret(password);
     url_clear(&u);
 }
@@ -1879,6 +1960,76 @@ static bool load_tokens(loader *ld, const value *sv)
     return ok;
 }
 
+/* The `default` alias and database names as a token's db= may write them. */
+static const char *resolve_db(void *ud, const char *name)
+{
+    const sg_config *cfg = ud;
+    if (strcmp(name, "default") == 0 && sg_config_find(cfg, name) == NULL)
+        return cfg->default_name;
+    const sg_db_config *db = sg_config_find(cfg, name);
+    return db != NULL ? db->name : NULL;
+}
+
+/* Builds cfg->tokens from the API tokens (every scope) and the scoped tokens
+ * file. Returns false after an error. */
+static bool load_scoped_tokens(loader *ld, const value *sv)
+{
+    sg_config *cfg = &ld->box->pub;
+    const char *var = service_vars[SV_TOKENS_FILE].name;
+    ld->box->tokens = sg_tokens_new();
+    cfg->tokens = ld->box->tokens;
+    if (ld->box->tokens == NULL) {
+        ld->oom = true;
+        return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < cfg->n_api_tokens; i++) {
+        sg_err err;
+        const char *t = cfg->api_tokens[i];
+        if (sg_tokens_add(ld->box->tokens, t, strlen(t), SG_SCOPE_EVERY, &err) != 0) {
+            if (err.code == SG_INTERNAL)
+                ld->oom = true;
+            else
+                add_error(ld, service_vars[SV_API_TOKENS].name, "token %zu is given twice", i + 1);
+            ok = false;
+        }
+    }
+    /* From here on only the digests exist: the plain tokens are wiped. */
+    for (size_t i = 0; i < cfg->n_api_tokens; i++)
+        wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
+    cfg->api_tokens = NULL;
+    const char *file = sv[SV_TOKENS_FILE].text;
+    if (file == NULL)
+        return ok;
+    char *buf = NULL, *errors = NULL;
+    size_t len = 0;
+    int rc = read_file(file, TOKENS_FILE_MAX, &buf, &len);
+    if (rc != 0) {
+        file_error(ld, var, file, rc, errno, TOKENS_FILE_MAX);
+        return false;
+    }
+    rc = sg_tokens_parse(ld->box->tokens, buf, len, file, resolve_db, cfg, &errors);
+    wipe(buf, len);
+    free(buf);
+    if (rc == 0)
+        return ok;
+    if (errors == NULL) {
+        ld->oom = true;
+        return false;
+    }
+    for (char *line = errors; *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        add_error(ld, var, "%s", line);
+        if (nl == NULL)
+            break;
+        line = nl + 1;
+    }
+    free(errors);
+    return false;
+}
+
 static void load_tls(loader *ld, const value *sv)
 {
     sg_config *cfg = &ld->box->pub;
@@ -1926,7 +2077,10 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     load_default(&ld, sv);
     load_listen(&ld, sv);
     bool tokens_ok = load_tokens(&ld, sv);
+    tokens_ok = load_scoped_tokens(&ld, sv) && tokens_ok;
     load_tls(&ld, sv);
+    cfg->metrics_access = (sg_metrics_access)sv[SV_METRICS_ACCESS].num;
+    cfg->health_details = (sg_health_details)sv[SV_HEALTH_DETAILS].num;
 
     cfg->allow_anonymous = sv[SV_ALLOW_ANONYMOUS].num != 0;
     cfg->shutdown_delay_ms = sv[SV_SHUTDOWN_DELAY_MS].num;
@@ -1940,11 +2094,11 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
 
     /* A wrong ALLOW_ANONYMOUS or token setting is reported on its own; the
      * rule is only judged when the operator's intent is clear. */
-    if (tokens_ok && sv[SV_ALLOW_ANONYMOUS].ok && cfg->n_api_tokens == 0 &&
+    if (tokens_ok && sv[SV_ALLOW_ANONYMOUS].ok && sg_tokens_count(cfg->tokens) == 0 &&
         cfg->listen_host != NULL && !cfg->listen_loopback && !cfg->allow_anonymous)
         add_error(&ld, service_vars[SV_LISTEN].name,
                   "%s is not a loopback address and no API tokens are configured; set "
-                  "SQLGATE_API_TOKENS (or SQLGATE_API_TOKENS_FILE), or "
+                  "SQLGATE_API_TOKENS (or SQLGATE_API_TOKENS_FILE, SQLGATE_TOKENS_FILE), or "
                   "SQLGATE_ALLOW_ANONYMOUS=true to serve without authentication",
                   cfg->listen_host);
 
@@ -1982,8 +2136,12 @@ void sg_config_free(sg_config *cfg)
     for (size_t i = 0; cfg->databases != NULL && i < cfg->n_databases; i++) {
         if (cfg->databases[i].password != NULL)
             wipe((char *)cfg->databases[i].password, strlen(cfg->databases[i].password));
+        if (cfg->databases[i].readonly_password != NULL)
+            wipe((char *)cfg->databases[i].readonly_password,
+                 strlen(cfg->databases[i].readonly_password));
     }
-    for (size_t i = 0; i < cfg->n_api_tokens; i++)
+    sg_tokens_free(box->tokens);
+    for (size_t i = 0; cfg->api_tokens != NULL && i < cfg->n_api_tokens; i++)
         wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
     for (size_t i = 0; i < box->n_owned; i++)
         free(box->owned[i]);

@@ -10,6 +10,7 @@
 #include "sqlgate/db.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@ struct sg_db {
     const sg_db_config *cfg; /* borrowed */
     const sg_driver *drv;    /* borrowed */
     sg_pool *pool;           /* owned */
+    sg_db *ro;               /* owned: the read-only login's database (cfg->readonly), or NULL */
 
     pthread_mutex_t mu;
     pthread_cond_t wake; /* wakes the background thread */
@@ -116,6 +118,10 @@ sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err)
         pthread_cond_destroy(&db->wake);
         pthread_mutex_destroy(&db->mu);
         free(db);
+        return NULL;
+    }
+    if (cfg->readonly != NULL && (db->ro = sg_db_new(cfg->readonly, drv, err)) == NULL) {
+        sg_db_free(db);
         return NULL;
     }
     return db;
@@ -295,6 +301,8 @@ void sg_db_set_state_fn(sg_db *db, sg_db_state_fn fn, void *ud)
 
 int sg_db_open(sg_db *db, sg_err *err)
 {
+    if (db->ro != NULL && sg_db_open(db->ro, err) != 0)
+        return -1;
     pthread_mutex_lock(&db->mu);
     if (db->thread_started || db->state != SG_STATE_STARTING) {
         pthread_mutex_unlock(&db->mu);
@@ -337,6 +345,8 @@ void sg_db_health_get(sg_db *db, sg_db_health *out)
 bool sg_db_reconnect(sg_db *db)
 {
     bool evict_now = false, joined = false;
+    if (db->ro != NULL)
+        (void)sg_db_reconnect(db->ro);
     pthread_mutex_lock(&db->mu);
     if (db->reconnect_pending || db->reopen_health) {
         /* One is pending, or its health check has not started yet. */
@@ -362,6 +372,8 @@ bool sg_db_reconnect(sg_db *db)
 
 void sg_db_pause(sg_db *db)
 {
+    if (db->ro != NULL)
+        sg_db_pause(db->ro);
     pthread_mutex_lock(&db->mu);
     db->paused = true;
     pthread_mutex_unlock(&db->mu);
@@ -370,6 +382,8 @@ void sg_db_pause(sg_db *db)
 
 void sg_db_resume(sg_db *db)
 {
+    if (db->ro != NULL)
+        sg_db_resume(db->ro);
     pthread_mutex_lock(&db->mu);
     db->paused = false;
     pthread_mutex_unlock(&db->mu);
@@ -391,8 +405,9 @@ static void query_note_error(sg_query *q, sg_err *err)
                    (long long)q->timeout_ms);
 }
 
-sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
-                            int64_t timeout_ms, sg_err *err)
+/* read_only: the driver refuses a batch that would write (read_only_next). */
+static sg_query *query_begin(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
+                             int64_t timeout_ms, bool read_only, sg_err *err)
 {
     const sg_db_config *cfg = db->cfg;
     pthread_mutex_lock(&db->mu);
@@ -434,6 +449,8 @@ sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, 
     if (timeout_ms <= 0 || timeout_ms > cfg->query_timeout_ms)
         timeout_ms = cfg->query_timeout_ms;
     q->timeout_ms = timeout_ms;
+    if (read_only)
+        db->drv->read_only_next(q->c);
     if (db->drv->exec(q->c, sql, params, n_params, sg_clock_ms() + timeout_ms, err) != 0) {
         query_note_error(q, err);
         sg_pool_release(db->pool, q->pc, true); /* the pool asks unusable() */
@@ -441,6 +458,39 @@ sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, 
         return NULL;
     }
     return q;
+}
+
+sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, size_t n_params,
+                            int64_t timeout_ms, sg_err *err)
+{
+    return query_begin(db, sql, params, n_params, timeout_ms, false, err);
+}
+
+/* Read-only goes, in order of preference, to the read-only login (its rights
+ * are the guarantee), to the driver's own read-only mode, or is refused. */
+sg_query *sg_db_query_begin_opts(sg_db *db, const char *sql, const sg_param *params,
+                                 size_t n_params, const sg_query_opts *opts, sg_err *err)
+{
+    if (!opts->read_only)
+        return query_begin(db, sql, params, n_params, opts->timeout_ms, false, err);
+    if (db->ro != NULL) {
+        sg_query *q = query_begin(db->ro, sql, params, n_params, opts->timeout_ms, false, err);
+        if (q == NULL && err != NULL && err->code == SG_DB_UNAVAILABLE) {
+            /* Say which login: the database itself may be serving fine. */
+            char why[SG_ERR_MESSAGE_MAX];
+            snprintf(why, sizeof why, "%s", err->message);
+            sg_err_set(err, SG_DB_UNAVAILABLE, "read-only login (%sREADONLY_USER): %.400s",
+                       db->cfg->prefix, why);
+        }
+        return q;
+    }
+    if (db->drv->read_only_next != NULL)
+        return query_begin(db, sql, params, n_params, opts->timeout_ms, true, err);
+    sg_err_set(err, SG_FORBIDDEN,
+               "this token is read-only (needs rw) and database %s has no read-only login "
+               "(%sREADONLY_USER)",
+               db->cfg->name, db->cfg->prefix);
+    return NULL;
 }
 
 int sg_query_next_result(sg_query *q, const sg_column **cols, size_t *n_cols, sg_err *err)
@@ -512,6 +562,8 @@ int sg_db_execute(sg_db *db, const char *sql, const sg_param *params, size_t n_p
 
 int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled)
 {
+    unsigned ro_cancelled = 0;
+    int ro_rc = db->ro != NULL ? sg_db_close(db->ro, deadline_ms, &ro_cancelled) : 0;
     pthread_mutex_lock(&db->mu);
     bool join = db->thread_started;
     db->thread_started = false;
@@ -528,7 +580,9 @@ int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled)
     pthread_mutex_lock(&db->mu);
     db->state = SG_STATE_CLOSED;
     pthread_mutex_unlock(&db->mu);
-    return rc;
+    if (cancelled != NULL)
+        *cancelled += ro_cancelled;
+    return rc == 0 && ro_rc == 0 ? 0 : -1;
 }
 
 void sg_db_free(sg_db *db)
@@ -536,6 +590,7 @@ void sg_db_free(sg_db *db)
     if (db == NULL)
         return;
     sg_db_close(db, sg_clock_ms(), NULL);
+    sg_db_free(db->ro);
     sg_pool_free(db->pool);
     pthread_cond_destroy(&db->wake);
     pthread_mutex_destroy(&db->mu);

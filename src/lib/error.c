@@ -25,6 +25,7 @@ static const struct {
     [SG_QUERY_TIMEOUT] = {"QUERY_TIMEOUT", 504},
     [SG_SHUTTING_DOWN] = {"SHUTTING_DOWN", 503},
     [SG_INTERNAL] = {"INTERNAL", 500},
+    [SG_FORBIDDEN] = {"FORBIDDEN", 403},
 };
 
 int sg_err_set(sg_err *err, sg_code code, const char *fmt, ...)

@@ -43,12 +43,14 @@ static json_t *iso_time(int64_t wall_ms)
     return json_string(buf);
 }
 
-static json_t *health_entry(const sg_db_health *h, bool with_pool)
+/* details false: only healthy, critical and state (SQLGATE_HEALTH_DETAILS):
+ * error text, timings and pool figures describe the infrastructure. */
+static json_t *health_entry(const sg_db_health *h, bool with_pool, bool details)
 {
     json_t *e = json_pack("{s:b,s:b,s:s}", "healthy", h->healthy, "critical", h->critical, "state",
                           sg_db_state_name(h->state));
-    if (e == NULL)
-        return NULL;
+    if (e == NULL || !details)
+        return e;
     json_object_set_new(e, "latency_ms",
                         h->latency_ms >= 0 ? json_real(h->latency_ms) : json_null());
     json_object_set_new(e, "checked_at", iso_time(h->checked_at_ms));
@@ -63,7 +65,7 @@ static json_t *health_entry(const sg_db_health *h, bool with_pool)
 }
 
 /* The whole report; *healthy receives the top-level verdict. */
-static json_t *health_report(app *a, bool with_pool, bool *healthy)
+static json_t *health_report(app *a, bool with_pool, bool details, bool *healthy)
 {
     json_t *dbs = json_object();
     bool all_critical_ok = true, any_degraded = false;
@@ -75,7 +77,7 @@ static json_t *health_report(app *a, bool with_pool, bool *healthy)
             all_critical_ok = false;
         if (!h.healthy || h.state == SG_STATE_PAUSED)
             any_degraded = true;
-        json_object_set_new(dbs, sg_db_name(db), health_entry(&h, with_pool));
+        json_object_set_new(dbs, sg_db_name(db), health_entry(&h, with_pool, details));
     }
     bool draining = atomic_load(&a->draining);
     *healthy = all_critical_ok && !draining;
@@ -93,17 +95,22 @@ static void reply_health(http_req *req, json_t *body, bool healthy)
         http_reply_header(req, "Retry-After", "1");
 }
 
+static bool details_allowed(http_req *req, app *a)
+{
+    return http_req_details_allowed(req, a->cfg->health_details);
+}
+
 static void h_health(http_req *req, void *ud)
 {
     bool healthy;
-    json_t *body = health_report(ud, true, &healthy);
+    json_t *body = health_report(ud, true, details_allowed(req, ud), &healthy);
     reply_health(req, body, healthy);
 }
 
 static void h_ready(http_req *req, void *ud)
 {
     bool healthy;
-    json_t *body = health_report(ud, false, &healthy);
+    json_t *body = health_report(ud, false, details_allowed(req, ud), &healthy);
     reply_health(req, body, healthy);
 }
 
@@ -113,8 +120,30 @@ static void h_live(http_req *req, void *ud)
     http_reply_static(req, 200, "application/json", live, sizeof live - 1);
 }
 
-/* The database named by the path's {name}, or an UNKNOWN_DATABASE reply. */
+/* The database `name` names (NULL: the default) once the token's db= scope
+ * allows it, or NULL after a FORBIDDEN or UNKNOWN_DATABASE reply. The scope
+ * is judged on the real name, so `default` counts as the database it names. */
+static sg_db *scoped_db(http_req *req, app *a, const char *name)
+{
+    sg_err err;
+    sg_db *db = sg_registry_get(a->reg, name, &err);
+    if (!http_req_allow_db(req, db != NULL ? sg_db_name(db) : name ? name : SG_DEFAULT_ALIAS))
+        return NULL;
+    if (db == NULL)
+        http_reply_error(req, &err);
+    else
+        http_req_set_db(req, sg_db_name(db));
+    return db;
+}
+
+/* The database named by the path's {name} (routes with HTTP_SCOPE_DB). */
 static sg_db *path_db(http_req *req, app *a)
+{
+    return scoped_db(req, a, http_req_param(req, "name"));
+}
+
+/* The same for the open health route: no scope needed. */
+static sg_db *health_db(http_req *req, app *a)
 {
     sg_err err;
     sg_db *db = sg_registry_get(a->reg, http_req_param(req, "name"), &err);
@@ -127,12 +156,12 @@ static sg_db *path_db(http_req *req, app *a)
 
 static void h_health_one(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    sg_db *db = health_db(req, ud);
     if (db == NULL)
         return;
     sg_db_health h;
     sg_db_health_get(db, &h);
-    json_t *e = health_entry(&h, true);
+    json_t *e = health_entry(&h, true, details_allowed(req, ud));
     if (e != NULL)
         json_object_set_new(e, "name", json_string(sg_db_name(db)));
     reply_health(req, e, h.healthy);
@@ -162,9 +191,13 @@ static json_t *db_entry(sg_db *db)
 static void h_databases(http_req *req, void *ud)
 {
     app *a = ud;
+    const sg_token *t = http_req_token(req);
     json_t *list = json_array();
-    for (size_t i = 0; list != NULL && i < sg_registry_count(a->reg); i++)
-        json_array_append_new(list, db_entry(sg_registry_at(a->reg, i)));
+    for (size_t i = 0; list != NULL && i < sg_registry_count(a->reg); i++) {
+        sg_db *db = sg_registry_at(a->reg, i);
+        if (sg_token_may_db(t, sg_db_name(db)))
+            json_array_append_new(list, db_entry(db));
+    }
     const char *def = sg_registry_default_name(a->reg);
     http_reply_json(
         req, 200,
@@ -185,8 +218,8 @@ static void h_reconnect(http_req *req, void *ud)
         return;
     /* A call that joins a pending reconnect is still accepted (202). */
     bool started = sg_db_reconnect(db);
-    log_info("reconnect requested", json_pack("{s:s,s:s,s:b}", "db", sg_db_name(db), "request_id",
-                                              http_req_id(req), "joined", !started));
+    http_audit(req, sg_db_name(db), 202,
+               started ? "reconnect" : "reconnect (joined a pending one)");
     http_reply_json(req, 202, db_entry(db));
 }
 
@@ -196,8 +229,7 @@ static void h_pause(http_req *req, void *ud)
     if (db == NULL)
         return;
     sg_db_pause(db);
-    log_info("database paused",
-             json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
+    http_audit(req, sg_db_name(db), 202, "paused");
     http_reply_json(req, 202, db_entry(db));
 }
 
@@ -207,8 +239,7 @@ static void h_resume(http_req *req, void *ud)
     if (db == NULL)
         return;
     sg_db_resume(db);
-    log_info("database resumed",
-             json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
+    http_audit(req, sg_db_name(db), 202, "resumed");
     http_reply_json(req, 202, db_entry(db));
 }
 
@@ -284,6 +315,25 @@ static void log_query_error(const char *msg, const char *request_id, const char 
     log_event(level, msg, f);
 }
 
+/* A read-only query that SQL Server refused for want of rights (its
+ * read-only login: 229/230 permission denied on an object, 262 CREATE
+ * denied, 3906 read-only database) is a scope refusal, decided by the
+ * server: FORBIDDEN, with the server's words. */
+static void read_only_refusal(sg_err *err)
+{
+    if (err->code != SG_SQL_ERROR)
+        return;
+    long n = err->sql.number;
+    if (n != 229 && n != 230 && n != 262 && n != 3906)
+        return;
+    char server[SG_ERR_MESSAGE_MAX];
+    snprintf(server, sizeof server, "%s", err->message);
+    sg_err_set(
+        err, SG_FORBIDDEN,
+        "this token is read-only (needs rw); the database refused its read-only login: %.300s",
+        server);
+}
+
 static ssize_t stream_fill(void *cls, char *buf, size_t max)
 {
     streamed *st = cls;
@@ -326,15 +376,18 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
 {
     sg_err err;
     sg_err_clear(&err);
-    sg_db *db = sg_registry_get(a->reg, name, &err);
-    if (db == NULL) {
-        http_reply_error(req, &err);
+    sg_db *db = scoped_db(req, a, name);
+    if (db == NULL)
         return;
-    }
     const char *real = sg_db_name(db);
-    http_req_set_db(req, real);
     http_req_set_operation(req, q->operation);
-    sg_query *query = sg_db_query_begin(db, q->sql, q->params, q->n_params, q->timeout_ms, &err);
+    sg_query_opts qo = {
+        .timeout_ms = q->timeout_ms,
+        .read_only = !(sg_token_scopes(http_req_token(req)) & SG_SCOPE_RW),
+    };
+    sg_query *query = sg_db_query_begin_opts(db, q->sql, q->params, q->n_params, &qo, &err);
+    if (query == NULL && qo.read_only)
+        read_only_refusal(&err);
     if (query == NULL) {
         log_query_error("query failed", http_req_id(req), real, q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
@@ -353,6 +406,8 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
     };
     qstream *s = qstream_new(query, &opt, &err);
     int rc = s ? qstream_fill(s, PREBUFFER_BYTES, &err) : -1;
+    if (rc < 0 && qo.read_only)
+        read_only_refusal(&err);
     if (rc < 0) {
         log_query_error("query failed", http_req_id(req), real, q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
@@ -445,18 +500,20 @@ static void h_openapi(http_req *req, void *ud)
 
 const http_route api_routes[] = {
     {"GET", "/", h_status_page, 0},
-    {"GET", "/metrics", h_metrics, 0},
+    {"GET", "/metrics", h_metrics, HTTP_SCOPE_METRICS},
     {"GET", "/health", h_health, 0},
     {"GET", "/health/live", h_live, 0},
     {"GET", "/health/ready", h_ready, 0},
     {"GET", "/health/{name}", h_health_one, 0},
     {"GET", "/openapi.json", h_openapi, 0},
     {"GET", "/v1/databases", h_databases, HTTP_AUTH},
-    {"GET", "/v1/databases/{name}", h_database, HTTP_AUTH},
-    {"POST", "/v1/databases/{name}/query", h_query_named, HTTP_AUTH | HTTP_JSON_BODY},
-    {"POST", "/v1/databases/{name}/reconnect", h_reconnect, HTTP_AUTH},
-    {"POST", "/v1/databases/{name}/pause", h_pause, HTTP_AUTH},
-    {"POST", "/v1/databases/{name}/resume", h_resume, HTTP_AUTH},
-    {"POST", "/v1/query", h_query, HTTP_AUTH | HTTP_JSON_BODY},
+    {"GET", "/v1/databases/{name}", h_database, HTTP_AUTH | HTTP_SCOPE_DB},
+    {"POST", "/v1/databases/{name}/query", h_query_named,
+     HTTP_AUTH | HTTP_SCOPE_DB | HTTP_JSON_BODY},
+    {"POST", "/v1/databases/{name}/reconnect", h_reconnect,
+     HTTP_AUTH | HTTP_SCOPE_ADMIN | HTTP_SCOPE_DB},
+    {"POST", "/v1/databases/{name}/pause", h_pause, HTTP_AUTH | HTTP_SCOPE_ADMIN | HTTP_SCOPE_DB},
+    {"POST", "/v1/databases/{name}/resume", h_resume, HTTP_AUTH | HTTP_SCOPE_ADMIN | HTTP_SCOPE_DB},
+    {"POST", "/v1/query", h_query, HTTP_AUTH | HTTP_SCOPE_DB | HTTP_JSON_BODY},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

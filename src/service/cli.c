@@ -327,9 +327,10 @@ void cli_print_config(FILE *f, const sg_config *cfg, sg_lookup_fn lookup, void *
     fprintf(f, "sqlgate %s: the configuration is valid\n", SQLGATE_VERSION);
     fprintf(f, "mode: %s\n", mode_text(cfg->mode));
     fprintf(f, "default database: %s\n", cfg->default_name != NULL ? cfg->default_name : "(none)");
-    if (cfg->n_api_tokens > 0)
-        fprintf(f, "authentication: %zu API token%s on /v1/*\n", cfg->n_api_tokens,
-                cfg->n_api_tokens == 1 ? "" : "s");
+    size_t n_tokens = sg_tokens_count(cfg->tokens);
+    if (n_tokens > 0)
+        fprintf(f, "authentication: %zu API token%s on /v1/*\n", n_tokens,
+                n_tokens == 1 ? "" : "s");
     else
         fprintf(f, "authentication: none (anonymous)\n");
     for (size_t i = 0; i < cfg->n_databases; i++) {

@@ -63,7 +63,15 @@ struct http_req {
     bool queued;
     char db[SG_NAME_MAX + 1];
     char *operation; /* owned, or NULL */
+
+    const sg_token *token;                          /* http_req_token() */
+    bool presented;                                 /* an Authorization: Bearer header came */
+    char fingerprint[SG_TOKEN_FINGERPRINT_LEN + 1]; /* of what was presented, or "" */
+    bool db_checked;                                /* http_req_allow_db ran */
 };
+
+static void audit_line(http_req *req, const char *db, int status, const char *outcome,
+                       const char *reason);
 
 /* --- Request ids --------------------------------------------------------- */
 
@@ -194,6 +202,8 @@ void http_reply_error(http_req *req, const sg_err *err)
         http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
     if (err->code == SG_UNAUTHORIZED)
         http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (err->code == SG_UNAUTHORIZED || err->code == SG_FORBIDDEN)
+        audit_line(req, req->db[0] != '\0' ? req->db : NULL, status, "refused", err->message);
 }
 
 struct stream {
@@ -373,38 +383,116 @@ static bool split_path(http_req *req)
     return true;
 }
 
-/* --- Authentication -------------------------------------------------------- */
+/* --- Authentication and scopes ----------------------------------------------- */
 
-/* Constant time in the length of the longer input: no early exit on the first
- * differing byte, so response timing does not reveal a token prefix. */
-static bool token_equal(const char *a, size_t alen, const char *b, size_t blen)
+/* Identifies the request's token (once the route is known). The token is
+ * hashed and looked up in the configuration's set (sg_tokens_find compares
+ * digests in constant time). */
+static void identify(const http_server *srv, http_req *req)
 {
-    size_t n = alen > blen ? alen : blen;
-    unsigned char diff = (unsigned char)(alen != blen);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = i < alen ? (unsigned char)a[i] : 0;
-        unsigned char y = i < blen ? (unsigned char)b[i] : 0;
-        diff |= x ^ y;
+    const sg_tokens *set = srv->cfg->tokens;
+    const char *h = http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
+        const char *tok = h + 7;
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        req->presented = true;
+        sg_token_fingerprint_of(tok, len, req->fingerprint);
+        req->token = sg_tokens_find(set, tok, len);
     }
-    return diff == 0;
+    if (sg_tokens_count(set) == 0)
+        req->token = sg_token_anonymous();
 }
 
-static bool authorized(const http_server *srv, const http_req *req)
+static const char *token_name(const http_req *req)
 {
-    const sg_config *cfg = srv->cfg;
-    if (cfg->n_api_tokens == 0)
+    if (req->token != NULL)
+        return sg_token_fingerprint(req->token);
+    return req->presented ? req->fingerprint : "none";
+}
+
+static void audit_line(http_req *req, const char *db, int status, const char *outcome,
+                       const char *reason)
+{
+    const char *route = req->route ? req->route->pattern : "-";
+    const char *who = token_name(req);
+    log_field f[9] = {
+        {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
+        {.key = "token", .kind = LOG_STR, .s = who, .len = strlen(who)},
+        {.key = "known", .kind = LOG_BOOL, .b = req->token != NULL},
+        {.key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)},
+        {.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)},
+        {.key = "status", .kind = LOG_INT, .i = status},
+        {.key = "outcome", .kind = LOG_STR, .s = outcome, .len = strlen(outcome)},
+    };
+    size_t n = 7;
+    if (db != NULL)
+        f[n++] = (log_field){.key = "db", .kind = LOG_STR, .s = db, .len = strlen(db)};
+    if (reason != NULL)
+        f[n++] = (log_field){.key = "reason", .kind = LOG_STR, .s = reason, .len = strlen(reason)};
+    /* Warn: refusals and admin actions stay visible at SQLGATE_LOG_LEVEL=warn. */
+    log_line(SG_LOG_WARN, "audit", f, n);
+}
+
+void http_audit(http_req *req, const char *db, int status, const char *outcome)
+{
+    audit_line(req, db, status, outcome, NULL);
+}
+
+const sg_token *http_req_token(const http_req *req)
+{
+    return req->token;
+}
+
+bool http_req_details_allowed(const http_req *req, sg_health_details setting)
+{
+    switch (setting) {
+    case SG_HEALTH_DETAILS_ALWAYS:
         return true;
-    const char *h = http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+    case SG_HEALTH_DETAILS_AUTHORIZED:
+        return req->token != NULL;
+    default:
         return false;
-    const char *tok = h + 7;
-    while (*tok == ' ')
-        tok++;
-    size_t len = strlen(tok);
-    bool ok = false;
-    for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        ok |= token_equal(tok, len, cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
-    return ok;
+    }
+}
+
+static void reply_code(http_req *req, sg_code code, const char *message);
+
+bool http_req_allow_db(http_req *req, const char *name)
+{
+    req->db_checked = true;
+    if (req->token != NULL && sg_token_may_db(req->token, name))
+        return true;
+    char msg[SG_NAME_MAX + 64];
+    snprintf(msg, sizeof msg, "this token has no scope for database %.*s", SG_NAME_MAX, name);
+    http_req_set_db(req, name);
+    reply_code(req, SG_FORBIDDEN, msg);
+    return false;
+}
+
+/* The route's token and scope checks; leaves a 401/403 reply on refusal. */
+static void check_access(const http_server *srv, http_req *req)
+{
+    unsigned flags = req->route->flags;
+    bool metrics_gated =
+        (flags & HTTP_SCOPE_METRICS) && srv->cfg->metrics_access == SG_METRICS_TOKEN;
+    if (!(flags & HTTP_AUTH) && !metrics_gated)
+        return;
+    if (req->token == NULL) {
+        reply_code(req, SG_UNAUTHORIZED, "a valid bearer token is required");
+        return;
+    }
+    unsigned scopes = sg_token_scopes(req->token);
+    const char *missing = NULL;
+    if (metrics_gated && !(scopes & SG_SCOPE_METRICS))
+        missing = "this token has no metrics scope (needs metrics)";
+    else if ((flags & HTTP_SCOPE_ADMIN) && !(scopes & SG_SCOPE_ADMIN))
+        missing = "this token has no admin scope (needs admin)";
+    else if ((flags & HTTP_SCOPE_ALL_DBS) && !(scopes & SG_SCOPE_ALL_DBS))
+        missing = "this token has no scope for every database (needs db=*)";
+    if (missing != NULL)
+        reply_code(req, SG_FORBIDDEN, missing);
 }
 
 /* --- Body ------------------------------------------------------------------ */
@@ -515,10 +603,10 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
         }
         return;
     }
-    if ((req->route->flags & HTTP_AUTH) && !authorized(srv, req)) {
-        reply_code(req, SG_UNAUTHORIZED, "a valid bearer token is required");
+    identify(srv, req);
+    check_access(srv, req);
+    if (req->response != NULL)
         return;
-    }
     if (req->route->flags & HTTP_JSON_BODY) {
         if (!content_type_is_json(http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE))) {
             reply_code(req, SG_UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
@@ -586,6 +674,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         sg_err err;
         sg_err_set(&err, SG_INTERNAL, "the handler gave no answer");
         http_reply_error(req, &err);
+    } else if ((req->route->flags & HTTP_SCOPE_DB) && !req->db_checked && req->status < 400) {
+        /* A handler that forgot http_req_allow_db fails closed. */
+        sg_err err;
+        sg_err_set(&err, SG_INTERNAL, "the database scope was not checked");
+        http_reply_error(req, &err);
     }
     return queue_reply(req);
 }
@@ -600,7 +693,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (log_enabled(SG_LOG_INFO)) {
         const char *route = req->route ? req->route->pattern : "-";
-        log_field f[8] = {
+        log_field f[9] = {
             {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
             {.key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)},
             {.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)},
@@ -616,6 +709,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                                  .kind = LOG_STR,
                                  .s = req->operation,
                                  .len = strlen(req->operation)};
+        if (req->presented || (req->token != NULL && req->token != sg_token_anonymous())) {
+            const char *who = token_name(req);
+            f[n++] = (log_field){.key = "token", .kind = LOG_STR, .s = who, .len = strlen(who)};
+        }
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
             f[n++] = (log_field){.key = "aborted", .kind = LOG_BOOL, .b = true};
         log_line(SG_LOG_INFO, "request", f, n);

@@ -6,7 +6,8 @@
  * another request, a health probe or the accept loop.
  *
  * The dispatcher does, once for every route: request ids, route and method
- * matching (404/405 with Allow), bearer tokens (401), JSON body checks
+ * matching (404/405 with Allow), bearer tokens (401) and the scopes its route
+ * flags name (403; CONTRACT.md section 5), JSON body checks
  * (415/413), the overload limit, the shutdown refusal, error rendering and
  * the access log. Handlers receive a request whose body is complete and
  * answer it with exactly one http_reply_* call.
@@ -22,15 +23,28 @@
 
 #include "sqlgate/config.h"
 #include "sqlgate/error.h"
+#include "sqlgate/tokens.h"
 
 typedef struct http_server http_server;
 typedef struct http_req http_req;
 
 typedef void (*http_handler_fn)(http_req *req, void *app);
 
+/* Access checks, made by the dispatcher before the body is read, except
+ * HTTP_SCOPE_DB: the database is known only to the handler (the path's {name}
+ * resolved through the registry, or the body's "database"), so the handler
+ * calls http_req_allow_db, and the dispatcher answers INTERNAL for a
+ * successful reply of such a route that never made that call. When no token
+ * is configured every request carries every scope (sg_token_anonymous). */
 enum http_route_flags {
-    HTTP_AUTH = 1u << 0,      /* needs a bearer token when tokens are configured */
-    HTTP_JSON_BODY = 1u << 1, /* has a JSON body: Content-Type checked, size capped */
+    HTTP_AUTH = 1u << 0,          /* needs a valid bearer token when tokens are configured: 401 */
+    HTTP_JSON_BODY = 1u << 1,     /* has a JSON body: Content-Type checked, size capped */
+    HTTP_SCOPE_DB = 1u << 2,      /* the token needs db= scope for the target database: 403 */
+    HTTP_SCOPE_ADMIN = 1u << 3,   /* the token needs admin: 403 "needs admin" */
+    HTTP_SCOPE_ALL_DBS = 1u << 4, /* the token needs db=* (POST /v1/admin/reload: with
+                                     HTTP_AUTH | HTTP_SCOPE_ADMIN) */
+    HTTP_SCOPE_METRICS = 1u << 5, /* with SQLGATE_METRICS_ACCESS=token: a valid token (401)
+                                     with the metrics scope (403); else open */
 };
 
 typedef struct http_route {
@@ -81,6 +95,29 @@ const char *http_req_header(const http_req *req, const char *name);
 const char *http_req_id(const http_req *req);
 int64_t http_req_start_us(const http_req *req); /* monotonic, sg_clock_us */
 const char *http_req_method(const http_req *req);
+/* The request's token: the matching configured token, sg_token_anonymous()
+ * when no token is configured, or NULL when none (or an unknown one) was
+ * presented. Borrowed from the configuration snapshot the request was
+ * screened against; valid until the request completes. */
+const sg_token *http_req_token(const http_req *req);
+/* True when the request may see health details under `setting`:
+ * always; never; authorized = it carries a valid token (or none is
+ * configured). */
+bool http_req_details_allowed(const http_req *req, sg_health_details setting);
+/* The one check of database scope (see HTTP_SCOPE_DB). `name` is the real
+ * database name, or, when the name given does not exist, the name as given.
+ * True when the token may use it. Otherwise answers 403 FORBIDDEN ("this
+ * token has no scope for database <name>"; audited) and returns false: a
+ * token without db=* gets 403 for unknown names too, so it cannot probe which
+ * databases exist. */
+bool http_req_allow_db(http_req *req, const char *name);
+/* Writes an audit line: token fingerprint, method, route, db (may be NULL),
+ * status and outcome ("ok", "refused", ...). Refusals (401, 403) are audited
+ * by http_reply_error itself; handlers call this for admin actions (pause,
+ * resume, reconnect; a reload route would call it with db NULL and its
+ * outcome, after being declared with HTTP_AUTH | HTTP_SCOPE_ADMIN |
+ * HTTP_SCOPE_ALL_DBS so that only an admin token with db=* reaches it). */
+void http_audit(http_req *req, const char *db, int status, const char *outcome);
 /* Records the database a request used, for the access log (copied). */
 void http_req_set_db(http_req *req, const char *name);
 /* Records the query's operation name, for the access log (copied, may be NULL). */
@@ -89,7 +126,8 @@ void http_req_set_operation(http_req *req, const char *operation);
 /* Answers with a JSON document (steals body). */
 void http_reply_json(http_req *req, int status, json_t *body);
 /* Answers with the contract's error document for err (status from its code;
- * Retry-After on 503; "Connection: close" for SHUTTING_DOWN). */
+ * Retry-After on 503; "Connection: close" for SHUTTING_DOWN; an audit line
+ * for UNAUTHORIZED and FORBIDDEN). */
 void http_reply_error(http_req *req, const sg_err *err);
 /* Answers with bytes (steals data, from malloc). */
 void http_reply_bytes(http_req *req, int status, const char *content_type, char *data, size_t len);

@@ -373,10 +373,10 @@ int main(int argc, char **argv)
     }
     a.srv = srv;
     const char *def = sg_registry_default_name(reg);
-    log_info("listening",
-             json_pack("{s:s,s:i,s:o,s:o,s:b}", "address", cfg->listen_host, "port", http_port(srv),
-                       "databases", names_json(cfg), "default",
-                       def ? json_string(def) : json_null(), "auth", cfg->n_api_tokens > 0));
+    log_info("listening", json_pack("{s:s,s:i,s:o,s:o,s:b}", "address", cfg->listen_host, "port",
+                                    http_port(srv), "databases", names_json(cfg), "default",
+                                    def ? json_string(def) : json_null(), "auth",
+                                    sg_tokens_count(cfg->tokens) > 0));
 
     pthread_t sig_thread;
     if (pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {

@@ -24,11 +24,12 @@ static const struct {
     {SG_POOL_EXHAUSTED, "pool_exhausted"},
     {SG_DB_PAUSED, "paused"},
     {SG_SHUTTING_DOWN, "shutting_down"},
+    {SG_FORBIDDEN, "forbidden"},
     {SG_CODE_COUNT_, "error"}, /* anything else; keep last */
 };
 #define N_OUTCOMES (sizeof outcomes / sizeof outcomes[0])
 
-static const int statuses[] = {200, 202, 400, 401, 404, 405, 413, 415, 500, 503, 504, 0};
+static const int statuses[] = {200, 202, 400, 401, 403, 404, 405, 413, 415, 500, 503, 504, 0};
 #define N_STATUSES (sizeof statuses / sizeof statuses[0]) /* 0: any other */
 
 typedef struct db_metrics {

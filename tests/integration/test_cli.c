@@ -59,6 +59,9 @@ static const expected_var expected_vars[] = {
     {"SQLGATE_LOG_FORMAT", "json"},
     {"SQLGATE_TLS_CERT_FILE", NULL},
     {"SQLGATE_TLS_KEY_FILE", NULL},
+    {"SQLGATE_TOKENS_FILE", NULL},
+    {"SQLGATE_METRICS_ACCESS", "open"},
+    {"SQLGATE_HEALTH_DETAILS", "authorized"},
     {"<N>_DB_DRIVER", ANY_DEFAULT},
     {"<N>_DB_HOST", NULL},
     {"<N>_DB_PORT", "1433"},
@@ -86,6 +89,9 @@ static const expected_var expected_vars[] = {
     {"<N>_DB_HEALTH_INTERVAL_MS", "5000"},
     {"<N>_DB_HEALTH_TIMEOUT_MS", "2000"},
     {"<N>_DB_MAX_LOGINS_PER_SEC", "20"},
+    {"<N>_DB_READONLY_USER", NULL},
+    {"<N>_DB_READONLY_PASSWORD", NULL},
+    {"<N>_DB_READONLY_PASSWORD_FILE", NULL},
 };
 
 #define N_EXPECTED (sizeof expected_vars / sizeof expected_vars[0])

@@ -35,6 +35,8 @@
 #define TDS_USER     "sa"
 #define TDS_PASSWORD "Pw-SECRET-8642"
 #define TDS_DB       "testdb"
+#define TDS_RO_USER  "ro_reader" /* the server's read-only login */
+#define TDS_RO_PASS  "Ro-SECRET-1357"
 #define CORE_Q       "/v1/databases/core/query"
 #define APP_Q        "/v1/databases/app/query"
 
@@ -94,7 +96,9 @@ static void tds_start(tds_child *t, int port)
     snprintf(cport_file, sizeof cport_file, "%s/tds-cport-%d", g_dir, n);
     snprintf(out_file, sizeof out_file, "%s/tds-out-%d.log", g_dir, n);
     snprintf(port_arg, sizeof port_arg, "%d", port);
-    char *const argv[] = {(char *)bin,  "--user",
+    char *const argv[] = {(char *)bin,  "--readonly-user",
+                          TDS_RO_USER,  "--readonly-password",
+                          TDS_RO_PASS,  "--user",
                           TDS_USER,     "--password",
                           TDS_PASSWORD, "--database",
                           TDS_DB,       "--sqlite",
@@ -425,6 +429,105 @@ START_TEST(health_both_ready)
     ck_assert_ptr_nonnull(strstr(jstr(r.json, "results.0.rows.0.v"), "TDS test server"));
     http_resp_free(&r);
     ck_assert_int_ge(tds_stat(&g_tds, "logins"), 1);
+    assert_logs_clean(p);
+}
+END_TEST
+
+/* --- Read-only tokens on SQL Server: the read-only login's own pool -------------- */
+
+#define TOK_RW "freetds-rw-token-0001"
+#define TOK_RO "freetds-ro-token-0001"
+
+static int post_as(proc *p, const char *token, const char *path, const char *sql, http_resp *r)
+{
+    char auth[96], body[512];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    json_t *j = json_pack("{s:s}", "sql", sql);
+    char *text = json_dumps(j, JSON_COMPACT);
+    snprintf(body, sizeof body, "%s", text);
+    free(text);
+    json_decref(j);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    return http_send(p, "POST", path, headers, body, strlen(body), r);
+}
+
+static const char *login_of(proc *p, const char *token)
+{
+    static char name[64];
+    http_resp r;
+    post_as(p, token, CORE_Q, "SELECT SUSER_NAME() AS u", &r);
+    ASSERT_STATUS(&r, 200);
+    snprintf(name, sizeof name, "%s", jstr(r.json, "results.0.rows.0.u"));
+    http_resp_free(&r);
+    return name;
+}
+
+static proc *start_with_tokens(bool readonly_login)
+{
+    ck_assert_int_eq(write_file(g_dir, "tokens", TOK_RW " db=* rw\n" TOK_RO " db=* ro\n"), 0);
+    tds_start(&g_tds, 0);
+    envb e;
+    env_base(&e);
+    env_core(&e, g_tds.port, TDS_PASSWORD);
+    env_add(&e, "SQLGATE_TOKENS_FILE=%s/tokens", g_dir);
+    if (readonly_login) {
+        env_add(&e, "CORE_DB_READONLY_USER=" TDS_RO_USER);
+        env_add(&e, "CORE_DB_READONLY_PASSWORD=" TDS_RO_PASS);
+    }
+    return start_svc(&e, true);
+}
+
+START_TEST(readonly_login_pool)
+{
+    proc *p = start_with_tokens(true);
+    /* Each token's queries run under the login its scope chooses. */
+    ck_assert_str_eq(login_of(p, TOK_RW), TDS_USER);
+    ck_assert_str_eq(login_of(p, TOK_RO), TDS_RO_USER);
+    ck_assert_str_eq(login_of(p, TOK_RW), TDS_USER);
+
+    http_resp r;
+    post_as(p, TOK_RW, CORE_Q, "CREATE TABLE t (x INT)", &r);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+    post_as(p, TOK_RO, CORE_Q, "INSERT INTO t VALUES (1)", &r);
+    ASSERT_ERROR(&r, 403, "FORBIDDEN");
+    ck_assert_ptr_nonnull(strstr(jstr(r.json, "error.message"), "needs rw"));
+    http_resp_free(&r);
+    post_as(p, TOK_RO, CORE_Q, "CREATE TABLE t2 (y INT)", &r);
+    ASSERT_ERROR(&r, 403, "FORBIDDEN");
+    http_resp_free(&r);
+    post_as(p, TOK_RW, CORE_Q, "INSERT INTO t VALUES (7)", &r);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+    /* The refused writes left nothing; reads through the read-only login work. */
+    post_as(p, TOK_RO, CORE_Q, "SELECT count(*) AS n, SUM(x) AS s FROM t", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 1);
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.s", -1), 7);
+    http_resp_free(&r);
+    /* SQLite next door enforces read-only itself. */
+    post_as(p, TOK_RO, APP_Q, "CREATE TABLE a (x INTEGER)", &r);
+    ASSERT_ERROR(&r, 403, "FORBIDDEN");
+    http_resp_free(&r);
+    post_as(p, TOK_RO, APP_Q, "SELECT 1 AS one", &r);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+    assert_logs_clean(p);
+    char *err = proc_stderr(p);
+    ck_assert_msg(strstr(err, TOK_RO) == NULL && strstr(err, TOK_RW) == NULL, "a token is logged");
+    free(err);
+}
+END_TEST
+
+START_TEST(readonly_without_login_is_forbidden)
+{
+    proc *p = start_with_tokens(false);
+    http_resp r;
+    post_as(p, TOK_RO, CORE_Q, "SELECT 1 AS one", &r);
+    ASSERT_ERROR(&r, 403, "FORBIDDEN");
+    ck_assert_ptr_nonnull(strstr(jstr(r.json, "error.message"), "CORE_DB_READONLY_USER"));
+    http_resp_free(&r);
+    ck_assert_str_eq(login_of(p, TOK_RW), TDS_USER);
     assert_logs_clean(p);
 }
 END_TEST
@@ -855,6 +958,8 @@ static Suite *freetds_suite(void)
     tcase_add_test(tc, not_listening_then_recovers);
     tcase_add_test(tc, url_form);
     tcase_add_test(tc, encrypt_required_without_tls);
+    tcase_add_test(tc, readonly_login_pool);
+    tcase_add_test(tc, readonly_without_login_is_forbidden);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -22,6 +22,7 @@ struct tds_session {
     sqlite3 *db;
     uint32_t ver;
     char *dbname; /* the login's database */
+    char *login;  /* SUSER_NAME(); NULL until set */
     int spid;
     /* Session state that sp_reset_connection puts back to the login's
      * (besides temporary objects, which it drops). */
@@ -514,6 +515,14 @@ static void fn_dbname(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_text(ctx, s->curdb, -1, SQLITE_TRANSIENT);
 }
 
+static void fn_login(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    (void)argv;
+    tds_session *s = sqlite3_user_data(ctx);
+    sqlite3_result_text(ctx, s->login ? s->login : "", -1, SQLITE_TRANSIENT);
+}
+
 static int progress(void *ctx)
 {
     tds_session *s = ctx;
@@ -538,6 +547,8 @@ static int register_functions(tds_session *s)
                                   fn_datalength, NULL, NULL);
     rc |= sqlite3_create_function(s->db, "SCOPE_IDENTITY", 0, f, s, fn_identity, NULL, NULL);
     rc |= sqlite3_create_function(s->db, "DB_NAME", 0, f, s, fn_dbname, NULL, NULL);
+    rc |= sqlite3_create_function(s->db, "SUSER_NAME", 0, f, s, fn_login, NULL, NULL);
+    rc |= sqlite3_create_function(s->db, "SUSER_SNAME", 0, f, s, fn_login, NULL, NULL);
     return rc;
 }
 
@@ -599,7 +610,19 @@ void tds_session_free(tds_session *s)
         sqlite3_close_v2(s->db);
     }
     free(s->dbname);
+    free(s->login);
     free(s);
+}
+
+int tds_session_set_login(tds_session *s, const char *login, bool read_only)
+{
+    free(s->login);
+    s->login = strdup(login);
+    if (s->login == NULL)
+        return -1;
+    if (read_only && sqlite3_exec(s->db, "PRAGMA query_only = 1", NULL, NULL, NULL) != SQLITE_OK)
+        return -1;
+    return 0;
 }
 
 int tds_session_trancount(const tds_session *s)
@@ -651,6 +674,12 @@ static bool map_sqlite_error(sqlite3 *db, int rc, int *number, char *msg, size_t
     if (starts(m, "no such function: ")) {
         *number = 195;
         snprintf(msg, msglen, "'%s' is not a recognized built-in function name.", m + 18);
+        return true;
+    }
+    if ((ext & 0xff) == SQLITE_READONLY) {
+        /* A read-only login's session (PRAGMA query_only) that tried to write. */
+        *number = 229;
+        snprintf(msg, msglen, "The permission was denied: the login has read rights only.");
         return true;
     }
     switch (ext) {

@@ -56,6 +56,9 @@ typedef enum tds_exec_status {
  * borrowed for the session's life. Returns NULL with a reason in err. */
 tds_session *tds_session_new(const char *path, uint32_t ver, const char *dbname, int spid,
                              tds_writer *w, const tds_exec_hooks *hooks, char *err, size_t errlen);
+/* Records the session's login (SUSER_NAME(), SUSER_SNAME()); a read-only
+ * login's session refuses writes with error 229. 0, or -1 on failure. */
+int tds_session_set_login(tds_session *s, const char *login, bool read_only);
 /* Rolls back an open transaction and closes; s may be NULL. */
 void tds_session_free(tds_session *s);
 

@@ -55,6 +55,8 @@ struct tds_server {
     pthread_mutex_t mu;
     char *user;
     char *password;
+    char *ro_user;     /* the read-only login, or NULL */
+    char *ro_password; /* its password, or NULL */
     char *database;
     char *sqlite_path;
     char *tmpdir; /* set when the database is a private temporary file */
@@ -414,8 +416,11 @@ static int do_login(client *c)
         goto done;
     char msg[300];
     snprintf(msg, sizeof(msg), "Login failed for user '%.100s'.", login.username);
-    if (refuse || strcmp(login.username, s->user) != 0 ||
-        strcmp(login.password, s->password) != 0) {
+    bool main_login =
+        strcmp(login.username, s->user) == 0 && strcmp(login.password, s->password) == 0;
+    bool ro_login = s->ro_user != NULL && strcmp(login.username, s->ro_user) == 0 &&
+                    strcmp(login.password, s->ro_password) == 0;
+    if (refuse || (!main_login && !ro_login)) {
         send_login_error(c, 18456, msg, ver);
         goto done;
     }
@@ -430,8 +435,8 @@ static int do_login(client *c)
         .ctx = c, .cancelled = hook_cancelled, .wait = hook_wait, .set_knob = hook_set_knob};
     c->sess =
         tds_session_new(s->sqlite_path, ver, s->database, c->spid, &c->w, &hooks, why, sizeof(why));
-    if (c->sess == NULL) {
-        send_login_error(c, 4060, why, ver);
+    if (c->sess == NULL || tds_session_set_login(c->sess, login.username, ro_login) != 0) {
+        send_login_error(c, 4060, c->sess == NULL ? why : "cannot set up the login", ver);
         goto done;
     }
     uint32_t psize = login.packet_size;
@@ -756,6 +761,14 @@ tds_server *tds_server_start(const tds_server_options *opt, char *err, size_t er
     s->user = strdup(opt->user);
     s->password = strdup(opt->password);
     s->database = strdup(opt->database ? opt->database : "master");
+    if (opt->readonly_user != NULL && opt->readonly_password != NULL) {
+        s->ro_user = strdup(opt->readonly_user);
+        s->ro_password = strdup(opt->readonly_password);
+        if (s->ro_user == NULL || s->ro_password == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     if (s->user == NULL || s->password == NULL || s->database == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -842,6 +855,8 @@ void tds_server_stop(tds_server *s)
     pthread_mutex_destroy(&s->mu);
     free(s->user);
     free(s->password);
+    free(s->ro_user);
+    free(s->ro_password);
     free(s->database);
     free(s->sqlite_path);
     free(s->tmpdir);

@@ -28,6 +28,10 @@ typedef struct tds_server_options {
                                 in a temporary directory shared by this server's
                                 clients, removed at stop */
     int port;                /* TCP port on 127.0.0.1; 0 picks a free one */
+    /* Optional second login with read rights only: its sessions may not
+     * write (SQL Server error 229). Both NULL: no such login. */
+    const char *readonly_user;
+    const char *readonly_password;
 } tds_server_options;
 
 /* Fault knobs. Each applies to logins or requests that start after it is set,

@@ -4,6 +4,7 @@
  *   tds-testserver --user U --password P [--port N] [--database D]
  *                  [--sqlite PATH|:memory:] [--port-file F]
  *                  [--control-port N] [--control-port-file F]
+ *                  [--readonly-user U2 --readonly-password P2]
  *
  * Prints "listening on 127.0.0.1:PORT" and "control on 127.0.0.1:CPORT" on
  * stdout, writes the ports to the files if asked (written whole, then
@@ -65,7 +66,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: tds-testserver --user U --password P [--port N] [--database D]\n"
                     "       [--sqlite PATH|:memory:] [--port-file F] [--control-port N]\n"
-                    "       [--control-port-file F]\n");
+                    "       [--control-port-file F]\n"
+                    "       [--readonly-user U2 --readonly-password P2]\n");
 }
 
 static int write_port_file(const char *path, int port)
@@ -240,6 +242,10 @@ int main(int argc, char **argv)
             opt.user = v;
         } else if (strcmp(a, "--password") == 0) {
             opt.password = v;
+        } else if (strcmp(a, "--readonly-user") == 0) {
+            opt.readonly_user = v;
+        } else if (strcmp(a, "--readonly-password") == 0) {
+            opt.readonly_password = v;
         } else if (strcmp(a, "--database") == 0) {
             opt.database = v;
         } else if (strcmp(a, "--sqlite") == 0) {

@@ -31,6 +31,8 @@ typedef struct kv {
 #define SECRET_FILE "file-secret-77"
 #define TOKEN_A     "tok-alpha-1234"
 #define TOKEN_B     "tok-beta-5678"
+#define SCOPED_A    "tok-scoped-alpha-0001" /* tokens-file tokens: 16 characters or more */
+#define SCOPED_B    "tok-scoped-beta-00002"
 
 /* The fixture's temporary directory. The fixture is unchecked (made once per
  * test case in the runner's process) so that the directory is removed even
@@ -72,6 +74,12 @@ static void setup(void)
     write_text("tokens_blank", "  \n\n");
     write_text("tokens_empty_item", TOKEN_A ",," TOKEN_B "\n");
     write_text("tokens_lines", TOKEN_A "\n" TOKEN_B "\n");
+    /* Scoped tokens (SQLGATE_TOKENS_FILE): TOKEN_A plain, TOKEN_B by its SHA-256. */
+    write_text("scoped", SCOPED_A
+               " db=core rw\n# "
+               "comment\n\nsha256:cb798be8c463b12cc189e487a1fae50e68647b390a82cd3337fd93045dc501e9 "
+               "db=default admin\n");
+    write_text("scoped_bad", "# first\n" SCOPED_B " db=core sideways\n");
     write_text("cert.pem", "-----BEGIN CERTIFICATE-----\n");
     write_text("key.pem", "-----BEGIN PRIVATE KEY-----\n");
     write_text("ca.pem", "-----BEGIN CERTIFICATE-----\n");
@@ -83,9 +91,10 @@ static void setup(void)
 static void teardown(void)
 {
     static const char *const names[] = {
-        "pw",       "pw_crlf", "pw_plain",   "pw_two_nl",    "pw_empty",          "pw_nl_only",
-        "pw_nul",   "tokens",  "tokens_one", "tokens_blank", "tokens_empty_item", "tokens_lines",
-        "cert.pem", "key.pem", "ca.pem",     "env1",         "big.env",           "bad.env",
+        "pw",       "pw_crlf",    "pw_plain",   "pw_two_nl",    "pw_empty",          "pw_nl_only",
+        "pw_nul",   "tokens",     "tokens_one", "tokens_blank", "tokens_empty_item", "tokens_lines",
+        "cert.pem", "key.pem",    "ca.pem",     "env1",         "big.env",           "bad.env",
+        "scoped",   "scoped_bad",
     };
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -215,6 +224,13 @@ static const char *db_field(const sg_db_config *db, const char *f, char *buf, si
     STR("health_query", db->health_query)
     NUM("health_interval_ms", db->health_interval_ms)
     NUM("health_timeout_ms", db->health_timeout_ms)
+    STR("readonly_user", db->readonly_user)
+    STR("readonly_password", db->readonly_password)
+    if (strncmp(f, "readonly.", 9) == 0) {
+        if (db->readonly == NULL)
+            return "(no read-only login)";
+        return db_field(db->readonly, f + 9, buf, size);
+    }
     ck_abort_msg("unknown database field %s", f);
     return NULL;
 }
@@ -248,14 +264,12 @@ static const char *cfg_field(const sg_config *cfg, const char *key, char *buf, s
     NUM("listen_port", cfg->listen_port)
     BOOL("listen_loopback", cfg->listen_loopback)
     if (strcmp(f, "tokens") == 0) {
-        size_t o = 0;
-        if (cfg->api_tokens == NULL) {
-            ck_assert_uint_eq(cfg->n_api_tokens, 0);
+        /* Only digests are kept: the API tokens are listed by how many there
+         * are; check_expect looks each expected one up in cfg->tokens. */
+        ck_assert_ptr_null(cfg->api_tokens);
+        if (cfg->n_api_tokens == 0)
             return "(null)";
-        }
-        buf[0] = '\0';
-        for (size_t i = 0; i < cfg->n_api_tokens; i++)
-            o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? "," : "", cfg->api_tokens[i]);
+        snprintf(buf, size, "%zu API tokens", cfg->n_api_tokens);
         return buf;
     }
     BOOL("allow_anonymous", cfg->allow_anonymous)
@@ -268,6 +282,13 @@ static const char *cfg_field(const sg_config *cfg, const char *key, char *buf, s
     BOOL("log_json", cfg->log_json)
     STR("tls_cert_file", cfg->tls_cert_file)
     STR("tls_key_file", cfg->tls_key_file)
+    NUM("n_tokens", sg_tokens_count(cfg->tokens))
+    if (strcmp(f, "metrics_access") == 0)
+        return cfg->metrics_access == SG_METRICS_TOKEN ? "token" : "open";
+    if (strcmp(f, "health_details") == 0)
+        return cfg->health_details == SG_HEALTH_DETAILS_ALWAYS       ? "always"
+               : cfg->health_details == SG_HEALTH_DETAILS_AUTHORIZED ? "authorized"
+                                                                     : "never";
     ck_abort_msg("unknown field %s", f);
     return NULL;
 #undef STR
@@ -285,6 +306,23 @@ static void check_expect(const sg_config *cfg, const char *row, const char *cons
         snprintf(raw, sizeof raw, "%.*s", (int)(eq - expect[i]), expect[i]);
         expand(raw, key, sizeof key);
         expand(eq + 1, want, sizeof want);
+        if (strcmp(key, "tokens") == 0 && strcmp(want, "(null)") != 0) {
+            /* "tokens=A,B": that many API tokens, each found by its digest
+             * with every scope. */
+            size_t n = 0;
+            for (char *t = want, *next; t != NULL; t = next, n++) {
+                next = strchr(t, ',');
+                if (next != NULL)
+                    *next++ = '\0';
+                const sg_token *tok = sg_tokens_find(cfg->tokens, t, strlen(t));
+                ck_assert_msg(tok != NULL, "[%s] token %s not found", row, t);
+                ck_assert_uint_eq(sg_token_scopes(tok), SG_SCOPE_EVERY);
+            }
+            ck_assert_msg(cfg->n_api_tokens == n, "[%s] %zu API tokens, want %zu", row,
+                          cfg->n_api_tokens, n);
+            ck_assert_ptr_null(cfg->api_tokens);
+            continue;
+        }
         const char *got = cfg_field(cfg, key, buf, sizeof buf);
         ck_assert_msg(strcmp(got, want) == 0, "[%s] %s: want \"%s\", got \"%s\"", row, key, want,
                       got);
@@ -520,6 +558,31 @@ static const ok_case ok_cases[] = {
     {"tokens: from a file",
      ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/tokens"}, {"SQLGATE_LISTEN", "0.0.0.0:8080"}),
      LIST("tokens=" TOKEN_A "," TOKEN_B, "listen_loopback=false")},
+    {"scoped tokens: file plus API tokens, defaults of the access settings",
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_API_TOKENS", "tok-gamma-9999"},
+              {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
+     LIST("n_tokens=3", "tokens=tok-gamma-9999", "metrics_access=open",
+          "health_details=authorized")},
+    {"scoped tokens: a public address needs no API token",
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_LISTEN", "0.0.0.0:80"},
+              {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
+     LIST("n_tokens=2", "tokens=(null)", "listen_loopback=false")},
+    {"service: no tokens at all", ENV({"SQLGATE_LOG_LEVEL", "info"}), LIST("n_tokens=0")},
+    {"service: metrics access and health details words",
+     ENV({"SQLGATE_METRICS_ACCESS", "Token"}, {"SQLGATE_HEALTH_DETAILS", "NEVER"}),
+     LIST("metrics_access=token", "health_details=never")},
+    {"service: health details always", ENV({"SQLGATE_HEALTH_DETAILS", "always"}),
+     LIST("health_details=always")},
+    {"readonly login: a second configuration with its login",
+     ONE_CORE({"CORE_DB_HOST", "h"}, {"CORE_DB_USER", "svc"}, {"CORE_DB_PASSWORD", SECRET},
+              {"CORE_DB_POOL_MIN", "2"}, {"CORE_DB_READONLY_USER", "reader"},
+              {"CORE_DB_READONLY_PASSWORD_FILE", "@DIR@/pw"}),
+     LIST("core.user=svc", "core.password=" SECRET, "core.readonly_user=reader",
+          "core.readonly.user=reader", "core.readonly.password=" SECRET_FILE,
+          "core.readonly.host=h", "core.readonly.name=core", "core.readonly.pool_min=0",
+          "core.readonly.pool_max=10", "core.readonly.readonly_user=(null)")},
+    {"readonly login: none by default", ONE_CORE({"CORE_DB_HOST", "h"}),
+     LIST("core.readonly.user=(no read-only login)", "core.readonly_user=(null)")},
     {"tokens: file with one token and a newline",
      ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/tokens_one"}), LIST("tokens=" TOKEN_A)},
 
@@ -851,6 +914,39 @@ static const err_case err_cases[] = {
     {"password file: NUL byte", CORE_HOST({"CORE_DB_PASSWORD_FILE", "@DIR@/pw_nul"}), 1,
      LIST("CORE_DB_PASSWORD_FILE: file \"@DIR@/pw_nul\" contains a NUL byte"),
      LIST("nul-left", "nul-right")},
+
+    /* scoped tokens and read-only logins */
+    {"scoped tokens: a bad line names file and line, not the token",
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_TOKENS_FILE", "@DIR@/scoped_bad"}), 1,
+     LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped_bad:2: word 3 is not a scope"), LIST(SCOPED_B)},
+    {"scoped tokens: missing file", ENV({"SQLGATE_TOKENS_FILE", "@DIR@/missing"}), 1,
+     LIST("SQLGATE_TOKENS_FILE: cannot read \"@DIR@/missing\""), NO_STRINGS},
+    {"scoped tokens: db= names an unknown database",
+     ENV({"SQLGATE_DATABASES", "app,other"}, {"APP_DB_PATH", "a.db"}, {"OTHER_DB_PATH", "o.db"},
+         {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
+     2,
+     LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped:1: db= names \"core\", which is not a configured",
+          "SQLGATE_TOKENS_FILE: @DIR@/scoped:4: db= names \"default\""),
+     LIST(SCOPED_A)},
+    {"scoped tokens: the same token as an API token",
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_API_TOKENS", SCOPED_A},
+              {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
+     1, LIST("SQLGATE_TOKENS_FILE: @DIR@/scoped:1: the same token is given earlier"),
+     LIST(SCOPED_A)},
+    {"access words: wrong values",
+     ENV({"SQLGATE_METRICS_ACCESS", "closed"}, {"SQLGATE_HEALTH_DETAILS", "some"}), 2,
+     LIST("SQLGATE_METRICS_ACCESS: must be open or token", "SQLGATE_HEALTH_DETAILS: must be"),
+     NO_STRINGS},
+    {"readonly login: not for sqlite",
+     ONE_CORE({"CORE_DB_PATH", "x.db"}, {"CORE_DB_READONLY_USER", "r"}), 1,
+     LIST("CORE_DB_READONLY_USER: is for SQL Server"), NO_STRINGS},
+    {"readonly login: password without user", CORE_HOST({"CORE_DB_READONLY_PASSWORD", SECRET}), 1,
+     LIST("CORE_DB_READONLY_PASSWORD: is set without CORE_DB_READONLY_USER"), LIST(SECRET)},
+    {"readonly login: password and file",
+     CORE_HOST({"CORE_DB_READONLY_USER", "r"}, {"CORE_DB_READONLY_PASSWORD", SECRET},
+               {"CORE_DB_READONLY_PASSWORD_FILE", "@DIR@/pw"}),
+     1, LIST("CORE_DB_READONLY_PASSWORD_FILE: cannot be combined with CORE_DB_READONLY_PASSWORD"),
+     LIST(SECRET, SECRET_FILE)},
 
     /* tokens and the anonymous rule */
     {"tokens: both inline and file",

@@ -653,6 +653,103 @@ START_TEST(soak_leaks_nothing)
 }
 END_TEST
 
+/* --- Read-only queries (sg_db_query_begin_opts) ----------------------------- */
+
+static int run_opts(sg_db *db, const char *sql, bool read_only, sg_err *err)
+{
+    sg_query_opts o = {.read_only = read_only};
+    sg_query *q = sg_db_query_begin_opts(db, sql, NULL, 0, &o, err);
+    if (q == NULL)
+        return -1;
+    const sg_column *cols;
+    size_t n;
+    int rc;
+    while ((rc = sg_query_next_result(q, &cols, &n, err)) == 1) {
+        const sg_value *v;
+        while ((rc = sg_query_next_row(q, &v, err)) == 1)
+            ;
+        if (rc < 0)
+            break;
+    }
+    sg_query_end(q);
+    return rc < 0 ? -1 : 0;
+}
+
+START_TEST(read_only_without_login_or_driver_mode_is_forbidden)
+{
+    fake_driver_reset();
+    sg_db *db = open_db(quick_config(0, "core", 2));
+    ck_assert_int_eq(wait_state(db, SG_STATE_READY), SG_STATE_READY);
+    sg_err err;
+    /* The fake driver has no read-only mode of its own: fail closed. */
+    ck_assert_int_eq(run_opts(db, "SELECT ro", true, &err), -1);
+    ck_assert_int_eq(err.code, SG_FORBIDDEN);
+    ck_assert_ptr_nonnull(strstr(err.message, "needs rw"));
+    ck_assert_ptr_nonnull(strstr(err.message, "READONLY_USER"));
+    fake_counts c;
+    fake_driver_counts("core", &c);
+    ck_assert_uint_eq(c.execs, 0);
+    ck_assert_int_eq(run_opts(db, "SELECT rw", false, &err), 0);
+    sg_db_free(db);
+}
+END_TEST
+
+START_TEST(read_only_goes_to_the_read_only_login)
+{
+    fake_driver_reset();
+    /* The read-only login's configuration gets its own name here only so
+     * that the fake driver counts its connections apart. */
+    sg_db_config *ro = quick_config(1, "core_ro", 2);
+    sg_db_config *main_cfg = quick_config(0, "core", 2);
+    main_cfg->readonly = ro;
+    sg_db *db = open_db(main_cfg);
+    ck_assert_int_eq(wait_state(db, SG_STATE_READY), SG_STATE_READY);
+    sg_err err;
+    ck_assert_int_eq(run_opts(db, "SELECT as_reader", true, &err), 0);
+    ck_assert_int_eq(run_opts(db, "SELECT as_writer", false, &err), 0);
+    char sql[64];
+    fake_driver_last_exec("core_ro", sql, sizeof sql, NULL);
+    ck_assert_str_eq(sql, "SELECT as_reader");
+    fake_driver_last_exec("core", sql, sizeof sql, NULL);
+    ck_assert_str_eq(sql, "SELECT as_writer");
+
+    /* Pause, resume and close reach the read-only pool too. */
+    sg_db_pause(db);
+    int64_t t0 = sg_clock_ms();
+    ck_assert_int_eq(run_opts(db, "SELECT paused", true, &err), -1);
+    ck_assert_int_eq(err.code, SG_DB_PAUSED);
+    ck_assert_int_ge(sg_clock_ms() - t0, 250);
+    sg_db_resume(db);
+    ck_assert_int_eq(run_opts(db, "SELECT resumed", true, &err), 0);
+    sg_db_close(db, sg_clock_ms() + 1000, NULL);
+    ck_assert_uint_eq(fake_driver_live("core_ro"), 0);
+    ck_assert_int_eq(run_opts(db, "SELECT closed", true, &err), -1);
+    ck_assert_int_eq(err.code, SG_SHUTTING_DOWN);
+    sg_db_free(db);
+    main_cfg->readonly = NULL;
+}
+END_TEST
+
+START_TEST(read_only_login_down_is_named)
+{
+    fake_driver_reset();
+    fake_driver_set("core_ro", FAKE_FAIL_OPEN, FAKE_ALWAYS);
+    sg_db_config *ro = quick_config(1, "core_ro", 2);
+    sg_db_config *main_cfg = quick_config(0, "core", 2);
+    main_cfg->readonly = ro;
+    sg_db *db = open_db(main_cfg);
+    ck_assert_int_eq(wait_state(db, SG_STATE_READY), SG_STATE_READY);
+    sg_err err;
+    ck_assert_int_eq(run_opts(db, "SELECT as_reader", true, &err), -1);
+    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
+    ck_assert_msg(strstr(err.message, "read-only login") != NULL, "%s", err.message);
+    /* The database itself serves on. */
+    ck_assert_int_eq(run_opts(db, "SELECT as_writer", false, &err), 0);
+    sg_db_free(db);
+    main_cfg->readonly = NULL;
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -681,6 +778,9 @@ static Suite *registry_suite(void)
     tcase_add_test(db, close_drains_in_flight);
     tcase_add_test(db, shutdown_all_cancels_stuck_work);
     tcase_add_test(db, soak_leaks_nothing);
+    tcase_add_test(db, read_only_without_login_or_driver_mode_is_forbidden);
+    tcase_add_test(db, read_only_goes_to_the_read_only_login);
+    tcase_add_test(db, read_only_login_down_is_named);
     suite_add_tcase(s, db);
     return s;
 }

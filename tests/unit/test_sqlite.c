@@ -232,6 +232,93 @@ START_TEST(test_open_not_a_database)
 }
 END_TEST
 
+/* A read-only batch (read_only_next): the engine judges every statement before
+ * the first one runs; nothing is written, the mode lasts one exec(). */
+static int exec_ro(sg_driver_conn *c, const char *sql, sg_err *err)
+{
+    D->read_only_next(c);
+    int rc = D->exec(c, sql, NULL, 0, sg_clock_ms() + LONG_MS, err);
+    if (rc == 0)
+        rc = drain(c, err);
+    D->finish(c);
+    return rc;
+}
+
+START_TEST(test_read_only_batch_refused_before_running)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "robatch.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER); CREATE TABLE log(n INTEGER); INSERT INTO t VALUES (1)");
+
+    static const char *const writes[] = {
+        "INSERT INTO t VALUES (2)",
+        "UPDATE t SET a = 5",
+        "DELETE FROM t",
+        "CREATE TABLE u(x)",
+        "DROP TABLE log",
+        "CREATE TEMP TABLE tt(x)",
+        "PRAGMA user_version = 3",
+        /* A write after reads, and one inside a transaction. */
+        "SELECT a FROM t; INSERT INTO log VALUES (1)",
+        "BEGIN; INSERT INTO log VALUES (1); COMMIT",
+        "SELECT 1; SELECT 2; UPDATE t SET a = a + 1 WHERE a > 0",
+        "INSERT INTO log SELECT a FROM t RETURNING n",
+        "WITH x AS (SELECT 1) INSERT INTO log SELECT * FROM x",
+    };
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+        sg_err err = {0};
+        ck_assert_msg(exec_ro(c, writes[i], &err) == -1, "%s was allowed", writes[i]);
+        ck_assert_msg(err.code == SG_FORBIDDEN, "%s: %s", writes[i], err.message);
+        ck_assert_ptr_nonnull(strstr(err.message, "needs rw"));
+        ck_assert(!D->unusable(c));
+    }
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM log"), 0);
+    ck_assert_int_eq(query_int(c, "SELECT a FROM t"), 1);
+    ck_assert_int_eq(query_int(c, "PRAGMA user_version"), 0);
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM sqlite_master WHERE name = 'u'"), 0);
+
+    /* Reads pass; the line of the refused statement is named. */
+    sg_err err = {0};
+    ck_assert_int_eq(exec_ro(c, "SELECT a FROM t; SELECT count(*) FROM log", &err), 0);
+    ck_assert_int_eq(exec_ro(c, "SELECT 1;\n\nDELETE FROM t", &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, "line 3"));
+
+    /* A statement the whole-batch scan cannot prepare yet (its database is
+     * attached by the statement before) is still checked before it runs. */
+    ck_assert_int_eq(exec_ro(c, "ATTACH ':memory:' AS m; CREATE TABLE m.x(a)", &err), -1);
+    ck_assert_int_eq(err.code, SG_FORBIDDEN);
+
+    /* One exec only: the next batch may write again. */
+    run_ok(c, "INSERT INTO log VALUES (9)");
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM log"), 1);
+    D->close(c);
+}
+END_TEST
+
+START_TEST(test_read_only_cached_statement)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "rocache.db");
+    sg_db_config cfg;
+    cfg_init(&cfg, "core", path, false);
+    sg_driver_conn *c = open_ok(&cfg);
+    run_ok(c, "CREATE TABLE t(a INTEGER)");
+    /* The same text is now a cached prepared statement. */
+    run_ok(c, "INSERT INTO t VALUES (1)");
+    sg_err err = {0};
+    ck_assert_int_eq(exec_ro(c, "INSERT INTO t VALUES (1)", &err), -1);
+    ck_assert_int_eq(err.code, SG_FORBIDDEN);
+    run_ok(c, "INSERT INTO t VALUES (1)");
+    ck_assert_int_eq(query_int(c, "SELECT count(*) FROM t"), 2);
+    run_ok(c, "SELECT count(*) FROM t");
+    ck_assert_int_eq(exec_ro(c, "SELECT count(*) FROM t", &err), 0);
+    D->close(c);
+}
+END_TEST
+
 START_TEST(test_read_only_write_is_sql_error)
 {
     char path[512];
@@ -1684,6 +1771,8 @@ static Suite *sqlite_suite(void)
     tcase_add_test(tc, test_open_read_only_missing_fails);
     tcase_add_test(tc, test_open_not_a_database);
     tcase_add_test(tc, test_read_only_write_is_sql_error);
+    tcase_add_test(tc, test_read_only_batch_refused_before_running);
+    tcase_add_test(tc, test_read_only_cached_statement);
     tcase_add_test(tc, test_memory_shared_by_name);
     tcase_add_test(tc, test_ping);
     tcase_add_test(tc, test_value_types);

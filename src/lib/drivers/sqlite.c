@@ -22,6 +22,15 @@
  * schema leaves its connection dirty: it is closed, not reused, so no
  * temporary object reaches the next caller.
  *
+ * Read-only batches (read_only_next, for read-only tokens): the engine, not
+ * the SQL text, decides. Before the first statement runs, every statement of
+ * the batch is prepared in turn and must satisfy sqlite3_stmt_readonly; one
+ * that would write fails the batch with FORBIDDEN before anything ran. A
+ * statement that cannot be prepared yet ends that scan (only read-only
+ * statements precede it, so nothing has written when it fails the same way
+ * later), and every statement is checked again as it is prepared to run, so
+ * no statement that would write is ever stepped.
+ *
  * Statement cache: a batch of exactly one statement keeps its prepared
  * statement in a small per-connection cache keyed by the batch text, so the
  * next batch with the same text skips the parser. A cached statement at rest
@@ -104,6 +113,8 @@ struct sg_driver_conn {
     int stmt_line;           /* 1-based line where stmt starts in sql */
     unsigned rows_unchecked; /* next_row() calls since the clock was last read */
     bool saw_pragma;         /* the authorizer saw a PRAGMA since exec() began */
+    bool read_only;          /* this batch may not write (read_only_next) */
+    bool read_only_next;     /* the next exec() is read-only */
     bool result_active;      /* stmt's columns were reported by next_result() */
     bool pending_row;        /* first row stepped by next_result(), not yet returned */
     bool result_done;        /* stmt returned SQLITE_DONE */
@@ -583,6 +594,34 @@ static bool may_retry(sg_driver_conn *c, int rc)
            sg_clock_ms() < c->deadline_ms;
 }
 
+static int read_only_refusal(const sg_driver_conn *c, int line, sg_err *err)
+{
+    return sg_err_set(err, SG_FORBIDDEN,
+                      "this token is read-only (needs rw): the statement at line %d would write "
+                      "to %s; nothing was run",
+                      line, c->path);
+}
+
+/* The whole-batch scan of a read-only batch (see the top of this file). */
+static int read_only_scan(sg_driver_conn *c, sg_err *err)
+{
+    const char *p = c->sql;
+    while (p != NULL && *p != '\0') {
+        sqlite3_stmt *st = NULL;
+        const char *next = NULL;
+        if (sqlite3_prepare_v3(c->db, p, -1, 0, &st, &next) != SQLITE_OK) {
+            sqlite3_finalize(st);
+            return 0;
+        }
+        bool writes = st != NULL && !sqlite3_stmt_readonly(st);
+        sqlite3_finalize(st);
+        if (writes)
+            return read_only_refusal(c, line_of(c, p), err);
+        p = next;
+    }
+    return 0;
+}
+
 /* Prepares the next non-empty statement of the batch with sqlite3_prepare_v3
  * `flags` and binds it. 1: c->stmt is ready; 0: no statements left; -1: error. */
 static int prepare_next(sg_driver_conn *c, unsigned flags, sg_err *err)
@@ -610,6 +649,11 @@ static int prepare_next(sg_driver_conn *c, unsigned flags, sg_err *err)
         if (st == NULL)
             continue; /* only whitespace, comments or ';' */
         c->stmt = st;
+        if (c->read_only && !sqlite3_stmt_readonly(st)) {
+            stmt_release(c, false);
+            c->tail = NULL;
+            return read_only_refusal(c, c->stmt_line, err);
+        }
         if (bind_all(c, err) < 0) {
             stmt_release(c, false);
             c->tail = NULL;
@@ -1019,6 +1063,8 @@ fail:
 static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n_params,
                    int64_t deadline_ms, sg_err *err)
 {
+    c->read_only = c->read_only_next;
+    c->read_only_next = false;
     if (c->in_batch)
         batch_end(c); /* a caller that skipped finish(); be safe */
     if (c->broken)
@@ -1039,6 +1085,10 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     cache_entry *e = c->trusted ? NULL : cache_find(c, sql, len, hash);
     if (e != NULL) {
         /* The batch is this one statement: no text is left to prepare. */
+        if (c->read_only && !sqlite3_stmt_readonly(e->stmt)) {
+            read_only_refusal(c, e->line, err);
+            goto fail;
+        }
         if (copy_params(c, params, n_params, err) < 0)
             goto fail;
         c->entry = e;
@@ -1055,6 +1105,8 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
         goto fail;
     }
     c->tail = c->sql;
+    if (c->read_only && read_only_scan(c, err) < 0)
+        goto fail;
     if (copy_params(c, params, n_params, err) < 0)
         goto fail;
     /* Only the first statement now: later ones may need its effects. A batch
@@ -1073,6 +1125,11 @@ fail:
     stmt_release(c, false);
     batch_end(c);
     return -1;
+}
+
+static void sl_read_only_next(sg_driver_conn *c)
+{
+    c->read_only_next = true;
 }
 
 static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_cols, sg_err *err)
@@ -1236,6 +1293,7 @@ const sg_driver sg_driver_sqlite = {
     .name = "sqlite",
     .open = sl_open,
     .ping = sl_ping,
+    .read_only_next = sl_read_only_next,
     .exec = sl_exec,
     .next_result = sl_next_result,
     .next_row = sl_next_row,
