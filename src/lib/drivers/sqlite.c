@@ -602,8 +602,20 @@ static int read_only_refusal(const sg_driver_conn *c, int line, sg_err *err)
                       line, c->path);
 }
 
+static int read_only_scan_batch(sg_driver_conn *c, sg_err *err);
+
 /* The whole-batch scan of a read-only batch (see the top of this file). */
 static int read_only_scan(sg_driver_conn *c, sg_err *err)
+{
+    /* Nothing runs here: what the authorizer notes while preparing (a temp
+     * object named) is noted again when the statement really runs. */
+    bool dirty = c->session_dirty;
+    int rc = read_only_scan_batch(c, err);
+    c->session_dirty = dirty;
+    return rc;
+}
+
+static int read_only_scan_batch(sg_driver_conn *c, sg_err *err)
 {
     const char *p = c->sql;
     while (p != NULL && *p != '\0') {
@@ -630,6 +642,7 @@ static int prepare_next(sg_driver_conn *c, unsigned flags, sg_err *err)
         const char *start = c->tail;
         const char *next = NULL;
         sqlite3_stmt *st = NULL;
+        bool dirty = c->session_dirty;
         int rc;
         int64_t wait = 1;
         for (;;) {
@@ -652,6 +665,7 @@ static int prepare_next(sg_driver_conn *c, unsigned flags, sg_err *err)
         if (c->read_only && !sqlite3_stmt_readonly(st)) {
             stmt_release(c, false);
             c->tail = NULL;
+            c->session_dirty = dirty; /* refused before it ran */
             return read_only_refusal(c, c->stmt_line, err);
         }
         if (bind_all(c, err) < 0) {
