@@ -221,6 +221,10 @@ static void tds_kill(void)
     waitpid(g_tds.pid, NULL, 0);
     g_tds.pid = 0;
     g_tds.stopped = false;
+    char path[512];
+    ck_assert_msg(
+        !sanitizer_report_in_file(dir_path("tds.log", path, sizeof path), "tds-testserver"),
+        "tds-testserver printed a sanitizer report (above)");
 }
 
 /* True when every thread of pid is in the stopped state. */
@@ -387,6 +391,7 @@ typedef struct envb {
 } envb;
 
 /* Sets key=value, replacing an earlier value of key. */
+static void env_set(envb *e, const char *key, const char *fmt, ...) HX_PRINTF(3, 4);
 static void env_set(envb *e, const char *key, const char *fmt, ...)
 {
     char value[512];
