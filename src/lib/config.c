@@ -1767,6 +1767,16 @@ static void load_listen(loader *ld, const value *sv)
         free(h);
         return;
     }
+    /* The listener binds an address and never resolves a name, so a start
+     * and --check-config (both built on this loader) refuse one alike. */
+    if (s[0] != '[' && !is_ipv4(h) && strcasecmp(h, "localhost") != 0) {
+        add_error(ld, var,
+                  "a host name is not resolved; give an IP address (0.0.0.0 for every "
+                  "interface), [IPv6] or localhost (got %s)",
+                  q);
+        free(h);
+        return;
+    }
     cfg->listen_loopback = is_loopback(h);
     cfg->listen_host = owned_add(ld, h);
 }
