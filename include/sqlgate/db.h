@@ -139,8 +139,8 @@ int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled);
 
 /* True once sg_db_close has abandoned the background thread. That thread
  * still uses the database, its pool and its configuration until its driver
- * call returns, so sg_db_free then frees nothing and the caller must keep the
- * configuration too: the process is expected to exit. */
+ * call returns, so until then sg_db_free frees nothing and the caller must
+ * keep the configuration too: the process is expected to exit. */
 bool sg_db_abandoned(sg_db *db);
 
 /* Frees the database (closing it first with an immediate deadline if that was

@@ -558,7 +558,10 @@ void sg_db_free(sg_db *db)
     if (db == NULL)
         return;
     sg_db_close(db, sg_clock_ms(), NULL);
-    if (sg_db_abandoned(db))
+    pthread_mutex_lock(&db->mu);
+    bool in_use = db->abandoned && !db->thread_ended;
+    pthread_mutex_unlock(&db->mu);
+    if (in_use)
         return; /* its detached thread still uses db, its pool and its config */
     sg_pool_free(db->pool);
     pthread_cond_destroy(&db->ended);
