@@ -20,8 +20,10 @@
  *   woken, one per thing to take (wake_waiters()). Whenever the lock is free,
  *       p->kicked >= min(available(p), p->waiters.n)
  *   so a free slot is never left unused while someone sleeps. A waiter only
- *   sleeps or gives up when available() is 0, which keeps that true as it
- *   drops its own kick.
+ *   sleeps when available() is 0, which keeps that true as it drops its own
+ *   kick; it gives up at its deadline, making no driver call then (it answers
+ *   for the pool, never with a doomed open), and passes on what it leaves
+ *   with wake_waiters().
  * - sg_pool_close and sg_pool_free kick every waiter. Pause wakes nobody: a
  *   waiter's answer at its deadline reads `paused` when it comes.
  * A caller arriving meanwhile may take a freed slot before the kicked waiter
