@@ -250,18 +250,18 @@ static void *db_worker(void *arg)
     db_run *r = w->run;
     uint64_t s = thread_seed(w->index);
     while (!atomic_load(&r->stop)) {
-        unsigned op = rng_below(&s, 100);
-        if (op < 70) {
+        unsigned op = rng_below(&s, 1000);
+        if (op < 750) {
             run_query(r, &s);
-        } else if (op < 85) {
+        } else if (op < 900) {
             check_health(r);
-        } else if (op < 92) {
+        } else if (op < 960) {
             sg_db_pause(r->db);
             sleep_ms(rng_below(&s, 5));
             check_health(r);
             sg_db_resume(r->db);
-        } else if (op < 95) {
-            sg_db_reconnect(r->db);
+        } else if (op < 965) {
+            sg_db_reconnect(r->db); /* rare: it drops every idle connection */
         } else {
             sleep_ms(rng_below(&s, 3));
         }
