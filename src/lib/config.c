@@ -232,7 +232,8 @@ static const var_help service_help[SV_COUNT_] = {
     [SV_DATABASES] = {NULL, "Comma-separated database names, e.g. core,app; name n reads N_DB_*"},
     [SV_DEFAULT_DATABASE] = {"the only database", "Which database the `default` alias points to"},
     [SV_LISTEN] = {NULL,
-                   "Address and port of the HTTP server (host:port, [v6]:port; port 0 = any)"},
+                   "Address and port of the HTTP server (ipv4:port, [v6]:port, localhost:port; "
+                   "names are not resolved; port 0 = any)"},
     [SV_API_TOKENS] = {NULL, "Comma-separated bearer tokens required on /v1/*"},
     [SV_API_TOKENS_FILE] = {NULL, "File holding the API tokens (instead of SQLGATE_API_TOKENS)"},
     [SV_ALLOW_ANONYMOUS] = {NULL, "Allow a non-loopback SQLGATE_LISTEN without API tokens"},
