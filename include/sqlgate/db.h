@@ -146,14 +146,30 @@ int sg_db_execute(sg_db *db, const char *sql, const sg_param *params, size_t n_p
 
 /* --- Shutdown ------------------------------------------------------------ */
 
+/* How long past its deadline (or past the call, when the deadline has passed)
+ * sg_db_close may take: the pool's cancel grace, during which the background
+ * thread ends too. */
+#define SG_DB_CLOSE_GRACE_MS SG_POOL_CANCEL_GRACE_MS
+
 /* State becomes draining (new queries: SG_SHUTTING_DOWN), the background
- * thread stops, borrowed connections get until deadline_ms, then are
- * interrupted (counted in *cancelled, may be NULL); state becomes closed.
- * Returns 0 if nothing had to be interrupted, else -1. Idempotent. */
+ * thread is told to stop (a health check in progress is interrupted),
+ * borrowed connections get until deadline_ms, then are interrupted (counted
+ * in *cancelled, may be NULL); state becomes closed. Returns within
+ * SG_DB_CLOSE_GRACE_MS of max(deadline_ms, now): a background thread still
+ * inside a driver call then (a login to a server that never answers) is
+ * detached, not waited for, and the database is abandoned (sg_db_abandoned).
+ * Returns 0 if nothing had to be interrupted or abandoned, else -1.
+ * Idempotent. */
 int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled);
 
+/* True once sg_db_close has abandoned the background thread. That thread
+ * still uses the database, its pool and its configuration until its driver
+ * call returns, so until then sg_db_free frees nothing and the caller must
+ * keep the configuration too: the process is expected to exit. */
+bool sg_db_abandoned(sg_db *db);
+
 /* Frees the database (closing it first with an immediate deadline if that was
- * not done). Accepts NULL. */
+ * not done); frees nothing of an abandoned one (above). Accepts NULL. */
 void sg_db_free(sg_db *db);
 
 #ifdef __cplusplus

@@ -115,7 +115,9 @@ typedef struct sg_driver {
     int (*finish)(sg_driver_conn *c);
 
     /* Thread-safe: makes the statement running on c fail soon with
-     * SG_QUERY_TIMEOUT ("cancelled"). No effect when nothing runs. */
+     * SG_QUERY_TIMEOUT ("cancelled"). It is never lost: until the next
+     * finish() (not a ping's end), a later exec() or ping() fails the same way,
+     * so one that lands between acquire and exec still stops the batch. */
     void (*interrupt)(sg_driver_conn *c);
 
     /* True when the connection may not be handed out again: broken, or left

@@ -57,7 +57,9 @@ sg_pool *sg_pool_new(const sg_driver *drv, const sg_db_config *cfg, sg_err *err)
  * Failures (NULL, err set):
  *   SG_POOL_EXHAUSTED  none became free in time
  *   SG_DB_PAUSED       the pool stayed paused until the deadline
- *   SG_DB_UNAVAILABLE  opening a new connection failed (driver's message)
+ *   SG_DB_UNAVAILABLE  opening a new connection failed (driver's message); a
+ *                      caller found at its deadline makes no driver call and
+ *                      gets one of the two above instead
  *   SG_SHUTTING_DOWN   the pool is closing
  * The result must go back through sg_pool_release exactly once. */
 sg_pool_conn *sg_pool_acquire(sg_pool *pool, int64_t deadline_ms, sg_err *err) SG_MUST_USE;
@@ -92,6 +94,10 @@ void sg_pool_evict(sg_pool *pool);
  * their deadline, then get SG_DB_PAUSED); borrowed connections finish. */
 void sg_pool_pause(sg_pool *pool);
 void sg_pool_resume(sg_pool *pool);
+
+/* Whether the pool is paused: the one place the pause is kept (sg_db reads
+ * it from here). */
+bool sg_pool_paused(sg_pool *pool);
 
 void sg_pool_stats_get(sg_pool *pool, sg_pool_stats *out);
 

@@ -274,7 +274,8 @@ static const var_help service_help[SV_COUNT_] = {
     [SV_DATABASES] = {NULL, "Comma-separated database names, e.g. core,app; name n reads N_DB_*"},
     [SV_DEFAULT_DATABASE] = {"the only database", "Which database the `default` alias points to"},
     [SV_LISTEN] = {NULL,
-                   "Address and port of the HTTP server (host:port, [v6]:port; port 0 = any)"},
+                   "Address and port of the HTTP server (ipv4:port, [v6]:port, localhost:port; "
+                   "names are not resolved; port 0 = any)"},
     [SV_API_TOKENS] = {NULL, "Comma-separated bearer tokens required on /v1/*"},
     [SV_API_TOKENS_FILE] = {NULL, "File holding the API tokens (instead of SQLGATE_API_TOKENS)"},
     [SV_ALLOW_ANONYMOUS] = {NULL, "Allow a non-loopback SQLGATE_LISTEN without API tokens"},
@@ -1868,6 +1869,16 @@ static void load_listen(loader *ld, const value *sv)
     if (!ok) {
         /* listen_host stays NULL, which also keeps the anonymous rule quiet. */
         add_error(ld, var, "the host is not a valid name or address (got %s)", q);
+        free(h);
+        return;
+    }
+    /* The listener binds an address and never resolves a name, so a start
+     * and --check-config (both built on this loader) refuse one alike. */
+    if (s[0] != '[' && !is_ipv4(h) && strcasecmp(h, "localhost") != 0) {
+        add_error(ld, var,
+                  "a host name is not resolved; give an IP address (0.0.0.0 for every "
+                  "interface), [IPv6] or localhost (got %s)",
+                  q);
         free(h);
         return;
     }

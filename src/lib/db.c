@@ -4,8 +4,17 @@
  * background thread per database runs the health check on its own connection
  * (outside pool_max), retries with exponential backoff while the database is
  * down, and does pool housekeeping. The state below is guarded by `mu`; no
- * driver call is ever made while `mu` is held, so a hung database can delay
- * only its own background thread and its own callers.
+ * driver call is ever made while `mu` is held (except interrupt(), which is
+ * thread-safe and never blocks), so a hung database can delay only its own
+ * background thread and its own callers. `mu` is never held while the pool's
+ * lock is taken: the pause lives in the pool alone (sg_pool_paused).
+ *
+ * Shutdown (sg_db_close) never waits for the background thread without a
+ * bound: it interrupts a health check in progress, and a thread still inside
+ * a driver call at deadline + SG_DB_CLOSE_GRACE_MS (a login, which db-lib
+ * cannot interrupt, to a server that never answers) is detached and the
+ * database marked abandoned: its memory stays allocated, since that thread
+ * still uses it, and the process is expected to exit (sg_db_abandoned).
  */
 #include "sqlgate/db.h"
 
@@ -25,14 +34,20 @@ struct sg_db {
     sg_db *ro;               /* owned: the read-only login's database (cfg->readonly), or NULL */
 
     pthread_mutex_t mu;
-    pthread_cond_t wake; /* wakes the background thread */
+    pthread_cond_t wake;  /* wakes the background thread */
+    pthread_cond_t ended; /* the background thread is about to return */
     pthread_t thread;
     bool thread_started;
 
     /* Guarded by mu. */
     sg_db_state state; /* starting, ready, down, draining, closed */
-    bool paused;
     bool stop;
+    bool thread_ended; /* set by the background thread as it returns */
+    bool abandoned;    /* sg_db_close detached a thread stuck in a driver call */
+    /* The background thread's health connection while it is checked, so that
+     * sg_db_close can interrupt the check; the thread unpublishes it before
+     * closing it. */
+    sg_driver_conn *health;
     bool check_now;
     bool reopen_health; /* reconnect asked: drop the health connection */
     /* Reconnects coalesce: one at a time, at most one per
@@ -92,6 +107,11 @@ static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t dea
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
+static int64_t add_grace(int64_t t)
+{
+    return t > INT64_MAX - SG_DB_CLOSE_GRACE_MS ? INT64_MAX : t + SG_DB_CLOSE_GRACE_MS;
+}
+
 sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err)
 {
     sg_db *db = calloc(1, sizeof *db);
@@ -113,8 +133,16 @@ sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err)
         sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
         return NULL;
     }
+    if (cond_init_monotonic(&db->ended) != 0) {
+        pthread_cond_destroy(&db->wake);
+        pthread_mutex_destroy(&db->mu);
+        free(db);
+        sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
+        return NULL;
+    }
     db->pool = sg_pool_new(drv, cfg, err);
     if (db->pool == NULL) {
+        pthread_cond_destroy(&db->ended);
         pthread_cond_destroy(&db->wake);
         pthread_mutex_destroy(&db->mu);
         free(db);
@@ -153,6 +181,17 @@ static void db_suspect(sg_db *db)
     pthread_mutex_unlock(&db->mu);
 }
 
+/* Publishes (c) or unpublishes (NULL) the health connection for
+ * sg_db_close. A connection opened after the stop is interrupted at once. */
+static void health_publish(sg_db *db, sg_driver_conn *c)
+{
+    pthread_mutex_lock(&db->mu);
+    db->health = c;
+    if (c != NULL && db->stop)
+        db->drv->interrupt(c);
+    pthread_mutex_unlock(&db->mu);
+}
+
 /* One health check on the background thread's own connection. */
 static int db_check(sg_db *db, sg_driver_conn **conn, int64_t deadline, sg_err *err)
 {
@@ -167,14 +206,17 @@ static int db_check(sg_db *db, sg_driver_conn **conn, int64_t deadline, sg_err *
         if (*conn == NULL)
             return -1;
     }
+    health_publish(db, *conn);
     if (db->drv->ping(*conn, db->cfg->health_query, deadline, err) != 0 ||
         db->drv->unusable(*conn)) {
         if (err->code == SG_OK)
             sg_err_set(err, SG_DB_UNAVAILABLE, "health check left the connection unusable");
+        health_publish(db, NULL);
         db->drv->close(*conn);
         *conn = NULL;
         return -1;
     }
+    health_publish(db, NULL);
     return 0;
 }
 
@@ -239,8 +281,10 @@ static void *db_thread(void *arg)
             bool recovered = false;
 
             pthread_mutex_lock(&db->mu);
-            sg_db_state before = db->state;
             db->check_deadline_ms = 0;
+            if (db->stop)
+                break; /* an interrupted check says nothing about the database */
+            sg_db_state before = db->state;
             db->checked_at_ms = sg_clock_wall_ms();
             if (rc == 0) {
                 recovered = db->state == SG_STATE_DOWN;
@@ -275,9 +319,9 @@ static void *db_thread(void *arg)
             continue;
         }
         if (now >= next_maintain) {
-            bool ready = db->state == SG_STATE_READY && !db->paused;
+            bool ready = db->state == SG_STATE_READY;
             pthread_mutex_unlock(&db->mu);
-            if (ready)
+            if (ready && !sg_pool_paused(db->pool))
                 sg_pool_maintain(db->pool);
             next_maintain = sg_clock_ms() + MAINTAIN_EVERY_MS;
             pthread_mutex_lock(&db->mu);
@@ -290,6 +334,10 @@ static void *db_thread(void *arg)
     }
     pthread_mutex_unlock(&db->mu);
     db->drv->close(conn);
+    pthread_mutex_lock(&db->mu);
+    db->thread_ended = true;
+    pthread_cond_broadcast(&db->ended);
+    pthread_mutex_unlock(&db->mu);
     return NULL;
 }
 
@@ -321,6 +369,8 @@ int sg_db_open(sg_db *db, sg_err *err)
 void sg_db_health_get(sg_db *db, sg_db_health *out)
 {
     memset(out, 0, sizeof *out);
+    /* First, and outside mu: the pool's snapshot carries the pause. */
+    sg_pool_stats_get(db->pool, &out->pool);
     pthread_mutex_lock(&db->mu);
     out->state = db->state;
     out->critical = db->cfg->critical;
@@ -329,7 +379,7 @@ void sg_db_health_get(sg_db *db, sg_db_health *out)
     out->reconnects = db->reconnects;
     out->check_failures = db->check_failures;
     sg_err_copy(&out->error, &db->last_error);
-    if (db->paused && (db->state == SG_STATE_READY || db->state == SG_STATE_STARTING))
+    if (out->pool.paused && (db->state == SG_STATE_READY || db->state == SG_STATE_STARTING))
         out->state = SG_STATE_PAUSED;
     if (check_overran(db) && (out->state == SG_STATE_READY || out->state == SG_STATE_STARTING)) {
         out->state = SG_STATE_DOWN;
@@ -339,7 +389,6 @@ void sg_db_health_get(sg_db *db, sg_db_health *out)
     out->healthy = out->state == SG_STATE_READY || out->state == SG_STATE_PAUSED;
     if (out->state == SG_STATE_DOWN)
         out->latency_ms = -1;
-    sg_pool_stats_get(db->pool, &out->pool);
 }
 
 bool sg_db_reconnect(sg_db *db)
@@ -374,9 +423,6 @@ void sg_db_pause(sg_db *db)
 {
     if (db->ro != NULL)
         sg_db_pause(db->ro);
-    pthread_mutex_lock(&db->mu);
-    db->paused = true;
-    pthread_mutex_unlock(&db->mu);
     sg_pool_pause(db->pool);
 }
 
@@ -384,9 +430,6 @@ void sg_db_resume(sg_db *db)
 {
     if (db->ro != NULL)
         sg_db_resume(db->ro);
-    pthread_mutex_lock(&db->mu);
-    db->paused = false;
-    pthread_mutex_unlock(&db->mu);
     sg_pool_resume(db->pool);
 }
 
@@ -410,13 +453,13 @@ static sg_query *query_begin(sg_db *db, const char *sql, const sg_param *params,
                              int64_t timeout_ms, bool read_only, sg_err *err)
 {
     const sg_db_config *cfg = db->cfg;
+    bool paused = sg_pool_paused(db->pool);
     pthread_mutex_lock(&db->mu);
     sg_db_state state = db->state;
     sg_err down;
     sg_err_copy(&down, &db->last_error);
     /* Known down as soon as the health report says so (sg_db_health_get). */
-    if (!db->paused && (state == SG_STATE_READY || state == SG_STATE_STARTING) &&
-        check_overran(db)) {
+    if (!paused && (state == SG_STATE_READY || state == SG_STATE_STARTING) && check_overran(db)) {
         state = SG_STATE_DOWN;
         sg_err_set(&down, SG_DB_UNAVAILABLE, "health check did not finish in time");
     }
@@ -564,6 +607,8 @@ int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled)
 {
     unsigned ro_cancelled = 0;
     int ro_rc = db->ro != NULL ? sg_db_close(db->ro, deadline_ms, &ro_cancelled) : 0;
+    int64_t start = sg_clock_ms();
+    int64_t limit = add_grace(deadline_ms > start ? deadline_ms : start);
     pthread_mutex_lock(&db->mu);
     bool join = db->thread_started;
     db->thread_started = false;
@@ -571,18 +616,42 @@ int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled)
         db->state = SG_STATE_DRAINING;
     db->stop = true;
     pthread_cond_signal(&db->wake);
+    /* A check in progress says nothing shutdown needs: stop it now. */
+    if (db->health != NULL)
+        db->drv->interrupt(db->health);
     pthread_mutex_unlock(&db->mu);
 
     int rc = sg_pool_close(db->pool, deadline_ms, cancelled);
-    if (join)
-        pthread_join(db->thread, NULL);
 
     pthread_mutex_lock(&db->mu);
+    while (join && !db->thread_ended && sg_clock_ms() < limit)
+        cond_wait_until(&db->ended, &db->mu, limit);
+    bool ended = db->thread_ended;
+    if (join && !ended) {
+        /* Stuck in a driver call that cannot be interrupted (a login):
+         * waiting longer would break the shutdown's deadline. */
+        db->abandoned = true;
+        rc = -1;
+    }
     db->state = SG_STATE_CLOSED;
     pthread_mutex_unlock(&db->mu);
+    if (join) {
+        if (ended)
+            pthread_join(db->thread, NULL);
+        else
+            pthread_detach(db->thread);
+    }
     if (cancelled != NULL)
         *cancelled += ro_cancelled;
     return rc == 0 && ro_rc == 0 ? 0 : -1;
+}
+
+bool sg_db_abandoned(sg_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    bool abandoned = db->abandoned;
+    pthread_mutex_unlock(&db->mu);
+    return abandoned || (db->ro != NULL && sg_db_abandoned(db->ro));
 }
 
 void sg_db_free(sg_db *db)
@@ -590,8 +659,14 @@ void sg_db_free(sg_db *db)
     if (db == NULL)
         return;
     sg_db_close(db, sg_clock_ms(), NULL);
-    sg_db_free(db->ro);
+    pthread_mutex_lock(&db->mu);
+    bool in_use = db->abandoned && !db->thread_ended;
+    pthread_mutex_unlock(&db->mu);
+    if (in_use)
+        return;         /* its detached thread still uses db, its pool and its config */
+    sg_db_free(db->ro); /* kept in the same way if its own thread was abandoned */
     sg_pool_free(db->pool);
+    pthread_cond_destroy(&db->ended);
     pthread_cond_destroy(&db->wake);
     pthread_mutex_destroy(&db->mu);
     free(db);

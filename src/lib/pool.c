@@ -20,8 +20,10 @@
  *   woken, one per thing to take (wake_waiters()). Whenever the lock is free,
  *       p->kicked >= min(available(p), p->waiters.n)
  *   so a free slot is never left unused while someone sleeps. A waiter only
- *   sleeps or gives up when available() is 0, which keeps that true as it
- *   drops its own kick.
+ *   sleeps when available() is 0, which keeps that true as it drops its own
+ *   kick; it gives up at its deadline, making no driver call then (it answers
+ *   for the pool, never with a doomed open), and passes on what it leaves
+ *   with wake_waiters().
  * - sg_pool_close and sg_pool_free kick every waiter. Pause wakes nobody: a
  *   waiter's answer at its deadline reads `paused` when it comes.
  * A caller arriving meanwhile may take a freed slot before the kicked waiter
@@ -521,8 +523,15 @@ static sg_pool_conn *acquire_locked(sg_pool *p, waiter *w, int64_t start, int64_
             return NULL;
         }
         int64_t now = sg_clock_ms();
+        /* At the deadline (a waiter woken just then, or a caller with no
+         * time at all) a driver call is bound to miss it: the answer is the
+         * pool's (POOL_EXHAUSTED or DB_PAUSED below), not the database's.
+         * An idle connection that needs no check is still taken. */
+        bool late = now >= deadline_ms;
 
-        if (!p->paused && p->idle.head != NULL) {
+        if (!p->paused && p->idle.head != NULL &&
+            !(late && now - p->idle.head->last_used > SG_POOL_VALIDATE_IDLE_MS &&
+              !is_stale(p, p->idle.head, now))) {
             sg_pool_conn *pc = p->idle.head;
             conn_list batch = {0};
             /* Out of the queue before the lock is released for a driver call
@@ -567,7 +576,7 @@ static sg_pool_conn *acquire_locked(sg_pool *p, waiter *w, int64_t start, int64_
             continue;
         }
 
-        if (!p->paused && slots_used(p) < cfg->pool_max) {
+        if (!p->paused && !late && slots_used(p) < cfg->pool_max) {
             waiter_unlink(p, w);
             p->opening++;
             pthread_mutex_unlock(&p->mu);
@@ -596,11 +605,15 @@ static sg_pool_conn *acquire_locked(sg_pool *p, waiter *w, int64_t start, int64_
             return pc;
         }
 
-        /* Nothing to take: available(p) is 0 from here on. */
-        if (now >= deadline_ms) {
+        /* Nothing to take, or too late to take it: available(p) is 0 from
+         * here on unless late. */
+        if (late) {
             bool paused = p->paused;
             p->acquire_timeouts++;
             waiter_unlink(p, w);
+            /* What this waiter leaves (a free slot, an idle connection to
+             * check) goes to the next one: the kick invariant holds again. */
+            wake_waiters(p);
             pthread_mutex_unlock(&p->mu);
             if (paused)
                 sg_err_set(err, SG_DB_PAUSED, "database %s is paused", cfg->name);
@@ -747,6 +760,14 @@ void sg_pool_resume(sg_pool *p)
     p->paused = false;
     wake_waiters(p); /* idle connections and free slots are takeable again */
     pthread_mutex_unlock(&p->mu);
+}
+
+bool sg_pool_paused(sg_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool paused = p->paused;
+    pthread_mutex_unlock(&p->mu);
+    return paused;
 }
 
 void sg_pool_stats_get(sg_pool *p, sg_pool_stats *out)

@@ -826,7 +826,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         a4->sin_family = AF_INET;
         a4->sin_port = htons((uint16_t)cfg->listen_port);
         const char *host =
-            strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
+            strcasecmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
         if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
             free(srv);
             sg_err_set(err, SG_INTERNAL, "SQLGATE_LISTEN: \"%s\" is not an IPv4 address",

@@ -8,8 +8,12 @@
  *   4. every pool closes, in parallel; what still runs is interrupted;
  *   5. exit 0, or 1 if anything had to be cancelled.
  * A second signal exits at once with status 1. The signal thread also acts as
- * a watchdog: should the sequence overrun its deadline by more than a
- * second, the process exits with status 1 anyway.
+ * a watchdog: should the sequence overrun its drain deadline by more than
+ * WATCHDOG_GRACE_MS, the process exits with status 1 anyway. The steps after
+ * the deadline fit in that grace by construction (CANCEL_SETTLE_MS below), so
+ * the watchdog only fires when a driver call ignores its interruption; a
+ * database's background thread stuck in a login does not hold the sequence
+ * (sg_db_close abandons it; step 5 names it and exits 1).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,10 +33,19 @@
 #include "log.h"
 #include "sqlgate/sqlgate.h"
 
-#define EXIT_CONFIG       2
+#define EXIT_CONFIG      2
+#define INFLIGHT_POLL_MS 10
+
+/* After the drain deadline the sequence takes at most: closing the pools and
+ * the background threads (SG_DB_CLOSE_GRACE_MS), letting interrupted requests
+ * answer (CANCEL_SETTLE_MS), and stopping the HTTP server and freeing
+ * (STOP_RESERVE_MS). The watchdog's grace is the documented one (1 s); the
+ * settle time is what is left of it, so the watchdog never cuts an orderly
+ * shutdown short. */
 #define WATCHDOG_GRACE_MS 1000
-#define CANCEL_SETTLE_MS  800
-#define INFLIGHT_POLL_MS  10
+#define STOP_RESERVE_MS   200
+#define CANCEL_SETTLE_MS  (WATCHDOG_GRACE_MS - SG_DB_CLOSE_GRACE_MS - STOP_RESERVE_MS)
+_Static_assert(CANCEL_SETTLE_MS >= 100, "the watchdog grace leaves no time to settle");
 
 /* What the signal thread and main share. */
 typedef struct stopper {
@@ -41,8 +54,13 @@ typedef struct stopper {
     int signo;             /* first stop signal, 0 until one arrives */
     int64_t hard_deadline; /* watchdog, monotonic ms; 0 until known */
     unsigned cancelled;    /* requests still running at the drain deadline */
+    bool done;             /* main has finished the shutdown: the thread ends */
     sigset_t set;
 } stopper;
+
+/* How often the signal thread looks at `done` and the watchdog deadline
+ * while shutting down. */
+#define SIGNAL_POLL_MS 100
 
 static void sleep_ms(int64_t ms)
 {
@@ -67,7 +85,8 @@ static _Noreturn void hard_exit(const char *line)
 }
 
 /* Waits for signals. First: wakes main. Second: exits at once. Afterwards
- * also exits when main's shutdown overruns its hard deadline. */
+ * also exits when main's shutdown overruns its hard deadline. Ends when main
+ * sets `done`, which joins it: st lives on main's stack. */
 static void *signal_thread(void *arg)
 {
     stopper *st = arg;
@@ -77,9 +96,12 @@ static void *signal_thread(void *arg)
         int64_t deadline = st->hard_deadline;
         unsigned cancelled = st->cancelled;
         bool first = st->signo == 0;
+        bool done = st->done;
         pthread_mutex_unlock(&st->mu);
+        if (done)
+            break;
         if (first || deadline == 0) {
-            struct timespec poll = {.tv_sec = 0, .tv_nsec = 200 * 1000000};
+            struct timespec poll = {.tv_sec = 0, .tv_nsec = SIGNAL_POLL_MS * 1000000L};
             signo = sigtimedwait(&st->set, NULL, first ? NULL : &poll);
         } else {
             int64_t left = deadline - sg_clock_ms();
@@ -92,6 +114,8 @@ static void *signal_thread(void *arg)
                          cancelled);
                 hard_exit(line);
             }
+            if (left > SIGNAL_POLL_MS)
+                left = SIGNAL_POLL_MS;
             struct timespec ts = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
             signo = sigtimedwait(&st->set, NULL, &ts);
         }
@@ -242,8 +266,10 @@ static void embedded_seed(sg_registry *reg, bool seed_core, bool seed_app)
     }
 }
 
-/* Steps 1 to 5 of the shutdown; returns the exit status. */
-static int shut_down(stopper *st, app *a, http_server *srv)
+/* Steps 1 to 5 of the shutdown; returns the exit status. *abandoned_out is
+ * the number of databases whose background thread was abandoned: the
+ * registry and the configuration must then not be freed. */
+static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_out)
 {
     const sg_config *cfg = a->cfg;
     int64_t began = sg_clock_ms();
@@ -260,6 +286,9 @@ static int shut_down(stopper *st, app *a, http_server *srv)
 
     http_refuse_new(srv);
     int64_t deadline = sg_clock_ms() + cfg->drain_timeout_ms;
+    pthread_mutex_lock(&st->mu);
+    st->hard_deadline = deadline + WATCHDOG_GRACE_MS; /* the delay may have overslept */
+    pthread_mutex_unlock(&st->mu);
     while (http_inflight(srv) > 0 && sg_clock_ms() < deadline)
         sleep_ms(INFLIGHT_POLL_MS);
 
@@ -270,6 +299,17 @@ static int shut_down(stopper *st, app *a, http_server *srv)
     pthread_mutex_unlock(&st->mu);
     sg_registry_shutdown_all(a->reg, requests_cancelled ? sg_clock_ms() : deadline,
                              &statements_cancelled);
+    unsigned abandoned = 0;
+    for (size_t i = 0; i < sg_registry_count(a->reg); i++) {
+        sg_db *db = sg_registry_at(a->reg, i);
+        if (sg_db_abandoned(db)) {
+            abandoned++;
+            log_error("shutdown abandoned a database's background thread stuck in a driver call "
+                      "(a login that does not answer)",
+                      json_pack("{s:s}", "db", sg_db_name(db)));
+        }
+    }
+    *abandoned_out = abandoned;
     /* Logged now, not after http_stop: a request stuck in a driver call that
      * ignores the interruption holds http_stop until the watchdog ends the
      * process, and the count must reach the log in that case too. */
@@ -289,7 +329,7 @@ static int shut_down(stopper *st, app *a, http_server *srv)
         sleep_ms(INFLIGHT_POLL_MS);
     http_stop(srv);
 
-    if (cancelled)
+    if (cancelled || abandoned > 0)
         return 1;
     log_info("shutdown complete",
              json_pack("{s:f}", "duration_ms", (double)(sg_clock_ms() - began)));
@@ -388,16 +428,31 @@ int main(int argc, char **argv)
         sg_config_free(cfg);
         return 1;
     }
-    pthread_detach(sig_thread);
 
     pthread_mutex_lock(&st.mu);
     while (st.signo == 0)
         pthread_cond_wait(&st.cv, &st.mu);
     pthread_mutex_unlock(&st.mu);
 
-    int status = shut_down(&st, &a, srv);
+    unsigned abandoned = 0;
+    int status = shut_down(&st, &a, srv, &abandoned);
+    /* sg_registry_free leaves an abandoned database (its thread still uses
+     * it) allocated, and the configuration is kept for that thread too. */
     sg_registry_free(reg);
+    /* The watchdog stays on until here; joined, it no longer reads st. */
+    pthread_mutex_lock(&st.mu);
+    st.done = true;
+    pthread_mutex_unlock(&st.mu);
+    pthread_join(sig_thread, NULL);
     metrics_free(a.metrics);
+    if (abandoned > 0) {
+        /* An abandoned thread still reads cfg: it stays allocated, and in
+         * reach on main's stack (exit runs in main's frame) for a leak
+         * checker, until the process ends. */
+        sg_config *volatile keep = cfg;
+        (void)keep;
+        exit(status);
+    }
     sg_config_free(cfg);
     return status;
 }

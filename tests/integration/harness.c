@@ -286,7 +286,8 @@ struct proc {
 
 /* Sanitizer settings reach the child as well: they change nothing in what
  * sqlgate does, only how a sanitized build reports. */
-static const char *const HX_PASS_ENV[] = {"ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS="};
+static const char *const HX_PASS_ENV[] = {
+    "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TSAN_OPTIONS="};
 #define HX_N_PASS_ENV (sizeof HX_PASS_ENV / sizeof HX_PASS_ENV[0])
 #define HX_WRAP_WORDS 32
 
@@ -762,18 +763,36 @@ static void report_line(const proc *p, const char *why)
     }
 }
 
-static void child_verdict(proc *p)
+/* The first sanitizer report in text, or NULL. */
+static const char *sanitizer_report(const char *text)
 {
     static const char *const markers[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                                           ": runtime error: ", "WARNING: ThreadSanitizer"};
+    const char *report = NULL;
+    for (size_t i = 0; text != NULL && report == NULL && i < sizeof markers / sizeof markers[0];
+         i++) {
+        report = strstr(text, markers[i]);
+    }
+    return report;
+}
+
+bool sanitizer_report_in_file(const char *path, const char *who)
+{
+    char *text = read_all(path);
+    const char *report = sanitizer_report(text);
+    if (report != NULL) {
+        fprintf(stderr, "harness: %s: sanitizer report in %s:\n%.65536s\n", who, path, report);
+    }
+    free(text);
+    return report != NULL;
+}
+
+static void child_verdict(proc *p)
+{
     char why[256] = "";
     char *err = proc_stderr(p);
     char *log = p->wrap_log[0] != '\0' ? read_all(p->wrap_log) : NULL;
-    const char *report = NULL;
-    for (size_t i = 0; err != NULL && report == NULL && i < sizeof markers / sizeof markers[0];
-         i++) {
-        report = strstr(err, markers[i]);
-    }
+    const char *report = sanitizer_report(err);
     long vg = log != NULL ? valgrind_errors(log) : 0;
     if (report != NULL) {
         snprintf(why, sizeof why, "sanitizer report on stderr");

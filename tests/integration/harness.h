@@ -126,6 +126,13 @@ bool proc_stderr_wait(const proc *p, const char *needle, int timeout_ms);
  * files and frees p. Accepts NULL. */
 void proc_free(proc *p);
 
+/* For a helper process a test starts itself (tds-testserver) with its output
+ * in the file at path: true when that output holds a sanitizer report
+ * (AddressSanitizer, LeakSanitizer, UBSan, ThreadSanitizer), which is then
+ * printed on stderr under `who`. A sanitized run passes its *_OPTIONS to such
+ * processes through the environment, so they report as sqlgate does. */
+bool sanitizer_report_in_file(const char *path, const char *who);
+
 /* --- HTTP -------------------------------------------------------------------- */
 
 typedef struct http_header {

@@ -664,6 +664,15 @@ START_TEST(check_config_bad_exits_2_naming_variables)
     ASSERT_EXIT(&r, EXIT_CONFIG);
     ASSERT_CONTAINS(r.err, "SQLGATE_LISTEN");
     run_free(&r);
+
+    /* A host name, which a start refuses (it binds an address and never
+     * resolves), is refused here too, with the same words. */
+    const char *const named_listen[] = {"SQLGATE_LISTEN=somehost:8080", "SQLGATE_API_TOKENS=t1",
+                                        NULL};
+    run_cli(CHECK, named_listen, &r);
+    ASSERT_EXIT(&r, EXIT_CONFIG);
+    ASSERT_CONTAINS(r.err, "SQLGATE_LISTEN: a host name is not resolved");
+    run_free(&r);
 }
 END_TEST
 

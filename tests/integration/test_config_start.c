@@ -113,6 +113,25 @@ START_TEST(every_problem_reported_service_wide)
 }
 END_TEST
 
+/* --check-config used to accept a host name that the start then refused
+ * (exit 1, "not an IPv4 address"): both now refuse it as a configuration
+ * error naming SQLGATE_LISTEN. */
+START_TEST(listen_host_name_refused)
+{
+    static const char *const env[] = {"SQLGATE_LISTEN=somehost:8080", "SQLGATE_API_TOKENS=t1",
+                                      "SQLGATE_DATABASES=core", "CORE_DB_PATH=./core.db", NULL};
+    char *err = run_refused(env);
+    ASSERT_NAMES(err, "SQLGATE_LISTEN: a host name is not resolved");
+    free(err);
+    /* localhost, in any case, is the one name taken (as 127.0.0.1). */
+    static const char *const local[] = {"SQLGATE_LISTEN=LocalHost:0", "SQLGATE_DATABASES=core",
+                                        "CORE_DB_PATH=./core.db", NULL};
+    proc *p = proc_start(local, g_dir, false);
+    ck_assert_msg(p != NULL, "a start with SQLGATE_LISTEN=LocalHost:0 failed");
+    proc_free(p);
+}
+END_TEST
+
 START_TEST(bad_database_names)
 {
     static const char *const reserved[] = {"SQLGATE_LISTEN=127.0.0.1:0",
@@ -800,6 +819,7 @@ static Suite *config_start_suite(void)
     tcase_add_test(tc, every_problem_reported);
     tcase_add_test(tc, every_problem_reported_service_wide);
     tcase_add_test(tc, bad_database_names);
+    tcase_add_test(tc, listen_host_name_refused);
     tcase_add_test(tc, default_must_name_a_database);
     tcase_add_test(tc, secret_token_file_not_printed);
     tcase_add_test(tc, secret_in_url_not_printed);

@@ -222,6 +222,10 @@ static void tds_kill(void)
     waitpid(g_tds.pid, NULL, 0);
     g_tds.pid = 0;
     g_tds.stopped = false;
+    char path[512];
+    ck_assert_msg(
+        !sanitizer_report_in_file(dir_path("tds.log", path, sizeof path), "tds-testserver"),
+        "tds-testserver printed a sanitizer report (above)");
 }
 
 /* True when every thread of pid is in the stopped state. */
@@ -388,6 +392,7 @@ typedef struct envb {
 } envb;
 
 /* Sets key=value, replacing an earlier value of key. */
+static void env_set(envb *e, const char *key, const char *fmt, ...) HX_PRINTF(3, 4);
 static void env_set(envb *e, const char *key, const char *fmt, ...)
 {
     char value[512];
@@ -2031,6 +2036,50 @@ START_TEST(shutdown_second_signal_with_hung_database)
 }
 END_TEST
 
+/* Every server hangs mid-login: the background thread of core is stuck in
+ * its first login (a connect timeout far longer than the drain). The
+ * shutdown used to join it, so only the watchdog ended the process; now it
+ * finishes within the drain plus the documented 1 s grace, exits 1 and names
+ * the database it abandoned. */
+START_TEST(shutdown_with_login_hung)
+{
+    enum { DRAIN = 1000, GRACE = 1000 };
+    tds_start(0);
+    ctl("SET login_hang 1");
+    envb e;
+    base_env(&e, g_tds.port);
+    env_set(&e, "SQLGATE_DRAIN_TIMEOUT_MS", "%d", DRAIN);
+    env_set(&e, "CORE_DB_CONNECT_TIMEOUT_MS", "60000");
+    proc *p = svc_start(&e, false);
+    /* core's background thread is in its login now (it starts at once). */
+    int64_t until = now_ms() + 5000;
+    while (tds_get_stats().opened < 1) {
+        ck_assert_msg(now_ms() < until, "sqlgate never connected to the test server");
+        sleep_ms(20);
+    }
+    sleep_ms(200);
+
+    int64_t t_sig = now_ms();
+    ck_assert_int_eq(proc_signal(p, SIGTERM), 0);
+    int code = proc_wait_exit(p, DRAIN + 15000);
+    int64_t took = now_ms() - t_sig;
+    char *err = proc_stderr(p);
+    ck_assert_msg(code == 1, "exit status %d with a login hung; stderr:\n%s", code, err);
+    ck_assert_msg(took <= DRAIN + GRACE + MARGIN_MS, "exit %lld ms after SIGTERM (drain %d ms)",
+                  (long long)took, DRAIN);
+    ck_assert_msg(strstr(err, "overran its deadline") == NULL,
+                  "the watchdog ended the shutdown:\n%s", err);
+    static const char *const kv[] = {"msg",
+                                     "shutdown abandoned a database's background thread stuck in "
+                                     "a driver call (a login that does not answer)",
+                                     "db", "core", NULL};
+    json_t *line = log_find(err, kv);
+    ck_assert_msg(line != NULL, "no log line naming core as abandoned:\n%s", err);
+    json_decref(line);
+    free(err);
+}
+END_TEST
+
 /* ===== Suite ====================================================================== */
 
 /* ===== 11. Login storms ============================================================= */
@@ -2176,6 +2225,7 @@ static Suite *faults_suite(void)
     tcase_add_test(tc, shutdown_under_load);
     tcase_add_test(tc, shutdown_with_hung_database);
     tcase_add_test(tc, shutdown_second_signal_with_hung_database);
+    tcase_add_test(tc, shutdown_with_login_hung);
     return s;
 }
 

@@ -45,7 +45,8 @@
 typedef struct tds_child {
     pid_t pid;
     int port;
-    int cport; /* control channel */
+    int cport;     /* control channel */
+    char log[600]; /* its stdout and stderr */
 } tds_child;
 
 /* Per-test state, set up and torn down by the checked fixture. */
@@ -80,7 +81,9 @@ static void tds_stop(tds_child *t)
         }
         sleep_ms(10);
     }
+    bool reported = sanitizer_report_in_file(t->log, "tds-testserver");
     memset(t, 0, sizeof *t);
+    ck_assert_msg(!reported, "tds-testserver printed a sanitizer report (above)");
 }
 
 /* Starts tds-testserver on `port` (0: a free one) in g_dir and waits (10 s)
@@ -124,6 +127,7 @@ static void tds_start(tds_child *t, int port)
     }
     close(out);
     t->pid = pid;
+    snprintf(t->log, sizeof t->log, "%s", out_file);
     int64_t deadline = now_ms() + scaled_ms(10000);
     while ((t->port = read_port_file(port_file)) == 0 ||
            (t->cport = read_port_file(cport_file)) == 0) {

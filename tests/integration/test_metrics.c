@@ -666,8 +666,8 @@ START_TEST(parser_rejects_bad_text)
         "# HELP sqlgate_h h\n# TYPE sqlgate_h histogram\n"
         "sqlgate_h_bucket{le=\"1\"} 1\nsqlgate_h_bucket{le=\"2\"} 2\n"
         "sqlgate_h_sum 1\nsqlgate_h_count 2\n", /* no +Inf */
-        "# HELP sqlgate_a a\n# TYPE sqlgate_a gauge\n# HELP sqlgate_b b\n# TYPE sqlgate_b gauge\n"
-        "sqlgate_a 1\nsqlgate_b 1\nsqlgate_a{x=\"y\"} 1\n",        /* not grouped */
+        ("# HELP sqlgate_a a\n# TYPE sqlgate_a gauge\n# HELP sqlgate_b b\n# TYPE sqlgate_b gauge\n"
+         "sqlgate_a 1\nsqlgate_b 1\nsqlgate_a{x=\"y\"} 1\n"),      /* not grouped */
         "# HELP sqlgate_a a\n# TYPE sqlgate_a gauge\nsqlgate_a 1", /* no final newline */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

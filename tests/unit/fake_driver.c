@@ -32,7 +32,7 @@ struct sg_driver_conn {
     struct sg_driver_conn *prev, *next; /* fk.live list */
     bool broken;
     bool busy;        /* inside exec..finish or ping */
-    bool interrupted; /* interrupt() arrived while busy */
+    bool interrupted; /* interrupt() arrived; cleared by finish() only */
     int64_t results_left;
     int64_t rows;
     int64_t row_next;
@@ -202,14 +202,12 @@ static int fake_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg
     db->counts.pings++;
     fk.totals.pings++;
     c->busy = true;
-    c->interrupted = false;
     bool fail = take_failure(&db->knobs[FAKE_FAIL_PING]) || c->broken;
     bool timed_out;
     int64_t until =
         clamp_until(sg_clock_ms(), db->knobs[FAKE_PING_DELAY_MS], deadline_ms, &timed_out);
     bool intr = fk_sleep(c, until, db->knobs[FAKE_IGNORE_INTERRUPT] == 0);
     c->busy = false;
-    c->interrupted = false;
     if (fail || timed_out || intr) {
         db->counts.ping_failures++;
         fk.totals.ping_failures++;
@@ -268,7 +266,6 @@ static int fake_exec(sg_driver_conn *c, const char *sql, const sg_param *params,
         return sg_err_set(err, SG_DB_UNAVAILABLE, "fake: connection is broken");
     }
     c->busy = true;
-    c->interrupted = false;
 
     int64_t mode = db->knobs[FAKE_EXEC_MODE];
     int64_t delay = db->knobs[FAKE_EXEC_DELAY_MS];
@@ -286,7 +283,6 @@ static int fake_exec(sg_driver_conn *c, const char *sql, const sg_param *params,
     bool intr = fk_sleep(c, until, db->knobs[FAKE_IGNORE_INTERRUPT] == 0);
     if (intr || timed_out) {
         c->busy = false;
-        c->interrupted = false;
         fk_unlock();
         return sg_err_set(err, SG_QUERY_TIMEOUT, "fake: statement %s",
                           intr ? "cancelled" : "timed out");
@@ -384,10 +380,8 @@ static void fake_interrupt(sg_driver_conn *c)
     fk_lock();
     c->db->counts.interrupts++;
     fk.totals.interrupts++;
-    if (c->busy) {
-        c->interrupted = true;
-        pthread_cond_broadcast(&fk.cond);
-    }
+    c->interrupted = true;
+    pthread_cond_broadcast(&fk.cond);
     fk_unlock();
 }
 

@@ -33,7 +33,9 @@
  *   connection is interrupted while the batch runs.
  * - finish: returns -1 when the connection is broken, else 0.
  * - interrupt: counted; wakes a waiting exec/ping (unless
- *   FAKE_IGNORE_INTERRUPT is set, for stuck-server tests).
+ *   FAKE_IGNORE_INTERRUPT is set, for stuck-server tests). As the real
+ *   drivers, it is never lost: until finish(), later exec and ping calls fail
+ *   with SG_QUERY_TIMEOUT "cancelled" at once.
  * - unusable: true once broken (by "fake:break", FAKE_EXEC_BROKEN,
  *   fake_conn_break or fake_driver_break_all).
  */

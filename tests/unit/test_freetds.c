@@ -1022,8 +1022,15 @@ static void *interrupt_main(void *arg)
 START_TEST(interrupt_from_another_thread)
 {
     sg_driver_conn *c = open_ok();
-    /* Nothing runs: no effect on the next batch. */
+    /* Nothing runs (a shutdown between acquire and exec): the interrupt is
+     * kept for the next batch, and for the one after a ping, until finish(). */
+    sg_err e0 = {0};
     D->interrupt(c);
+    ck_assert_int_eq(D->ping(c, "SELECT 1", sg_clock_ms() + LONG_MS, &e0), -1);
+    ck_assert_int_eq(D->exec(c, "SELECT 1 AS one", NULL, 0, sg_clock_ms() + LONG_MS, &e0), -1);
+    ck_assert_msg(e0.code == SG_QUERY_TIMEOUT && strstr(e0.message, "cancel") != NULL, "%s %s",
+                  sg_code_name(e0.code), e0.message);
+    ck_assert_int_eq(D->finish(c), 0);
     const sg_value *v = scalar_of(c, "SELECT 1 AS one", NULL, 0);
     ASSERT_INT(v, 1);
     ck_assert_int_eq(D->finish(c), 0);

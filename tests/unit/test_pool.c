@@ -1763,7 +1763,12 @@ START_TEST(test_fake_driver_knobs)
     ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
     ck_assert_str_eq(err.message, "fake: statement timed out");
     ck_assert_int_ge(sg_clock_ms() - t0, 90);
-    fake_driver.interrupt(c); /* nothing runs: no effect */
+    /* Nothing runs: kept for the next statement until finish(). */
+    ck_assert_int_eq(fake_driver.finish(c), 0);
+    fake_driver.interrupt(c);
+    ck_assert_int_eq(fake_driver.exec(c, "fake:sleep=1", NULL, 0, sg_clock_ms() + 1000, &err), -1);
+    ck_assert_str_eq(err.message, "fake: statement cancelled");
+    ck_assert_int_eq(fake_driver.finish(c), 0);
     ck_assert_int_eq(fake_driver.exec(c, "fake:sleep=1", NULL, 0, sg_clock_ms() + 1000, &err), 0);
     ck_assert_int_eq(fake_driver.finish(c), 0);
 

@@ -890,11 +890,18 @@ START_TEST(test_interrupt_from_thread)
     cfg_init(&cfg, "mem", ":memory:", false);
     sg_driver_conn *c = open_ok(&cfg);
 
-    /* Nothing runs: no effect on the next batch. */
+    /* Nothing runs (a shutdown between acquire and exec): the interrupt is
+     * kept for the next batch, and for the one after a ping, until finish(). */
+    sg_err err = {0};
     D->interrupt(c);
+    ck_assert_int_eq(D->ping(c, "SELECT 1", sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+    ck_assert_int_eq(D->exec(c, "SELECT 2", NULL, 0, sg_clock_ms() + LONG_MS, &err), -1);
+    ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+    ck_assert_ptr_nonnull(strstr(err.message, "cancelled"));
+    ck_assert_int_eq(D->finish(c), 0);
     ck_assert_int_eq(query_int(c, "SELECT 2"), 2);
 
-    sg_err err = {0};
     int64_t t0 = sg_clock_ms();
     ck_assert_int_eq(D->exec(c, endless, NULL, 0, t0 + LONG_MS, &err), 0);
     interrupter it = {c, 200};
@@ -1380,9 +1387,14 @@ START_TEST(test_cache_stopped_early_releases_file)
         sqlite3_close(raw);
         ck_assert_msg(ck == SQLITE_OK, "checkpoint blocked by a reader (%d)", ck);
         run_ok(w, "UPDATE t SET a = a - 1000 WHERE a = 1002");
-        /* An interrupt at rest does not reach the next statement (SQLite
-         * forgets it only once no statement of the connection is active). */
+        /* An interrupt at rest stops the next batch; after its finish() the
+         * cached statement runs again (SQLite forgets its own interrupt only
+         * once no statement of the connection is active). */
         D->interrupt(r);
+        ck_assert_int_eq(D->exec(r, "SELECT count(*) FROM t", NULL, 0, sg_clock_ms() + 1000, &err),
+                         -1);
+        ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
+        ck_assert_int_eq(D->finish(r), 0);
         ck_assert_int_eq(query_int(r, "SELECT count(*) FROM t"), 500);
     }
     D->close(w);

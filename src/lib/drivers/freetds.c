@@ -58,12 +58,12 @@ struct sg_driver_conn {
 
     /* Read by the handlers, on this connection's calling thread, except
      * `interrupted`, which any thread may set. */
-    int64_t deadline; /* of the running call sequence; 0: none */
-    atomic_bool interrupted;
-    int late_ticks; /* timer ticks past the deadline in this batch */
-    bool timed_out; /* the batch hit its deadline or was interrupted */
-    bool dead;      /* never hand out again */
-    sg_err err;     /* first error reported in the batch */
+    int64_t deadline;        /* of the running call sequence; 0: none */
+    atomic_bool interrupted; /* cleared only by finish(), so never lost */
+    int late_ticks;          /* timer ticks past the deadline in this batch */
+    bool timed_out;          /* the batch hit its deadline or was interrupted */
+    bool dead;               /* never hand out again */
+    sg_err err;              /* first error reported in the batch */
 
     /* Batch. */
     bool in_batch;
@@ -267,7 +267,6 @@ static void ft_close(sg_driver_conn *c)
 static void batch_reset(sg_driver_conn *c, int64_t deadline)
 {
     c->deadline = deadline;
-    atomic_store(&c->interrupted, false);
     c->late_ticks = 0;
     c->timed_out = false;
     sg_err_clear(&c->err);
@@ -580,6 +579,10 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
 {
     if (c->dead)
         return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection is broken");
+    /* Interrupted between acquire and exec (shutdown): nothing is sent. The
+     * flag stays set until finish(), so it is never lost. */
+    if (atomic_load(&c->interrupted))
+        return sg_err_set(err, SG_QUERY_TIMEOUT, "query cancelled");
     /* A batch that failed in exec() never reached finish(): reset now. */
     if (c->needs_reset && reset_session(c, deadline_ms) != 0)
         return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection could not be reset");
@@ -897,7 +900,9 @@ static int scalar(sg_driver_conn *c, const char *sql, long *out)
     return rc;
 }
 
-static int ft_finish(sg_driver_conn *c)
+/* Ends the batch; clear_interrupt is false for the end of a ping, whose
+ * interrupt belongs to the statement the holder runs next. */
+static int batch_finish(sg_driver_conn *c, bool clear_interrupt)
 {
     if (c->in_batch) {
         c->in_batch = false;
@@ -914,11 +919,18 @@ static int ft_finish(sg_driver_conn *c)
             reset_session(c, 0);
     }
     c->deadline = 0;
+    if (clear_interrupt)
+        atomic_store(&c->interrupted, false);
     if (c->dead || dbdead(c->dbp)) {
         c->dead = true;
         return -1;
     }
     return 0;
+}
+
+static int ft_finish(sg_driver_conn *c)
+{
+    return batch_finish(c, true);
 }
 
 static int ft_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg_err *err)
@@ -941,7 +953,7 @@ static int ft_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg_e
     }
     if (more < 0)
         rc = -1;
-    if (ft_finish(c) != 0 && rc == 0)
+    if (batch_finish(c, false) != 0 && rc == 0)
         rc = sg_err_set(err, SG_DB_UNAVAILABLE, "the connection broke during the check");
     return rc;
 }

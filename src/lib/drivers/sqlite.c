@@ -92,13 +92,16 @@ typedef struct cache_entry {
 
 struct sg_driver_conn {
     sqlite3 *db;
-    char *path;              /* owned copy of cfg->path, for error messages */
-    atomic_bool interrupted; /* set by interrupt(), cleared by the next exec() */
-    bool broken;             /* I/O, corruption: never reuse */
-    bool trusted;            /* sqlgate's own statement: the authorizer allows all */
-    bool stepping;           /* inside sqlite3_step() of a caller's statement */
-    bool session_dirty;      /* a temp object may exist: never reuse */
-    char denied[160];        /* why the authorizer refused, for the error; "" if not */
+    char *path; /* owned copy of cfg->path, for error messages */
+    /* Set by interrupt(), cleared only by finish() (and zero at open): one that
+     * comes between a batch's exec() and the one before its finish() fails it,
+     * and one that comes before exec() fails that exec, so none is lost. */
+    atomic_bool interrupted;
+    bool broken;        /* I/O, corruption: never reuse */
+    bool trusted;       /* sqlgate's own statement: the authorizer allows all */
+    bool stepping;      /* inside sqlite3_step() of a caller's statement */
+    bool session_dirty; /* a temp object may exist: never reuse */
+    char denied[160];   /* why the authorizer refused, for the error; "" if not */
 
     /* Current batch; all NULL/zero at rest. */
     bool in_batch;
@@ -1085,7 +1088,6 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
         return sg_err_set(err, SG_DB_UNAVAILABLE, "SQLite connection is broken");
     if (sql == NULL)
         return sg_err_set(err, SG_BAD_REQUEST, "sql is missing");
-    atomic_store(&c->interrupted, false);
     c->denied[0] = '\0';
     c->started_ms = sg_clock_ms();
     c->deadline_ms = deadline_ms;
@@ -1251,6 +1253,7 @@ static int sl_finish(sg_driver_conn *c)
     batch_end(c);
     /* last_insert_rowid() would show the next caller this caller's row. */
     sqlite3_set_last_insert_rowid(c->db, 0);
+    atomic_store(&c->interrupted, false);
     return sl_unusable(c) ? -1 : 0;
 }
 
@@ -1287,7 +1290,10 @@ static int sl_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg_e
             break;
     }
     c->trusted = false;
-    if (sl_finish(c) < 0 && rc >= 0)
+    /* Not sl_finish: an interrupt that came during the check is for the
+     * statement the connection's holder runs next. */
+    batch_end(c);
+    if (sl_unusable(c) && rc >= 0)
         return sg_err_set(err, SG_DB_UNAVAILABLE, "SQLite connection is unusable after ping");
     return rc < 0 ? -1 : 0;
 }
