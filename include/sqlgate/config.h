@@ -95,7 +95,28 @@ typedef struct sg_config {
     bool log_json;
     const char *tls_cert_file; /* both NULL or both set */
     const char *tls_key_file;
+
+    /* Without tokens, Host values accepted besides the listen address and
+     * localhost: lower-case "name" (any port) or "name:port", IPv6 in
+     * brackets. NULL when none. */
+    char **allowed_hosts;
+    size_t n_allowed_hosts;
+    int64_t header_timeout_ms; /* complete request headers within this */
+    int64_t idle_timeout_ms;   /* a kept-alive connection without a request */
+    int64_t write_grace_ms;    /* a query's response: its query timeout plus this */
+    unsigned max_conns_per_client;
 } sg_config;
+
+/* Shortest API token accepted: a token is a password that clients keep in
+ * files, so it must not be guessable (see docs/security.md). */
+#define SG_TOKEN_MIN_LEN 16
+
+/* Why token (len bytes, borrowed) cannot serve as a secret: shorter than
+ * SG_TOKEN_MIN_LEN, or a placeholder copied from an example file (it holds
+ * "change-me", "replace-me", ...). NULL when it is acceptable. The answer is
+ * a static phrase that never quotes the token ("is shorter than ..."). Every
+ * source of tokens applies it. */
+const char *sg_token_weakness(const char *token, size_t len);
 
 /* Loads and validates the configuration.
  * On success returns a new snapshot (free with sg_config_free) and sets

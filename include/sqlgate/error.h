@@ -26,6 +26,7 @@ typedef enum sg_code {
     SG_OK = 0,
     SG_BAD_REQUEST,
     SG_UNAUTHORIZED,
+    SG_FORBIDDEN,
     SG_UNKNOWN_DATABASE,
     SG_NOT_FOUND,
     SG_METHOD_NOT_ALLOWED,

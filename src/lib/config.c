@@ -53,17 +53,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ERRORS_CAP      (256 * 1024) /* bytes of error text; later lines are counted only */
-#define ECHO_MAX        64           /* bytes of a value quoted back in an error */
-#define MS_MAX          86400000     /* one day */
-#define DB_COUNT_MAX    128
-#define POOL_CAP        1000
-#define BODY_MAX        (1024 * 1024 * 1024)
-#define APP_NAME_MAX    128
-#define HOST_MAX        253
-#define VAR_NAME_MAX    96
-#define SECRET_FILE_MAX (64 * 1024)
-#define TOKENS_FILE_MAX (1024 * 1024)
+#define ERRORS_CAP           (256 * 1024) /* bytes of error text; later lines are counted only */
+#define ECHO_MAX             64           /* bytes of a value quoted back in an error */
+#define MS_MAX               86400000     /* one day */
+#define DB_COUNT_MAX         128
+#define POOL_CAP             1000
+#define BODY_MAX             (1024 * 1024 * 1024)
+#define APP_NAME_MAX         128
+#define HOST_MAX             253
+#define VAR_NAME_MAX         96
+#define SECRET_FILE_MAX      (64 * 1024)
+#define TOKENS_FILE_MAX      (1024 * 1024)
+#define CONNS_PER_CLIENT_MAX 100000
+#define ALLOWED_HOSTS_MAX    64
 
 /* --- Tables ---------------------------------------------------------------- */
 
@@ -182,6 +184,11 @@ enum sv_var {
     SV_LOG_FORMAT,
     SV_TLS_CERT_FILE,
     SV_TLS_KEY_FILE,
+    SV_ALLOWED_HOSTS,
+    SV_HEADER_TIMEOUT_MS,
+    SV_IDLE_TIMEOUT_MS,
+    SV_WRITE_GRACE_MS,
+    SV_MAX_CONNECTIONS_PER_CLIENT,
     SV_COUNT_
 };
 
@@ -218,6 +225,21 @@ static const var_def service_vars[SV_COUNT_] = {
                        .words = format_words},
     [SV_TLS_CERT_FILE] = {.name = "SQLGATE_TLS_CERT_FILE", .kind = K_STRING},
     [SV_TLS_KEY_FILE] = {.name = "SQLGATE_TLS_KEY_FILE", .kind = K_STRING},
+    [SV_ALLOWED_HOSTS] = {.name = "SQLGATE_ALLOWED_HOSTS", .kind = K_STRING},
+    [SV_HEADER_TIMEOUT_MS] = {.name = "SQLGATE_HEADER_TIMEOUT_MS",
+                              .kind = K_INT,
+                              .def = "10000",
+                              .min = 1,
+                              .max = MS_MAX},
+    [SV_IDLE_TIMEOUT_MS] =
+        {.name = "SQLGATE_IDLE_TIMEOUT_MS", .kind = K_INT, .def = "75000", .min = 1, .max = MS_MAX},
+    [SV_WRITE_GRACE_MS] =
+        {.name = "SQLGATE_WRITE_GRACE_MS", .kind = K_INT, .def = "5000", .min = 1, .max = MS_MAX},
+    [SV_MAX_CONNECTIONS_PER_CLIENT] = {.name = "SQLGATE_MAX_CONNECTIONS_PER_CLIENT",
+                                       .kind = K_INT,
+                                       .def = "256",
+                                       .min = 1,
+                                       .max = CONNS_PER_CLIENT_MAX},
 };
 
 /* What --help and the docs say about each variable, indexed like the tables
@@ -247,6 +269,16 @@ static const var_help service_help[SV_COUNT_] = {
     [SV_TLS_CERT_FILE] = {NULL, "PEM certificate; with SQLGATE_TLS_KEY_FILE the listener speaks "
                                 "HTTPS only"},
     [SV_TLS_KEY_FILE] = {NULL, "PEM private key for SQLGATE_TLS_CERT_FILE"},
+    [SV_ALLOWED_HOSTS] = {NULL, "Without tokens: Host names (host or host:port, comma-separated) "
+                                "accepted besides the listen address and localhost"},
+    [SV_HEADER_TIMEOUT_MS] = {NULL, "A connection must send complete request headers within "
+                                    "this, or it is closed"},
+    [SV_IDLE_TIMEOUT_MS] = {NULL, "A kept-alive connection with no new request within this is "
+                                  "closed"},
+    [SV_WRITE_GRACE_MS] = {NULL, "A query's response must be sent within its query timeout "
+                                 "plus this, or it is cut and the statement cancelled"},
+    [SV_MAX_CONNECTIONS_PER_CLIENT] = {NULL, "Most open connections from one client address "
+                                             "(idle ones are closed first)"},
 };
 
 static const var_help db_help[DV_COUNT_] = {
@@ -1771,6 +1803,33 @@ static void load_listen(loader *ld, const value *sv)
     cfg->listen_host = owned_add(ld, h);
 }
 
+/* Words that mark a token as a placeholder copied from an example file
+ * (.env.example, the docs): such a token is public, whatever its length. */
+static const char *const token_placeholders[] = {"change-me", "changeme",   "replace-me",
+                                                 "replaceme", "your-token", "example-token"};
+
+static bool contains_ci(const char *s, size_t n, const char *needle)
+{
+    size_t w = strlen(needle);
+    for (size_t i = 0; i + w <= n; i++) {
+        if (strncasecmp(s + i, needle, w) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *sg_token_weakness(const char *token, size_t len)
+{
+    _Static_assert(SG_TOKEN_MIN_LEN == 16, "the message below names the minimum");
+    if (len < SG_TOKEN_MIN_LEN)
+        return "is shorter than 16 characters";
+    for (size_t i = 0; i < sizeof token_placeholders / sizeof token_placeholders[0]; i++) {
+        if (contains_ci(token, len, token_placeholders[i]))
+            return "is a placeholder from an example file, not a secret";
+    }
+    return NULL;
+}
+
 /* Splits comma-separated tokens into cfg->api_tokens. Tokens are secrets:
  * problems are described by position only. Returns false after an error. */
 static bool split_tokens(loader *ld, const char *var, const char *text)
@@ -1798,6 +1857,7 @@ static bool split_tokens(loader *ld, const char *var, const char *text)
         const char *c = memchr(p, ',', (size_t)(end - p));
         const char *e = c != NULL ? c : end;
         const char *s = p;
+        const char *weak;
         item++;
         while (s < e && isspace((unsigned char)*s))
             s++;
@@ -1811,6 +1871,10 @@ static bool split_tokens(loader *ld, const char *var, const char *text)
             ok = false;
         } else if (!clean) {
             add_error(ld, var, "token %zu contains a space, control or non-ASCII character", item);
+            ok = false;
+        } else if ((weak = sg_token_weakness(s, (size_t)(e - s))) != NULL) {
+            add_error(ld, var, "token %zu %s; generate one with e.g. `openssl rand -hex 32`", item,
+                      weak);
             ok = false;
         } else {
             char *t = dup_range(ld, s, (size_t)(e - s));
@@ -1854,6 +1918,79 @@ static bool load_tokens(loader *ld, const value *sv)
     wipe(buf, len);
     free(buf);
     return ok;
+}
+
+/* SQLGATE_ALLOWED_HOSTS: host, host:port, [v6] or [v6]:port, comma-separated;
+ * kept lower-case so that the HTTP layer compares bytes. */
+static void load_allowed_hosts(loader *ld, const value *sv)
+{
+    sg_config *cfg = &ld->box->pub;
+    const char *var = service_vars[SV_ALLOWED_HOSTS].name;
+    const char *text = sv[SV_ALLOWED_HOSTS].text;
+    if (text == NULL)
+        return;
+    char **hosts = owned_add(ld, calloc(ALLOWED_HOSTS_MAX, sizeof *hosts));
+    if (hosts == NULL)
+        return;
+    size_t n = 0;
+    for (const char *p = text; *p != '\0';) {
+        const char *c = strchr(p, ',');
+        const char *e = c != NULL ? c : p + strlen(p);
+        const char *b = p;
+        p = c != NULL ? c + 1 : e;
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        if (b == e)
+            continue;
+        char q[QUOTE_BUF];
+        char *item = owned_add(ld, dup_range(ld, b, (size_t)(e - b)));
+        if (item == NULL)
+            return;
+        quote(q, sizeof q, item);
+        for (char *t = item; *t != '\0'; t++)
+            *t = (char)tolower((unsigned char)*t);
+        /* Split off an optional port, then judge the host part. */
+        char host[HOST_MAX + 3];
+        const char *port = NULL;
+        bool ok;
+        if (item[0] == '[') {
+            const char *close = strchr(item, ']');
+            ok = close != NULL && (close[1] == '\0' || close[1] == ':') &&
+                 (size_t)(close - item - 1) < sizeof host;
+            if (ok) {
+                memcpy(host, item + 1, (size_t)(close - item - 1));
+                host[close - item - 1] = '\0';
+                port = close[1] == ':' ? close + 2 : NULL;
+                ok = is_ipv6(host);
+            }
+        } else {
+            const char *colon = strchr(item, ':');
+            size_t hl = colon != NULL ? (size_t)(colon - item) : strlen(item);
+            ok = hl < sizeof host;
+            if (ok) {
+                memcpy(host, item, hl);
+                host[hl] = '\0';
+                port = colon != NULL ? colon + 1 : NULL;
+                ok = host_ok(host, false);
+            }
+        }
+        int portnum;
+        if (ok && port != NULL)
+            ok = parse_port(port, strlen(port), 1, &portnum) == 0;
+        if (!ok) {
+            add_error(ld, var, "%s is not a host name, host:port or [ipv6]:port", q);
+            continue;
+        }
+        if (n == ALLOWED_HOSTS_MAX) {
+            add_error(ld, var, "more than %d hosts", ALLOWED_HOSTS_MAX);
+            return;
+        }
+        hosts[n++] = item;
+    }
+    cfg->allowed_hosts = n > 0 ? hosts : NULL;
+    cfg->n_allowed_hosts = n;
 }
 
 static void load_tls(loader *ld, const value *sv)
@@ -1904,6 +2041,7 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     load_listen(&ld, sv);
     bool tokens_ok = load_tokens(&ld, sv);
     load_tls(&ld, sv);
+    load_allowed_hosts(&ld, sv);
 
     cfg->allow_anonymous = sv[SV_ALLOW_ANONYMOUS].num != 0;
     cfg->shutdown_delay_ms = sv[SV_SHUTDOWN_DELAY_MS].num;
@@ -1912,6 +2050,10 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     cfg->max_rows = (unsigned)sv[SV_MAX_ROWS].num;
     cfg->log_level = (sg_log_level)sv[SV_LOG_LEVEL].num;
     cfg->log_json = sv[SV_LOG_FORMAT].num != 0;
+    cfg->header_timeout_ms = sv[SV_HEADER_TIMEOUT_MS].num;
+    cfg->idle_timeout_ms = sv[SV_IDLE_TIMEOUT_MS].num;
+    cfg->write_grace_ms = sv[SV_WRITE_GRACE_MS].num;
+    cfg->max_conns_per_client = (unsigned)sv[SV_MAX_CONNECTIONS_PER_CLIENT].num;
 
     /* A wrong ALLOW_ANONYMOUS or token setting is reported on its own; the
      * rule is only judged when the operator's intent is clear. */
