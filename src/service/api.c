@@ -298,6 +298,13 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         http_reply_error(req, &err);
         return;
     }
+    /* A client that stops reading must not hold the statement (and its
+     * pooled connection) past the query timeout: the response gets that
+     * long plus SQLGATE_WRITE_GRACE_MS, then the connection is cut. */
+    int64_t limit_ms = sg_db_config_of(db)->query_timeout_ms;
+    if (q->timeout_ms > 0 && q->timeout_ms < limit_ms)
+        limit_ms = q->timeout_ms;
+    http_req_limit_response(req, limit_ms);
     int64_t cap = a->cfg->max_rows;
     qstream_options opt = {
         .database = real,
