@@ -315,6 +315,14 @@ START_TEST(per_client_cap_evicts_idle)
                   "only %d of %d idle connections over the cap of %d "
                   "were closed",
                   closed_n, OPEN, CAP);
+    /* ... and counted. */
+    http_get(p, "/metrics", &r);
+    ASSERT_STATUS(&r, 200);
+    static const char key[] = "sqlgate_http_connections_closed_total{reason=\"evicted\"} ";
+    const char *m = strstr(r.body, key);
+    ck_assert_msg(m != NULL, "no eviction counter in /metrics");
+    ck_assert_int_ge(strtol(m + sizeof key - 1, NULL, 10), OPEN - CAP);
+    http_resp_free(&r);
     proc_free(p);
 }
 END_TEST
