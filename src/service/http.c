@@ -1131,11 +1131,18 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
     }
 
+    /* libmicrohttpd's inactivity timeout stays as a backstop behind the
+     * reaper; it must not cut a kept-alive connection before ours does. */
+    int64_t longest_ms = cfg->idle_timeout_ms > cfg->header_timeout_ms ? cfg->idle_timeout_ms
+                                                                       : cfg->header_timeout_ms;
+    unsigned backstop_s = (unsigned)(longest_ms / 1000 + 2);
+    if (backstop_s < CONNECTION_TIMEOUT_S)
+        backstop_s = CONNECTION_TIMEOUT_S;
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, on_accept, srv, on_access, srv, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
+        (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, backstop_s,
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);

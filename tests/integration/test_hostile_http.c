@@ -327,6 +327,48 @@ START_TEST(per_client_cap_evicts_idle)
 }
 END_TEST
 
+START_TEST(global_limit_keeps_probes)
+{
+    /* The issue's attack: 1,088 idle connections, no token needed, locked
+     * everyone out. With the per-client cap out of the way, the headroom
+     * below the global limit must still let a probe in. */
+    enum { OPEN = 1150 };
+    proc *p = start((const char *const[]){"SQLGATE_API_TOKENS=" TOKEN,
+                                          "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000", NULL},
+                    NULL);
+    static int fds[OPEN];
+    int opened = 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)proc_port(p))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < OPEN; i++) {
+        /* Non-blocking: once a server stops accepting, connect would wait. */
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
+        if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
+            close(fd);
+            continue;
+        }
+        fds[opened++] = fd;
+    }
+    sleep_ms(scaled_ms(1000));
+    http_resp r;
+    const char *hdr[] = {NULL};
+    http_req rq = {.method = "GET", .headers = hdr, .timeout_ms = scaled_ms(5000)};
+    char url[128];
+    rq.url = proc_url(p, "/health/live", url, sizeof url);
+    http_do(&rq, &r);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+    rq.url = proc_url(p, "/health/ready", url, sizeof url);
+    http_do(&rq, &r);
+    ASSERT_STATUS(&r, 200);
+    http_resp_free(&r);
+    for (int i = 0; i < opened; i++)
+        close(fds[i]);
+    proc_free(p);
+}
+END_TEST
+
 /* --- Point 5: browser-borne requests without tokens ------------------------------- */
 
 static long post_with(const proc *p, const char *path, const char *extra, http_resp *r)
@@ -449,6 +491,7 @@ static Suite *suite(void)
     tcase_add_test(tc, idle_keepalive_closed);
     tcase_add_test(tc, stalled_reader_cut);
     tcase_add_test(tc, per_client_cap_evicts_idle);
+    tcase_add_test(tc, global_limit_keeps_probes);
     tcase_add_test(tc, no_token_foreign_host_and_origin);
     tcase_add_test(tc, tokens_skip_host_checks);
     tcase_add_test(tc, weak_tokens_refused);
