@@ -98,7 +98,7 @@ struct http_req {
     bool queued;
     char db[SG_NAME_MAX + 1];
     char *operation;              /* owned, or NULL */
-    int64_t response_deadline_us; /* 0: none (http_req_set_response_deadline) */
+    int64_t response_deadline_us; /* 0: none (http_req_limit_response) */
 };
 
 /* --- Request ids --------------------------------------------------------- */
