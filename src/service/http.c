@@ -64,7 +64,7 @@ struct http_server {
     size_t n_routes;
     void *app;
     http_observe_fn observe; /* may be NULL */
-    int port;
+    atomic_int port;         /* connection threads read it (Host checks) */
     atomic_bool refusing;
     atomic_uint inflight;
 
@@ -569,7 +569,7 @@ static bool authority_allowed(const http_server *srv, const char *a, size_t len,
         if (h[hl] == ':' && strtol(h + hl + 1, NULL, 10) == port)
             return true;
     }
-    if (port != srv->port)
+    if (port != atomic_load(&((http_server *)srv)->port))
         return false;
     static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]"};
     for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
@@ -1070,6 +1070,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     srv->observe = observe;
     atomic_init(&srv->refusing, false);
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->port, cfg->listen_port);
     atomic_init(&srv->reaper_stop, false);
     atomic_init(&srv->n_timed_out, 0);
     atomic_init(&srv->n_evicted, 0);
@@ -1161,7 +1162,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : cfg->listen_port;
+    atomic_store(&srv->port, info ? info->port : cfg->listen_port);
     if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
         http_stop(srv);
         sg_err_set(err, SG_INTERNAL, "cannot start the connection reaper thread");
@@ -1173,7 +1174,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
 
 int http_port(const http_server *srv)
 {
-    return srv->port;
+    return atomic_load(&((http_server *)srv)->port);
 }
 
 void http_refuse_new(http_server *srv)
