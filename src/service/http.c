@@ -762,10 +762,11 @@ static void *reaper_main(void *arg)
     while (!atomic_load(&srv->reaper_stop)) {
         poll(NULL, 0, REAPER_PERIOD_MS);
         int64_t now = sg_clock_us();
-        unsigned cut = 0;
+        unsigned cut = 0, responses = 0;
         pthread_mutex_lock(&srv->conns_lock);
         for (conn_entry *e = srv->conns; e != NULL; e = e->next) {
             if (!e->cut && e->deadline_us != 0 && now >= e->deadline_us) {
+                responses += e->phase == CP_RESPONDING;
                 conn_cut(srv, e);
                 cut++;
             }
@@ -773,6 +774,11 @@ static void *reaper_main(void *arg)
         pthread_mutex_unlock(&srv->conns_lock);
         if (cut > 0)
             atomic_fetch_add(&srv->n_timed_out, cut);
+        /* Idle and slow-header closes are routine (and an attacker's to
+         * multiply); a response cut short is news to whoever sent it. */
+        if (responses > 0)
+            log_event(SG_LOG_INFO, "responses cut: the client did not read them in time",
+                      json_pack("{s:I}", "count", (json_int_t)responses));
     }
     return NULL;
 }

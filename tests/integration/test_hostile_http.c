@@ -280,6 +280,9 @@ START_TEST(stalled_reader_cut)
         ck_assert_msg(closed, "stalled connection %d was not closed", i);
         close(fds[i]);
     }
+    ck_assert_msg(
+        proc_stderr_wait(p, "responses cut: the client did not read them in time", scaled_ms(5000)),
+        "the cut was not logged");
     http_resp r;
     http_get(p, "/health", &r);
     ASSERT_STATUS(&r, 200);
