@@ -28,7 +28,7 @@ static const struct {
 };
 #define N_OUTCOMES (sizeof outcomes / sizeof outcomes[0])
 
-static const int statuses[] = {200, 202, 400, 401, 404, 405, 413, 415, 500, 503, 504, 0};
+static const int statuses[] = {200, 202, 400, 401, 403, 404, 405, 413, 415, 500, 503, 504, 0};
 #define N_STATUSES (sizeof statuses / sizeof statuses[0]) /* 0: any other */
 
 typedef struct db_metrics {
