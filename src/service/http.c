@@ -850,15 +850,18 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
         reply_code(req, SG_SHUTTING_DOWN, "the service is shutting down");
         return;
     }
-    if (inflight > HTTP_MAX_INFLIGHT) {
-        reply_code(req, SG_OVERLOADED, "too many requests in flight; retry shortly");
-        return;
-    }
     if (!split_path(req)) {
         reply_code(req, SG_NOT_FOUND, "no such route");
         return;
     }
     req->route = route_find(srv, req, allow, sizeof allow);
+    /* Health probes touch no database and answer from kept state, so a load
+     * balancer still sees the service live (and ready or not) at the limit. */
+    if (inflight > HTTP_MAX_INFLIGHT &&
+        !(req->route != NULL && strncmp(req->route->pattern, "/health", 7) == 0)) {
+        reply_code(req, SG_OVERLOADED, "too many requests in flight; retry shortly");
+        return;
+    }
     if (req->route == NULL) {
         if (allow[0] != '\0') {
             char msg[96];
