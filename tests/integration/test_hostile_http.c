@@ -209,6 +209,31 @@ START_TEST(slowloris_headers_closed)
 }
 END_TEST
 
+START_TEST(slow_body_closed)
+{
+    /* Complete headers, then a body trickled a byte every 300 ms. */
+    proc *p = start(
+        (const char *const[]){"SQLGATE_API_TOKENS=" TOKEN, "SQLGATE_HEADER_TIMEOUT_MS=1500", NULL},
+        NULL);
+    static const char head[] = "POST /v1/databases/core/query HTTP/1.1\r\nHost: 127.0.0.1\r\n" AUTH
+                               "\r\n" JSON "\r\nContent-Length: 1000\r\n\r\n{";
+    int fd = raw_connect(p, 0);
+    raw_send(fd, head, sizeof head - 1);
+    int64_t start_ms = now_ms();
+    bool closed = false;
+    while (!closed && now_ms() - start_ms < scaled_ms(10000)) {
+        raw_send(fd, " ", 1);
+        free(read_until_close(fd, 300, &closed));
+    }
+    int64_t took = now_ms() - start_ms;
+    close(fd);
+    ck_assert_msg(closed, "a client trickling its body was still connected after %lld ms",
+                  (long long)took);
+    ck_assert_msg(took >= 1000, "closed after %lld ms, before the timeout", (long long)took);
+    proc_free(p);
+}
+END_TEST
+
 START_TEST(idle_keepalive_closed)
 {
     proc *p = start(
@@ -491,6 +516,7 @@ static Suite *suite(void)
     tcase_add_test(tc, framing_conflicting_lengths);
     tcase_add_test(tc, framing_other_coding);
     tcase_add_test(tc, slowloris_headers_closed);
+    tcase_add_test(tc, slow_body_closed);
     tcase_add_test(tc, idle_keepalive_closed);
     tcase_add_test(tc, stalled_reader_cut);
     tcase_add_test(tc, per_client_cap_evicts_idle);
