@@ -92,7 +92,7 @@ static void ff_init(void)
     ff_write(FF_SECRET, FUZZ_SECRET "file\n", strlen(FUZZ_SECRET "file\n"));
     ff_write(FF_EMPTY, "", 0);
     ff_write(FF_NUL, "ab\0cd", 5);
-    static const char tokens[] = FUZZ_SECRET "t1," FUZZ_SECRET "t2\n";
+    static const char tokens[] = FUZZ_SECRET "t1-padding," FUZZ_SECRET "t2-padding\n";
     ff_write(FF_TOKENS, tokens, sizeof tokens - 1);
     size_t big = 70 * 1024;
     char *b = malloc(big);

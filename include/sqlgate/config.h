@@ -130,6 +130,16 @@ typedef struct sg_config {
     bool log_json;
     const char *tls_cert_file; /* both NULL or both set */
     const char *tls_key_file;
+
+    /* Without tokens, Host values accepted besides the listen address and
+     * localhost: lower-case "name" (any port) or "name:port", IPv6 in
+     * brackets. NULL when none. */
+    char **allowed_hosts;
+    size_t n_allowed_hosts;
+    int64_t header_timeout_ms; /* complete request headers within this */
+    int64_t idle_timeout_ms;   /* a kept-alive connection without a request */
+    int64_t write_grace_ms;    /* a query's response: its query timeout plus this */
+    unsigned max_conns_per_client;
 } sg_config;
 
 /* Loads and validates the configuration.

@@ -26,6 +26,7 @@ typedef enum sg_code {
     SG_OK = 0,
     SG_BAD_REQUEST,
     SG_UNAUTHORIZED,
+    SG_FORBIDDEN,
     SG_UNKNOWN_DATABASE,
     SG_NOT_FOUND,
     SG_METHOD_NOT_ALLOWED,
@@ -39,7 +40,6 @@ typedef enum sg_code {
     SG_QUERY_TIMEOUT,
     SG_SHUTTING_DOWN,
     SG_INTERNAL,
-    SG_FORBIDDEN, /* a known token outside its scope */
     SG_CODE_COUNT_
 } sg_code;
 

@@ -40,11 +40,20 @@ typedef enum sg_scope {
 /* What a token from SQLGATE_API_TOKENS (or no token configuration) grants. */
 #define SG_SCOPE_EVERY (SG_SCOPE_RW | SG_SCOPE_ADMIN | SG_SCOPE_METRICS | SG_SCOPE_ALL_DBS)
 
-#define SG_TOKEN_FINGERPRINT_LEN 8  /* hex digits: the start of the token's SHA-256 */
-#define SG_TOKEN_MIN_LEN         16 /* shortest plain token a tokens file accepts */
+#define SG_TOKEN_FINGERPRINT_LEN 8 /* hex digits: the start of the token's SHA-256 */
+/* Shortest plain token accepted: a token is a password that clients keep in
+ * files, so it must not be guessable (see docs/security.md). */
+#define SG_TOKEN_MIN_LEN 16
 
 typedef struct sg_tokens sg_tokens;
 typedef struct sg_token sg_token;
+
+/* Why token (len bytes, borrowed) cannot serve as a secret: shorter than
+ * SG_TOKEN_MIN_LEN, or a placeholder copied from an example file (it holds
+ * "change-me", "replace-me", ...). NULL when it is acceptable. The answer is
+ * a static phrase that never quotes the token ("is shorter than ..."). Both
+ * sources of tokens (SQLGATE_API_TOKENS and the tokens file) apply it. */
+const char *sg_token_weakness(const char *token, size_t len);
 
 /* New empty set, or NULL when out of memory. */
 sg_tokens *sg_tokens_new(void) SG_MUST_USE;

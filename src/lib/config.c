@@ -53,18 +53,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ERRORS_CAP       (256 * 1024) /* bytes of error text; later lines are counted only */
-#define ECHO_MAX         64           /* bytes of a value quoted back in an error */
-#define MS_MAX           86400000     /* one day */
-#define DB_COUNT_MAX     128
-#define POOL_CAP         1000
-#define BODY_MAX         (1024 * 1024 * 1024)
-#define RESULT_BYTES_MAX (INT64_C(1) << 40) /* 1 TiB: the value and response caps */
-#define APP_NAME_MAX     128
-#define HOST_MAX         253
-#define VAR_NAME_MAX     96
-#define SECRET_FILE_MAX  (64 * 1024)
-#define TOKENS_FILE_MAX  (1024 * 1024)
+#define ERRORS_CAP           (256 * 1024) /* bytes of error text; later lines are counted only */
+#define ECHO_MAX             64           /* bytes of a value quoted back in an error */
+#define MS_MAX               86400000     /* one day */
+#define DB_COUNT_MAX         128
+#define POOL_CAP             1000
+#define BODY_MAX             (1024 * 1024 * 1024)
+#define RESULT_BYTES_MAX     (INT64_C(1) << 40) /* 1 TiB: the value and response caps */
+#define APP_NAME_MAX         128
+#define HOST_MAX             253
+#define VAR_NAME_MAX         96
+#define SECRET_FILE_MAX      (64 * 1024)
+#define TOKENS_FILE_MAX      (1024 * 1024)
+#define CONNS_PER_CLIENT_MAX 100000
+#define ALLOWED_HOSTS_MAX    64
 
 /* --- Tables ---------------------------------------------------------------- */
 
@@ -205,6 +207,11 @@ enum sv_var {
     SV_TOKENS_FILE,
     SV_METRICS_ACCESS,
     SV_HEALTH_DETAILS,
+    SV_ALLOWED_HOSTS,
+    SV_HEADER_TIMEOUT_MS,
+    SV_IDLE_TIMEOUT_MS,
+    SV_WRITE_GRACE_MS,
+    SV_MAX_CONNECTIONS_PER_CLIENT,
     SV_COUNT_
 };
 
@@ -260,6 +267,21 @@ static const var_def service_vars[SV_COUNT_] = {
                            .kind = K_WORD,
                            .def = "authorized",
                            .words = health_details_words},
+    [SV_ALLOWED_HOSTS] = {.name = "SQLGATE_ALLOWED_HOSTS", .kind = K_STRING},
+    [SV_HEADER_TIMEOUT_MS] = {.name = "SQLGATE_HEADER_TIMEOUT_MS",
+                              .kind = K_INT,
+                              .def = "10000",
+                              .min = 1,
+                              .max = MS_MAX},
+    [SV_IDLE_TIMEOUT_MS] =
+        {.name = "SQLGATE_IDLE_TIMEOUT_MS", .kind = K_INT, .def = "75000", .min = 1, .max = MS_MAX},
+    [SV_WRITE_GRACE_MS] =
+        {.name = "SQLGATE_WRITE_GRACE_MS", .kind = K_INT, .def = "5000", .min = 1, .max = MS_MAX},
+    [SV_MAX_CONNECTIONS_PER_CLIENT] = {.name = "SQLGATE_MAX_CONNECTIONS_PER_CLIENT",
+                                       .kind = K_INT,
+                                       .def = "256",
+                                       .min = 1,
+                                       .max = CONNS_PER_CLIENT_MAX},
 };
 
 /* What --help and the docs say about each variable, indexed like the tables
@@ -299,6 +321,16 @@ static const var_help service_help[SV_COUNT_] = {
     [SV_METRICS_ACCESS] = {NULL, "open, or token (GET /metrics needs the metrics scope)"},
     [SV_HEALTH_DETAILS] = {NULL, "always, authorized or never: who sees errors, latency and pool "
                                  "figures in /health"},
+    [SV_ALLOWED_HOSTS] = {NULL, "Without tokens: Host names (host or host:port, comma-separated) "
+                                "accepted besides the listen address and localhost"},
+    [SV_HEADER_TIMEOUT_MS] = {NULL, "A connection must send complete request headers within "
+                                    "this, or it is closed"},
+    [SV_IDLE_TIMEOUT_MS] = {NULL, "A kept-alive connection with no new request within this is "
+                                  "closed"},
+    [SV_WRITE_GRACE_MS] = {NULL, "A query's response must be sent within its query timeout "
+                                 "plus this, or it is cut and the statement cancelled"},
+    [SV_MAX_CONNECTIONS_PER_CLIENT] = {NULL, "Most open connections from one client address "
+                                             "(idle ones are closed first)"},
 };
 
 static const var_help db_help[DV_COUNT_] = {
@@ -1886,6 +1918,8 @@ static void load_listen(loader *ld, const value *sv)
     cfg->listen_host = owned_add(ld, h);
 }
 
+/* Words that mark a token as a placeholder copied from an example file
+ * (.env.example, the docs): such a token is public, whatever its length. */
 /* Splits comma-separated tokens into cfg->api_tokens. Tokens are secrets:
  * problems are described by position only. Returns false after an error. */
 static bool split_tokens(loader *ld, const char *var, const char *text)
@@ -1913,6 +1947,7 @@ static bool split_tokens(loader *ld, const char *var, const char *text)
         const char *c = memchr(p, ',', (size_t)(end - p));
         const char *e = c != NULL ? c : end;
         const char *s = p;
+        const char *weak;
         item++;
         while (s < e && isspace((unsigned char)*s))
             s++;
@@ -1926,6 +1961,10 @@ static bool split_tokens(loader *ld, const char *var, const char *text)
             ok = false;
         } else if (!clean) {
             add_error(ld, var, "token %zu contains a space, control or non-ASCII character", item);
+            ok = false;
+        } else if ((weak = sg_token_weakness(s, (size_t)(e - s))) != NULL) {
+            add_error(ld, var, "token %zu %s; generate one with e.g. `openssl rand -hex 32`", item,
+                      weak);
             ok = false;
         } else {
             char *t = dup_range(ld, s, (size_t)(e - s));
@@ -2041,6 +2080,79 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
     return false;
 }
 
+/* SQLGATE_ALLOWED_HOSTS: host, host:port, [v6] or [v6]:port, comma-separated;
+ * kept lower-case so that the HTTP layer compares bytes. */
+static void load_allowed_hosts(loader *ld, const value *sv)
+{
+    sg_config *cfg = &ld->box->pub;
+    const char *var = service_vars[SV_ALLOWED_HOSTS].name;
+    const char *text = sv[SV_ALLOWED_HOSTS].text;
+    if (text == NULL)
+        return;
+    char **hosts = owned_add(ld, calloc(ALLOWED_HOSTS_MAX, sizeof *hosts));
+    if (hosts == NULL)
+        return;
+    size_t n = 0;
+    for (const char *p = text; *p != '\0';) {
+        const char *c = strchr(p, ',');
+        const char *e = c != NULL ? c : p + strlen(p);
+        const char *b = p;
+        p = c != NULL ? c + 1 : e;
+        while (b < e && isspace((unsigned char)*b))
+            b++;
+        while (e > b && isspace((unsigned char)e[-1]))
+            e--;
+        if (b == e)
+            continue;
+        char q[QUOTE_BUF];
+        char *item = owned_add(ld, dup_range(ld, b, (size_t)(e - b)));
+        if (item == NULL)
+            return;
+        quote(q, sizeof q, item);
+        for (char *t = item; *t != '\0'; t++)
+            *t = (char)tolower((unsigned char)*t);
+        /* Split off an optional port, then judge the host part. */
+        char host[HOST_MAX + 3];
+        const char *port = NULL;
+        bool ok;
+        if (item[0] == '[') {
+            const char *close = strchr(item, ']');
+            ok = close != NULL && (close[1] == '\0' || close[1] == ':') &&
+                 (size_t)(close - item - 1) < sizeof host;
+            if (ok) {
+                memcpy(host, item + 1, (size_t)(close - item - 1));
+                host[close - item - 1] = '\0';
+                port = close[1] == ':' ? close + 2 : NULL;
+                ok = is_ipv6(host);
+            }
+        } else {
+            const char *colon = strchr(item, ':');
+            size_t hl = colon != NULL ? (size_t)(colon - item) : strlen(item);
+            ok = hl < sizeof host;
+            if (ok) {
+                memcpy(host, item, hl);
+                host[hl] = '\0';
+                port = colon != NULL ? colon + 1 : NULL;
+                ok = host_ok(host, false);
+            }
+        }
+        int portnum;
+        if (ok && port != NULL)
+            ok = parse_port(port, strlen(port), 1, &portnum) == 0;
+        if (!ok) {
+            add_error(ld, var, "%s is not a host name, host:port or [ipv6]:port", q);
+            continue;
+        }
+        if (n == ALLOWED_HOSTS_MAX) {
+            add_error(ld, var, "more than %d hosts", ALLOWED_HOSTS_MAX);
+            return;
+        }
+        hosts[n++] = item;
+    }
+    cfg->allowed_hosts = n > 0 ? hosts : NULL;
+    cfg->n_allowed_hosts = n;
+}
+
 static void load_tls(loader *ld, const value *sv)
 {
     sg_config *cfg = &ld->box->pub;
@@ -2092,6 +2204,7 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     load_tls(&ld, sv);
     cfg->metrics_access = (sg_metrics_access)sv[SV_METRICS_ACCESS].num;
     cfg->health_details = (sg_health_details)sv[SV_HEALTH_DETAILS].num;
+    load_allowed_hosts(&ld, sv);
 
     cfg->allow_anonymous = sv[SV_ALLOW_ANONYMOUS].num != 0;
     cfg->shutdown_delay_ms = sv[SV_SHUTDOWN_DELAY_MS].num;
@@ -2102,6 +2215,10 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     cfg->max_response_bytes = (uint64_t)sv[SV_MAX_RESPONSE_BYTES].num;
     cfg->log_level = (sg_log_level)sv[SV_LOG_LEVEL].num;
     cfg->log_json = sv[SV_LOG_FORMAT].num != 0;
+    cfg->header_timeout_ms = sv[SV_HEADER_TIMEOUT_MS].num;
+    cfg->idle_timeout_ms = sv[SV_IDLE_TIMEOUT_MS].num;
+    cfg->write_grace_ms = sv[SV_WRITE_GRACE_MS].num;
+    cfg->max_conns_per_client = (unsigned)sv[SV_MAX_CONNECTIONS_PER_CLIENT].num;
 
     /* A wrong ALLOW_ANONYMOUS or token setting is reported on its own; the
      * rule is only judged when the operator's intent is clear. */

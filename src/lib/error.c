@@ -12,6 +12,7 @@ static const struct {
     [SG_OK] = {"OK", 200},
     [SG_BAD_REQUEST] = {"BAD_REQUEST", 400},
     [SG_UNAUTHORIZED] = {"UNAUTHORIZED", 401},
+    [SG_FORBIDDEN] = {"FORBIDDEN", 403},
     [SG_UNKNOWN_DATABASE] = {"UNKNOWN_DATABASE", 404},
     [SG_NOT_FOUND] = {"NOT_FOUND", 404},
     [SG_METHOD_NOT_ALLOWED] = {"METHOD_NOT_ALLOWED", 405},
@@ -25,7 +26,6 @@ static const struct {
     [SG_QUERY_TIMEOUT] = {"QUERY_TIMEOUT", 504},
     [SG_SHUTTING_DOWN] = {"SHUTTING_DOWN", 503},
     [SG_INTERNAL] = {"INTERNAL", 500},
-    [SG_FORBIDDEN] = {"FORBIDDEN", 403},
 };
 
 int sg_err_set(sg_err *err, sg_code code, const char *fmt, ...)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sqlgate/config.h"
 #include "sqlgate/sha256.h"
@@ -31,6 +32,31 @@ struct sg_tokens {
 };
 
 static const sg_token anonymous = {.fingerprint = "anonymous", .scopes = SG_SCOPE_EVERY};
+
+static const char *const token_placeholders[] = {"change-me", "changeme",   "replace-me",
+                                                 "replaceme", "your-token", "example-token"};
+
+static bool contains_ci(const char *s, size_t n, const char *needle)
+{
+    size_t w = strlen(needle);
+    for (size_t i = 0; i + w <= n; i++) {
+        if (strncasecmp(s + i, needle, w) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *sg_token_weakness(const char *token, size_t len)
+{
+    _Static_assert(SG_TOKEN_MIN_LEN == 16, "the message below names the minimum");
+    if (len < SG_TOKEN_MIN_LEN)
+        return "is shorter than 16 characters";
+    for (size_t i = 0; i < sizeof token_placeholders / sizeof token_placeholders[0]; i++) {
+        if (contains_ci(token, len, token_placeholders[i]))
+            return "is a placeholder from an example file, not a secret";
+    }
+    return NULL;
+}
 
 sg_tokens *sg_tokens_new(void)
 {
@@ -281,8 +307,9 @@ static bool parse_secret(parser *p, size_t line, sg_token *t, const char *s, siz
             return false;
         }
     }
-    if (n < SG_TOKEN_MIN_LEN) {
-        problem(p, line, "the token is shorter than %d characters", SG_TOKEN_MIN_LEN);
+    const char *weak = sg_token_weakness(s, n);
+    if (weak != NULL) {
+        problem(p, line, "the token %s", weak);
         return false;
     }
     sg_sha256(s, n, t->digest);

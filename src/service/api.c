@@ -394,6 +394,13 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         http_reply_error(req, &err);
         return;
     }
+    /* A client that stops reading must not hold the statement (and its
+     * pooled connection) past the query timeout: the response gets that
+     * long plus SQLGATE_WRITE_GRACE_MS, then the connection is cut. */
+    int64_t limit_ms = sg_db_config_of(db)->query_timeout_ms;
+    if (q->timeout_ms > 0 && q->timeout_ms < limit_ms)
+        limit_ms = q->timeout_ms;
+    http_req_limit_response(req, limit_ms);
     int64_t cap = a->cfg->max_rows;
     qstream_options opt = {
         .database = real,
@@ -468,11 +475,43 @@ static void h_query(http_req *req, void *ud)
 
 /* --- Documents ------------------------------------------------------------- */
 
+/* Appends the counts of connections the HTTP layer closed itself to text
+ * (from malloc; realloc'd). NULL, with text freed, when memory runs out. */
+static char *append_conn_counts(app *a, char *text, size_t *len)
+{
+    http_conn_counts c;
+    http_conn_stats(a->srv, &c);
+    char more[512];
+    int n = snprintf(more, sizeof more,
+                     "# HELP sqlgate_http_connections_closed_total Client connections sqlgate "
+                     "closed itself: past a deadline (timeout), idle ones closed to make room "
+                     "(evicted), or refused at a client's cap (refused).\n"
+                     "# TYPE sqlgate_http_connections_closed_total counter\n"
+                     "sqlgate_http_connections_closed_total{reason=\"timeout\"} %lu\n"
+                     "sqlgate_http_connections_closed_total{reason=\"evicted\"} %lu\n"
+                     "sqlgate_http_connections_closed_total{reason=\"refused\"} %lu\n",
+                     c.timed_out, c.evicted, c.refused);
+    if (n < 0 || (size_t)n >= sizeof more) {
+        free(text);
+        return NULL;
+    }
+    char *grown = realloc(text, *len + (size_t)n + 1);
+    if (grown == NULL) {
+        free(text);
+        return NULL;
+    }
+    memcpy(grown + *len, more, (size_t)n + 1);
+    *len += (size_t)n;
+    return grown;
+}
+
 static void h_metrics(http_req *req, void *ud)
 {
     app *a = ud;
     size_t len;
     char *text = metrics_render(a->metrics, http_inflight(a->srv), &len);
+    if (text != NULL)
+        text = append_conn_counts(a, text, &len);
     if (text == NULL) {
         sg_err err;
         sg_err_set(&err, SG_INTERNAL, "out of memory");

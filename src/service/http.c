@@ -9,7 +9,10 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,9 +29,33 @@
 
 #define MAX_SEGMENTS         8
 #define CONNECTION_LIMIT     (HTTP_MAX_INFLIGHT + 64)
-#define CONNECTION_TIMEOUT_S 120
+#define CONNECTION_HEADROOM  64  /* past LIMIT - HEADROOM idle connections are closed */
+#define CONNECTION_TIMEOUT_S 120 /* libmicrohttpd's inactivity backstop */
+#define REAPER_PERIOD_MS     100
 #define THREAD_STACK_BYTES   (256 * 1024)
 #define DISCARD_LIMIT        (16u * 1024 * 1024) /* then the connection is dropped */
+
+/* One client connection, from libmicrohttpd's STARTED notification to its
+ * CLOSED one (which comes before the socket is closed, so fd stays valid
+ * while the entry is listed). Guarded by http_server.conns_lock. */
+typedef enum conn_phase {
+    CP_HEADERS,    /* waiting for complete request headers: evictable */
+    CP_BODY,       /* headers in, body arriving */
+    CP_HANDLING,   /* the handler runs; bounded by database timeouts */
+    CP_RESPONDING, /* the response is being sent */
+    CP_IDLE,       /* kept alive between requests: evictable */
+} conn_phase;
+
+typedef struct conn_entry {
+    struct conn_entry *prev, *next;
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    conn_phase phase;
+    int64_t since_us;    /* phase start (eviction picks the oldest) */
+    int64_t deadline_us; /* 0: none */
+    bool cut;            /* shut down by sqlgate; no longer counted */
+} conn_entry;
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -37,9 +64,17 @@ struct http_server {
     size_t n_routes;
     void *app;
     http_observe_fn observe; /* may be NULL */
-    int port;
+    atomic_int port;         /* connection threads read it (Host checks) */
     atomic_bool refusing;
     atomic_uint inflight;
+
+    pthread_mutex_t conns_lock;
+    conn_entry *conns; /* live connections, newest first */
+    unsigned n_live;   /* listed and not cut */
+    pthread_t reaper;
+    bool reaper_started;
+    atomic_bool reaper_stop;
+    atomic_ulong n_timed_out, n_evicted, n_refused;
 };
 
 struct http_req {
@@ -62,7 +97,8 @@ struct http_req {
     int status;
     bool queued;
     char db[SG_NAME_MAX + 1];
-    char *operation; /* owned, or NULL */
+    char *operation;              /* owned, or NULL */
+    int64_t response_deadline_us; /* 0: none (http_req_limit_response) */
 
     const sg_token *token;                          /* http_req_token() */
     bool presented;                                 /* an Authorization: Bearer header came */
@@ -307,6 +343,12 @@ void http_req_set_db(http_req *req, const char *name)
     req->db[len] = '\0';
 }
 
+void http_req_limit_response(http_req *req, int64_t within_ms)
+{
+    req->response_deadline_us =
+        sg_clock_us() + (within_ms + req->srv->cfg->write_grace_ms) * (int64_t)1000;
+}
+
 void http_req_set_operation(http_req *req, const char *operation)
 {
     free(req->operation);
@@ -522,6 +564,313 @@ static bool body_append(http_req *req, const char *data, size_t len)
     return !req->body.failed;
 }
 
+/* --- Framing (RFC 9112 section 6.3) ------------------------------------------ */
+
+/* libmicrohttpd picks one of Content-Length and Transfer-Encoding and reads
+ * the body by it; a proxy in front may pick the other one, and the bytes one
+ * of them leaves over become a second, smuggled request. So any request
+ * whose framing two readers could disagree on is refused. */
+typedef struct framing {
+    unsigned n_length, n_coding;
+    const char *length; /* first Content-Length value */
+    bool length_conflict, length_bad, coding_bad;
+} framing;
+
+static enum MHD_Result framing_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    framing *f = cls;
+    const char *v = value != NULL ? value : "";
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->n_length++ == 0)
+            f->length = v;
+        else if (strcmp(f->length, v) != 0)
+            f->length_conflict = true;
+        f->length_bad |= v[0] == '\0' || strspn(v, "0123456789") != strlen(v);
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->n_coding++;
+        f->coding_bad |= strcasecmp(v, "chunked") != 0;
+    }
+    return MHD_YES;
+}
+
+/* Why the request's framing is ambiguous (a static message), or NULL. */
+static const char *framing_problem(struct MHD_Connection *conn)
+{
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_visit, &f);
+    if (f.n_coding > 0 && f.n_length > 0)
+        return "a request may not have both Content-Length and Transfer-Encoding";
+    if (f.n_coding > 1 || f.coding_bad)
+        return "the only Transfer-Encoding accepted is a single \"chunked\"";
+    if (f.length_conflict)
+        return "conflicting Content-Length headers";
+    if (f.length_bad)
+        return "Content-Length must be a decimal number";
+    return NULL;
+}
+
+/* --- Browser-borne requests without tokens ------------------------------------ */
+
+/* Without tokens the only guard of the /v1 routes is that the caller can reach the
+ * address; a web page can too, through the user's browser: by DNS rebinding
+ * (its own name resolving to 127.0.0.1, so the Host header names the
+ * attacker) or by a plain cross-site form POST. Host must therefore name
+ * this service, and a request that says it comes from another origin is
+ * refused. With tokens configured a browser cannot attach one by itself, so
+ * neither check applies. */
+
+/* Is "host[:port]" (len bytes, any case) one of the names of this service? A
+ * missing port means the scheme's default. */
+static bool authority_allowed(const http_server *srv, const char *a, size_t len, bool https)
+{
+    char buf[300];
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)tolower((unsigned char)a[i]);
+    buf[len] = '\0';
+    /* Split off the port: after "]" for IPv6, else after the last ':'. */
+    char *close = buf[0] == '[' ? strchr(buf, ']') : NULL;
+    if (buf[0] == '[' && close == NULL)
+        return false;
+    char *colon = close != NULL ? (close[1] == ':' ? close + 1 : NULL) : strrchr(buf, ':');
+    if (close != NULL && close[1] != '\0' && close[1] != ':')
+        return false;
+    long port = https ? 443 : 80;
+    if (colon != NULL) {
+        char *end;
+        port = strtol(colon + 1, &end, 10);
+        if (colon[1] == '\0' || *end != '\0')
+            return false;
+        *colon = '\0';
+    }
+    const sg_config *cfg = srv->cfg;
+    /* SQLGATE_ALLOWED_HOSTS: "name" matches any port, "name:port" only that. */
+    for (size_t i = 0; i < cfg->n_allowed_hosts; i++) {
+        const char *h = cfg->allowed_hosts[i];
+        size_t hl = strlen(buf);
+        if (strncmp(h, buf, hl) != 0)
+            continue;
+        if (h[hl] == '\0')
+            return true;
+        if (h[hl] == ':' && strtol(h + hl + 1, NULL, 10) == port)
+            return true;
+    }
+    if (port != atomic_load(&((http_server *)srv)->port))
+        return false;
+    static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]"};
+    for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
+        if (strcmp(buf, loopback[i]) == 0)
+            return true;
+    }
+    const char *lh = cfg->listen_host;
+    if (close != NULL)
+        return strlen(lh) == (size_t)(close - buf - 1) &&
+               strncasecmp(lh, buf + 1, (size_t)(close - buf - 1)) == 0;
+    return strcasecmp(lh, buf) == 0;
+}
+
+/* Why a request without tokens configured is refused (a static message), or
+ * NULL. */
+static const char *browser_problem(const http_server *srv, const http_req *req)
+{
+    bool https = srv->cfg->tls_cert_file != NULL;
+    const char *host = http_req_header(req, MHD_HTTP_HEADER_HOST);
+    if (host == NULL || !authority_allowed(srv, host, strlen(host), https))
+        return "the Host header does not name this service; without API tokens only "
+               "localhost, the listen address and SQLGATE_ALLOWED_HOSTS are accepted";
+    const char *site = http_req_header(req, "Sec-Fetch-Site");
+    if (site != NULL && strcasecmp(site, "cross-site") == 0)
+        return "a cross-site request from a web page (Sec-Fetch-Site: cross-site) is refused "
+               "without API tokens";
+    const char *origin = http_req_header(req, "Origin");
+    if (origin != NULL) {
+        const char *sep = strstr(origin, "://");
+        bool origin_https = strncasecmp(origin, "https://", 8) == 0;
+        if (sep == NULL || strchr(sep + 3, '/') != NULL ||
+            !authority_allowed(srv, sep + 3, strlen(sep + 3), origin_https))
+            return "the Origin header names another site; without API tokens only pages "
+                   "served by this service may call it";
+    }
+    return NULL;
+}
+
+/* --- Connections: deadlines, caps and the reaper ------------------------------ */
+
+/* libmicrohttpd only knows an inactivity timeout per connection, which a
+ * client sending a byte now and then (or reading a byte now and then)
+ * never trips. Every connection is therefore listed with the deadline of
+ * its current phase, and a reaper thread shut()s down the socket of one past
+ * it: its thread then sees the end of the connection and closes it, which
+ * frees a streamed response and so ends its query (cancel, connection back
+ * to its pool). The same list enforces the per-client cap and the headroom
+ * below the global limit, by closing idle connections first. */
+
+static bool same_client(const conn_entry *e, const struct sockaddr *a)
+{
+    const struct sockaddr *b = (const struct sockaddr *)&e->addr;
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET)
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                      &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr)) == 0;
+    if (a->sa_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/* Lock held. */
+static void conn_cut(http_server *srv, conn_entry *e)
+{
+    shutdown(e->fd, SHUT_RDWR);
+    e->cut = true;
+    srv->n_live--;
+}
+
+/* The oldest connection that is waiting for a request (optionally from
+ * client a only), or NULL. Lock held. */
+static conn_entry *oldest_idle(http_server *srv, const struct sockaddr *a)
+{
+    conn_entry *best = NULL;
+    for (conn_entry *e = srv->conns; e != NULL; e = e->next) {
+        if (e->cut || (e->phase != CP_HEADERS && e->phase != CP_IDLE))
+            continue;
+        if (a != NULL && !same_client(e, a))
+            continue;
+        if (best == NULL || e->since_us <= best->since_us)
+            best = e;
+    }
+    return best;
+}
+
+/* Accept policy, on libmicrohttpd's listening thread: a client at its cap
+ * gives up its oldest idle connection for the new one, or is refused when
+ * all of them are busy; near the global limit the oldest idle connection of
+ * anyone makes room, so that probes and real requests still get in. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    http_server *srv = cls;
+    enum MHD_Result rc = MHD_YES;
+    pthread_mutex_lock(&srv->conns_lock);
+    unsigned same = 0;
+    for (conn_entry *e = srv->conns; e != NULL; e = e->next)
+        same += !e->cut && same_client(e, addr);
+    if (same >= srv->cfg->max_conns_per_client) {
+        conn_entry *victim = oldest_idle(srv, addr);
+        if (victim != NULL) {
+            conn_cut(srv, victim);
+            atomic_fetch_add(&srv->n_evicted, 1);
+        } else {
+            atomic_fetch_add(&srv->n_refused, 1);
+            rc = MHD_NO;
+        }
+    }
+    if (rc == MHD_YES && srv->n_live >= CONNECTION_LIMIT - CONNECTION_HEADROOM) {
+        conn_entry *victim = oldest_idle(srv, NULL);
+        if (victim != NULL) {
+            conn_cut(srv, victim);
+            atomic_fetch_add(&srv->n_evicted, 1);
+        }
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
+    return rc;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    http_server *srv = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        conn_entry *e = calloc(1, sizeof *e);
+        if (e == NULL || fd == NULL) {
+            free(e); /* untracked: only libmicrohttpd's own timeout applies */
+            return;
+        }
+        e->fd = fd->connect_fd;
+        if (ad != NULL && ad->client_addr != NULL) {
+            e->addr_len = ad->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                 : sizeof(struct sockaddr_in);
+            memcpy(&e->addr, ad->client_addr, e->addr_len);
+        }
+        e->phase = CP_HEADERS;
+        e->since_us = sg_clock_us();
+        e->deadline_us = e->since_us + srv->cfg->header_timeout_ms * 1000;
+        pthread_mutex_lock(&srv->conns_lock);
+        e->next = srv->conns;
+        if (srv->conns != NULL)
+            srv->conns->prev = e;
+        srv->conns = e;
+        srv->n_live++;
+        pthread_mutex_unlock(&srv->conns_lock);
+        *socket_context = e;
+        return;
+    }
+    conn_entry *e = *socket_context;
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&srv->conns_lock);
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        srv->conns = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    if (!e->cut)
+        srv->n_live--;
+    pthread_mutex_unlock(&srv->conns_lock);
+    free(e);
+    *socket_context = NULL;
+}
+
+/* Moves conn into phase with a deadline (0: none). */
+static void conn_phase_set(http_server *srv, struct MHD_Connection *conn, conn_phase phase,
+                           int64_t deadline_us)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_entry *e = ci != NULL ? ci->socket_context : NULL;
+    if (e == NULL)
+        return;
+    pthread_mutex_lock(&srv->conns_lock);
+    e->phase = phase;
+    e->since_us = sg_clock_us();
+    e->deadline_us = deadline_us;
+    pthread_mutex_unlock(&srv->conns_lock);
+}
+
+static void *reaper_main(void *arg)
+{
+    http_server *srv = arg;
+    while (!atomic_load(&srv->reaper_stop)) {
+        poll(NULL, 0, REAPER_PERIOD_MS);
+        int64_t now = sg_clock_us();
+        unsigned cut = 0, responses = 0;
+        pthread_mutex_lock(&srv->conns_lock);
+        for (conn_entry *e = srv->conns; e != NULL; e = e->next) {
+            if (!e->cut && e->deadline_us != 0 && now >= e->deadline_us) {
+                responses += e->phase == CP_RESPONDING;
+                conn_cut(srv, e);
+                cut++;
+            }
+        }
+        pthread_mutex_unlock(&srv->conns_lock);
+        if (cut > 0)
+            atomic_fetch_add(&srv->n_timed_out, cut);
+        /* Idle and slow-header closes are routine (and an attacker's to
+         * multiply); a response cut short is news to whoever sent it. */
+        if (responses > 0)
+            log_event(SG_LOG_INFO, "responses cut: the client did not read them in time",
+                      json_pack("{s:I}", "count", (json_int_t)responses));
+    }
+    return NULL;
+}
+
 /* --- libmicrohttpd callbacks ----------------------------------------------- */
 
 static int hex_digit(char c)
@@ -579,12 +928,14 @@ static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const ch
 static void screen_request(http_server *srv, http_req *req, unsigned inflight)
 {
     char allow[128];
-    if (atomic_load(&srv->refusing)) {
-        reply_code(req, SG_SHUTTING_DOWN, "the service is shutting down");
+    const char *why = framing_problem(req->conn);
+    if (why != NULL) {
+        reply_code(req, SG_BAD_REQUEST, why);
+        http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
         return;
     }
-    if (inflight > HTTP_MAX_INFLIGHT) {
-        reply_code(req, SG_OVERLOADED, "too many requests in flight; retry shortly");
+    if (atomic_load(&srv->refusing)) {
+        reply_code(req, SG_SHUTTING_DOWN, "the service is shutting down");
         return;
     }
     if (!split_path(req)) {
@@ -592,6 +943,13 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
         return;
     }
     req->route = route_find(srv, req, allow, sizeof allow);
+    /* Health probes touch no database and answer from kept state, so a load
+     * balancer still sees the service live (and ready or not) at the limit. */
+    if (inflight > HTTP_MAX_INFLIGHT &&
+        !(req->route != NULL && strncmp(req->route->pattern, "/health", 7) == 0)) {
+        reply_code(req, SG_OVERLOADED, "too many requests in flight; retry shortly");
+        return;
+    }
     if (req->route == NULL) {
         if (allow[0] != '\0') {
             char msg[96];
@@ -601,6 +959,13 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
         } else {
             reply_code(req, SG_NOT_FOUND, "no such route");
         }
+        return;
+    }
+    /* Without tokens only the browser checks stand between a web page and
+     * the databases (docs/security.md). */
+    if ((req->route->flags & HTTP_AUTH) && sg_tokens_count(srv->cfg->tokens) == 0 &&
+        (why = browser_problem(srv, req)) != NULL) {
+        reply_code(req, SG_FORBIDDEN, why);
         return;
     }
     identify(srv, req);
@@ -625,6 +990,10 @@ static enum MHD_Result queue_reply(http_req *req)
         return MHD_NO;
     }
     req->queued = true;
+    int64_t deadline = req->response_deadline_us;
+    if (deadline == 0)
+        deadline = sg_clock_us() + req->srv->cfg->idle_timeout_ms * 1000;
+    conn_phase_set(req->srv, req->conn, CP_RESPONDING, deadline);
     enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, req->response);
     MHD_destroy_response(req->response);
     req->response = NULL;
@@ -642,6 +1011,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (req == NULL)
             return MHD_NO;
         *con_cls = req;
+        /* The body, if any, must follow its headers as promptly. */
+        conn_phase_set(srv, conn, CP_BODY, req->start_us + srv->cfg->header_timeout_ms * 1000);
         unsigned inflight = atomic_fetch_add(&srv->inflight, 1) + 1;
         screen_request(srv, req, inflight);
         /* Refused before the body: answer now, without reading it. */
@@ -669,6 +1040,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
         return queue_reply(req);
     }
+    conn_phase_set(srv, conn, CP_HANDLING, 0);
     req->route->handler(req, srv->app);
     if (req->response == NULL && req->status == 0) {
         sg_err err;
@@ -691,6 +1063,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL)
         return;
     *con_cls = NULL;
+    conn_phase_set(srv, conn, CP_IDLE, sg_clock_us() + srv->cfg->idle_timeout_ms * 1000);
     if (log_enabled(SG_LOG_INFO)) {
         const char *route = req->route ? req->route->pattern : "-";
         log_field f[9] = {
@@ -805,6 +1178,12 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     srv->observe = observe;
     atomic_init(&srv->refusing, false);
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->port, cfg->listen_port);
+    atomic_init(&srv->reaper_stop, false);
+    atomic_init(&srv->n_timed_out, 0);
+    atomic_init(&srv->n_evicted, 0);
+    atomic_init(&srv->n_refused, 0);
+    pthread_mutex_init(&srv->conns_lock, NULL);
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
@@ -861,13 +1240,21 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
     }
 
+    /* libmicrohttpd's inactivity timeout stays as a backstop behind the
+     * reaper; it must not cut a kept-alive connection before ours does. */
+    int64_t longest_ms = cfg->idle_timeout_ms > cfg->header_timeout_ms ? cfg->idle_timeout_ms
+                                                                       : cfg->header_timeout_ms;
+    unsigned backstop_s = (unsigned)(longest_ms / 1000 + 2);
+    if (backstop_s < CONNECTION_TIMEOUT_S)
+        backstop_s = CONNECTION_TIMEOUT_S;
     srv->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_access, srv, MHD_OPTION_SOCK_ADDR,
+        flags, (uint16_t)cfg->listen_port, on_accept, srv, on_access, srv, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
-        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, backstop_s,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_END);
     free_secret(cert);
     free_secret(key);
     if (srv->daemon == NULL) {
@@ -883,13 +1270,19 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : cfg->listen_port;
+    atomic_store(&srv->port, info ? info->port : cfg->listen_port);
+    if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
+        http_stop(srv);
+        sg_err_set(err, SG_INTERNAL, "cannot start the connection reaper thread");
+        return NULL;
+    }
+    srv->reaper_started = true;
     return srv;
 }
 
 int http_port(const http_server *srv)
 {
-    return srv->port;
+    return atomic_load(&((http_server *)srv)->port);
 }
 
 void http_refuse_new(http_server *srv)
@@ -898,6 +1291,14 @@ void http_refuse_new(http_server *srv)
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+}
+
+void http_conn_stats(const http_server *srv, http_conn_counts *out)
+{
+    http_server *s = (http_server *)srv;
+    out->timed_out = atomic_load(&s->n_timed_out);
+    out->evicted = atomic_load(&s->n_evicted);
+    out->refused = atomic_load(&s->n_refused);
 }
 
 unsigned http_inflight(const http_server *srv)
@@ -909,6 +1310,11 @@ void http_stop(http_server *srv)
 {
     if (srv == NULL)
         return;
+    if (srv->reaper_started) {
+        atomic_store(&srv->reaper_stop, true);
+        pthread_join(srv->reaper, NULL);
+    }
     MHD_stop_daemon(srv->daemon);
+    pthread_mutex_destroy(&srv->conns_lock);
     free(srv);
 }

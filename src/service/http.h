@@ -76,6 +76,15 @@ int http_port(const http_server *srv);
  * SHUTTING_DOWN and "Connection: close". */
 void http_refuse_new(http_server *srv);
 
+/* Connections sqlgate closed itself, since the start. */
+typedef struct http_conn_counts {
+    unsigned long timed_out; /* past SQLGATE_HEADER_TIMEOUT_MS, _IDLE_TIMEOUT_MS or a
+                                response deadline */
+    unsigned long evicted;   /* idle, closed to make room (per-client cap, global headroom) */
+    unsigned long refused;   /* a client at SQLGATE_MAX_CONNECTIONS_PER_CLIENT, all busy */
+} http_conn_counts;
+void http_conn_stats(const http_server *srv, http_conn_counts *out);
+
 /* Requests received and not yet completely answered. */
 unsigned http_inflight(const http_server *srv);
 
@@ -120,6 +129,10 @@ bool http_req_allow_db(http_req *req, const char *name);
 void http_audit(http_req *req, const char *db, int status, const char *outcome);
 /* Records the database a request used, for the access log (copied). */
 void http_req_set_db(http_req *req, const char *name);
+/* The response must be sent completely within within_ms from now plus
+ * SQLGATE_WRITE_GRACE_MS, else the connection is cut (a streamed body is then
+ * freed, ending its query). Without it a response gets SQLGATE_IDLE_TIMEOUT_MS. */
+void http_req_limit_response(http_req *req, int64_t within_ms);
 /* Records the query's operation name, for the access log (copied, may be NULL). */
 void http_req_set_operation(http_req *req, const char *operation);
 

@@ -72,7 +72,8 @@ render() { compose --env-file .env.example config >"$work/rendered.yml"; }
 listed() { [ "$(compose --env-file .env.example config "$1" | sort | tr '\n' ' ')" = "$2" ]; }
 check "docker-compose config renders docker-compose.yml with .env.example" render
 check "docker-compose config --quiet accepts it" compose --env-file .env.example config --quiet
-check "docker-compose config --services lists app, core, sqlgate" listed --services "app core sqlgate "
+check "docker-compose config --services lists app, core, db-init, sqlgate" \
+  listed --services "app core db-init sqlgate "
 check "docker-compose config --volumes lists app-data, core-data" listed --volumes "app-data core-data "
 
 # Without an SA password the stack refuses to render (the :? guard).
@@ -90,10 +91,14 @@ else
 fi
 
 # --- what sqlgate makes of that configuration ------------------------------------------
+# .env.example's token is a placeholder that sqlgate refuses (see below); the
+# acceptance checks put a random token in its place, as a user must.
+token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+placeholder="$(sed -n 's/^SQLGATE_API_TOKENS=//p' "$root/.env.example")"
 # The sqlgate container's environment, as docker-compose would pass it.
 container_check() {
   local envs=()
-  mapfile -t envs <"$work/sqlgate.env"
+  mapfile -t envs < <(sed "s/^SQLGATE_API_TOKENS=.*/SQLGATE_API_TOKENS=$token/" "$work/sqlgate.env")
   mkdir -p "$work/container" &&
     (cd "$work/container" && "${clean_env[@]}" "${envs[@]}" "$bin" --check-config) >"$work/cc.out" &&
     grep -Eq '^  CORE_DB_HOST +core$' "$work/cc.out" &&
@@ -111,13 +116,29 @@ fi
 
 # .env.example read by sqlgate's own .env parser (scripts/start reads ./.env).
 dotenv_check() {
-  mkdir -p "$work/dotenv" && cp "$root/.env.example" "$work/dotenv/.env" &&
+  mkdir -p "$work/dotenv" &&
+    sed "s/^SQLGATE_API_TOKENS=.*/SQLGATE_API_TOKENS=$token/" "$root/.env.example" >"$work/dotenv/.env" &&
     (cd "$work/dotenv" && "${clean_env[@]}" "$bin" --check-config) >"$work/de.out" &&
     grep -Eq '^  SQLGATE_DATABASES +core,app$' "$work/de.out" &&
     grep -Eq '^  CORE_DB_HOST +core$' "$work/de.out" &&
     grep -Eq '^  SQLGATE_API_TOKENS +\(set, redacted\)$' "$work/de.out"
 }
 check "sqlgate --check-config accepts .env.example as its .env" dotenv_check
+
+# The placeholder itself must not start a service: exit 2, naming the
+# variable, never the value.
+placeholder_check() {
+  local rc=0
+  mkdir -p "$work/placeholder" && cp "$root/.env.example" "$work/placeholder/.env" &&
+    [ -n "$placeholder" ] || return 1
+  (cd "$work/placeholder" && "${clean_env[@]}" "$bin" --check-config) >"$work/ph.out" 2>&1 || rc=$?
+  [ "$rc" -eq 2 ] && grep -q 'SQLGATE_API_TOKENS: token 1 is a placeholder' "$work/ph.out" &&
+    ! grep -qF -- "$placeholder" "$work/ph.out"
+}
+check "sqlgate --check-config refuses .env.example's placeholder token" placeholder_check
+check "db-init refuses the .env.example placeholder passwords" \
+  grep -q 'change-me' "$root/deploy/mssql-init.sh"
+check "deploy/mssql-init.sh is valid bash" bash -n "$root/deploy/mssql-init.sh"
 
 # --- every variable, with its default, in .env.example and docs/configuration.md ---------
 py vars "$work/help.txt" "$root/.env.example" "$root/docs/configuration.md"

@@ -118,12 +118,28 @@ def cmd_compose(rendered, raw, env_out, help_path):
            env.get("SQLGATE_DATABASES"))
     result(env.get("CORE_DB_HOST") == "core", "sqlgate env: CORE_DB_HOST=core", env.get("CORE_DB_HOST"))
     result(env.get("APP_DB_HOST") == "app", "sqlgate env: APP_DB_HOST=app", env.get("APP_DB_HOST"))
+    # Least privilege: sqlgate logs in as the login db-init creates, never sa.
     sa = (services.get("core", {}).get("environment") or {}).get("MSSQL_SA_PASSWORD")
+    init = services.get("db-init", {})
+    init_env = init.get("environment") or {}
+    own = init_env.get("MSSQL_SQLGATE_PASSWORD")
     for var in ("CORE_DB_PASSWORD", "APP_DB_PASSWORD"):
-        result(bool(sa) and env.get(var) == sa, f"sqlgate env: {var} is the SA password",
-               "differs or unset")
+        result(bool(own) and env.get(var) == own and own != sa,
+               f"sqlgate env: {var} is MSSQL_SQLGATE_PASSWORD, not the SA password",
+               "differs, unset or the SA password")
     for var in ("CORE_DB_USER", "APP_DB_USER"):
-        result(env.get(var) == "sa", f"sqlgate env: {var}=sa", env.get(var))
+        result(env.get(var) == "sqlgate", f"sqlgate env: {var}=sqlgate (not sa)", env.get(var))
+    for var in ("CORE_DB_NAME", "APP_DB_NAME"):
+        result(env.get(var) == "sqlgate", f"sqlgate env: {var}=sqlgate", env.get(var))
+    entry = " ".join(init.get("entrypoint") or [])
+    result("/mssql-init.sh" in entry and bool(init_env.get("MSSQL_SA_PASSWORD")),
+           "db-init: runs deploy/mssql-init.sh with the SA password", entry)
+    mounts = [v for v in init.get("volumes", []) if isinstance(v, str)]
+    result(any(v.split(":")[0].endswith("deploy/mssql-init.sh") for v in mounts),
+           "db-init: mounts deploy/mssql-init.sh", str(mounts))
+    cond = (deps.get("db-init") or {}).get("condition") if isinstance(deps, dict) else None
+    result(cond == "service_completed_successfully",
+           "sqlgate: depends_on db-init service_completed_successfully", str(deps))
     listen = env.get("SQLGATE_LISTEN") or "0.0.0.0:8080"  # the image's ENV
     result(listen.endswith(":8080") and not listen.startswith("127."),
            "sqlgate env: listens on 8080 on every interface", listen)
@@ -196,7 +212,8 @@ def cmd_vars(help_path, env_example, config_md):
             result(any(f"`{default}`" in r for r in rows),
                    f"docs/configuration.md gives the default of {name}", f"`{default}` not in row")
     # No typo'd variable in .env.example: every sqlgate-looking name is known.
-    compose_only = {"MSSQL_SA_PASSWORD", "MSSQL_PID", "PUBLISH_PORT", "SQLGATE_ENV_FILE"}
+    compose_only = {"MSSQL_SA_PASSWORD", "MSSQL_SQLGATE_PASSWORD", "MSSQL_PID", "PUBLISH_PORT",
+                    "SQLGATE_ENV_FILE"}
     unknown = []
     for m in re.finditer(r"^#?([A-Z][A-Z0-9_]*)=", env_text, re.M):
         if m.group(1) not in known and m.group(1) not in compose_only:

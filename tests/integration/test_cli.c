@@ -62,6 +62,11 @@ static const expected_var expected_vars[] = {
     {"SQLGATE_TOKENS_FILE", NULL},
     {"SQLGATE_METRICS_ACCESS", "open"},
     {"SQLGATE_HEALTH_DETAILS", "authorized"},
+    {"SQLGATE_ALLOWED_HOSTS", NULL},
+    {"SQLGATE_HEADER_TIMEOUT_MS", "10000"},
+    {"SQLGATE_IDLE_TIMEOUT_MS", "75000"},
+    {"SQLGATE_WRITE_GRACE_MS", "5000"},
+    {"SQLGATE_MAX_CONNECTIONS_PER_CLIENT", "256"},
     {"<N>_DB_DRIVER", ANY_DEFAULT},
     {"<N>_DB_HOST", NULL},
     {"<N>_DB_PORT", "1433"},
@@ -581,13 +586,13 @@ START_TEST(check_config_never_prints_secrets)
 {
     char pw_file[PATH_CAP], tokens_file[PATH_CAP];
     ck_assert_int_eq(write_file(g_dir, "pw", "FilePw-4431\n"), 0);
-    ck_assert_int_eq(write_file(g_dir, "tokens", "FileTok-1,FileTok-2\n"), 0);
+    ck_assert_int_eq(write_file(g_dir, "tokens", "FileTok-1-abcdefgh,FileTok-2-abcdefgh\n"), 0);
     snprintf(pw_file, sizeof pw_file, "OPS_DB_PASSWORD_FILE=%s/pw", g_dir);
     snprintf(tokens_file, sizeof tokens_file, "%s/tokens", g_dir);
     const char *const env[] = {
         "SQLGATE_DATABASES=core,app,ops,azure",
         "SQLGATE_LISTEN=0.0.0.0:8080",
-        "SQLGATE_API_TOKENS=TokAlpha-77,TokBeta-88",
+        "SQLGATE_API_TOKENS=TokAlpha-77-xyzxyz,TokBeta-88-xyzxyzw",
         "CORE_DB_HOST=db1",
         "CORE_DB_USER=sa",
         "CORE_DB_PASSWORD=PlainPw-9931",
@@ -602,7 +607,7 @@ START_TEST(check_config_never_prints_secrets)
     run_cli(CHECK, env, &r);
     ASSERT_EXIT(&r, 0);
     static const char *const secrets[] = {"PlainPw-9931", "UrlPw-5520",  "FilePw-4431",
-                                          "AdoPw-7781",   "TokAlpha-77", "TokBeta-88"};
+                                          "AdoPw-7781",   "TokAlpha-77-xyzxyz", "TokBeta-88-xyzxyzw"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
         ASSERT_NO_SECRET(&r, secrets[i]);
     ASSERT_SETTING(r.out, "SQLGATE_API_TOKENS", "(set, redacted)");

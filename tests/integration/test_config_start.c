@@ -253,7 +253,7 @@ START_TEST(non_loopback_needs_tokens)
     ck_assert_int_eq(proc_wait_exit(p, 15000), 0);
 
     static const char *const tokens[] = {"SQLGATE_LISTEN=0.0.0.0:0",
-                                         "SQLGATE_API_TOKENS=tok-SECRET-4444", NULL};
+                                         "SQLGATE_API_TOKENS=tok-SECRET-4444-ab", NULL};
     p = start(tokens, true);
     http_get(p, "/v1/databases", &r);
     ASSERT_ERROR(&r, 401, "UNAUTHORIZED");

@@ -27,8 +27,8 @@
 
 #define URL_SECRET   "url-SECRET-pw1"
 #define ENV_SECRET   "env-SECRET-pw2"
-#define TOKEN_A      "tok-SECRET-aaa"
-#define TOKEN_B      "tok-SECRET-bbb"
+#define TOKEN_A      "tok-SECRET-aaa-0001"
+#define TOKEN_B      "tok-SECRET-bbb-0002"
 #define WRONG_SECRET "wrong-SECRET-ccc"
 
 #define COMMON_ENV                                                                                 \

@@ -29,8 +29,8 @@ typedef struct kv {
 #define NO_STRINGS  ((const char *const[]){NULL})
 #define SECRET      "SuperSecret9"
 #define SECRET_FILE "file-secret-77"
-#define TOKEN_A     "tok-alpha-1234"
-#define TOKEN_B     "tok-beta-5678"
+#define TOKEN_A     "tok-alpha-1234-ab"
+#define TOKEN_B     "tok-beta-5678-abc"
 #define SCOPED_A    "tok-scoped-alpha-0001" /* tokens-file tokens: 16 characters or more */
 #define SCOPED_B    "tok-scoped-beta-00002"
 
@@ -80,6 +80,7 @@ static void setup(void)
                "comment\n\nsha256:cb798be8c463b12cc189e487a1fae50e68647b390a82cd3337fd93045dc501e9 "
                "db=default admin\n");
     write_text("scoped_bad", "# first\n" SCOPED_B " db=core sideways\n");
+    write_text("tokens_short", TOKEN_A ",shorty\n");
     write_text("cert.pem", "-----BEGIN CERTIFICATE-----\n");
     write_text("key.pem", "-----BEGIN PRIVATE KEY-----\n");
     write_text("ca.pem", "-----BEGIN CERTIFICATE-----\n");
@@ -91,10 +92,27 @@ static void setup(void)
 static void teardown(void)
 {
     static const char *const names[] = {
-        "pw",       "pw_crlf",    "pw_plain",   "pw_two_nl",    "pw_empty",          "pw_nl_only",
-        "pw_nul",   "tokens",     "tokens_one", "tokens_blank", "tokens_empty_item", "tokens_lines",
-        "cert.pem", "key.pem",    "ca.pem",     "env1",         "big.env",           "bad.env",
-        "scoped",   "scoped_bad",
+        "pw",
+        "pw_crlf",
+        "pw_plain",
+        "pw_two_nl",
+        "pw_empty",
+        "pw_nl_only",
+        "pw_nul",
+        "tokens",
+        "tokens_one",
+        "tokens_blank",
+        "tokens_empty_item",
+        "tokens_lines",
+        "tokens_short",
+        "cert.pem",
+        "key.pem",
+        "ca.pem",
+        "env1",
+        "big.env",
+        "bad.env",
+        "scoped",
+        "scoped_bad",
     };
     char path[512];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -289,6 +307,21 @@ static const char *cfg_field(const sg_config *cfg, const char *key, char *buf, s
         return cfg->health_details == SG_HEALTH_DETAILS_ALWAYS       ? "always"
                : cfg->health_details == SG_HEALTH_DETAILS_AUTHORIZED ? "authorized"
                                                                      : "never";
+    if (strcmp(f, "allowed_hosts") == 0) {
+        size_t o = 0;
+        if (cfg->allowed_hosts == NULL) {
+            ck_assert_uint_eq(cfg->n_allowed_hosts, 0);
+            return "(null)";
+        }
+        buf[0] = '\0';
+        for (size_t i = 0; i < cfg->n_allowed_hosts; i++)
+            o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? "," : "", cfg->allowed_hosts[i]);
+        return buf;
+    }
+    NUM("header_timeout_ms", cfg->header_timeout_ms)
+    NUM("idle_timeout_ms", cfg->idle_timeout_ms)
+    NUM("write_grace_ms", cfg->write_grace_ms)
+    NUM("max_conns_per_client", cfg->max_conns_per_client)
     ck_abort_msg("unknown field %s", f);
     return NULL;
 #undef STR
@@ -416,9 +449,11 @@ static const ok_case ok_cases[] = {
           "listen_port=8080", "listen_loopback=true", "tokens=(null)", "allow_anonymous=false",
           "shutdown_delay_ms=0", "drain_timeout_ms=25000", "max_body_bytes=1048576",
           "max_rows=10000", "log_level=info", "log_json=true", "tls_cert_file=(null)",
-          "tls_key_file=(null)", "core.driver=sqlite", "core.path=./var/core.db",
-          "core.host=(null)", "core.prefix=CORE_DB_", "core.app_name=sqlgate:core",
-          "core.pool_max=10", "core.pool_min=0", "core.read_only=false", "core.critical=true",
+          "tls_key_file=(null)", "allowed_hosts=(null)", "header_timeout_ms=10000",
+          "idle_timeout_ms=75000", "write_grace_ms=5000", "max_conns_per_client=256",
+          "core.driver=sqlite", "core.path=./var/core.db", "core.host=(null)",
+          "core.prefix=CORE_DB_", "core.app_name=sqlgate:core", "core.pool_max=10",
+          "core.pool_min=0", "core.read_only=false", "core.critical=true",
           "core.health_query=SELECT 1", "app.driver=sqlite", "app.path=./var/app.db",
           "app.prefix=APP_DB_", "app.app_name=sqlgate:app", "app.critical=true")},
     {"embedded: per-database variables apply on top",
@@ -557,9 +592,9 @@ static const ok_case ok_cases[] = {
      ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/tokens"}, {"SQLGATE_LISTEN", "0.0.0.0:8080"}),
      LIST("tokens=" TOKEN_A "," TOKEN_B, "listen_loopback=false")},
     {"scoped tokens: file plus API tokens, defaults of the access settings",
-     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_API_TOKENS", "tok-gamma-9999"},
+     ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_API_TOKENS", "tok-gamma-9999-xyz"},
               {"SQLGATE_TOKENS_FILE", "@DIR@/scoped"}),
-     LIST("n_tokens=3", "tokens=tok-gamma-9999", "metrics_access=open",
+     LIST("n_tokens=3", "tokens=tok-gamma-9999-xyz", "metrics_access=open",
           "health_details=authorized")},
     {"scoped tokens: a public address needs no API token",
      ONE_CORE({"CORE_DB_PATH", "c.db"}, {"SQLGATE_LISTEN", "0.0.0.0:80"},
@@ -581,6 +616,14 @@ static const ok_case ok_cases[] = {
           "core.readonly.pool_max=10", "core.readonly.readonly_user=(null)")},
     {"readonly login: none by default", ONE_CORE({"CORE_DB_HOST", "h"}),
      LIST("core.readonly.user=(no read-only login)", "core.readonly_user=(null)")},
+    {"allowed hosts: names, ports, IPv6, trimmed and lower-cased",
+     ENV({"SQLGATE_ALLOWED_HOSTS", " App.Local , gw.example:8443,[::1]:9000,10.1.2.3 ,"}),
+     LIST("allowed_hosts=app.local,gw.example:8443,[::1]:9000,10.1.2.3")},
+    {"connection limits set",
+     ENV({"SQLGATE_HEADER_TIMEOUT_MS", "1500"}, {"SQLGATE_IDLE_TIMEOUT_MS", "2500"},
+         {"SQLGATE_WRITE_GRACE_MS", "700"}, {"SQLGATE_MAX_CONNECTIONS_PER_CLIENT", "8"}),
+     LIST("header_timeout_ms=1500", "idle_timeout_ms=2500", "write_grace_ms=700",
+          "max_conns_per_client=8")},
     {"tokens: file with one token and a newline",
      ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/tokens_one"}), LIST("tokens=" TOKEN_A)},
 
@@ -962,6 +1005,27 @@ static const err_case err_cases[] = {
      LIST("SQLGATE_API_TOKENS: token 2 contains a space"), LIST(TOKEN_A, TOKEN_B)},
     {"tokens: only blanks", ENV({"SQLGATE_API_TOKENS", "   "}), 1,
      LIST("SQLGATE_API_TOKENS: contains no tokens"), NO_STRINGS},
+    {"tokens: one character", ENV({"SQLGATE_API_TOKENS", "a"}), 1,
+     LIST("SQLGATE_API_TOKENS: token 1 is shorter than 16 characters"), NO_STRINGS},
+    {"tokens: 15 characters", ENV({"SQLGATE_API_TOKENS", TOKEN_A ",abcdefghijk-015"}), 1,
+     LIST("SQLGATE_API_TOKENS: token 2 is shorter than 16 characters"),
+     LIST(TOKEN_A, "abcdefghijk-015")},
+    {"tokens: the old .env.example placeholder",
+     ENV({"SQLGATE_API_TOKENS", "change-me-to-a-long-random-token"}), 1,
+     LIST("SQLGATE_API_TOKENS: token 1 is a placeholder"), LIST("change-me-to")},
+    {"tokens: the .env.example placeholder",
+     ENV({"SQLGATE_API_TOKENS", "REPLACE-ME-with-openssl-rand-hex-32"}), 1,
+     LIST("SQLGATE_API_TOKENS: token 1 is a placeholder"), LIST("REPLACE-ME-with")},
+    {"tokens file: short token", ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/tokens_short"}), 1,
+     LIST("SQLGATE_API_TOKENS_FILE: token 2 is shorter than 16 characters"),
+     LIST(TOKEN_A, "shorty")},
+    {"allowed hosts: bad entries",
+     ENV({"SQLGATE_ALLOWED_HOSTS", "ok.example,bad host,x:99999,[nope]:80,http://x"}), 4,
+     LIST("SQLGATE_ALLOWED_HOSTS: \"bad host\" is not a host name",
+          "SQLGATE_ALLOWED_HOSTS: \"x:99999\" is not",
+          "SQLGATE_ALLOWED_HOSTS: \"[nope]:80\" is not",
+          "SQLGATE_ALLOWED_HOSTS: \"http://x\" is not"),
+     NO_STRINGS},
     {"tokens file: missing", ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/missing"}), 1,
      LIST("SQLGATE_API_TOKENS_FILE: cannot read \"@DIR@/missing\""), NO_STRINGS},
     {"tokens file: blank", ENV({"SQLGATE_API_TOKENS_FILE", "@DIR@/tokens_blank"}), 1,
