@@ -1073,7 +1073,7 @@ static const err_case err_cases[] = {
     /* A start would have to resolve it: refused by the loader, so by
      * --check-config and a start alike. */
     ERR_ROW("listen: host name",
-            ENV({"SQLGATE_LISTEN", "api.internal:8080"}, {"SQLGATE_API_TOKENS", "t"}), 1,
+            ENV({"SQLGATE_LISTEN", "api.internal:8080"}, {"SQLGATE_API_TOKENS", TOKEN_A}), 1,
             "SQLGATE_LISTEN: a host name is not resolved"),
 
     /* TLS */
