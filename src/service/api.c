@@ -10,6 +10,7 @@
 #include "log.h"
 #include "qreq.h"
 #include "qstream.h"
+#include "reload.h"
 #include "sqlgate/driver.h"
 
 /* Bytes encoded before the status is chosen: an error within them is still
@@ -67,8 +68,10 @@ static json_t *health_report(app *a, bool with_pool, bool *healthy)
 {
     json_t *dbs = json_object();
     bool all_critical_ok = true, any_degraded = false;
-    for (size_t i = 0; dbs != NULL && i < sg_registry_count(a->reg); i++) {
-        sg_db *db = sg_registry_at(a->reg, i);
+    size_t n;
+    sg_db **list = sg_registry_acquire_all(a->reg, &n);
+    for (size_t i = 0; dbs != NULL && i < n; i++) {
+        sg_db *db = list[i];
         sg_db_health h;
         sg_db_health_get(db, &h);
         if (!h.healthy && h.critical)
@@ -77,6 +80,7 @@ static json_t *health_report(app *a, bool with_pool, bool *healthy)
             any_degraded = true;
         json_object_set_new(dbs, sg_db_name(db), health_entry(&h, with_pool));
     }
+    sg_registry_release_all(a->reg, list, n);
     bool draining = atomic_load(&a->draining);
     *healthy = all_critical_ok && !draining;
     const char *status = draining       ? "draining"
@@ -113,11 +117,12 @@ static void h_live(http_req *req, void *ud)
     http_reply_static(req, 200, "application/json", live, sizeof live - 1);
 }
 
-/* The database named by the path's {name}, or an UNKNOWN_DATABASE reply. */
+/* The database named by the path's {name} (a reference: the handler gives
+ * it back with sg_registry_release), or NULL after an UNKNOWN_DATABASE reply. */
 static sg_db *path_db(http_req *req, app *a)
 {
     sg_err err;
-    sg_db *db = sg_registry_get(a->reg, http_req_param(req, "name"), &err);
+    sg_db *db = sg_registry_acquire(a->reg, http_req_param(req, "name"), &err);
     if (db == NULL)
         http_reply_error(req, &err);
     else
@@ -127,7 +132,8 @@ static sg_db *path_db(http_req *req, app *a)
 
 static void h_health_one(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db == NULL)
         return;
     sg_db_health h;
@@ -135,6 +141,7 @@ static void h_health_one(http_req *req, void *ud)
     json_t *e = health_entry(&h, true);
     if (e != NULL)
         json_object_set_new(e, "name", json_string(sg_db_name(db)));
+    sg_registry_release(a->reg, db);
     reply_health(req, e, h.healthy);
 }
 
@@ -163,52 +170,64 @@ static void h_databases(http_req *req, void *ud)
 {
     app *a = ud;
     json_t *list = json_array();
-    for (size_t i = 0; list != NULL && i < sg_registry_count(a->reg); i++)
-        json_array_append_new(list, db_entry(sg_registry_at(a->reg, i)));
-    const char *def = sg_registry_default_name(a->reg);
-    http_reply_json(
-        req, 200,
-        json_pack("{s:o,s:o}", "default", def ? json_string(def) : json_null(), "databases", list));
+    size_t n;
+    sg_db **dbs = sg_registry_acquire_all(a->reg, &n);
+    for (size_t i = 0; list != NULL && i < n; i++)
+        json_array_append_new(list, db_entry(dbs[i]));
+    sg_registry_release_all(a->reg, dbs, n);
+    char def[SG_NAME_MAX + 1];
+    bool has_def = sg_registry_default_copy(a->reg, def);
+    http_reply_json(req, 200,
+                    json_pack("{s:o,s:o}", "default", has_def ? json_string(def) : json_null(),
+                              "databases", list));
 }
 
 static void h_database(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db != NULL)
         http_reply_json(req, 200, db_entry(db));
+    sg_registry_release(a->reg, db);
 }
 
 static void h_reconnect(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db == NULL)
         return;
     sg_db_reconnect(db);
     log_info("reconnect requested",
              json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
     http_reply_json(req, 202, db_entry(db));
+    sg_registry_release(a->reg, db);
 }
 
 static void h_pause(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db == NULL)
         return;
     sg_db_pause(db);
     log_info("database paused",
              json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
     http_reply_json(req, 202, db_entry(db));
+    sg_registry_release(a->reg, db);
 }
 
 static void h_resume(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db == NULL)
         return;
     sg_db_resume(db);
     log_info("database resumed",
              json_pack("{s:s,s:s}", "db", sg_db_name(db), "request_id", http_req_id(req)));
     http_reply_json(req, 202, db_entry(db));
+    sg_registry_release(a->reg, db);
 }
 
 /* --- Queries --------------------------------------------------------------- */
@@ -217,7 +236,7 @@ static void h_resume(http_req *req, void *ud)
 typedef struct streamed {
     qstream *s; /* owned */
     app *a;
-    sg_db *db;
+    sg_db *db; /* a reference, given back when the stream is done */
     int64_t start_us;
     sg_code outcome;                          /* SG_OK until the stream fails or is cut short */
     char request_id[HTTP_REQUEST_ID_MAX + 1]; /* the request may be gone when it fails */
@@ -275,19 +294,31 @@ static void stream_done(void *cls)
     if (st->outcome == SG_OK && !qstream_finished(st->s))
         st->outcome = SG_INTERNAL;
     metrics_query(st->a->metrics, st->db, st->outcome, seconds_since(st->start_us));
-    qstream_free(st->s);
+    qstream_free(st->s); /* ends the query: the connection goes back first */
+    sg_registry_release(st->a->reg, st->db);
     free(st);
 }
+
+/* Runs q on db, answering req. db is a reference that this function gives
+ * back, or hands to the streamed body, which gives it back when done. */
+static void run_query_on(http_req *req, app *a, sg_db *db, qreq *q);
 
 static void run_query(http_req *req, app *a, const char *name, qreq *q)
 {
     sg_err err;
     sg_err_clear(&err);
-    sg_db *db = sg_registry_get(a->reg, name, &err);
+    sg_db *db = sg_registry_acquire(a->reg, name, &err);
     if (db == NULL) {
         http_reply_error(req, &err);
         return;
     }
+    run_query_on(req, a, db, q);
+}
+
+static void run_query_on(http_req *req, app *a, sg_db *db, qreq *q)
+{
+    sg_err err;
+    sg_err_clear(&err);
     const char *real = sg_db_name(db);
     http_req_set_db(req, real);
     http_req_set_operation(req, q->operation);
@@ -296,9 +327,10 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         log_query_error("query failed", http_req_id(req), real, q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
         http_reply_error(req, &err);
+        sg_registry_release(a->reg, db);
         return;
     }
-    int64_t cap = a->cfg->max_rows;
+    int64_t cap = http_req_config(req)->max_rows;
     qstream_options opt = {
         .database = real,
         .operation = q->operation,
@@ -313,6 +345,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
         qstream_free(s);
         http_reply_error(req, &err);
+        sg_registry_release(a->reg, db);
         return;
     }
     if (rc == 0) {
@@ -321,6 +354,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         qstream_free(s);
         metrics_query(a->metrics, db, SG_OK, seconds_since(http_req_start_us(req)));
         http_reply_bytes(req, 200, "application/json", data, len);
+        sg_registry_release(a->reg, db);
         return;
     }
     streamed *st = malloc(sizeof *st);
@@ -328,6 +362,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         qstream_free(s);
         sg_err_set(&err, SG_INTERNAL, "out of memory");
         http_reply_error(req, &err);
+        sg_registry_release(a->reg, db);
         return;
     }
     *st = (streamed){.s = s, .a = a, .db = db, .start_us = http_req_start_us(req)};
@@ -382,6 +417,31 @@ static void h_metrics(http_req *req, void *ud)
     http_reply_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
 
+/* --- Reload ------------------------------------------------------------------ */
+
+static void h_reload(http_req *req, void *ud)
+{
+    app *a = ud;
+    json_t *report = NULL, *errors = NULL;
+    sg_err err;
+    sg_err_clear(&err);
+    log_info("reload requested", json_pack("{s:s}", "request_id", http_req_id(req)));
+    if (app_reload(a, "http", &report, &errors, &err) == 0) {
+        http_reply_json(req, 200, report);
+        return;
+    }
+    if (err.code != SG_CONFIG_INVALID) {
+        json_decref(errors);
+        http_reply_error(req, &err);
+        return;
+    }
+    /* The contract's error document plus the list of problems. */
+    http_reply_json(req, 400,
+                    json_pack("{s:{s:s,s:s,s:s,s:o}}", "error", "code", sg_code_name(err.code),
+                              "message", err.message, "request_id", http_req_id(req), "errors",
+                              errors != NULL ? errors : json_array()));
+}
+
 static void h_status_page(http_req *req, void *ud)
 {
     http_reply_static(req, 200, "text/html; charset=utf-8", sg_status_html, sg_status_html_len);
@@ -413,5 +473,7 @@ const http_route api_routes[] = {
     {"POST", "/v1/databases/{name}/pause", h_pause, HTTP_AUTH},
     {"POST", "/v1/databases/{name}/resume", h_resume, HTTP_AUTH},
     {"POST", "/v1/query", h_query, HTTP_AUTH | HTTP_JSON_BODY},
+    /* scope: admin with db=* (access-control helper) */
+    {"POST", "/v1/admin/reload", h_reload, HTTP_AUTH},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

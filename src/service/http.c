@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@
 
 struct http_server {
     struct MHD_Daemon *daemon;
-    const sg_config *cfg; /* borrowed */
+    const sg_config *cfg; /* borrowed; the start's: address and TLS */
     const http_route *routes;
     size_t n_routes;
     void *app;
@@ -40,10 +41,13 @@ struct http_server {
     int port;
     atomic_bool refusing;
     atomic_uint inflight;
+    pthread_mutex_t cfg_mu;   /* guards current */
+    const sg_config *current; /* a reference: what requests beginning now see */
 };
 
 struct http_req {
     http_server *srv;
+    const sg_config *cfg; /* a reference taken when the request began */
     struct MHD_Connection *conn;
     const http_route *route;
     const char *method;
@@ -391,7 +395,7 @@ static bool token_equal(const char *a, size_t alen, const char *b, size_t blen)
 
 static bool authorized(const http_server *srv, const http_req *req)
 {
-    const sg_config *cfg = srv->cfg;
+    const sg_config *cfg = req->cfg;
     if (cfg->n_api_tokens == 0)
         return true;
     const char *h = http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -426,7 +430,7 @@ static bool content_type_is_json(const char *ct)
  * out (body.failed set). */
 static bool body_append(http_req *req, const char *data, size_t len)
 {
-    if (req->body_too_large || len > req->srv->cfg->max_body_bytes - req->body.len) {
+    if (req->body_too_large || len > req->cfg->max_body_bytes - req->body.len) {
         req->body_too_large = true;
         return false;
     }
@@ -458,8 +462,34 @@ static void reply_too_large(http_req *req)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "the body is larger than %zu bytes (SQLGATE_MAX_BODY_BYTES)",
-             req->srv->cfg->max_body_bytes);
+             req->cfg->max_body_bytes);
     reply_code(req, SG_PAYLOAD_TOO_LARGE, msg);
+}
+
+/* --- Configuration in force --------------------------------------------------- */
+
+/* A new reference to the snapshot requests beginning now are served with. */
+static const sg_config *config_ref_current(http_server *srv)
+{
+    pthread_mutex_lock(&srv->cfg_mu);
+    const sg_config *cfg = sg_config_ref(srv->current);
+    pthread_mutex_unlock(&srv->cfg_mu);
+    return cfg;
+}
+
+void http_set_config(http_server *srv, const sg_config *cfg)
+{
+    const sg_config *ref = sg_config_ref(cfg);
+    pthread_mutex_lock(&srv->cfg_mu);
+    const sg_config *old = srv->current;
+    srv->current = ref;
+    pthread_mutex_unlock(&srv->cfg_mu);
+    sg_config_unref(old);
+}
+
+const sg_config *http_req_config(const http_req *req)
+{
+    return req->cfg;
 }
 
 static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const char *url,
@@ -469,12 +499,14 @@ static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const ch
     if (req == NULL)
         return NULL;
     req->srv = srv;
+    req->cfg = config_ref_current(srv);
     req->conn = conn;
     req->method = method;
     jw_init(&req->body, 0); /* body_append enforces the cap */
     req->start_us = sg_clock_us();
     req->path = strdup(url);
     if (req->path == NULL) {
+        sg_config_unref(req->cfg);
         free(req);
         return NULL;
     }
@@ -525,7 +557,7 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
             return;
         }
         const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > srv->cfg->max_body_bytes)
+        if (cl != NULL && strtoull(cl, NULL, 10) > req->cfg->max_body_bytes)
             reply_too_large(req);
     }
 }
@@ -627,6 +659,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     jw_free(&req->body);
     free(req->operation);
     free(req->path);
+    sg_config_unref(req->cfg);
     free(req);
     atomic_fetch_sub(&srv->inflight, 1);
 }
@@ -693,6 +726,14 @@ static void free_secret(char *s)
     free(s);
 }
 
+/* Frees what http_start set up besides the daemon. */
+static void server_free(http_server *srv)
+{
+    sg_config_unref(srv->current);
+    pthread_mutex_destroy(&srv->cfg_mu);
+    free(srv);
+}
+
 http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n_routes, void *app,
                         http_observe_fn observe, sg_err *err)
 {
@@ -702,6 +743,8 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         return NULL;
     }
     srv->cfg = cfg;
+    pthread_mutex_init(&srv->cfg_mu, NULL);
+    srv->current = sg_config_ref(cfg);
     srv->routes = routes;
     srv->n_routes = n_routes;
     srv->app = app;
@@ -718,7 +761,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons((uint16_t)cfg->listen_port);
         if (inet_pton(AF_INET6, cfg->listen_host, &a6->sin6_addr) != 1) {
-            free(srv);
+            server_free(srv);
             sg_err_set(err, SG_INTERNAL, "SQLGATE_LISTEN: \"%s\" is not an IPv6 address",
                        cfg->listen_host);
             return NULL;
@@ -731,7 +774,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         const char *host =
             strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
         if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
-            free(srv);
+            server_free(srv);
             sg_err_set(err, SG_INTERNAL, "SQLGATE_LISTEN: \"%s\" is not an IPv4 address",
                        cfg->listen_host);
             return NULL;
@@ -744,7 +787,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
     if (cfg->tls_cert_file != NULL) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-            free(srv);
+            server_free(srv);
             sg_err_set(err, SG_BAD_REQUEST,
                        "SQLGATE_TLS_CERT_FILE: this libmicrohttpd was built without TLS");
             return NULL;
@@ -754,7 +797,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         if (cert == NULL || key == NULL) {
             free_secret(cert);
             free_secret(key);
-            free(srv);
+            server_free(srv);
             sg_err_set(err, SG_BAD_REQUEST, "%s: cannot be read",
                        cert == NULL ? "SQLGATE_TLS_CERT_FILE" : "SQLGATE_TLS_KEY_FILE");
             return NULL;
@@ -774,7 +817,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     free_secret(cert);
     free_secret(key);
     if (srv->daemon == NULL) {
-        free(srv);
+        server_free(srv);
         if (cfg->tls_cert_file != NULL)
             sg_err_set(err, SG_BAD_REQUEST,
                        "SQLGATE_TLS_CERT_FILE/SQLGATE_TLS_KEY_FILE: not a usable PEM certificate "
@@ -813,5 +856,5 @@ void http_stop(http_server *srv)
     if (srv == NULL)
         return;
     MHD_stop_daemon(srv->daemon);
-    free(srv);
+    server_free(srv);
 }

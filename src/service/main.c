@@ -7,6 +7,7 @@
  *   3. in-flight requests get SQLGATE_DRAIN_TIMEOUT_MS to finish;
  *   4. every pool closes, in parallel; what still runs is interrupted;
  *   5. exit 0, or 1 if anything had to be cancelled.
+ * SIGHUP reloads the configuration (reload.c) without stopping anything.
  * A second signal exits at once with status 1. The signal thread also acts as
  * a watchdog: should the sequence overrun its deadline by more than a
  * second, the process exits with status 1 anyway.
@@ -26,7 +27,10 @@
 #include "demo.h"
 #include "http.h"
 #include "log.h"
+#include "reload.h"
 #include "sqlgate/sqlgate.h"
+
+extern char **environ;
 
 #define EXIT_CONFIG       2
 #define WATCHDOG_GRACE_MS 1000
@@ -41,6 +45,7 @@ typedef struct stopper {
     int64_t hard_deadline; /* watchdog, monotonic ms; 0 until known */
     unsigned cancelled;    /* requests still running at the drain deadline */
     sigset_t set;
+    app *app; /* for SIGHUP: reload_kick */
 } stopper;
 
 static void sleep_ms(int64_t ms)
@@ -96,6 +101,12 @@ static void *signal_thread(void *arg)
         }
         if (signo <= 0)
             continue;
+        if (signo == SIGHUP) {
+            /* A reload runs on its own thread: this one stays free for the
+             * stop signals and the watchdog. */
+            reload_kick(st->app);
+            continue;
+        }
         pthread_mutex_lock(&st->mu);
         bool second = st->signo != 0;
         if (!second) {
@@ -129,7 +140,9 @@ static void print_config_errors(const char *errors)
 static sg_config *load_config(sg_dotenv **dotenv_out)
 {
     char *errors = NULL;
-    sg_dotenv *dotenv = sg_dotenv_load(".env", &errors);
+    const char *env_file = getenv("SQLGATE_ENV_FILE");
+    sg_dotenv *dotenv =
+        sg_dotenv_load(env_file != NULL && env_file[0] ? env_file : ".env", &errors);
     if (dotenv == NULL) {
         print_config_errors(errors);
         free(errors);
@@ -181,6 +194,54 @@ static json_t *names_json(const sg_config *cfg)
     return a;
 }
 
+/* Start-up: the configuration as a reload will read it again (reload.h),
+ * every problem printed. Returns a new snapshot, or NULL. */
+static sg_config *load_run_config(const app_env *env)
+{
+    json_t *errors = NULL;
+    sg_config *cfg = reload_load_config(env, &errors);
+    if (cfg == NULL) {
+        size_t i;
+        json_t *line;
+        json_array_foreach(errors, i, line)
+            fprintf(stderr, "sqlgate: configuration error: %s\n", json_string_value(line));
+        if (errors == NULL)
+            fprintf(stderr, "sqlgate: out of memory while loading the configuration\n");
+        json_decref(errors);
+    }
+    return cfg;
+}
+
+/* sg_registry_retired_fn: a database a reload removed or replaced is closed. */
+static void log_retired(void *ud, const char *name, unsigned cancelled)
+{
+    json_t *f = json_pack("{s:s,s:I}", "db", name, "cancelled", (json_int_t)cancelled);
+    if (cancelled > 0)
+        log_warn("retired database closed; its drain timeout cancelled in-flight work", f);
+    else
+        log_info("retired database drained and closed", f);
+}
+
+/* The app's configuration and reload state; undone by app_reload_fini. */
+static int app_reload_init(app *a, const sg_config *cfg, const app_env *env)
+{
+    pthread_mutex_init(&a->cfg_mu, NULL);
+    pthread_mutex_init(&a->reload_mu, NULL);
+    a->cfg_current = sg_config_ref(cfg);
+    a->boot = sg_config_ref(cfg);
+    a->env = env;
+    return 0;
+}
+
+static void app_reload_fini(app *a)
+{
+    reload_worker_stop(a);
+    sg_config_unref(a->cfg_current);
+    sg_config_unref(a->boot);
+    pthread_mutex_destroy(&a->cfg_mu);
+    pthread_mutex_destroy(&a->reload_mu);
+}
+
 /* sg_db_state_fn: one log line when a database goes down or comes back. */
 static void log_state_change(void *ud, const sg_db *db, sg_db_state from, sg_db_state to,
                              const sg_err *why)
@@ -226,7 +287,8 @@ static void embedded_seed(sg_registry *reg, bool seed_core, bool seed_app)
 /* Steps 1 to 5 of the shutdown; returns the exit status. */
 static int shut_down(stopper *st, app *a, http_server *srv)
 {
-    const sg_config *cfg = a->cfg;
+    /* The delay and drain timeout in force now: a reload may have changed them. */
+    const sg_config *cfg = app_config_acquire(a);
     int64_t began = sg_clock_ms();
     pthread_mutex_lock(&st->mu);
     int signo = st->signo;
@@ -234,6 +296,7 @@ static int shut_down(stopper *st, app *a, http_server *srv)
     pthread_mutex_unlock(&st->mu);
 
     atomic_store(&a->draining, true);
+    reload_fence(a);
     log_info("shutdown started", json_pack("{s:s,s:I,s:I}", "signal", strsignal(signo), "delay_ms",
                                            (json_int_t)cfg->shutdown_delay_ms, "drain_timeout_ms",
                                            (json_int_t)cfg->drain_timeout_ms));
@@ -270,6 +333,7 @@ static int shut_down(stopper *st, app *a, http_server *srv)
         sleep_ms(INFLIGHT_POLL_MS);
     http_stop(srv);
 
+    app_config_release(cfg);
     if (cancelled)
         return 1;
     log_info("shutdown complete",
@@ -301,12 +365,21 @@ int main(int argc, char **argv)
     sigemptyset(&st.set);
     sigaddset(&st.set, SIGINT);
     sigaddset(&st.set, SIGTERM);
+    sigaddset(&st.set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &st.set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sg_config *cfg = load_config(NULL);
-    if (cfg == NULL)
+    /* What a reload reads again: the environment as it is now (reload.h). */
+    app_env *env = app_env_capture(environ);
+    if (env == NULL) {
+        fprintf(stderr, "sqlgate: out of memory\n");
+        return 1;
+    }
+    sg_config *cfg = load_run_config(env);
+    if (cfg == NULL) {
+        app_env_free(env);
         return EXIT_CONFIG;
+    }
     log_setup(cfg->log_level, cfg->log_json);
 
     for (size_t i = 0; i < cfg->n_databases; i++) {
@@ -327,17 +400,25 @@ int main(int argc, char **argv)
     if (reg == NULL) {
         fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
         sg_config_free(cfg);
+        app_env_free(env);
         return EXIT_CONFIG;
     }
+    sg_registry_set_retired_fn(reg, log_retired, NULL);
     if (cfg->mode == SG_MODE_EMBEDDED)
         embedded_seed(reg, seed_core, seed_app);
 
-    app a = {.cfg = cfg, .reg = reg, .metrics = metrics_new(reg, api_routes, api_n_routes)};
+    app a = {.reg = reg,
+             .metrics = metrics_new(reg, api_routes, api_n_routes),
+             .on_state = log_state_change};
     atomic_init(&a.draining, false);
+    app_reload_init(&a, cfg, env);
+    st.app = &a;
     if (a.metrics == NULL) {
         log_error("out of memory", NULL);
+        app_reload_fini(&a);
         sg_registry_free(reg);
         sg_config_free(cfg);
+        app_env_free(env);
         return 1;
     }
     http_server *srv = http_start(cfg, api_routes, api_n_routes, &a, api_observe, &err);
@@ -347,9 +428,11 @@ int main(int argc, char **argv)
         else
             log_error("cannot start the HTTP server", json_pack("{s:s}", "error", err.message));
         sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
+        app_reload_fini(&a);
         sg_registry_free(reg);
         metrics_free(a.metrics);
         sg_config_free(cfg);
+        app_env_free(env);
         return err.code == SG_BAD_REQUEST ? EXIT_CONFIG : 1;
     }
     a.srv = srv;
@@ -360,13 +443,16 @@ int main(int argc, char **argv)
                        def ? json_string(def) : json_null(), "auth", cfg->n_api_tokens > 0));
 
     pthread_t sig_thread;
-    if (pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
-        log_error("cannot start the signal thread", NULL);
+    if (reload_worker_start(&a, &err) != 0 ||
+        pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
+        log_error("cannot start the signal or reload thread", NULL);
         http_stop(srv);
         sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
+        app_reload_fini(&a);
         sg_registry_free(reg);
         metrics_free(a.metrics);
         sg_config_free(cfg);
+        app_env_free(env);
         return 1;
     }
     pthread_detach(sig_thread);
@@ -377,8 +463,10 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
 
     int status = shut_down(&st, &a, srv);
+    app_reload_fini(&a);
     sg_registry_free(reg);
     metrics_free(a.metrics);
     sg_config_free(cfg);
+    app_env_free(env);
     return status;
 }
