@@ -57,6 +57,7 @@ static const expected_var expected_vars[] = {
     {"SQLGATE_LOG_FORMAT", "json"},
     {"SQLGATE_TLS_CERT_FILE", NULL},
     {"SQLGATE_TLS_KEY_FILE", NULL},
+    {"SQLGATE_ENV_FILE", ".env"},
     {"<N>_DB_DRIVER", ANY_DEFAULT},
     {"<N>_DB_HOST", NULL},
     {"<N>_DB_PORT", "1433"},
