@@ -68,6 +68,21 @@ static proc *start_service(void)
     return g_svc;
 }
 
+/* SIGTERM, and exit status 0; on anything else the child's last words. */
+static void stop_cleanly(void)
+{
+    ck_assert_int_eq(proc_signal(g_svc, SIGTERM), 0);
+    int status = proc_wait_exit(g_svc, scaled_ms(20000));
+    if (status != 0) {
+        char *log = proc_stderr(g_svc);
+        size_t len = strlen(log);
+        fprintf(stderr, "sqlgate exited with %d; the end of its stderr:\n%s\n", status,
+                log + (len > 6000 ? len - 6000 : 0));
+        free(log);
+    }
+    ck_assert_int_eq(status, 0);
+}
+
 /* POST path with a bearer token and a JSON body (NULL: none). */
 static int post_auth(const char *path, const char *token, const char *json, http_resp *r)
 {
@@ -322,8 +337,7 @@ static void reload_under_load(bool by_signal)
     ck_assert_ptr_null(strstr(log, TOKEN_C));
     free(log);
 
-    ck_assert_int_eq(proc_signal(g_svc, SIGTERM), 0);
-    ck_assert_int_eq(proc_wait_exit(g_svc, scaled_ms(20000)), 0);
+    stop_cleanly();
 }
 
 START_TEST(sighup_reload_under_load)
@@ -427,8 +441,7 @@ START_TEST(bad_reload_changes_nothing)
     ck_assert_int_eq(pool_figure("core", "opened_total"), opened > 0 ? opened : 1);
 
     /* The exit status is untouched by refused reloads. */
-    ck_assert_int_eq(proc_signal(g_svc, SIGTERM), 0);
-    ck_assert_int_eq(proc_wait_exit(g_svc, scaled_ms(20000)), 0);
+    stop_cleanly();
 }
 END_TEST
 
