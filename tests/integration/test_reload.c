@@ -469,6 +469,47 @@ START_TEST(reload_route_needs_a_token)
 }
 END_TEST
 
+START_TEST(freetds_tls_settings_need_a_restart)
+{
+    write_env("SQLGATE_LISTEN=127.0.0.1:0\n"
+              "SQLGATE_DATABASES=core\n"
+              "SQLGATE_API_TOKENS=" TOKEN_A "\n"
+              "CORE_DB_PATH=%s/core.db\n");
+    start_service();
+    /* Its encryption setting lives in the freetds.conf written at start. */
+    write_env("SQLGATE_LISTEN=127.0.0.1:0\n"
+              "SQLGATE_DATABASES=core,mssql\n"
+              "SQLGATE_API_TOKENS=" TOKEN_A "\n"
+              "CORE_DB_PATH=%s/core.db\n"
+              "MSSQL_DB_HOST=127.0.0.1\n"
+              "MSSQL_DB_PORT=9\n"
+              "MSSQL_DB_ENCRYPT=require\n");
+    http_resp r;
+    post_auth("/v1/admin/reload", TOKEN_A, NULL, &r);
+    ASSERT_ERROR(&r, 400, "CONFIG_INVALID");
+    json_t *errors = jget(r.json, "error.errors");
+    ck_assert_msg(errors_mention(errors, "MSSQL_DB_ENCRYPT") && errors_mention(errors, "restart"),
+                  "%s", r.body);
+    http_resp_free(&r);
+    /* With the default encryption it needs nothing from that file: added
+     * (and reported down, nothing listens on port 9). */
+    write_env("SQLGATE_LISTEN=127.0.0.1:0\n"
+              "SQLGATE_DATABASES=core,mssql\n"
+              "SQLGATE_API_TOKENS=" TOKEN_A "\n"
+              "CORE_DB_PATH=%s/core.db\n"
+              "MSSQL_DB_HOST=127.0.0.1\n"
+              "MSSQL_DB_PORT=9\n"
+              "MSSQL_DB_CRITICAL=false\n"
+              "MSSQL_DB_CONNECT_TIMEOUT_MS=1000\n");
+    post_auth("/v1/admin/reload", TOKEN_A, NULL, &r);
+    ASSERT_STATUS(&r, 200);
+    char buf[128];
+    ck_assert_str_eq(names(jget(r.json, "added"), buf, sizeof buf), "mssql");
+    http_resp_free(&r);
+    stop_cleanly();
+}
+END_TEST
+
 static Suite *reload_suite(void)
 {
     Suite *s = suite_create("reload");
@@ -479,6 +520,7 @@ static Suite *reload_suite(void)
     tcase_add_test(tc, http_reload_under_load);
     tcase_add_test(tc, bad_reload_changes_nothing);
     tcase_add_test(tc, reload_route_needs_a_token);
+    tcase_add_test(tc, freetds_tls_settings_need_a_restart);
     suite_add_tcase(s, tc);
     return s;
 }
