@@ -48,7 +48,9 @@ sg_config *reload_load_config(const app_env *env, json_t **errors);
  * is {"added": [...], "removed": [...], "changed": [...], "unchanged": [...]},
  * also logged. On failure returns -1 with err set and nothing changed:
  * SG_CONFIG_INVALID with *errors (new array of strings, also logged),
- * SG_SHUTTING_DOWN once shutdown began, SG_INTERNAL otherwise. */
+ * SG_SHUTTING_DOWN once shutdown began, SG_INTERNAL otherwise. With
+ * NOTIFY_SOCKET set at start, systemd hears RELOADING=1 (and MONOTONIC_USEC)
+ * before and READY=1 after, whatever the outcome. */
 int app_reload(app *a, const char *trigger, json_t **report, json_t **errors, sg_err *err);
 
 /* Waits for a reload in progress to end. Called once draining is set, so

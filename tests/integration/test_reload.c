@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -510,6 +514,53 @@ START_TEST(freetds_tls_settings_need_a_restart)
 }
 END_TEST
 
+/* systemd's side of NOTIFY_SOCKET: a datagram socket in the test directory. */
+START_TEST(systemd_hears_reloading_then_ready)
+{
+    char sock_path[256], notify_env[300], env_file[512];
+    snprintf(sock_path, sizeof sock_path, "%s/notify.sock", g_dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    ck_assert_uint_lt(strlen(sock_path), sizeof addr.sun_path);
+    memcpy(addr.sun_path, sock_path, strlen(sock_path));
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    struct timeval tv = {.tv_sec = scaled_ms(10000) / 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+    write_env("SQLGATE_LISTEN=127.0.0.1:0\n"
+              "SQLGATE_DATABASES=core\n"
+              "CORE_DB_PATH=%s/core.db\n");
+    snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", sock_path);
+    snprintf(env_file, sizeof env_file, "SQLGATE_ENV_FILE=%s/sqlgate.env", g_dir);
+    const char *env[] = {env_file, notify_env, NULL};
+    g_svc = proc_start(env, g_dir, true);
+    ck_assert_ptr_nonnull(g_svc);
+    ck_assert_int_eq(proc_signal(g_svc, SIGHUP), 0);
+
+    /* Other messages (READY=1 at start, WATCHDOG=1) may come too; in order,
+     * RELOADING=1 with MONOTONIC_USEC, then READY=1. */
+    bool reloading = false, ready_after = false;
+    for (int i = 0; i < 50 && !ready_after; i++) {
+        char msg[512];
+        ssize_t n = recv(fd, msg, sizeof msg - 1, 0);
+        if (n < 0)
+            break;
+        msg[n] = '\0';
+        if (strstr(msg, "RELOADING=1") != NULL) {
+            ck_assert_ptr_nonnull(strstr(msg, "MONOTONIC_USEC="));
+            reloading = true;
+        } else if (reloading && strstr(msg, "READY=1") != NULL) {
+            ready_after = true;
+        }
+    }
+    close(fd);
+    ck_assert_msg(reloading && ready_after, "RELOADING=1 then READY=1 not received");
+    ck_assert(proc_stderr_wait(g_svc, "configuration reloaded", scaled_ms(10000)));
+    stop_cleanly();
+}
+END_TEST
+
 static Suite *reload_suite(void)
 {
     Suite *s = suite_create("reload");
@@ -521,6 +572,7 @@ static Suite *reload_suite(void)
     tcase_add_test(tc, bad_reload_changes_nothing);
     tcase_add_test(tc, reload_route_needs_a_token);
     tcase_add_test(tc, freetds_tls_settings_need_a_restart);
+    tcase_add_test(tc, systemd_hears_reloading_then_ready);
     suite_add_tcase(s, tc);
     return s;
 }
