@@ -223,14 +223,13 @@ static void log_retired(void *ud, const char *name, unsigned cancelled)
 }
 
 /* The app's configuration and reload state; undone by app_reload_fini. */
-static int app_reload_init(app *a, const sg_config *cfg, const app_env *env)
+static void app_reload_init(app *a, const sg_config *cfg, const app_env *env)
 {
     pthread_mutex_init(&a->cfg_mu, NULL);
     pthread_mutex_init(&a->reload_mu, NULL);
     a->cfg_current = sg_config_ref(cfg);
     a->boot = sg_config_ref(cfg);
     a->env = env;
-    return 0;
 }
 
 static void app_reload_fini(app *a)
