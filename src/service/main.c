@@ -45,7 +45,7 @@ typedef struct stopper {
     int64_t hard_deadline; /* watchdog, monotonic ms; 0 until known */
     unsigned cancelled;    /* requests still running at the drain deadline */
     sigset_t set;
-    app *app; /* for SIGHUP: reload_kick */
+    app *app; /* for SIGHUP (reload_kick); NULL once main is done with it */
 } stopper;
 
 static void sleep_ms(int64_t ms)
@@ -104,7 +104,10 @@ static void *signal_thread(void *arg)
         if (signo == SIGHUP) {
             /* A reload runs on its own thread: this one stays free for the
              * stop signals and the watchdog. */
-            reload_kick(st->app);
+            pthread_mutex_lock(&st->mu);
+            if (st->app != NULL)
+                reload_kick(st->app);
+            pthread_mutex_unlock(&st->mu);
             continue;
         }
         pthread_mutex_lock(&st->mu);
@@ -360,7 +363,9 @@ int main(int argc, char **argv)
 
     /* Signals go to the signal thread only: block them before any thread
      * starts so that every thread inherits the mask. */
-    stopper st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    /* Static, not on main's stack: the detached signal thread still runs
+     * (and locks st.mu) while exit() reuses that stack after main returns. */
+    static stopper st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     sigemptyset(&st.set);
     sigaddset(&st.set, SIGINT);
     sigaddset(&st.set, SIGTERM);
@@ -462,6 +467,10 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
 
     int status = shut_down(&st, &a, srv);
+    /* The app lives on main's stack, the signal thread beyond main. */
+    pthread_mutex_lock(&st.mu);
+    st.app = NULL;
+    pthread_mutex_unlock(&st.mu);
     app_reload_fini(&a);
     sg_registry_free(reg);
     metrics_free(a.metrics);
