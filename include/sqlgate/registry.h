@@ -165,7 +165,8 @@ typedef const sg_driver *(*sg_driver_find_fn)(const char *name);
  * drain_deadline_ms. Every new sg_db is built and opened before anything
  * becomes visible, and the swap happens in one step under the registry's
  * lock, so on failure (err set: a driver is missing, memory, a thread)
- * nothing changed; look-ups never see a half-applied state. Drivers'
+ * nothing changed (SG_SHUTTING_DOWN once sg_registry_shutdown_all ran);
+ * look-ups never see a half-applied state. Drivers'
  * prepare() is not called again: whether a new configuration needs that is
  * the caller's decision. find NULL means sg_driver_find; on_state as for
  * sg_registry_from_config; fn (may be NULL) reports each name as

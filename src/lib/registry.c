@@ -642,6 +642,12 @@ int sg_registry_apply(sg_registry *reg, const sg_config *cfg, sg_driver_find_fn 
 
     /* 2. Swap in one step. */
     pthread_mutex_lock(&reg->mu);
+    if (reg->shutting_down) {
+        /* Shutdown closes the databases it saw; new ones would escape it. */
+        pthread_mutex_unlock(&reg->mu);
+        sg_err_set(err, SG_SHUTTING_DOWN, "the registry is shutting down");
+        goto done;
+    }
     gone = calloc(reg->n + 1, sizeof *gone);
     if (gone == NULL) {
         pthread_mutex_unlock(&reg->mu);

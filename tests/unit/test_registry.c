@@ -956,6 +956,15 @@ START_TEST(shutdown_cuts_a_retired_drain)
     ck_assert_uint_eq(cancelled, 1);
     pthread_join(t, NULL);
     ck_assert_int_eq(stuck.err.code, SG_QUERY_TIMEOUT);
+    /* A configuration applied after the shutdown would escape it. */
+    static const kv late[] = {
+        {"SQLGATE_DATABASES", "late"}, {"LATE_DB_PATH", ":memory:"}, {NULL, NULL}};
+    sg_config *c = fake_config(late);
+    ck_assert_int_ne(
+        sg_registry_apply(reg, c, find_fake, NULL, NULL, sg_clock_ms(), NULL, NULL, &err), 0);
+    ck_assert_int_eq(err.code, SG_SHUTTING_DOWN);
+    ck_assert_ptr_null(sg_registry_get(reg, "late", &err));
+    sg_config_free(c);
     sg_registry_free(reg);
     ck_assert_uint_eq(fake_driver_live(NULL), 0);
 }
