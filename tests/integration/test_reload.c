@@ -317,6 +317,15 @@ static void reload_under_load(bool by_signal)
     ck_assert_str_eq(jstr(r.json, "default"), "fresh");
     http_resp_free(&r);
 
+    /* Metrics follow the registry: the new database is there, the removed
+     * one is gone, the unchanged one kept counting. */
+    http_get(g_svc, "/metrics", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "sqlgate_db_up{db=\"fresh\"}"));
+    ck_assert_ptr_null(strstr(r.body, "{db=\"gone\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "sqlgate_queries_total{db=\"core\",outcome=\"ok\"}"));
+    http_resp_free(&r);
+
     /* ...while its in-flight statement finishes normally. */
     pthread_join(st, NULL);
     ck_assert_msg(slow.r.status == 200, "the in-flight query on the removed database: %s",
