@@ -332,7 +332,9 @@ static void reload_under_load(bool by_signal)
                   resp_desc(&slow.r, buf, sizeof buf));
     ck_assert_int_eq(jint(slow.r.json, "results.0.rows.0.n", -1), rows);
     http_resp_free(&slow.r);
-    ck_assert(proc_stderr_wait(g_svc, "retired database drained and closed", scaled_ms(10000)));
+    ck_assert(proc_stderr_wait(g_svc,
+                               "\"msg\":\"retired database drained and closed\",\"db\":\"gone\"",
+                               scaled_ms(10000)));
 
     sleep_ms(scaled_ms(200));
     atomic_store(&h.stop, true);
