@@ -96,7 +96,12 @@ typedef enum sg_config_mode {
     SG_MODE_EMBEDDED /* nothing set: core + app on SQLite in ./var/ */
 } sg_config_mode;
 
-/* The whole snapshot. Immutable after sg_config_load. */
+/* The whole snapshot. Immutable after sg_config_load, and reference-counted:
+ * whoever keeps a pointer past the life of the reference it was handed takes
+ * one of its own (sg_config_ref) and drops it with sg_config_unref. A reload
+ * loads a new snapshot beside the current one; the old one lives until its
+ * last holder lets go (a request that began before the reload, a database
+ * that the reload left unchanged and whose sg_db_config points into it). */
 typedef struct sg_config {
     sg_config_mode mode;
     sg_db_config *databases; /* array of n_databases, in SQLGATE_DATABASES order */
@@ -149,7 +154,19 @@ typedef struct sg_config {
  * the variable's name. `errors` must not be NULL. */
 sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors) SG_MUST_USE;
 
-void sg_config_free(sg_config *cfg); /* accepts NULL */
+/* Adds a reference and returns cfg (thread-safe; NULL gives NULL). */
+const sg_config *sg_config_ref(const sg_config *cfg);
+
+/* Drops a reference; the last one frees the snapshot, wiping its secrets.
+ * Thread-safe; accepts NULL. */
+void sg_config_unref(const sg_config *cfg);
+
+/* The same as sg_config_unref: drops the reference sg_config_load gave. */
+void sg_config_free(sg_config *cfg);
+
+/* True when the two describe the same database in every field, secrets
+ * included (a changed password is a change). Both borrowed. */
+bool sg_db_config_equal(const sg_db_config *a, const sg_db_config *b);
 
 /* Looks a database up by name (not "default"); borrowed, or NULL. */
 const sg_db_config *sg_config_find(const sg_config *cfg, const char *name);

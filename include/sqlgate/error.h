@@ -39,6 +39,7 @@ typedef enum sg_code {
     SG_OVERLOADED,
     SG_QUERY_TIMEOUT,
     SG_SHUTTING_DOWN,
+    SG_CONFIG_INVALID, /* a reload's new configuration is invalid; nothing changed */
     SG_INTERNAL,
     SG_CODE_COUNT_
 } sg_code;

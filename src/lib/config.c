@@ -43,6 +43,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -212,6 +213,7 @@ enum sv_var {
     SV_IDLE_TIMEOUT_MS,
     SV_WRITE_GRACE_MS,
     SV_MAX_CONNECTIONS_PER_CLIENT,
+    SV_ENV_FILE,
     SV_COUNT_
 };
 
@@ -282,6 +284,9 @@ static const var_def service_vars[SV_COUNT_] = {
                                        .def = "256",
                                        .min = 1,
                                        .max = CONNS_PER_CLIENT_MAX},
+    /* Read by the service before it loads the file itself (from the real
+     * environment only); listed here so --help and the docs know it. */
+    [SV_ENV_FILE] = {.name = "SQLGATE_ENV_FILE", .kind = K_STRING, .def = ".env"},
 };
 
 /* What --help and the docs say about each variable, indexed like the tables
@@ -331,6 +336,8 @@ static const var_help service_help[SV_COUNT_] = {
                                  "plus this, or it is cut and the statement cancelled"},
     [SV_MAX_CONNECTIONS_PER_CLIENT] = {NULL, "Most open connections from one client address "
                                              "(idle ones are closed first)"},
+    [SV_ENV_FILE] = {NULL, "The .env file read at start and on every reload (from the real "
+                           "environment only)"},
 };
 
 static const var_help db_help[DV_COUNT_] = {
@@ -372,10 +379,13 @@ static const var_help db_help[DV_COUNT_] = {
 /* --- Loader state -------------------------------------------------------- */
 
 /* The snapshot handed out is box->pub; box also owns every string the
- * snapshot points to, so sg_config_free releases them in one place. */
+ * snapshot points to, so the last sg_config_unref releases them in one
+ * place. refs counts the holders (sg_config_ref); a reload leaves the old
+ * snapshot alive for as long as a request or a database still points into it. */
 typedef struct cfg_box {
     sg_config pub;     /* first member: sg_config * and cfg_box * convert */
     sg_tokens *tokens; /* owned; pub.tokens */
+    atomic_uint refs;
     void **owned;
     size_t n_owned, cap_owned;
 } cfg_box;
@@ -2191,6 +2201,7 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     ld.box = calloc(1, sizeof *ld.box);
     if (ld.box == NULL)
         goto oom;
+    atomic_init(&ld.box->refs, 1);
     sg_config *cfg = &ld.box->pub;
 
     for (size_t i = 0; i < SV_COUNT_; i++)
@@ -2255,11 +2266,20 @@ oom:
     return NULL;
 }
 
-void sg_config_free(sg_config *cfg)
+const sg_config *sg_config_ref(const sg_config *cfg)
+{
+    if (cfg != NULL)
+        atomic_fetch_add(&((cfg_box *)cfg)->refs, 1);
+    return cfg;
+}
+
+void sg_config_unref(const sg_config *cfg)
 {
     if (cfg == NULL)
         return;
     cfg_box *box = (cfg_box *)cfg;
+    if (atomic_fetch_sub(&box->refs, 1) != 1)
+        return;
     /* Secrets are wiped so that a later heap dump does not hold them. */
     for (size_t i = 0; cfg->databases != NULL && i < cfg->n_databases; i++) {
         if (cfg->databases[i].password != NULL)
@@ -2275,6 +2295,11 @@ void sg_config_free(sg_config *cfg)
         free(box->owned[i]);
     free(box->owned);
     free(box);
+}
+
+void sg_config_free(sg_config *cfg)
+{
+    sg_config_unref(cfg);
 }
 
 size_t sg_config_variable_count(void)
@@ -2304,6 +2329,46 @@ bool sg_config_variable(size_t i, sg_var_info *out)
     out->meaning = h->meaning != NULL ? h->meaning : "(no description)";
     out->secret = d->secret;
     return true;
+}
+
+/* NULL-safe string equality: both unset, or both set and equal. */
+static bool str_same(const char *a, const char *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+/* Every field, secrets included: a rotated password is a change. A field
+ * added to sg_db_config must be compared here too; the size check below
+ * (64-bit builds) fails the build until it is. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(sg_db_config) == 344,
+               "sg_db_config changed: compare the new field in sg_db_config_equal");
+#endif
+
+bool sg_db_config_equal(const sg_db_config *a, const sg_db_config *b)
+{
+    return strcmp(a->name, b->name) == 0 && strcmp(a->prefix, b->prefix) == 0 &&
+           str_same(a->driver, b->driver) && str_same(a->host, b->host) && a->port == b->port &&
+           str_same(a->database, b->database) && str_same(a->user, b->user) &&
+           str_same(a->password, b->password) && a->encrypt == b->encrypt &&
+           str_same(a->ca_file, b->ca_file) && str_same(a->tds_version, b->tds_version) &&
+           str_same(a->app_name, b->app_name) && str_same(a->path, b->path) &&
+           a->read_only == b->read_only && a->critical == b->critical &&
+           a->pool_max == b->pool_max && a->pool_min == b->pool_min &&
+           a->acquire_timeout_ms == b->acquire_timeout_ms &&
+           a->connect_timeout_ms == b->connect_timeout_ms &&
+           a->query_timeout_ms == b->query_timeout_ms && a->idle_timeout_ms == b->idle_timeout_ms &&
+           a->max_lifetime_ms == b->max_lifetime_ms && a->retry_max_ms == b->retry_max_ms &&
+           str_same(a->health_query, b->health_query) &&
+           a->health_interval_ms == b->health_interval_ms &&
+           a->health_timeout_ms == b->health_timeout_ms &&
+           a->max_logins_per_sec == b->max_logins_per_sec &&
+           str_same(a->readonly_user, b->readonly_user) &&
+           str_same(a->readonly_password, b->readonly_password) &&
+           /* readonly is derived from the fields above */
+           (a->readonly == NULL) == (b->readonly == NULL);
 }
 
 const sg_db_config *sg_config_find(const sg_config *cfg, const char *name)

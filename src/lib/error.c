@@ -25,6 +25,7 @@ static const struct {
     [SG_OVERLOADED] = {"OVERLOADED", 503},
     [SG_QUERY_TIMEOUT] = {"QUERY_TIMEOUT", 504},
     [SG_SHUTTING_DOWN] = {"SHUTTING_DOWN", 503},
+    [SG_CONFIG_INVALID] = {"CONFIG_INVALID", 400},
     [SG_INTERNAL] = {"INTERNAL", 500},
 };
 

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "qreq.h"
 #include "qstream.h"
+#include "reload.h"
 #include "sqlgate/driver.h"
 
 /* Bytes encoded before the status is chosen: an error within them is still
@@ -69,8 +70,10 @@ static json_t *health_report(app *a, bool with_pool, bool details, bool *healthy
 {
     json_t *dbs = json_object();
     bool all_critical_ok = true, any_degraded = false;
-    for (size_t i = 0; dbs != NULL && i < sg_registry_count(a->reg); i++) {
-        sg_db *db = sg_registry_at(a->reg, i);
+    size_t n;
+    sg_db **list = sg_registry_acquire_all(a->reg, &n);
+    for (size_t i = 0; dbs != NULL && i < n; i++) {
+        sg_db *db = list[i];
         sg_db_health h;
         sg_db_health_get(db, &h);
         if (!h.healthy && h.critical)
@@ -79,6 +82,7 @@ static json_t *health_report(app *a, bool with_pool, bool details, bool *healthy
             any_degraded = true;
         json_object_set_new(dbs, sg_db_name(db), health_entry(&h, with_pool, details));
     }
+    sg_registry_release_all(a->reg, list, n);
     bool draining = atomic_load(&a->draining);
     *healthy = all_critical_ok && !draining;
     const char *status = draining       ? "draining"
@@ -95,22 +99,22 @@ static void reply_health(http_req *req, json_t *body, bool healthy)
         http_reply_header(req, "Retry-After", "1");
 }
 
-static bool details_allowed(http_req *req, app *a)
+static bool details_allowed(http_req *req)
 {
-    return http_req_details_allowed(req, a->cfg->health_details);
+    return http_req_details_allowed(req, http_req_config(req)->health_details);
 }
 
 static void h_health(http_req *req, void *ud)
 {
     bool healthy;
-    json_t *body = health_report(ud, true, details_allowed(req, ud), &healthy);
+    json_t *body = health_report(ud, true, details_allowed(req), &healthy);
     reply_health(req, body, healthy);
 }
 
 static void h_ready(http_req *req, void *ud)
 {
     bool healthy;
-    json_t *body = health_report(ud, false, details_allowed(req, ud), &healthy);
+    json_t *body = health_report(ud, false, details_allowed(req), &healthy);
     reply_health(req, body, healthy);
 }
 
@@ -121,14 +125,18 @@ static void h_live(http_req *req, void *ud)
 }
 
 /* The database `name` names (NULL: the default) once the token's db= scope
- * allows it, or NULL after a FORBIDDEN or UNKNOWN_DATABASE reply. The scope
- * is judged on the real name, so `default` counts as the database it names. */
+ * allows it: a reference the handler gives back with sg_registry_release, or
+ * NULL after a FORBIDDEN or UNKNOWN_DATABASE reply. The scope is judged on
+ * the real name, so `default` counts as the database it names. */
 static sg_db *scoped_db(http_req *req, app *a, const char *name)
 {
     sg_err err;
-    sg_db *db = sg_registry_get(a->reg, name, &err);
-    if (!http_req_allow_db(req, db != NULL ? sg_db_name(db) : name ? name : SG_DEFAULT_ALIAS))
+    sg_db *db = sg_registry_acquire(a->reg, name, &err);
+    if (!http_req_allow_db(req, db != NULL ? sg_db_name(db) : name ? name : SG_DEFAULT_ALIAS)) {
+        if (db != NULL)
+            sg_registry_release(a->reg, db);
         return NULL;
+    }
     if (db == NULL)
         http_reply_error(req, &err);
     else
@@ -136,17 +144,18 @@ static sg_db *scoped_db(http_req *req, app *a, const char *name)
     return db;
 }
 
-/* The database named by the path's {name} (routes with HTTP_SCOPE_DB). */
+/* The database named by the path's {name} (routes with HTTP_SCOPE_DB), as
+ * scoped_db. */
 static sg_db *path_db(http_req *req, app *a)
 {
     return scoped_db(req, a, http_req_param(req, "name"));
 }
 
-/* The same for the open health route: no scope needed. */
+/* The same for the open health route: no scope needed (a reference). */
 static sg_db *health_db(http_req *req, app *a)
 {
     sg_err err;
-    sg_db *db = sg_registry_get(a->reg, http_req_param(req, "name"), &err);
+    sg_db *db = sg_registry_acquire(a->reg, http_req_param(req, "name"), &err);
     if (db == NULL)
         http_reply_error(req, &err);
     else
@@ -156,14 +165,16 @@ static sg_db *health_db(http_req *req, app *a)
 
 static void h_health_one(http_req *req, void *ud)
 {
-    sg_db *db = health_db(req, ud);
+    app *a = ud;
+    sg_db *db = health_db(req, a);
     if (db == NULL)
         return;
     sg_db_health h;
     sg_db_health_get(db, &h);
-    json_t *e = health_entry(&h, true, details_allowed(req, ud));
+    json_t *e = health_entry(&h, true, details_allowed(req));
     if (e != NULL)
         json_object_set_new(e, "name", json_string(sg_db_name(db)));
+    sg_registry_release(a->reg, db);
     reply_health(req, e, h.healthy);
 }
 
@@ -193,27 +204,33 @@ static void h_databases(http_req *req, void *ud)
     app *a = ud;
     const sg_token *t = http_req_token(req);
     json_t *list = json_array();
-    for (size_t i = 0; list != NULL && i < sg_registry_count(a->reg); i++) {
-        sg_db *db = sg_registry_at(a->reg, i);
-        if (sg_token_may_db(t, sg_db_name(db)))
-            json_array_append_new(list, db_entry(db));
+    size_t n;
+    sg_db **dbs = sg_registry_acquire_all(a->reg, &n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        if (sg_token_may_db(t, sg_db_name(dbs[i])))
+            json_array_append_new(list, db_entry(dbs[i]));
     }
-    const char *def = sg_registry_default_name(a->reg);
-    http_reply_json(
-        req, 200,
-        json_pack("{s:o,s:o}", "default", def ? json_string(def) : json_null(), "databases", list));
+    sg_registry_release_all(a->reg, dbs, n);
+    char def[SG_NAME_MAX + 1];
+    bool has_def = sg_registry_default_copy(a->reg, def);
+    http_reply_json(req, 200,
+                    json_pack("{s:o,s:o}", "default", has_def ? json_string(def) : json_null(),
+                              "databases", list));
 }
 
 static void h_database(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db != NULL)
         http_reply_json(req, 200, db_entry(db));
+    sg_registry_release(a->reg, db);
 }
 
 static void h_reconnect(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db == NULL)
         return;
     /* A call that joins a pending reconnect is still accepted (202). */
@@ -221,26 +238,31 @@ static void h_reconnect(http_req *req, void *ud)
     http_audit(req, sg_db_name(db), 202,
                started ? "reconnect" : "reconnect (joined a pending one)");
     http_reply_json(req, 202, db_entry(db));
+    sg_registry_release(a->reg, db);
 }
 
 static void h_pause(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db == NULL)
         return;
     sg_db_pause(db);
     http_audit(req, sg_db_name(db), 202, "paused");
     http_reply_json(req, 202, db_entry(db));
+    sg_registry_release(a->reg, db);
 }
 
 static void h_resume(http_req *req, void *ud)
 {
-    sg_db *db = path_db(req, ud);
+    app *a = ud;
+    sg_db *db = path_db(req, a);
     if (db == NULL)
         return;
     sg_db_resume(db);
     http_audit(req, sg_db_name(db), 202, "resumed");
     http_reply_json(req, 202, db_entry(db));
+    sg_registry_release(a->reg, db);
 }
 
 /* --- Queries --------------------------------------------------------------- */
@@ -249,7 +271,7 @@ static void h_resume(http_req *req, void *ud)
 typedef struct streamed {
     qstream *s; /* owned */
     app *a;
-    sg_db *db;
+    sg_db *db; /* a reference, given back when the stream is done */
     int64_t start_us;
     sg_code outcome;                          /* SG_OK until the stream fails or is cut short */
     char request_id[HTTP_REQUEST_ID_MAX + 1]; /* the request may be gone when it fails */
@@ -368,9 +390,14 @@ static void stream_done(void *cls)
     if (st->outcome == SG_OK && !qstream_finished(st->s))
         st->outcome = SG_INTERNAL;
     metrics_query(st->a->metrics, st->db, st->outcome, seconds_since(st->start_us));
-    qstream_free(st->s);
+    qstream_free(st->s); /* ends the query: the connection goes back first */
+    sg_registry_release(st->a->reg, st->db);
     free(st);
 }
+
+/* Runs q on db, answering req. db is a reference that this function gives
+ * back, or hands to the streamed body, which gives it back when done. */
+static void run_query_on(http_req *req, app *a, sg_db *db, qreq *q);
 
 static void run_query(http_req *req, app *a, const char *name, qreq *q)
 {
@@ -379,6 +406,13 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
     sg_db *db = scoped_db(req, a, name);
     if (db == NULL)
         return;
+    run_query_on(req, a, db, q);
+}
+
+static void run_query_on(http_req *req, app *a, sg_db *db, qreq *q)
+{
+    sg_err err;
+    sg_err_clear(&err);
     const char *real = sg_db_name(db);
     http_req_set_operation(req, q->operation);
     sg_query_opts qo = {
@@ -392,6 +426,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         log_query_error("query failed", http_req_id(req), real, q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
         http_reply_error(req, &err);
+        sg_registry_release(a->reg, db);
         return;
     }
     /* A client that stops reading must not hold the statement (and its
@@ -401,15 +436,16 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
     if (q->timeout_ms > 0 && q->timeout_ms < limit_ms)
         limit_ms = q->timeout_ms;
     http_req_limit_response(req, limit_ms);
-    int64_t cap = a->cfg->max_rows;
+    const sg_config *cfg = http_req_config(req);
+    int64_t cap = cfg->max_rows;
     qstream_options opt = {
         .database = real,
         .operation = q->operation,
         .max_rows = q->max_rows > 0 && q->max_rows < cap ? q->max_rows : cap,
         .rows_as_arrays = q->rows_as_arrays,
         .start_us = http_req_start_us(req),
-        .max_value_bytes = a->cfg->max_value_bytes,
-        .max_response_bytes = a->cfg->max_response_bytes,
+        .max_value_bytes = cfg->max_value_bytes,
+        .max_response_bytes = cfg->max_response_bytes,
     };
     qstream *s = qstream_new(query, &opt, &err);
     int rc = s ? qstream_fill(s, PREBUFFER_BYTES, &err) : -1;
@@ -420,6 +456,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
         qstream_free(s);
         http_reply_error(req, &err);
+        sg_registry_release(a->reg, db);
         return;
     }
     if (rc == 0) {
@@ -428,6 +465,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         qstream_free(s);
         metrics_query(a->metrics, db, SG_OK, seconds_since(http_req_start_us(req)));
         http_reply_bytes(req, 200, "application/json", data, len);
+        sg_registry_release(a->reg, db);
         return;
     }
     streamed *st = malloc(sizeof *st);
@@ -435,6 +473,7 @@ static void run_query(http_req *req, app *a, const char *name, qreq *q)
         qstream_free(s);
         sg_err_set(&err, SG_INTERNAL, "out of memory");
         http_reply_error(req, &err);
+        sg_registry_release(a->reg, db);
         return;
     }
     *st = (streamed){.s = s, .a = a, .db = db, .start_us = http_req_start_us(req)};
@@ -521,6 +560,35 @@ static void h_metrics(http_req *req, void *ud)
     http_reply_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 }
 
+/* --- Reload ------------------------------------------------------------------ */
+
+static void h_reload(http_req *req, void *ud)
+{
+    app *a = ud;
+    json_t *report = NULL, *errors = NULL;
+    sg_err err;
+    sg_err_clear(&err);
+    log_info("reload requested", json_pack("{s:s}", "request_id", http_req_id(req)));
+    if (app_reload(a, "http", &report, &errors, &err) == 0) {
+        http_audit(req, NULL, 200, "reload");
+        http_reply_json(req, 200, report);
+        return;
+    }
+    http_audit(req, NULL, sg_code_http_status(err.code),
+               err.code == SG_CONFIG_INVALID ? "reload refused: configuration invalid"
+                                             : "reload refused");
+    if (err.code != SG_CONFIG_INVALID) {
+        json_decref(errors);
+        http_reply_error(req, &err);
+        return;
+    }
+    /* The contract's error document plus the list of problems. */
+    http_reply_json(req, 400,
+                    json_pack("{s:{s:s,s:s,s:s,s:o}}", "error", "code", sg_code_name(err.code),
+                              "message", err.message, "request_id", http_req_id(req), "errors",
+                              errors != NULL ? errors : json_array()));
+}
+
 static void h_status_page(http_req *req, void *ud)
 {
     http_reply_static(req, 200, "text/html; charset=utf-8", sg_status_html, sg_status_html_len);
@@ -554,5 +622,6 @@ const http_route api_routes[] = {
     {"POST", "/v1/databases/{name}/pause", h_pause, HTTP_AUTH | HTTP_SCOPE_ADMIN | HTTP_SCOPE_DB},
     {"POST", "/v1/databases/{name}/resume", h_resume, HTTP_AUTH | HTTP_SCOPE_ADMIN | HTTP_SCOPE_DB},
     {"POST", "/v1/query", h_query, HTTP_AUTH | HTTP_SCOPE_DB | HTTP_JSON_BODY},
+    {"POST", "/v1/admin/reload", h_reload, HTTP_AUTH | HTTP_SCOPE_ADMIN | HTTP_SCOPE_ALL_DBS},
 };
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +60,7 @@ typedef struct conn_entry {
 
 struct http_server {
     struct MHD_Daemon *daemon;
-    const sg_config *cfg; /* borrowed */
+    const sg_config *cfg; /* borrowed; the start's: address and TLS */
     const http_route *routes;
     size_t n_routes;
     void *app;
@@ -75,10 +76,14 @@ struct http_server {
     bool reaper_started;
     atomic_bool reaper_stop;
     atomic_ulong n_timed_out, n_evicted, n_refused;
+
+    pthread_mutex_t cfg_mu;   /* guards current */
+    const sg_config *current; /* a reference: what requests beginning now see */
 };
 
 struct http_req {
     http_server *srv;
+    const sg_config *cfg; /* a reference taken when the request began */
     struct MHD_Connection *conn;
     const http_route *route;
     const char *method;
@@ -108,6 +113,8 @@ struct http_req {
 
 static void audit_line(http_req *req, const char *db, int status, const char *outcome,
                        const char *reason);
+
+static const sg_config *config_ref_current(http_server *srv);
 
 /* --- Request ids --------------------------------------------------------- */
 
@@ -346,7 +353,7 @@ void http_req_set_db(http_req *req, const char *name)
 void http_req_limit_response(http_req *req, int64_t within_ms)
 {
     req->response_deadline_us =
-        sg_clock_us() + (within_ms + req->srv->cfg->write_grace_ms) * (int64_t)1000;
+        sg_clock_us() + (within_ms + req->cfg->write_grace_ms) * (int64_t)1000;
 }
 
 void http_req_set_operation(http_req *req, const char *operation)
@@ -432,7 +439,7 @@ static bool split_path(http_req *req)
  * digests in constant time). */
 static void identify(const http_server *srv, http_req *req)
 {
-    const sg_tokens *set = srv->cfg->tokens;
+    const sg_tokens *set = req->cfg->tokens;
     const char *h = http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
     if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
         const char *tok = h + 7;
@@ -518,7 +525,7 @@ static void check_access(const http_server *srv, http_req *req)
 {
     unsigned flags = req->route->flags;
     bool metrics_gated =
-        (flags & HTTP_SCOPE_METRICS) && srv->cfg->metrics_access == SG_METRICS_TOKEN;
+        (flags & HTTP_SCOPE_METRICS) && req->cfg->metrics_access == SG_METRICS_TOKEN;
     if (!(flags & HTTP_AUTH) && !metrics_gated)
         return;
     if (req->token == NULL) {
@@ -556,7 +563,7 @@ static bool content_type_is_json(const char *ct)
  * out (body.failed set). */
 static bool body_append(http_req *req, const char *data, size_t len)
 {
-    if (req->body_too_large || len > req->srv->cfg->max_body_bytes - req->body.len) {
+    if (req->body_too_large || len > req->cfg->max_body_bytes - req->body.len) {
         req->body_too_large = true;
         return false;
     }
@@ -622,7 +629,8 @@ static const char *framing_problem(struct MHD_Connection *conn)
 
 /* Is "host[:port]" (len bytes, any case) one of the names of this service? A
  * missing port means the scheme's default. */
-static bool authority_allowed(const http_server *srv, const char *a, size_t len, bool https)
+static bool authority_allowed(const http_server *srv, const sg_config *cfg, const char *a,
+                              size_t len, bool https)
 {
     char buf[300];
     if (len == 0 || len >= sizeof buf)
@@ -645,7 +653,6 @@ static bool authority_allowed(const http_server *srv, const char *a, size_t len,
             return false;
         *colon = '\0';
     }
-    const sg_config *cfg = srv->cfg;
     /* SQLGATE_ALLOWED_HOSTS: "name" matches any port, "name:port" only that. */
     for (size_t i = 0; i < cfg->n_allowed_hosts; i++) {
         const char *h = cfg->allowed_hosts[i];
@@ -677,7 +684,7 @@ static const char *browser_problem(const http_server *srv, const http_req *req)
 {
     bool https = srv->cfg->tls_cert_file != NULL;
     const char *host = http_req_header(req, MHD_HTTP_HEADER_HOST);
-    if (host == NULL || !authority_allowed(srv, host, strlen(host), https))
+    if (host == NULL || !authority_allowed(srv, req->cfg, host, strlen(host), https))
         return "the Host header does not name this service; without API tokens only "
                "localhost, the listen address and SQLGATE_ALLOWED_HOSTS are accepted";
     const char *site = http_req_header(req, "Sec-Fetch-Site");
@@ -689,7 +696,7 @@ static const char *browser_problem(const http_server *srv, const http_req *req)
         const char *sep = strstr(origin, "://");
         bool origin_https = strncasecmp(origin, "https://", 8) == 0;
         if (sep == NULL || strchr(sep + 3, '/') != NULL ||
-            !authority_allowed(srv, sep + 3, strlen(sep + 3), origin_https))
+            !authority_allowed(srv, req->cfg, sep + 3, strlen(sep + 3), origin_https))
             return "the Origin header names another site; without API tokens only pages "
                    "served by this service may call it";
     }
@@ -757,7 +764,10 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     unsigned same = 0;
     for (conn_entry *e = srv->conns; e != NULL; e = e->next)
         same += !e->cut && same_client(e, addr);
-    if (same >= srv->cfg->max_conns_per_client) {
+    const sg_config *cur = config_ref_current(srv);
+    unsigned cap = cur->max_conns_per_client;
+    sg_config_unref(cur);
+    if (same >= cap) {
         conn_entry *victim = oldest_idle(srv, addr);
         if (victim != NULL) {
             conn_cut(srv, victim);
@@ -800,7 +810,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         }
         e->phase = CP_HEADERS;
         e->since_us = sg_clock_us();
-        e->deadline_us = e->since_us + srv->cfg->header_timeout_ms * 1000;
+        const sg_config *cur = config_ref_current(srv);
+        e->deadline_us = e->since_us + cur->header_timeout_ms * 1000;
+        sg_config_unref(cur);
         pthread_mutex_lock(&srv->conns_lock);
         e->next = srv->conns;
         if (srv->conns != NULL)
@@ -895,8 +907,34 @@ static void reply_too_large(http_req *req)
 {
     char msg[96];
     snprintf(msg, sizeof msg, "the body is larger than %zu bytes (SQLGATE_MAX_BODY_BYTES)",
-             req->srv->cfg->max_body_bytes);
+             req->cfg->max_body_bytes);
     reply_code(req, SG_PAYLOAD_TOO_LARGE, msg);
+}
+
+/* --- Configuration in force --------------------------------------------------- */
+
+/* A new reference to the snapshot requests beginning now are served with. */
+static const sg_config *config_ref_current(http_server *srv)
+{
+    pthread_mutex_lock(&srv->cfg_mu);
+    const sg_config *cfg = sg_config_ref(srv->current);
+    pthread_mutex_unlock(&srv->cfg_mu);
+    return cfg;
+}
+
+void http_set_config(http_server *srv, const sg_config *cfg)
+{
+    const sg_config *ref = sg_config_ref(cfg);
+    pthread_mutex_lock(&srv->cfg_mu);
+    const sg_config *old = srv->current;
+    srv->current = ref;
+    pthread_mutex_unlock(&srv->cfg_mu);
+    sg_config_unref(old);
+}
+
+const sg_config *http_req_config(const http_req *req)
+{
+    return req->cfg;
 }
 
 static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const char *url,
@@ -906,12 +944,14 @@ static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const ch
     if (req == NULL)
         return NULL;
     req->srv = srv;
+    req->cfg = config_ref_current(srv);
     req->conn = conn;
     req->method = method;
     jw_init(&req->body, 0); /* body_append enforces the cap */
     req->start_us = sg_clock_us();
     req->path = strdup(url);
     if (req->path == NULL) {
+        sg_config_unref(req->cfg);
         free(req);
         return NULL;
     }
@@ -963,7 +1003,7 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
     }
     /* Without tokens only the browser checks stand between a web page and
      * the databases (docs/security.md). */
-    if ((req->route->flags & HTTP_AUTH) && sg_tokens_count(srv->cfg->tokens) == 0 &&
+    if ((req->route->flags & HTTP_AUTH) && sg_tokens_count(req->cfg->tokens) == 0 &&
         (why = browser_problem(srv, req)) != NULL) {
         reply_code(req, SG_FORBIDDEN, why);
         return;
@@ -978,7 +1018,7 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
             return;
         }
         const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > srv->cfg->max_body_bytes)
+        if (cl != NULL && strtoull(cl, NULL, 10) > req->cfg->max_body_bytes)
             reply_too_large(req);
     }
 }
@@ -992,7 +1032,7 @@ static enum MHD_Result queue_reply(http_req *req)
     req->queued = true;
     int64_t deadline = req->response_deadline_us;
     if (deadline == 0)
-        deadline = sg_clock_us() + req->srv->cfg->idle_timeout_ms * 1000;
+        deadline = sg_clock_us() + req->cfg->idle_timeout_ms * 1000;
     conn_phase_set(req->srv, req->conn, CP_RESPONDING, deadline);
     enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)req->status, req->response);
     MHD_destroy_response(req->response);
@@ -1012,7 +1052,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_NO;
         *con_cls = req;
         /* The body, if any, must follow its headers as promptly. */
-        conn_phase_set(srv, conn, CP_BODY, req->start_us + srv->cfg->header_timeout_ms * 1000);
+        conn_phase_set(srv, conn, CP_BODY, req->start_us + req->cfg->header_timeout_ms * 1000);
         unsigned inflight = atomic_fetch_add(&srv->inflight, 1) + 1;
         screen_request(srv, req, inflight);
         /* Refused before the body: answer now, without reading it. */
@@ -1063,7 +1103,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (req == NULL)
         return;
     *con_cls = NULL;
-    conn_phase_set(srv, conn, CP_IDLE, sg_clock_us() + srv->cfg->idle_timeout_ms * 1000);
+    conn_phase_set(srv, conn, CP_IDLE, sg_clock_us() + req->cfg->idle_timeout_ms * 1000);
     if (log_enabled(SG_LOG_INFO)) {
         const char *route = req->route ? req->route->pattern : "-";
         log_field f[9] = {
@@ -1097,6 +1137,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     jw_free(&req->body);
     free(req->operation);
     free(req->path);
+    sg_config_unref(req->cfg);
     free(req);
     atomic_fetch_sub(&srv->inflight, 1);
 }
@@ -1163,6 +1204,15 @@ static void free_secret(char *s)
     free(s);
 }
 
+/* Frees what http_start set up besides the daemon. */
+static void server_free(http_server *srv)
+{
+    sg_config_unref(srv->current);
+    pthread_mutex_destroy(&srv->cfg_mu);
+    pthread_mutex_destroy(&srv->conns_lock);
+    free(srv);
+}
+
 http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n_routes, void *app,
                         http_observe_fn observe, sg_err *err)
 {
@@ -1172,6 +1222,8 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         return NULL;
     }
     srv->cfg = cfg;
+    pthread_mutex_init(&srv->cfg_mu, NULL);
+    srv->current = sg_config_ref(cfg);
     srv->routes = routes;
     srv->n_routes = n_routes;
     srv->app = app;
@@ -1194,7 +1246,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         a6->sin6_family = AF_INET6;
         a6->sin6_port = htons((uint16_t)cfg->listen_port);
         if (inet_pton(AF_INET6, cfg->listen_host, &a6->sin6_addr) != 1) {
-            free(srv);
+            server_free(srv);
             sg_err_set(err, SG_INTERNAL, "SQLGATE_LISTEN: \"%s\" is not an IPv6 address",
                        cfg->listen_host);
             return NULL;
@@ -1207,7 +1259,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         const char *host =
             strcasecmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
         if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
-            free(srv);
+            server_free(srv);
             sg_err_set(err, SG_INTERNAL, "SQLGATE_LISTEN: \"%s\" is not an IPv4 address",
                        cfg->listen_host);
             return NULL;
@@ -1220,7 +1272,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
     if (cfg->tls_cert_file != NULL) {
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-            free(srv);
+            server_free(srv);
             sg_err_set(err, SG_BAD_REQUEST,
                        "SQLGATE_TLS_CERT_FILE: this libmicrohttpd was built without TLS");
             return NULL;
@@ -1230,7 +1282,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         if (cert == NULL || key == NULL) {
             free_secret(cert);
             free_secret(key);
-            free(srv);
+            server_free(srv);
             sg_err_set(err, SG_BAD_REQUEST, "%s: cannot be read",
                        cert == NULL ? "SQLGATE_TLS_CERT_FILE" : "SQLGATE_TLS_KEY_FILE");
             return NULL;
@@ -1258,7 +1310,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     free_secret(cert);
     free_secret(key);
     if (srv->daemon == NULL) {
-        free(srv);
+        server_free(srv);
         if (cfg->tls_cert_file != NULL)
             sg_err_set(err, SG_BAD_REQUEST,
                        "SQLGATE_TLS_CERT_FILE/SQLGATE_TLS_KEY_FILE: not a usable PEM certificate "
@@ -1315,6 +1367,5 @@ void http_stop(http_server *srv)
         pthread_join(srv->reaper, NULL);
     }
     MHD_stop_daemon(srv->daemon);
-    pthread_mutex_destroy(&srv->conns_lock);
-    free(srv);
+    server_free(srv);
 }

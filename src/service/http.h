@@ -62,11 +62,19 @@ typedef struct http_route {
 typedef void (*http_observe_fn)(void *app, const http_route *route, int status);
 
 /* Starts listening on cfg's address (HTTPS only when cfg has TLS files).
- * routes (borrowed, static) and app (borrowed, passed to handlers) must
- * outlive the server. NULL with err: SG_BAD_REQUEST when the TLS files are
+ * cfg is also the configuration requests are served with (tokens, body
+ * limit; http_req_config) until http_set_config; the server takes its own
+ * reference. routes (borrowed, static) and app (borrowed, passed to
+ * handlers) must outlive the server. NULL with err: SG_BAD_REQUEST when the TLS files are
  * unusable (a configuration problem), SG_INTERNAL otherwise. */
 http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n_routes, void *app,
                         http_observe_fn observe, sg_err *err);
+
+/* Requests that begin from now on are served with cfg (a reload): the
+ * server takes a reference and drops the one it held. A request keeps the
+ * snapshot it began with until it completes. Thread-safe. The listen
+ * address and TLS files are the start's whatever cfg says. */
+void http_set_config(http_server *srv, const sg_config *cfg);
 
 /* The port actually bound (SQLGATE_LISTEN may say 0). */
 int http_port(const http_server *srv);
@@ -127,6 +135,10 @@ bool http_req_allow_db(http_req *req, const char *name);
  * outcome, after being declared with HTTP_AUTH | HTTP_SCOPE_ADMIN |
  * HTTP_SCOPE_ALL_DBS so that only an admin token with db=* reaches it). */
 void http_audit(http_req *req, const char *db, int status, const char *outcome);
+/* The configuration snapshot this request is served with (tokens, limits),
+ * taken when it began; borrowed, valid during the handler (a streamed body
+ * that needs it later takes its own reference with sg_config_ref). */
+const sg_config *http_req_config(const http_req *req);
 /* Records the database a request used, for the access log (copied). */
 void http_req_set_db(http_req *req, const char *name);
 /* The response must be sent completely within within_ms from now plus

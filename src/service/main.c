@@ -7,6 +7,7 @@
  *   3. in-flight requests get SQLGATE_DRAIN_TIMEOUT_MS to finish;
  *   4. every pool closes, in parallel; what still runs is interrupted;
  *   5. exit 0, or 1 if anything had to be cancelled.
+ * SIGHUP reloads the configuration (reload.c) without stopping anything.
  * A second signal exits at once with status 1. The signal thread also acts as
  * a watchdog: should the sequence overrun its drain deadline by more than
  * WATCHDOG_GRACE_MS, the process exits with status 1 anyway. The steps after
@@ -31,7 +32,10 @@
 #include "demo.h"
 #include "http.h"
 #include "log.h"
+#include "reload.h"
 #include "sqlgate/sqlgate.h"
+
+extern char **environ;
 
 #define EXIT_CONFIG      2
 #define INFLIGHT_POLL_MS 10
@@ -56,6 +60,7 @@ typedef struct stopper {
     unsigned cancelled;    /* requests still running at the drain deadline */
     bool done;             /* main has finished the shutdown: the thread ends */
     sigset_t set;
+    app *app; /* for SIGHUP (reload_kick); NULL once main is done with it */
 } stopper;
 
 /* How often the signal thread looks at `done` and the watchdog deadline
@@ -121,6 +126,15 @@ static void *signal_thread(void *arg)
         }
         if (signo <= 0)
             continue;
+        if (signo == SIGHUP) {
+            /* A reload runs on its own thread: this one stays free for the
+             * stop signals and the watchdog. */
+            pthread_mutex_lock(&st->mu);
+            if (st->app != NULL)
+                reload_kick(st->app);
+            pthread_mutex_unlock(&st->mu);
+            continue;
+        }
         pthread_mutex_lock(&st->mu);
         bool second = st->signo != 0;
         if (!second) {
@@ -154,7 +168,9 @@ static void print_config_errors(const char *errors)
 static sg_config *load_config(sg_dotenv **dotenv_out)
 {
     char *errors = NULL;
-    sg_dotenv *dotenv = sg_dotenv_load(".env", &errors);
+    const char *env_file = getenv("SQLGATE_ENV_FILE");
+    sg_dotenv *dotenv =
+        sg_dotenv_load(env_file != NULL && env_file[0] ? env_file : ".env", &errors);
     if (dotenv == NULL) {
         print_config_errors(errors);
         free(errors);
@@ -204,6 +220,53 @@ static json_t *names_json(const sg_config *cfg)
     for (size_t i = 0; a != NULL && i < cfg->n_databases; i++)
         json_array_append_new(a, json_string(cfg->databases[i].name));
     return a;
+}
+
+/* Start-up: the configuration as a reload will read it again (reload.h),
+ * every problem printed. Returns a new snapshot, or NULL. */
+static sg_config *load_run_config(const app_env *env)
+{
+    json_t *errors = NULL;
+    sg_config *cfg = reload_load_config(env, &errors);
+    if (cfg == NULL) {
+        size_t i;
+        json_t *line;
+        json_array_foreach(errors, i, line)
+            fprintf(stderr, "sqlgate: configuration error: %s\n", json_string_value(line));
+        if (errors == NULL)
+            fprintf(stderr, "sqlgate: out of memory while loading the configuration\n");
+        json_decref(errors);
+    }
+    return cfg;
+}
+
+/* sg_registry_retired_fn: a database a reload removed or replaced is closed. */
+static void log_retired(void *ud, const char *name, unsigned cancelled)
+{
+    json_t *f = json_pack("{s:s,s:I}", "db", name, "cancelled", (json_int_t)cancelled);
+    if (cancelled > 0)
+        log_warn("retired database closed; its drain timeout cancelled in-flight work", f);
+    else
+        log_info("retired database drained and closed", f);
+}
+
+/* The app's configuration and reload state; undone by app_reload_fini. */
+static void app_reload_init(app *a, const sg_config *cfg, const app_env *env)
+{
+    pthread_mutex_init(&a->cfg_mu, NULL);
+    pthread_mutex_init(&a->reload_mu, NULL);
+    a->cfg_current = sg_config_ref(cfg);
+    a->boot = sg_config_ref(cfg);
+    a->env = env;
+}
+
+static void app_reload_fini(app *a)
+{
+    reload_worker_stop(a);
+    sg_config_unref(a->cfg_current);
+    sg_config_unref(a->boot);
+    pthread_mutex_destroy(&a->cfg_mu);
+    pthread_mutex_destroy(&a->reload_mu);
 }
 
 /* sg_db_state_fn: one log line when a database goes down or comes back. */
@@ -271,7 +334,8 @@ static void embedded_seed(sg_registry *reg, bool seed_core, bool seed_app)
  * registry and the configuration must then not be freed. */
 static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_out)
 {
-    const sg_config *cfg = a->cfg;
+    /* The delay and drain timeout in force now: a reload may have changed them. */
+    const sg_config *cfg = app_config_acquire(a);
     int64_t began = sg_clock_ms();
     pthread_mutex_lock(&st->mu);
     int signo = st->signo;
@@ -279,6 +343,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     pthread_mutex_unlock(&st->mu);
 
     atomic_store(&a->draining, true);
+    reload_fence(a);
     log_info("shutdown started", json_pack("{s:s,s:I,s:I}", "signal", strsignal(signo), "delay_ms",
                                            (json_int_t)cfg->shutdown_delay_ms, "drain_timeout_ms",
                                            (json_int_t)cfg->drain_timeout_ms));
@@ -329,6 +394,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
         sleep_ms(INFLIGHT_POLL_MS);
     http_stop(srv);
 
+    app_config_release(cfg);
     if (cancelled || abandoned > 0)
         return 1;
     log_info("shutdown complete",
@@ -356,16 +422,26 @@ int main(int argc, char **argv)
 
     /* Signals go to the signal thread only: block them before any thread
      * starts so that every thread inherits the mask. */
+    /* The signal thread is joined before main returns (st.done). */
     stopper st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     sigemptyset(&st.set);
     sigaddset(&st.set, SIGINT);
     sigaddset(&st.set, SIGTERM);
+    sigaddset(&st.set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &st.set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sg_config *cfg = load_config(NULL);
-    if (cfg == NULL)
+    /* What a reload reads again: the environment as it is now (reload.h). */
+    app_env *env = app_env_capture(environ);
+    if (env == NULL) {
+        fprintf(stderr, "sqlgate: out of memory\n");
+        return 1;
+    }
+    sg_config *cfg = load_run_config(env);
+    if (cfg == NULL) {
+        app_env_free(env);
         return EXIT_CONFIG;
+    }
     log_setup(cfg->log_level, cfg->log_json);
 
     for (size_t i = 0; i < cfg->n_databases; i++) {
@@ -386,17 +462,25 @@ int main(int argc, char **argv)
     if (reg == NULL) {
         fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
         sg_config_free(cfg);
+        app_env_free(env);
         return EXIT_CONFIG;
     }
+    sg_registry_set_retired_fn(reg, log_retired, NULL);
     if (cfg->mode == SG_MODE_EMBEDDED)
         embedded_seed(reg, seed_core, seed_app);
 
-    app a = {.cfg = cfg, .reg = reg, .metrics = metrics_new(reg, api_routes, api_n_routes)};
+    app a = {.reg = reg,
+             .metrics = metrics_new(reg, api_routes, api_n_routes),
+             .on_state = log_state_change};
     atomic_init(&a.draining, false);
+    app_reload_init(&a, cfg, env);
+    st.app = &a;
     if (a.metrics == NULL) {
         log_error("out of memory", NULL);
+        app_reload_fini(&a);
         sg_registry_free(reg);
         sg_config_free(cfg);
+        app_env_free(env);
         return 1;
     }
     http_server *srv = http_start(cfg, api_routes, api_n_routes, &a, api_observe, &err);
@@ -406,9 +490,11 @@ int main(int argc, char **argv)
         else
             log_error("cannot start the HTTP server", json_pack("{s:s}", "error", err.message));
         sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
+        app_reload_fini(&a);
         sg_registry_free(reg);
         metrics_free(a.metrics);
         sg_config_free(cfg);
+        app_env_free(env);
         return err.code == SG_BAD_REQUEST ? EXIT_CONFIG : 1;
     }
     a.srv = srv;
@@ -419,13 +505,16 @@ int main(int argc, char **argv)
                                     sg_tokens_count(cfg->tokens) > 0));
 
     pthread_t sig_thread;
-    if (pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
-        log_error("cannot start the signal thread", NULL);
+    if (reload_worker_start(&a, &err) != 0 ||
+        pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
+        log_error("cannot start the signal or reload thread", NULL);
         http_stop(srv);
         sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
+        app_reload_fini(&a);
         sg_registry_free(reg);
         metrics_free(a.metrics);
         sg_config_free(cfg);
+        app_env_free(env);
         return 1;
     }
 
@@ -436,6 +525,11 @@ int main(int argc, char **argv)
 
     unsigned abandoned = 0;
     int status = shut_down(&st, &a, srv, &abandoned);
+    /* No reload from here on: a SIGHUP now finds no app. */
+    pthread_mutex_lock(&st.mu);
+    st.app = NULL;
+    pthread_mutex_unlock(&st.mu);
+    app_reload_fini(&a);
     /* sg_registry_free leaves an abandoned database (its thread still uses
      * it) allocated, and the configuration is kept for that thread too. */
     sg_registry_free(reg);
@@ -454,5 +548,6 @@ int main(int argc, char **argv)
         exit(status);
     }
     sg_config_free(cfg);
+    app_env_free(env);
     return status;
 }

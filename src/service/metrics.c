@@ -1,6 +1,13 @@
-/* metrics: see metrics.h. */
+/* metrics: see metrics.h.
+ *
+ * Per-database counters are kept by name, not by registry position: a reload
+ * adds, removes and replaces databases, and a replaced database (same name)
+ * keeps counting where the old one stopped. A name's counters, once created,
+ * live until metrics_free (so a pointer to them never dangles); only the
+ * databases registered at render time are written out. */
 #include "metrics.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,31 +40,33 @@ static const int statuses[] = {200, 202, 400, 401, 403, 404, 405, 413, 415, 500,
 #define N_STATUSES (sizeof statuses / sizeof statuses[0]) /* 0: any other */
 
 typedef struct db_metrics {
+    char name[SG_NAME_MAX + 1];
     atomic_uint_fast64_t outcome[N_OUTCOMES];
     atomic_uint_fast64_t bucket[N_BUCKETS + 1]; /* last: +Inf */
     atomic_uint_fast64_t sum_us;
 } db_metrics;
 
 struct metrics {
-    const sg_registry *reg;   /* borrowed */
+    sg_registry *reg;         /* borrowed */
     const http_route *routes; /* borrowed */
     size_t n_routes;
-    db_metrics *dbs;            /* owned, one per registry entry */
+    pthread_mutex_t mu; /* guards the dbs array (not the counters: atomics) */
+    db_metrics **dbs;   /* owned, n_dbs of them, each by name */
+    size_t n_dbs, cap_dbs;
     atomic_uint_fast64_t *http; /* owned, (n_routes + 1) x N_STATUSES */
 };
 
-metrics *metrics_new(const sg_registry *reg, const http_route *routes, size_t n_routes)
+metrics *metrics_new(sg_registry *reg, const http_route *routes, size_t n_routes)
 {
     metrics *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
-    size_t n = sg_registry_count(reg);
     m->reg = reg;
     m->routes = routes;
     m->n_routes = n_routes;
-    m->dbs = calloc(n ? n : 1, sizeof *m->dbs);
+    pthread_mutex_init(&m->mu, NULL);
     m->http = calloc((n_routes + 1) * N_STATUSES, sizeof *m->http);
-    if (m->dbs == NULL || m->http == NULL) {
+    if (m->http == NULL) {
         metrics_free(m);
         return NULL;
     }
@@ -68,22 +77,42 @@ void metrics_free(metrics *m)
 {
     if (m == NULL)
         return;
+    for (size_t i = 0; i < m->n_dbs; i++)
+        free(m->dbs[i]);
     free(m->dbs);
     free(m->http);
+    pthread_mutex_destroy(&m->mu);
     free(m);
 }
 
-static db_metrics *db_slot(metrics *m, const sg_db *db)
+/* The counters of database `name`, created on first use; NULL only when
+ * memory ran out (the sample is then lost, the request is not). */
+static db_metrics *db_slot(metrics *m, const char *name)
 {
-    for (size_t i = 0; i < sg_registry_count(m->reg); i++)
-        if (sg_registry_at(m->reg, i) == db)
-            return &m->dbs[i];
-    return NULL;
+    db_metrics *d = NULL;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; d == NULL && i < m->n_dbs; i++)
+        if (strcmp(m->dbs[i]->name, name) == 0)
+            d = m->dbs[i];
+    if (d == NULL && m->n_dbs == m->cap_dbs) {
+        size_t cap = m->cap_dbs ? m->cap_dbs * 2 : 8;
+        db_metrics **dbs = realloc(m->dbs, cap * sizeof *dbs);
+        if (dbs != NULL) {
+            m->dbs = dbs;
+            m->cap_dbs = cap;
+        }
+    }
+    if (d == NULL && m->n_dbs < m->cap_dbs && (d = calloc(1, sizeof *d)) != NULL) {
+        snprintf(d->name, sizeof d->name, "%s", name);
+        m->dbs[m->n_dbs++] = d;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return d;
 }
 
 void metrics_query(metrics *m, const sg_db *db, sg_code outcome, double seconds)
 {
-    db_metrics *d = db_slot(m, db);
+    db_metrics *d = db_slot(m, sg_db_name(db));
     if (d == NULL)
         return;
     size_t o = 0;
@@ -222,15 +251,23 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     FILE *f = open_memstream(&text, &size);
     if (f == NULL)
         return NULL;
-    size_t n = sg_registry_count(m->reg);
+    size_t n;
+    sg_db **dbs = sg_registry_acquire_all(m->reg, &n);
     sg_db_health *h = calloc(n ? n : 1, sizeof *h);
-    if (h == NULL) {
+    db_metrics **dm = calloc(n ? n : 1, sizeof *dm);
+    bool slots_ok = true;
+    for (size_t i = 0; dm != NULL && i < n; i++)
+        slots_ok &= (dm[i] = db_slot(m, sg_db_name(dbs[i]))) != NULL;
+    if (h == NULL || dm == NULL || !slots_ok) {
+        sg_registry_release_all(m->reg, dbs, n);
+        free(h);
+        free(dm);
         fclose(f);
         free(text);
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        sg_db_health_get(sg_registry_at(m->reg, i), &h[i]);
+        sg_db_health_get(dbs[i], &h[i]);
 
     help(f, "sqlgate_build_info", "gauge", "Version of this sqlgate.");
     fprintf(f, "sqlgate_build_info{version=\"%s\"} 1\n", SQLGATE_VERSION);
@@ -238,29 +275,28 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     for (size_t k = 0; k < sizeof figures / sizeof figures[0]; k++) {
         help(f, figures[k].name, figures[k].type, figures[k].help);
         for (size_t i = 0; i < n; i++)
-            fprintf(f, "%s{db=\"%s\"} %.17g\n", figures[k].name,
-                    sg_db_name(sg_registry_at(m->reg, i)), figures[k].fn(&h[i]));
+            fprintf(f, "%s{db=\"%s\"} %.17g\n", figures[k].name, sg_db_name(dbs[i]),
+                    figures[k].fn(&h[i]));
     }
     help(f, "sqlgate_db_state", "gauge", "1 for the state the database is in, 0 for the others.");
     for (size_t i = 0; i < n; i++)
         for (sg_db_state s = SG_STATE_STARTING; s <= SG_STATE_CLOSED; s++)
-            fprintf(f, "sqlgate_db_state{db=\"%s\",state=\"%s\"} %d\n",
-                    sg_db_name(sg_registry_at(m->reg, i)), sg_db_state_name(s), h[i].state == s);
+            fprintf(f, "sqlgate_db_state{db=\"%s\",state=\"%s\"} %d\n", sg_db_name(dbs[i]),
+                    sg_db_state_name(s), h[i].state == s);
 
     help(f, "sqlgate_queries_total", "counter", "Queries by database and outcome.");
     for (size_t i = 0; i < n; i++)
         for (size_t o = 0; o < N_OUTCOMES; o++)
-            fprintf(f, "sqlgate_queries_total{db=\"%s\",outcome=\"%s\"} %llu\n",
-                    sg_db_name(sg_registry_at(m->reg, i)), outcomes[o].name,
-                    (unsigned long long)atomic_load(&m->dbs[i].outcome[o]));
+            fprintf(f, "sqlgate_queries_total{db=\"%s\",outcome=\"%s\"} %llu\n", sg_db_name(dbs[i]),
+                    outcomes[o].name, (unsigned long long)atomic_load(&dm[i]->outcome[o]));
 
     help(f, "sqlgate_query_duration_seconds", "histogram",
          "Time from request arrival to the last byte of the result, by database.");
     for (size_t i = 0; i < n; i++) {
-        const char *name = sg_db_name(sg_registry_at(m->reg, i));
+        const char *name = sg_db_name(dbs[i]);
         unsigned long long cum = 0;
         for (size_t b = 0; b <= N_BUCKETS; b++) {
-            cum += atomic_load(&m->dbs[i].bucket[b]);
+            cum += atomic_load(&dm[i]->bucket[b]);
             if (b < N_BUCKETS)
                 fprintf(f, "sqlgate_query_duration_seconds_bucket{db=\"%s\",le=\"%g\"} %llu\n",
                         name, buckets[b], cum);
@@ -269,7 +305,7 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
                         name, cum);
         }
         fprintf(f, "sqlgate_query_duration_seconds_sum{db=\"%s\"} %.6f\n", name,
-                (double)atomic_load(&m->dbs[i].sum_us) / 1e6);
+                (double)atomic_load(&dm[i]->sum_us) / 1e6);
         fprintf(f, "sqlgate_query_duration_seconds_count{db=\"%s\"} %llu\n", name, cum);
     }
 
@@ -292,7 +328,9 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     }
     help(f, "sqlgate_http_requests_in_flight", "gauge", "HTTP requests being served.");
     fprintf(f, "sqlgate_http_requests_in_flight %u\n", inflight);
+    sg_registry_release_all(m->reg, dbs, n);
     free(h);
+    free(dm);
     if (fclose(f) != 0) {
         free(text);
         return NULL;

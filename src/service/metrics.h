@@ -13,11 +13,13 @@
 typedef struct metrics metrics;
 
 /* New, all zero. reg and routes are borrowed and must outlive it (the route
- * table is needed to label HTTP counters). NULL on allocation failure. */
-metrics *metrics_new(const sg_registry *reg, const http_route *routes, size_t n_routes);
+ * table is needed to label HTTP counters). Databases may come and go in reg
+ * (a reload): counters are kept by database name, and /metrics shows the
+ * databases registered when it is rendered. NULL on allocation failure. */
+metrics *metrics_new(sg_registry *reg, const http_route *routes, size_t n_routes);
 void metrics_free(metrics *m); /* accepts NULL */
 
-/* One query on database db (borrowed, from reg) ended with outcome code
+/* One query on database db (borrowed, held by the caller) ended with outcome code
  * after `seconds`. */
 void metrics_query(metrics *m, const sg_db *db, sg_code outcome, double seconds);
 

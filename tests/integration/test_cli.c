@@ -67,6 +67,7 @@ static const expected_var expected_vars[] = {
     {"SQLGATE_IDLE_TIMEOUT_MS", "75000"},
     {"SQLGATE_WRITE_GRACE_MS", "5000"},
     {"SQLGATE_MAX_CONNECTIONS_PER_CLIENT", "256"},
+    {"SQLGATE_ENV_FILE", ".env"},
     {"<N>_DB_DRIVER", ANY_DEFAULT},
     {"<N>_DB_HOST", NULL},
     {"<N>_DB_PORT", "1433"},
@@ -606,8 +607,9 @@ START_TEST(check_config_never_prints_secrets)
     run_result r;
     run_cli(CHECK, env, &r);
     ASSERT_EXIT(&r, 0);
-    static const char *const secrets[] = {"PlainPw-9931", "UrlPw-5520",  "FilePw-4431",
-                                          "AdoPw-7781",   "TokAlpha-77-xyzxyz", "TokBeta-88-xyzxyzw"};
+    static const char *const secrets[] = {"PlainPw-9931",       "UrlPw-5520",
+                                          "FilePw-4431",        "AdoPw-7781",
+                                          "TokAlpha-77-xyzxyz", "TokBeta-88-xyzxyzw"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
         ASSERT_NO_SECRET(&r, secrets[i]);
     ASSERT_SETTING(r.out, "SQLGATE_API_TOKENS", "(set, redacted)");

@@ -1324,6 +1324,52 @@ START_TEST(test_default_points_into_snapshot)
 }
 END_TEST
 
+/* A reload keeps old snapshots alive for as long as someone holds them. */
+START_TEST(test_snapshot_references)
+{
+    lookup_ctx ctx;
+    char *errors;
+    sg_config *cfg = load_env(
+        &ctx, ENV({"SQLGATE_DATABASES", "core"}, {"CORE_DB_HOST", "h"}, {"CORE_DB_PASSWORD", "pw"}),
+        &errors);
+    ck_assert_ptr_nonnull(cfg);
+    const sg_config *held = sg_config_ref(cfg);
+    ck_assert_ptr_eq(held, cfg);
+    const sg_db_config *core = sg_config_find(held, "core");
+    sg_config_free(cfg); /* the loader's reference */
+    /* Still whole for the holder (ASan/valgrind see a use after free). */
+    ck_assert_str_eq(core->host, "h");
+    ck_assert_str_eq(core->password, "pw");
+    ck_assert_ptr_null(sg_config_ref(NULL));
+    sg_config_unref(held);
+    sg_config_unref(NULL);
+}
+END_TEST
+
+/* Two loads of the same variables are equal database by database; any
+ * variable or secret that differs makes them unequal. */
+START_TEST(test_db_config_equal_across_loads)
+{
+    lookup_ctx c1, c2, c3;
+    char *errors;
+    sg_config *a = load_env(
+        &c1, ENV({"SQLGATE_DATABASES", "core"}, {"CORE_DB_HOST", "h"}, {"CORE_DB_PASSWORD", "pw1"}),
+        &errors);
+    sg_config *b = load_env(
+        &c2, ENV({"SQLGATE_DATABASES", "core"}, {"CORE_DB_HOST", "h"}, {"CORE_DB_PASSWORD", "pw1"}),
+        &errors);
+    sg_config *c = load_env(
+        &c3, ENV({"SQLGATE_DATABASES", "core"}, {"CORE_DB_HOST", "h"}, {"CORE_DB_PASSWORD", "pw2"}),
+        &errors);
+    ck_assert(a && b && c);
+    ck_assert(sg_db_config_equal(&a->databases[0], &b->databases[0]));
+    ck_assert(!sg_db_config_equal(&a->databases[0], &c->databases[0]));
+    sg_config_free(a);
+    sg_config_free(b);
+    sg_config_free(c);
+}
+END_TEST
+
 static const char *null_lookup(void *ud, const char *name)
 {
     (void)ud;
@@ -1706,6 +1752,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_bool_words);
     tcase_add_test(tc, test_find);
     tcase_add_test(tc, test_default_points_into_snapshot);
+    tcase_add_test(tc, test_snapshot_references);
+    tcase_add_test(tc, test_db_config_equal_across_loads);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_one_pass_reads_everything);
     tcase_add_test(tc, test_database_count_cap);

@@ -5,6 +5,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -750,6 +751,450 @@ START_TEST(read_only_login_down_is_named)
 }
 END_TEST
 
+/* --- Live registry: register, unregister, replace, apply -------------------- */
+
+/* Configs for the live tests: one slot per database object ever created in a
+ * test, because a retired database still reads its config until freed. */
+#define LIVE_SLOTS 96
+static sg_db_config live_cfgs[LIVE_SLOTS];
+static size_t live_next;
+
+static sg_db *live_db(const char *name)
+{
+    ck_assert_uint_lt(live_next, LIVE_SLOTS);
+    sg_db_config *cfg = &live_cfgs[live_next++];
+    *cfg = fake_db_config(name, 2);
+    cfg->health_interval_ms = 50;
+    cfg->acquire_timeout_ms = 2000;
+    sg_db *db = new_db(cfg);
+    sg_err err;
+    ck_assert_int_eq(sg_db_open(db, &err), 0);
+    return db;
+}
+
+static void live_setup(void)
+{
+    fake_driver_reset();
+    live_next = 0;
+}
+
+/* Waits until the registry has freed every retired database. */
+static size_t wait_retired_gone(sg_registry *reg)
+{
+    int64_t until = sg_clock_ms() + WAIT_LIMIT_MS;
+    while (sg_registry_retired_count(reg) > 0 && sg_clock_ms() < until)
+        sleep_ms(10);
+    return sg_registry_retired_count(reg);
+}
+
+START_TEST(unregister_stops_lookups_and_waits_for_the_borrower)
+{
+    sg_err err;
+    sg_registry *reg = sg_registry_new(&err);
+    ck_assert_int_eq(sg_registry_register(reg, live_db("core"), NULL, &err), 0);
+    ck_assert_int_eq(sg_registry_register(reg, live_db("app"), NULL, &err), 0);
+    ck_assert_int_eq(sg_registry_set_default(reg, "app", &err), 0);
+
+    sg_db *held = sg_registry_acquire(reg, "app", &err);
+    ck_assert_ptr_nonnull(held);
+    ck_assert_int_eq(wait_state(held, SG_STATE_READY), SG_STATE_READY);
+    ck_assert_int_eq(sg_registry_unregister(reg, "app", sg_clock_ms() + 10000, &err), 0);
+
+    /* Gone for new look-ups, the default with it. */
+    ck_assert_ptr_null(sg_registry_acquire(reg, "app", &err));
+    ck_assert_int_eq(err.code, SG_UNKNOWN_DATABASE);
+    ck_assert_ptr_null(sg_registry_acquire(reg, NULL, &err));
+    ck_assert_int_eq(err.code, SG_UNKNOWN_DATABASE);
+    ck_assert_uint_eq(sg_registry_count(reg), 1);
+    ck_assert_int_ne(sg_registry_unregister(reg, "app", sg_clock_ms(), &err), 0);
+
+    /* The borrower still works on it: the drain waits for it. */
+    struct counter c = {0};
+    ck_assert_int_eq(
+        sg_db_execute(held, "fake:sleep=200", NULL, 0, 0, &counting_sink, &c, NULL, &err), 0);
+    sg_db_health h;
+    sg_db_health_get(held, &h);
+    ck_assert_int_eq(h.state, SG_STATE_READY);
+    ck_assert_uint_eq(sg_registry_retired_count(reg), 1);
+
+    sg_registry_release(reg, held);
+    ck_assert_uint_eq(wait_retired_gone(reg), 0);
+    ck_assert_uint_eq(fake_driver_live("app"), 0);
+    ck_assert_uint_gt(fake_driver_live("core"), 0);
+    sg_registry_free(reg);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+START_TEST(removed_db_freed_only_after_its_last_borrower)
+{
+    sg_err err;
+    sg_registry *reg = sg_registry_new(&err);
+    ck_assert_int_eq(sg_registry_register(reg, live_db("app"), NULL, &err), 0);
+    sg_db *a = sg_registry_acquire(reg, "app", &err);
+    sg_db *b = sg_registry_acquire(reg, "app", &err);
+    ck_assert_ptr_eq(a, b);
+    /* A drain deadline that passes while both are still held. */
+    ck_assert_int_eq(sg_registry_unregister(reg, "app", sg_clock_ms() + 100, &err), 0);
+    ck_assert_int_eq(wait_state(a, SG_STATE_CLOSED), SG_STATE_CLOSED);
+    /* Closed but referenced: not freed (ASan/valgrind would catch a use
+     * after free in the calls below). */
+    sleep_ms(100);
+    ck_assert_uint_eq(sg_registry_retired_count(reg), 1);
+    sg_db_health h;
+    sg_db_health_get(a, &h);
+    ck_assert_int_eq(h.state, SG_STATE_CLOSED);
+    ck_assert_ptr_null(sg_db_query_begin(a, "SELECT 1", NULL, 0, 0, &err));
+    ck_assert_int_eq(err.code, SG_SHUTTING_DOWN);
+
+    sg_registry_release(reg, a);
+    ck_assert_uint_eq(sg_registry_retired_count(reg), 1);
+    ck_assert_str_eq(sg_db_name(b), "app");
+    sg_registry_release(reg, b);
+    ck_assert_uint_eq(sg_registry_retired_count(reg), 0);
+    sg_registry_free(reg);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+/* The drain deadline interrupts what still runs on a retired database. */
+struct slow_query {
+    sg_registry *reg;
+    sg_db *db;
+    const char *sql;
+    int rc;
+    sg_err err;
+};
+
+static void *run_slow(void *arg)
+{
+    struct slow_query *q = arg;
+    struct counter c = {0};
+    q->rc = sg_db_execute(q->db, q->sql, NULL, 0, 0, &counting_sink, &c, NULL, &q->err);
+    sg_registry_release(q->reg, q->db);
+    return NULL;
+}
+
+START_TEST(retired_db_in_flight_finishes_or_is_cut_at_the_deadline)
+{
+    sg_err err;
+    sg_registry *reg = sg_registry_new(&err);
+    ck_assert_int_eq(sg_registry_register(reg, live_db("fast"), NULL, &err), 0);
+    ck_assert_int_eq(sg_registry_register(reg, live_db("stuck"), NULL, &err), 0);
+    struct slow_query fine = {.reg = reg, .sql = "fake:sleep=400"};
+    struct slow_query stuck = {.reg = reg, .sql = "fake:hang"};
+    fine.db = sg_registry_acquire(reg, "fast", &err);
+    stuck.db = sg_registry_acquire(reg, "stuck", &err);
+    ck_assert_int_eq(wait_state(fine.db, SG_STATE_READY), SG_STATE_READY);
+    ck_assert_int_eq(wait_state(stuck.db, SG_STATE_READY), SG_STATE_READY);
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, run_slow, &fine);
+    pthread_create(&t2, NULL, run_slow, &stuck);
+    sleep_ms(100);
+    ck_assert_int_eq(sg_registry_unregister(reg, "fast", sg_clock_ms() + 10000, &err), 0);
+    ck_assert_int_eq(sg_registry_unregister(reg, "stuck", sg_clock_ms() + 300, &err), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    ck_assert_msg(fine.rc == 0, "the in-flight query failed: %s", fine.err.message);
+    ck_assert_int_eq(stuck.rc, -1);
+    ck_assert_int_eq(stuck.err.code, SG_QUERY_TIMEOUT);
+    ck_assert_uint_eq(wait_retired_gone(reg), 0);
+    sg_registry_free(reg);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+/* Threads that look "core" (and the default) up without pause. */
+struct hammer {
+    sg_registry *reg;
+    const char *name;
+    _Atomic bool *stop;
+    unsigned long gets, misses;
+};
+
+static void *hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    while (!atomic_load(h->stop)) {
+        sg_err err;
+        sg_db *db = sg_registry_acquire(h->reg, h->name, &err);
+        h->gets++;
+        if (db == NULL || strcmp(sg_db_name(db), "core") != 0) {
+            h->misses++;
+        } else {
+            sg_db_health hl;
+            sg_db_health_get(db, &hl);
+        }
+        sg_registry_release(h->reg, db);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_gets_during_add_remove_replace)
+{
+    sg_err err;
+    sg_registry *reg = sg_registry_new(&err);
+    ck_assert_int_eq(sg_registry_register(reg, live_db("core"), NULL, &err), 0);
+    ck_assert_int_eq(sg_registry_set_default(reg, "core", &err), 0);
+    _Atomic bool stop = false;
+    struct hammer h[3] = {
+        {reg, "core", &stop, 0, 0}, {reg, NULL, &stop, 0, 0}, {reg, "default", &stop, 0, 0}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        pthread_create(&t[i], NULL, hammer_main, &h[i]);
+    for (int round = 0; round < 20; round++) {
+        sg_db *before = sg_registry_get(reg, "core", &err);
+        ck_assert_int_eq(
+            sg_registry_replace(reg, live_db("core"), NULL, sg_clock_ms() + 2000, &err), 0);
+        ck_assert_ptr_ne(sg_registry_get(reg, "core", &err), before);
+        /* The alias follows the replacement. */
+        ck_assert_ptr_eq(sg_registry_get(reg, NULL, &err), sg_registry_get(reg, "core", &err));
+        ck_assert_int_eq(sg_registry_register(reg, live_db("side"), NULL, &err), 0);
+        sleep_ms(5);
+        ck_assert_int_eq(sg_registry_unregister(reg, "side", sg_clock_ms() + 2000, &err), 0);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_uint_gt(h[i].gets, 0);
+        ck_assert_uint_eq(h[i].misses, 0);
+    }
+    ck_assert_int_ne(sg_registry_replace(reg, live_db("nosuch"), NULL, sg_clock_ms(), &err), 0);
+    ck_assert_int_eq(err.code, SG_UNKNOWN_DATABASE);
+    ck_assert_uint_eq(wait_retired_gone(reg), 0);
+    ck_assert_uint_eq(sg_registry_count(reg), 1);
+    sg_registry_free(reg);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+/* --- sg_registry_apply with real configuration snapshots --- */
+
+typedef struct kv {
+    const char *k, *v;
+} kv;
+
+static const char *kv_lookup(void *ud, const char *name)
+{
+    for (const kv *p = ud; p->k != NULL; p++)
+        if (strcmp(p->k, name) == 0)
+            return p->v;
+    return NULL;
+}
+
+static sg_config *fake_config(const kv *vars)
+{
+    char *errors = NULL;
+    sg_config *cfg = sg_config_load(kv_lookup, (void *)vars, &errors);
+    ck_assert_msg(cfg != NULL, "config: %s", errors ? errors : "?");
+    /* The loader knows only built-in drivers; the tests run the fake one. */
+    for (size_t i = 0; i < cfg->n_databases; i++) {
+        cfg->databases[i].driver = "fake";
+        cfg->databases[i].health_interval_ms = 50;
+    }
+    return cfg;
+}
+
+static const sg_driver *find_fake(const char *name)
+{
+    return strcmp(name, "fake") == 0 ? &fake_driver : NULL;
+}
+
+struct changes {
+    char text[512];
+};
+
+static void note_change(void *ud, const char *name, sg_registry_change change)
+{
+    struct changes *c = ud;
+    size_t n = strlen(c->text);
+    snprintf(c->text + n, sizeof c->text - n, "%s%s=%s", n ? " " : "", name,
+             sg_registry_change_name(change));
+}
+
+START_TEST(apply_adds_removes_changes_and_keeps)
+{
+    static const kv v1[] = {{"SQLGATE_DATABASES", "core,old,moved"},
+                            {"SQLGATE_DEFAULT_DATABASE", "old"},
+                            {"CORE_DB_PATH", ":memory:"},
+                            {"OLD_DB_PATH", ":memory:"},
+                            {"MOVED_DB_PATH", ":memory:"},
+                            {"MOVED_DB_POOL_MAX", "2"},
+                            {NULL, NULL}};
+    static const kv v2[] = {{"SQLGATE_DATABASES", "core,moved,fresh"},
+                            {"SQLGATE_DEFAULT_DATABASE", "fresh"},
+                            {"CORE_DB_PATH", ":memory:"},
+                            {"MOVED_DB_PATH", ":memory:"},
+                            {"MOVED_DB_POOL_MAX", "3"},
+                            {"FRESH_DB_PATH", ":memory:"},
+                            {NULL, NULL}};
+    sg_config *c1 = fake_config(v1);
+    sg_config *c2 = fake_config(v2);
+    sg_err err;
+    sg_registry *reg = sg_registry_new(&err);
+    struct changes ch = {""};
+    ck_assert_int_eq(sg_registry_apply(reg, c1, find_fake, NULL, NULL, sg_clock_ms() + 2000,
+                                       note_change, &ch, &err),
+                     0);
+    ck_assert_str_eq(ch.text, "core=added old=added moved=added");
+    /* The registry holds its own references: the caller's may go. */
+    sg_config_free(c1);
+    char def[SG_NAME_MAX + 1];
+    ck_assert(sg_registry_default_copy(reg, def));
+    ck_assert_str_eq(def, "old");
+    sg_db *core = sg_registry_get(reg, "core", &err);
+    sg_db *moved = sg_registry_get(reg, "moved", &err);
+    ck_assert_int_eq(wait_state(core, SG_STATE_READY), SG_STATE_READY);
+    fake_counts before;
+    fake_driver_counts("core", &before);
+
+    /* What would change, without changing anything. */
+    ch.text[0] = '\0';
+    sg_registry_compare(reg, c2, note_change, &ch);
+    ck_assert_str_eq(ch.text, "core=unchanged moved=changed fresh=added old=removed");
+    ck_assert_ptr_nonnull(sg_registry_get(reg, "old", &err));
+
+    ch.text[0] = '\0';
+    ck_assert_int_eq(sg_registry_apply(reg, c2, find_fake, NULL, NULL, sg_clock_ms() + 2000,
+                                       note_change, &ch, &err),
+                     0);
+    ck_assert_str_eq(ch.text, "core=unchanged moved=changed fresh=added old=removed");
+    ck_assert_ptr_eq(sg_registry_get(reg, "core", &err), core);
+    ck_assert_ptr_ne(sg_registry_get(reg, "moved", &err), moved);
+    ck_assert_uint_eq(sg_db_config_of(sg_registry_get(reg, "moved", &err))->pool_max, 3);
+    ck_assert_ptr_null(sg_registry_get(reg, "old", &err));
+    ck_assert_ptr_nonnull(sg_registry_get(reg, "fresh", &err));
+    ck_assert(sg_registry_default_copy(reg, def));
+    ck_assert_str_eq(def, "fresh");
+    ck_assert_uint_eq(sg_registry_count(reg), 3);
+    ck_assert_str_eq(sg_db_name(sg_registry_at(reg, 2)), "fresh");
+    /* The unchanged database kept its connections. */
+    fake_counts after;
+    fake_driver_counts("core", &after);
+    ck_assert_uint_eq(after.opened, before.opened);
+    ck_assert_uint_eq(after.closed, before.closed);
+    ck_assert_uint_eq(wait_retired_gone(reg), 0);
+    ck_assert_uint_eq(fake_driver_live("old"), 0);
+
+    /* A driver that does not exist: refused, nothing changed. */
+    sg_config *c3 = fake_config(v1);
+    c3->databases[1].driver = "nosuch";
+    ck_assert_int_ne(
+        sg_registry_apply(reg, c3, find_fake, NULL, NULL, sg_clock_ms(), NULL, NULL, &err), 0);
+    ck_assert_ptr_nonnull(strstr(err.message, "nosuch"));
+    ck_assert_ptr_nonnull(sg_registry_get(reg, "fresh", &err));
+    ck_assert_ptr_null(sg_registry_get(reg, "old", &err));
+    ck_assert_uint_eq(sg_registry_retired_count(reg), 0);
+    sg_config_free(c3);
+    sg_config_free(c2);
+    sg_registry_free(reg);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+START_TEST(apply_under_concurrent_gets_keeps_the_unchanged)
+{
+    static const kv v1[] = {{"SQLGATE_DATABASES", "core,side"},
+                            {"SQLGATE_DEFAULT_DATABASE", "core"},
+                            {"CORE_DB_PATH", ":memory:"},
+                            {"SIDE_DB_PATH", ":memory:"},
+                            {NULL, NULL}};
+    static const kv v2[] = {{"SQLGATE_DATABASES", "other,core"},
+                            {"SQLGATE_DEFAULT_DATABASE", "core"},
+                            {"CORE_DB_PATH", ":memory:"},
+                            {"OTHER_DB_PATH", ":memory:"},
+                            {NULL, NULL}};
+    sg_config *c[2] = {fake_config(v1), fake_config(v2)};
+    sg_err err;
+    sg_registry *reg = sg_registry_new(&err);
+    ck_assert_int_eq(
+        sg_registry_apply(reg, c[0], find_fake, NULL, NULL, sg_clock_ms(), NULL, NULL, &err), 0);
+    sg_db *core = sg_registry_get(reg, "core", &err);
+    _Atomic bool stop = false;
+    struct hammer h[2] = {{reg, "core", &stop, 0, 0}, {reg, NULL, &stop, 0, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, hammer_main, &h[i]);
+    for (int round = 0; round < 20; round++) {
+        ck_assert_int_eq(sg_registry_apply(reg, c[(round + 1) % 2], find_fake, NULL, NULL,
+                                           sg_clock_ms() + 1000, NULL, NULL, &err),
+                         0);
+        ck_assert_ptr_eq(sg_registry_get(reg, "core", &err), core);
+    }
+    atomic_store(&stop, true);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_uint_eq(h[i].misses, 0);
+    }
+    sg_config_free(c[0]);
+    sg_config_free(c[1]);
+    ck_assert_uint_eq(wait_retired_gone(reg), 0);
+    sg_registry_free(reg);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+START_TEST(shutdown_cuts_a_retired_drain)
+{
+    sg_err err;
+    sg_registry *reg = sg_registry_new(&err);
+    ck_assert_int_eq(sg_registry_register(reg, live_db("core"), NULL, &err), 0);
+    ck_assert_int_eq(sg_registry_register(reg, live_db("app"), NULL, &err), 0);
+    struct slow_query stuck = {.reg = reg, .sql = "fake:hang"};
+    stuck.db = sg_registry_acquire(reg, "app", &err);
+    ck_assert_int_eq(wait_state(stuck.db, SG_STATE_READY), SG_STATE_READY);
+    pthread_t t;
+    pthread_create(&t, NULL, run_slow, &stuck);
+    sleep_ms(100);
+    /* A drain far beyond the shutdown's deadline. */
+    ck_assert_int_eq(sg_registry_unregister(reg, "app", sg_clock_ms() + 60000, &err), 0);
+    int64_t began = sg_clock_ms();
+    unsigned cancelled = 0;
+    ck_assert_int_ne(sg_registry_shutdown_all(reg, sg_clock_ms() + 200, &cancelled), 0);
+    ck_assert_int_lt(sg_clock_ms() - began, 5000);
+    ck_assert_uint_eq(cancelled, 1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(stuck.err.code, SG_QUERY_TIMEOUT);
+    /* A configuration applied after the shutdown would escape it. */
+    static const kv late[] = {
+        {"SQLGATE_DATABASES", "late"}, {"LATE_DB_PATH", ":memory:"}, {NULL, NULL}};
+    sg_config *c = fake_config(late);
+    ck_assert_int_ne(
+        sg_registry_apply(reg, c, find_fake, NULL, NULL, sg_clock_ms(), NULL, NULL, &err), 0);
+    ck_assert_int_eq(err.code, SG_SHUTTING_DOWN);
+    ck_assert_ptr_null(sg_registry_get(reg, "late", &err));
+    sg_config_free(c);
+    sg_registry_free(reg);
+    ck_assert_uint_eq(fake_driver_live(NULL), 0);
+}
+END_TEST
+
+START_TEST(config_equal_compares_every_field)
+{
+    sg_db_config a = fake_db_config("core", 4);
+    sg_db_config b = a;
+    ck_assert(sg_db_config_equal(&a, &b));
+    char pw1[] = "secret-1", pw2[] = "secret-1";
+    a.password = pw1;
+    b.password = pw2; /* equal text, different storage */
+    ck_assert(sg_db_config_equal(&a, &b));
+    pw2[7] = '2';
+    ck_assert(!sg_db_config_equal(&a, &b));
+    b = a;
+    b.password = NULL;
+    ck_assert(!sg_db_config_equal(&a, &b));
+    b = a;
+    b.health_timeout_ms++;
+    ck_assert(!sg_db_config_equal(&a, &b));
+    b = a;
+    b.critical = !a.critical;
+    ck_assert(!sg_db_config_equal(&a, &b));
+    b = a;
+    b.ca_file = "/etc/ca.pem";
+    ck_assert(!sg_db_config_equal(&a, &b));
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -782,6 +1227,19 @@ static Suite *registry_suite(void)
     tcase_add_test(db, read_only_goes_to_the_read_only_login);
     tcase_add_test(db, read_only_login_down_is_named);
     suite_add_tcase(s, db);
+
+    TCase *live = tcase_create("live");
+    tcase_add_checked_fixture(live, live_setup, NULL);
+    tcase_set_timeout(live, 60);
+    tcase_add_test(live, unregister_stops_lookups_and_waits_for_the_borrower);
+    tcase_add_test(live, removed_db_freed_only_after_its_last_borrower);
+    tcase_add_test(live, retired_db_in_flight_finishes_or_is_cut_at_the_deadline);
+    tcase_add_test(live, concurrent_gets_during_add_remove_replace);
+    tcase_add_test(live, apply_adds_removes_changes_and_keeps);
+    tcase_add_test(live, apply_under_concurrent_gets_keeps_the_unchanged);
+    tcase_add_test(live, shutdown_cuts_a_retired_drain);
+    tcase_add_test(live, config_equal_compares_every_field);
+    suite_add_tcase(s, live);
     return s;
 }
 
