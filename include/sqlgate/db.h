@@ -105,7 +105,7 @@ sg_query *sg_db_query_begin(sg_db *db, const char *sql, const sg_param *params, 
 
 typedef struct sg_query_opts {
     int64_t timeout_ms; /* as for sg_db_query_begin */
-    /* For a read-only token (CONTRACT.md section 5), enforced by the database:
+    /* For a read-only token, enforced by the database:
      * a database with a read-only login (cfg->readonly, SQL Server) runs the
      * batch through that login's own pool; else the driver's read-only mode
      * (driver.h read_only_next: SQLite) refuses, before anything runs, a

@@ -1,4 +1,4 @@
-/* sqlgate API tokens and their scopes (CONTRACT.md section 5).
+/* sqlgate API tokens and their scopes.
  *
  * A token set is built while the configuration loads and is immutable after
  * that; it lives in the sg_config snapshot, so replacing the snapshot rotates

@@ -356,10 +356,12 @@ static void close_batch(sg_pool *p, conn_list *batch)
 }
 
 /* Opens one connection for a slot already counted in p->opening. Called
- * WITHOUT the lock. On failure returns NULL with err set; *driver_failed
- * tells a failed driver open (counted as a connect error) from an allocation
- * failure. */
-static sg_pool_conn *open_conn(sg_pool *p, int64_t deadline_ms, sg_err *err, bool *driver_failed)
+ * WITHOUT the lock. The login's turn (sg_pool_login_wait) must come by
+ * login_by_ms; the driver then gets until deadline_ms. On failure returns
+ * NULL with err set; *driver_failed tells a failed driver open (counted as a
+ * connect error) from an allocation failure or a refused turn. */
+static sg_pool_conn *open_conn(sg_pool *p, int64_t login_by_ms, int64_t deadline_ms, sg_err *err,
+                               bool *driver_failed)
 {
     *driver_failed = false;
     sg_pool_conn *pc = calloc(1, sizeof *pc);
@@ -369,7 +371,7 @@ static sg_pool_conn *open_conn(sg_pool *p, int64_t deadline_ms, sg_err *err, boo
         return NULL;
     }
     sg_err_clear(err);
-    if (sg_pool_login_wait(p, deadline_ms, err) != 0) {
+    if (sg_pool_login_wait(p, login_by_ms, err) != 0) {
         free(pc);
         return NULL;
     }
@@ -582,7 +584,7 @@ static sg_pool_conn *acquire_locked(sg_pool *p, waiter *w, int64_t start, int64_
             pthread_mutex_unlock(&p->mu);
             bool driver_failed;
             int64_t open_deadline = min64(deadline_ms, add_ms(now, cfg->connect_timeout_ms));
-            sg_pool_conn *pc = open_conn(p, open_deadline, &e, &driver_failed);
+            sg_pool_conn *pc = open_conn(p, open_deadline, open_deadline, &e, &driver_failed);
             pthread_mutex_lock(&p->mu);
             p->opening--;
             if (pc == NULL) {
@@ -714,8 +716,11 @@ void sg_pool_maintain(sg_pool *p)
         pthread_mutex_unlock(&p->mu);
         bool driver_failed;
         /* Only a login that may go now: the background thread that runs this
-         * does not sleep on the rate limit; the next round tries again. */
-        sg_pool_conn *pc = open_conn(p, sg_clock_ms(), &e, &driver_failed);
+         * does not sleep on the rate limit; the next round tries again. The
+         * login itself gets the whole connect timeout. */
+        int64_t now_ms = sg_clock_ms();
+        sg_pool_conn *pc =
+            open_conn(p, now_ms, add_ms(now_ms, p->cfg->connect_timeout_ms), &e, &driver_failed);
         pthread_mutex_lock(&p->mu);
         p->opening--;
         if (pc == NULL) {

@@ -1017,9 +1017,15 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
             reply_code(req, SG_UNSUPPORTED_MEDIA_TYPE, "the body must be application/json");
             return;
         }
+        /* A body over the cap is read and dropped (up to DISCARD_LIMIT) and
+         * then answered with 413: answered at once, a client still sending
+         * it would meet a reset connection instead of the answer. */
         const char *cl = http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl != NULL && strtoull(cl, NULL, 10) > req->cfg->max_body_bytes)
+        unsigned long long declared = cl != NULL ? strtoull(cl, NULL, 10) : 0;
+        if (declared > DISCARD_LIMIT)
             reply_too_large(req);
+        else if (declared > req->cfg->max_body_bytes)
+            req->body_too_large = true;
     }
 }
 

@@ -7,7 +7,7 @@
  *
  * The dispatcher does, once for every route: request ids, route and method
  * matching (404/405 with Allow), bearer tokens (401) and the scopes its route
- * flags name (403; CONTRACT.md section 5), JSON body checks
+ * flags name (403; docs/security.md), JSON body checks
  * (415/413), the overload limit, the shutdown refusal, error rendering and
  * the access log. Handlers receive a request whose body is complete and
  * answer it with exactly one http_reply_* call.

@@ -1,5 +1,5 @@
 /* reload: loading the configuration the way a start does, and applying a
- * new one to the running service (CONTRACT.md section 6).
+ * new one to the running service.
  *
  * What a reload reads: the environment as it was when the process started
  * (a copy taken then: a reload never sees variables the process or a library

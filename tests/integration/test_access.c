@@ -1,4 +1,4 @@
-/* Integration: access control (CONTRACT.md section 5) on the real binary.
+/* Integration: access control on the real binary.
  *
  * A table of token x route x database x read/write -> status drives every
  * scope decision; then the audit and access lines, the absence of every token
@@ -218,6 +218,15 @@ static const access_case cases[] = {
     {T_METRICS, "GET", "/v1/databases", NULL, 200, NULL, NULL, NULL},
     {T_METRICS, "POST", Q("app"), RD, 403, "FORBIDDEN", "database app", NULL},
     {T_METRICS, "POST", ADMIN("app", "pause"), NULL, 403, "FORBIDDEN", "needs admin", NULL},
+
+    /* the reload route: admin with db=*; nothing changed, so nothing moves */
+    {NULL, "POST", "/v1/admin/reload", NULL, 401, "UNAUTHORIZED", NULL, NULL},
+    {T_UNKNOWN, "POST", "/v1/admin/reload", NULL, 401, "UNAUTHORIZED", NULL, NULL},
+    {T_APP_RW, "POST", "/v1/admin/reload", NULL, 403, "FORBIDDEN", "needs admin", NULL},
+    {T_METRICS, "POST", "/v1/admin/reload", NULL, 403, "FORBIDDEN", "needs admin", NULL},
+    {T_APPADMIN, "POST", "/v1/admin/reload", NULL, 403, "FORBIDDEN", "needs db=*", NULL},
+    {T_OPS, "POST", "/v1/admin/reload", NULL, 200, NULL, NULL, NULL},
+    {T_FULL, "POST", "/v1/admin/reload", NULL, 200, NULL, NULL, NULL},
 
     /* open routes stay open */
     {NULL, "GET", "/health", NULL, 200, NULL, NULL, NULL},

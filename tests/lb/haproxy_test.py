@@ -152,6 +152,9 @@ class Instance:
             "SQLGATE_SHUTDOWN_DELAY_MS": str(SHUTDOWN_DELAY_MS),
             "SQLGATE_DRAIN_TIMEOUT_MS": str(DRAIN_TIMEOUT_MS),
             "SQLGATE_LOG_LEVEL": "info",
+            # No tokens: requests must name an allowed Host, and HAProxy passes
+            # on the client's, which names HAProxy's own port.
+            "SQLGATE_ALLOWED_HOSTS": "127.0.0.1",
         }
         with open(self.log_path, "wb") as log:
             self.proc = children.start([os.path.abspath(binary)], cwd=self.dir, env=env,

@@ -665,6 +665,23 @@ START_TEST(test_maintain_opens_min)
 }
 END_TEST
 
+/* The refill does not wait for a login turn, but the login it starts gets
+ * the whole connect timeout: a server that takes a moment to answer is not a
+ * failed refill. */
+START_TEST(test_maintain_login_gets_connect_timeout)
+{
+    sg_db_config cfg = fake_db_config(DB, 2);
+    cfg.pool_min = 1;
+    sg_pool *p = make_pool(&cfg);
+    fake_driver_set(DB, FAKE_OPEN_DELAY_MS, 50);
+    sg_pool_maintain(p);
+    sg_pool_stats s = stats_of(p);
+    ck_assert_uint_eq(s.open, 1);
+    ck_assert_uint_eq(s.connect_errors, 0);
+    close_and_free(p);
+}
+END_TEST
+
 START_TEST(test_evict)
 {
     sg_db_config cfg = fake_db_config(DB, 3);
@@ -1918,6 +1935,7 @@ static Suite *pool_suite(void)
     tcase_add_test(tc, test_lifetime_expiry);
     tcase_add_test(tc, test_idle_timeout_keeps_min);
     tcase_add_test(tc, test_maintain_opens_min);
+    tcase_add_test(tc, test_maintain_login_gets_connect_timeout);
     tcase_add_test(tc, test_evict);
     tcase_add_test(tc, test_pause_resume);
     tcase_add_test(tc, test_pause_lets_borrowed_finish);
