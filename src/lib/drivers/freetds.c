@@ -302,10 +302,13 @@ static int batch_error(sg_driver_conn *c, sg_err *err)
 /* Does sql contain one of n words (any case)? */
 static bool mentions(const char *sql, const char *const *words, size_t n)
 {
-    for (const char *p = sql; *p != '\0'; p++)
+    for (const char *p = sql; *p != '\0'; p++) {
+        /* The words are lower case: most positions fail on the first letter. */
+        int ch = tolower((unsigned char)*p);
         for (size_t i = 0; i < n; i++)
-            if (strncasecmp(p, words[i], strlen(words[i])) == 0)
+            if (words[i][0] == ch && strncasecmp(p, words[i], strlen(words[i])) == 0)
                 return true;
+    }
     return false;
 }
 
@@ -462,12 +465,22 @@ done:
  * round trip keeps plain reads at one round trip. */
 static bool may_change_session(const char *sql)
 {
-    static const char *const words[] = {
-        "alter",   "begin",    "checkpoint", "create",  "dbcc",    "declare", "delete",
-        "deny",    "drop",     "exec",       "execute", "grant",   "insert",  "into",
-        "kill",    "merge",    "open",       "revert",  "revoke",  "save",    "set",
-        "setuser", "truncate", "update",     "use",     "waitfor",
+#define WORD(w)                                                                                    \
+    {                                                                                              \
+        w, sizeof w - 1                                                                            \
+    }
+    static const struct {
+        const char *w;
+        size_t len;
+    } words[] = {
+        WORD("alter"),   WORD("begin"),   WORD("checkpoint"), WORD("create"), WORD("dbcc"),
+        WORD("declare"), WORD("delete"),  WORD("deny"),       WORD("drop"),   WORD("exec"),
+        WORD("execute"), WORD("grant"),   WORD("insert"),     WORD("into"),   WORD("kill"),
+        WORD("merge"),   WORD("open"),    WORD("revert"),     WORD("revoke"), WORD("save"),
+        WORD("set"),     WORD("setuser"), WORD("truncate"),   WORD("update"), WORD("use"),
+        WORD("waitfor"),
     };
+#undef WORD
     if (strchr(sql, '#') != NULL)
         return true;
     bool first = true;
@@ -491,8 +504,10 @@ static bool may_change_session(const char *sql)
         }
         if (*start == '@')
             continue; /* a variable or parameter, never a keyword */
+        int ch = tolower((unsigned char)*start);
         for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-            if (strlen(words[i]) == len && strncasecmp(start, words[i], len) == 0)
+            if (words[i].len == len && words[i].w[0] == ch &&
+                strncasecmp(start, words[i].w, len) == 0)
                 return true;
     }
     return first; /* an empty batch: reset, to be safe */
@@ -511,7 +526,7 @@ static bool mentions_unresettable(const char *sql)
     if (mentions(sql, words, sizeof words / sizeof words[0]))
         return true;
     for (const char *p = sql; *p != '\0'; p++) {
-        if (strncasecmp(p, "exec", 4) != 0 ||
+        if (tolower((unsigned char)*p) != 'e' || strncasecmp(p, "exec", 4) != 0 ||
             (p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '@')))
             continue;
         const char *q = p + 4;
