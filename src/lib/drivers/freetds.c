@@ -19,19 +19,18 @@
  * seconds, whatever the server does. A login past its deadline is cancelled at
  * the next tick.
  */
-#include <ctype.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sybfront.h>
 #include <sybdb.h>
 #include <unistd.h>
 
 #include "sqlgate/driver.h"
+#include "tsql_scan.h"
 
 #define CONV_MAX         72   /* converted text of one value: decimals, dates, guids */
 #define RESET_TIMEOUT_MS 5000 /* longest wait for sp_reset_connection */
@@ -299,33 +298,6 @@ static int batch_error(sg_driver_conn *c, sg_err *err)
     return sg_err_set(err, SG_INTERNAL, "db-lib call failed without a reason");
 }
 
-/* Does sql contain one of n words (any case)? */
-static bool mentions(const char *sql, const char *const *words, size_t n)
-{
-    for (const char *p = sql; *p != '\0'; p++) {
-        /* The words are lower case: most positions fail on the first letter. */
-        int ch = tolower((unsigned char)*p);
-        for (size_t i = 0; i < n; i++)
-            if (words[i][0] == ch && strncasecmp(p, words[i], strlen(words[i])) == 0)
-                return true;
-    }
-    return false;
-}
-
-/* Whether the batch on c may leave a transaction open, to be checked
- * afterwards with @@TRANCOUNT; the common batch that cannot is spared the
- * round trip. Once a batch touched a session option that makes plain
- * statements open transactions (IMPLICIT_TRANSACTIONS, ANSI_DEFAULTS), every
- * later batch on the connection is checked. */
-static bool may_open_transaction(sg_driver_conn *c, const char *sql)
-{
-    static const char *const session[] = {"implicit_transactions", "ansi_defaults"};
-    static const char *const words[] = {"tran", "exec"};
-    if (mentions(sql, session, sizeof session / sizeof session[0]))
-        c->always_check = true;
-    return c->always_check || mentions(sql, words, sizeof words / sizeof words[0]);
-}
-
 static const char *declared_type(const sg_value *v)
 {
     switch (v->type) {
@@ -453,102 +425,13 @@ done:
     return rc;
 }
 
-/* Whether a batch may leave anything in its session, so that the connection
- * must be reset before the next caller: every batch except one that starts
- * with SELECT or WITH and has no '#' (temporary tables and procedures) and
- * none of the words below anywhere (statements that set session state or
- * write, which also sets @@IDENTITY). Words inside strings, comments or
- * names only cause a needless reset. A SELECT-only batch leaves @@ROWCOUNT
- * and @@ERROR as the next caller's starting values; nothing else (T-SQL
- * functions cannot change session state, and a procedure called without
- * EXEC must be a batch's first word). Sparing those batches the reset's
- * round trip keeps plain reads at one round trip. */
-static bool may_change_session(const char *sql)
-{
-#define WORD(w)                                                                                    \
-    {                                                                                              \
-        w, sizeof w - 1                                                                            \
-    }
-    static const struct {
-        const char *w;
-        size_t len;
-    } words[] = {
-        WORD("alter"),   WORD("begin"),   WORD("checkpoint"), WORD("create"), WORD("dbcc"),
-        WORD("declare"), WORD("delete"),  WORD("deny"),       WORD("drop"),   WORD("exec"),
-        WORD("execute"), WORD("grant"),   WORD("insert"),     WORD("into"),   WORD("kill"),
-        WORD("merge"),   WORD("open"),    WORD("revert"),     WORD("revoke"), WORD("save"),
-        WORD("set"),     WORD("setuser"), WORD("truncate"),   WORD("update"), WORD("use"),
-        WORD("waitfor"),
-    };
-#undef WORD
-    if (strchr(sql, '#') != NULL)
-        return true;
-    bool first = true;
-    for (const char *p = sql; *p != '\0';) {
-        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '@' && *p != '$') {
-            if (first && !isspace((unsigned char)*p) && *p != '(')
-                return true; /* a comment or anything unusual before the first word */
-            p++;
-            continue;
-        }
-        const char *start = p;
-        while (isalnum((unsigned char)*p) || *p == '_' || *p == '@' || *p == '$')
-            p++;
-        size_t len = (size_t)(p - start);
-        if (first) {
-            first = false;
-            if (!((len == 6 && strncasecmp(start, "select", 6) == 0) ||
-                  (len == 4 && strncasecmp(start, "with", 4) == 0)))
-                return true;
-            continue;
-        }
-        if (*start == '@')
-            continue; /* a variable or parameter, never a keyword */
-        int ch = tolower((unsigned char)*start);
-        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-            if (words[i].len == len && words[i].w[0] == ch &&
-                strncasecmp(start, words[i].w, len) == 0)
-                return true;
-    }
-    return first; /* an empty batch: reset, to be safe */
-}
-
-/* Whether sql may set session state that sp_reset_connection does not undo
- * (any case, any spacing): an impersonation (EXECUTE AS, EXEC AS, SETUSER; a
- * context set WITH NO REVERT or WITH COOKIE cannot be reverted by anyone
- * else), an application role (sp_setapprole), or the transaction isolation
- * level (kept across resets before SQL Server 2014). Such a connection is
- * closed rather than reset; a false alarm (the words in a string or a name)
- * only costs a new login. */
-static bool mentions_unresettable(const char *sql)
-{
-    static const char *const words[] = {"setuser", "sp_setapprole", "isolation"};
-    if (mentions(sql, words, sizeof words / sizeof words[0]))
-        return true;
-    for (const char *p = sql; *p != '\0'; p++) {
-        if (tolower((unsigned char)*p) != 'e' || strncasecmp(p, "exec", 4) != 0 ||
-            (p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_' || p[-1] == '@')))
-            continue;
-        const char *q = p + 4;
-        if (strncasecmp(q, "ute", 3) == 0)
-            q += 3;
-        if (!isspace((unsigned char)*q))
-            continue;
-        while (isspace((unsigned char)*q))
-            q++;
-        if (strncasecmp(q, "as", 2) == 0 && !isalnum((unsigned char)q[2]) && q[2] != '_')
-            return true;
-    }
-    return false;
-}
-
 /* Puts the session back to the state of a fresh login before the connection
  * serves another caller, as ADO.NET's pool does: an RPC call of
  * sp_reset_connection (db-lib cannot set the TDS RESETCONNECTION status bit
  * that ADO.NET uses; SQL Server runs the same procedure for both). The server
  * drops temporary objects (#tables), resets SET options to their defaults,
  * goes back to the login's database, aborts an open transaction and frees
- * cursors and locks. What it leaves is kept out by mentions_unresettable. A
+ * cursors and locks. What it leaves is kept out by tsql_traits.unresettable. A
  * reset that fails or times out leaves the connection dead: it is closed,
  * never reused. 0 or -1. */
 static int reset_session(sg_driver_conn *c, int64_t deadline_ms)
@@ -602,11 +485,19 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     if (c->needs_reset && reset_session(c, deadline_ms) != 0)
         return sg_err_set(err, SG_DB_UNAVAILABLE, "the connection could not be reset");
     batch_reset(c, deadline_ms);
-    c->needs_reset = may_change_session(sql);
-    if (mentions_unresettable(sql))
+    /* What the batch may leave in the session (tsql_scan.h): a SELECT-only
+     * batch is spared the reset's round trip and the @@TRANCOUNT check.
+     * Once a batch set IMPLICIT_TRANSACTIONS or ANSI_DEFAULTS, every later
+     * batch on the connection is checked for an open transaction. */
+    tsql_traits t;
+    tsql_scan(sql, &t);
+    c->needs_reset = t.changes_session;
+    if (t.unresettable)
         c->no_reset = true;
+    if (t.tran_options)
+        c->always_check = true;
     c->in_batch = true;
-    c->tran_check = may_open_transaction(c, sql);
+    c->tran_check = c->always_check || t.may_open_tran;
     int rc;
     if (n_params == 0) {
         rc = dbcmd(c->dbp, sql) == FAIL || dbsqlexec(c->dbp) == FAIL ? batch_error(c, err) : 0;
