@@ -67,7 +67,7 @@ const char *fuzz_config_value(const char *name, const char *value);
  * the loader asked for (or is the "(N more problems not shown)" line); no
  * error line holds FUZZ_SECRET unless secrets_may_show (the marker also
  * appears in a value that is not secret); a snapshot is consistent with
- * the contract (bounds, default database). Frees everything. */
+ * docs/configuration.md (bounds, default database). Frees everything. */
 void fuzz_check_config(sg_lookup_fn lookup, void *ud, bool secrets_may_show);
 
 #endif

@@ -5,7 +5,7 @@
  * lookup serves those values (through fuzz_config_value: *_FILE variables
  * pick a fixture file, secrets get a marker), everything else is unset.
  * Beyond "no crash, no leak, no undefined behaviour" fuzz_check_config
- * checks the loader's answer against the contract.
+ * checks the loader's answer against docs/configuration.md.
  */
 #include <stdlib.h>
 #include <string.h>

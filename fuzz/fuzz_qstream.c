@@ -10,7 +10,7 @@
  *   - parse as JSON (jansson, duplicate keys rejected);
  *   - hold exactly the scripted results: column names unique and in order,
  *     rows capped at max_rows with `truncated` and `row_count` right, each
- *     value rendered per the contract (integers exact up to 2^53 and strings
+ *     value rendered as docs/api.md says (integers exact up to 2^53 and strings
  *     beyond, non-finite floats null, valid text unchanged, binary as base64
  *     of the same bytes), rows_affected echoed.
  * With an injected error the stream must fail cleanly instead.

@@ -1,4 +1,4 @@
-/* sqlgate configuration: CONTRACT.md section 2, loaded into an immutable snapshot.
+/* sqlgate configuration (docs/configuration.md), loaded into an immutable snapshot.
  *
  * The loader reads variables through an injected lookup function, so tests
  * need no real environment. It validates everything in one pass and reports

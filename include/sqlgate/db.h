@@ -1,4 +1,4 @@
-/* sqlgate named database (the plan's DatabaseConnection).
+/* sqlgate named database (docs/architecture.md: one per configured name).
  *
  * One object per configured database. It owns its pool, its background
  * thread (health checks, reconnect backoff, pool housekeeping) and its state.

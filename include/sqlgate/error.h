@@ -1,8 +1,8 @@
 /* sqlgate: one error convention for the whole library.
  *
  * Functions that can fail return int (0 ok, -1 failure) or a pointer (NULL on
- * failure) and fill a caller-owned sg_err. The codes are the contract's error
- * codes (CONTRACT.md section 3), so the HTTP edge renders an sg_err without
+ * failure) and fill a caller-owned sg_err. The codes are the API's error
+ * codes (docs/errors.md), so the HTTP edge renders an sg_err without
  * translating it. Messages never contain secrets.
  */
 #ifndef SQLGATE_ERROR_H
@@ -74,7 +74,7 @@ void sg_err_copy(sg_err *dst, const sg_err *src);
 /* Static string: "BAD_REQUEST", ...; "OK" for SG_OK. */
 const char *sg_code_name(sg_code code);
 
-/* The HTTP status the contract gives the code (200 for SG_OK). */
+/* The HTTP status docs/errors.md gives the code (200 for SG_OK). */
 int sg_code_http_status(sg_code code);
 
 #ifdef __cplusplus

@@ -1,4 +1,4 @@
-/* sqlgate registry (the plan's DatabaseRegistry): names to databases.
+/* sqlgate registry: names to databases (docs/architecture.md).
  *
  * Holds the sg_db objects it is given and one optional `default` alias. The
  * registry is live: databases can be registered, unregistered and replaced

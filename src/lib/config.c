@@ -1,4 +1,4 @@
-/* sqlgate configuration loader (CONTRACT.md section 2).
+/* sqlgate configuration loader (docs/configuration.md).
  *
  * Two tables drive it: service_vars (SQLGATE_*) and db_vars (the suffixes read
  * after a database's prefix, "CORE_DB_" or "DB_"). An entry gives a variable's
@@ -10,7 +10,7 @@
  * variables, of a URL (it may hold a password) and of secret files are never
  * echoed; other values are echoed quoted, escaped and truncated.
  *
- * Decisions where the contract is silent:
+ * Decisions beyond docs/configuration.md:
  * - An empty value counts as unset (compose files and systemd write `VAR=`
  *   for "nothing"); this includes SQLGATE_DATABASES.
  * - Embedded mode (nothing configured): CORE_DB_* and APP_DB_* still apply on

@@ -1,4 +1,4 @@
-/* sqlgate error helpers: the contract's code table in one place. */
+/* sqlgate error helpers: the code table of docs/errors.md in one place. */
 #include "sqlgate/error.h"
 
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* api: the HTTP API's handlers (CONTRACT.md section 3) and its route table.
+/* api: the HTTP API's handlers (docs/api.md) and its route table.
  * The dispatcher in http.c has already checked route, method, token and body
  * limits; handlers only do their endpoint's work. */
 #include <stdio.h>
@@ -582,7 +582,7 @@ static void h_reload(http_req *req, void *ud)
         http_reply_error(req, &err);
         return;
     }
-    /* The contract's error document plus the list of problems. */
+    /* The error document (docs/errors.md) plus the list of problems. */
     http_reply_json(req, 400,
                     json_pack("{s:{s:s,s:s,s:s,s:o}}", "error", "code", sg_code_name(err.code),
                               "message", err.message, "request_id", http_req_id(req), "errors",

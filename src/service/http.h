@@ -150,7 +150,7 @@ void http_req_set_operation(http_req *req, const char *operation);
 
 /* Answers with a JSON document (steals body). */
 void http_reply_json(http_req *req, int status, json_t *body);
-/* Answers with the contract's error document for err (status from its code;
+/* Answers with the error document (docs/errors.md) for err (status from its code;
  * Retry-After on 503; "Connection: close" for SHUTTING_DOWN; an audit line
  * for UNAUTHORIZED and FORBIDDEN). */
 void http_reply_error(http_req *req, const sg_err *err);

@@ -35,7 +35,7 @@ void jw_char(jw_buf *b, char c);
 /* A quoted JSON string from UTF-8 bytes (len bytes, may contain NUL). */
 void jw_str(jw_buf *b, const char *s, size_t len);
 void jw_cstr(jw_buf *b, const char *s);
-/* Integers beyond +-2^53 are written as strings, per the contract (values). */
+/* Integers beyond +-2^53 are written as strings (docs/api.md, values). */
 void jw_int(jw_buf *b, int64_t v);
 /* Plain digits at any size (counts such as rows_affected, whose schema is an
  * integer). */

@@ -1,5 +1,5 @@
 /* sqlgate: the service program. Loads the configuration, builds the registry,
- * serves HTTP, and runs the ordered shutdown (CONTRACT.md section 4):
+ * serves HTTP, and runs the ordered shutdown (docs/operations.md):
  *
  *   1. a stop signal makes readiness fail at once; requests are still served
  *      for SQLGATE_SHUTDOWN_DELAY_MS;

@@ -19,7 +19,7 @@ static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                  0.25,  0.5,    1,     2.5,  5,     10};
 #define N_BUCKETS (sizeof buckets / sizeof buckets[0])
 
-/* Query outcomes, by contract error code. */
+/* Query outcomes, by error code (docs/errors.md). */
 static const struct {
     sg_code code;
     const char *name;

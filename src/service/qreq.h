@@ -1,4 +1,4 @@
-/* qreq: decodes a query request body (CONTRACT.md section 3) into the values
+/* qreq: decodes a query request body (docs/api.md) into the values
  * a database call takes. Every problem is SG_BAD_REQUEST naming the field.
  *
  * The body is read by a strict single-pass JSON parser (RFC 8259, as jansson

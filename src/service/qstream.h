@@ -1,5 +1,5 @@
-/* qstream: encodes a running query's results as the contract's JSON
- * response, a piece at a time, so that a result of any size streams out in
+/* qstream: encodes a running query's results as the JSON response of
+ * docs/api.md, a piece at a time, so that a result of any size streams out in
  * constant memory (one reused buffer, rows encoded as they are fetched). */
 #ifndef SQLGATE_QSTREAM_H
 #define SQLGATE_QSTREAM_H

@@ -33,7 +33,7 @@
 #define ENVP_CAP    64
 #define PATH_CAP    512
 
-/* --- What the contract says the variables are ---------------------------------- */
+/* --- What docs/configuration.md says the variables are ---------------------------- */
 
 #define ANY_DEFAULT "*" /* a computed default, described in words */
 

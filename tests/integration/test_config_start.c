@@ -1,4 +1,4 @@
-/* Integration: configuration at start (CONTRACT.md section 2) as seen from
+/* Integration: configuration at start (docs/configuration.md) as seen from
  * outside: exit status 2 with every problem named, secrets never printed,
  * the legacy, single and multi-database modes, the `default` alias, .env,
  * and databases that are down at start.

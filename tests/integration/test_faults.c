@@ -13,7 +13,7 @@
  * with the test process even when a failed assertion skips the teardown; the
  * teardown also sends it SIGCONT before SIGKILL.
  *
- * Timing bounds are the contract's (a FreeTDS statement past its timeout is
+ * Timing bounds are the documented ones (a FreeTDS statement past its timeout is
  * answered within the timeout plus 2 s; a login within its timeout plus 1 s;
  * recovery within RETRY_MAX_MS plus one health interval) plus MARGIN_MS for a
  * loaded 2-core machine. A blocked path would take seconds longer, so the
@@ -49,7 +49,7 @@
 #define QUERY_MS           2000
 #define CONNECT_MS         2000
 
-/* Contract: db-lib works in whole seconds; a statement past its timeout is
+/* docs/errors.md: db-lib works in whole seconds; a statement past its timeout is
  * answered within the timeout plus 2 s, a login within its timeout plus 1 s. */
 #define STATEMENT_SLACK_MS 2000
 #define LOGIN_SLACK_MS     1000

@@ -3,7 +3,7 @@
  * One sqlgate (embedded "core" and "app", a bearer token, the default 1 MB
  * body limit) serves the whole suite; an unchecked fixture starts it in the
  * runner process. The tests send:
- *   - every malformed request the contract names (BAD_REQUEST, UNAUTHORIZED,
+ *   - every malformed request docs/errors.md names (BAD_REQUEST, UNAUTHORIZED,
  *     UNKNOWN_DATABASE, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE,
  *     UNSUPPORTED_MEDIA_TYPE), deeply nested JSON (100000 levels), NUL bytes
  *     and invalid UTF-8 in sql, parameters, names and other members: each

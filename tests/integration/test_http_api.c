@@ -1,4 +1,4 @@
-/* Integration: the HTTP API of a running sqlgate (CONTRACT.md section 3).
+/* Integration: the HTTP API of a running sqlgate (docs/api.md).
  *
  * Each TCase starts its own service in a fresh directory through an
  * unchecked fixture (Check runs it once per TCase, in the runner process);

@@ -1,4 +1,4 @@
-/* Integration: the logs of a running sqlgate (CONTRACT.md section 2,
+/* Integration: the logs of a running sqlgate (docs/operations.md,
  * SQLGATE_LOG_LEVEL / SQLGATE_LOG_FORMAT).
  *
  * JSON mode: every stderr line is a JSON object with time (ISO 8601 UTC),

@@ -1,4 +1,4 @@
-/* Integration: GET /metrics of a running sqlgate (CONTRACT.md section 3).
+/* Integration: GET /metrics of a running sqlgate (docs/api.md).
  *
  * The exposition text is parsed in full (Prometheus text format 0.0.4):
  * every sample line, every # HELP and # TYPE, names, labels and values,

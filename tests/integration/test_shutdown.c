@@ -1,4 +1,4 @@
-/* Integration: signals and the ordered shutdown (CONTRACT.md section 4).
+/* Integration: signals and the ordered shutdown (docs/operations.md).
  *
  * Slow statements are SQLite recursive CTEs whose length is calibrated on the
  * running service at the start of each test, so a "4 s query" takes about

@@ -5,7 +5,7 @@ HAProxy (Debian's haproxy package) balances two sqlgate instances, each with
 its embedded SQLite databases in its own directory, and health-checks them
 with `option httpchk GET /health/ready`. Client threads send a steady load of
 POST /v1/query through HAProxy on keep-alive connections; midway, instance 1
-gets SIGTERM. The contract's shutdown sequence (readiness fails at once,
+gets SIGTERM. The shutdown sequence of docs/operations.md (readiness fails at once,
 requests are still served for SQLGATE_SHUTDOWN_DELAY_MS, then the listener
 closes, then requests on open connections get SHUTTING_DOWN with
 Connection: close) must let HAProxy move the traffic without losing a request.

@@ -50,7 +50,7 @@ STATUS_KEY = re.compile(r"^(default|[1-5]XX|[1-5][0-9][0-9])$")
 RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
-# CONTRACT.md section 3: the HTTP status of every error code.
+# docs/errors.md: the HTTP status of every error code.
 CODE_STATUS = {
     "BAD_REQUEST": 400, "UNAUTHORIZED": 401, "UNKNOWN_DATABASE": 404, "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405, "PAYLOAD_TOO_LARGE": 413, "UNSUPPORTED_MEDIA_TYPE": 415,

@@ -119,7 +119,7 @@ void fake_driver_last_exec(const char *db, char *buf, size_t size, size_t *n_par
 void fake_conn_break(sg_driver_conn *c);
 uint64_t fake_conn_id(sg_driver_conn *c);
 
-/* A database configuration with the contract's defaults (pool_min 0,
+/* A database configuration with the documented defaults (pool_min 0,
  * acquire 5000 ms, connect/query 15000 ms, idle 30000 ms, lifetime
  * 1800000 ms, retry 5000 ms, health "SELECT 1" every 5000 ms with a 2000 ms
  * timeout, critical, not read-only), driver "fake" and the given name (copied,

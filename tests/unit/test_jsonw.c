@@ -4,7 +4,7 @@
  *   path (no printf, no strtod) must print exactly what the reference --
  *   %.15g, %.16g or %.17g, whichever reads back first, with ".0" on integral
  *   values -- prints, for every double.
- * - jw_int: what "%lld" prints, quoted beyond +-2^53 (the contract); jw_i64
+ * - jw_int: what "%lld" prints, quoted beyond +-2^53 (docs/api.md); jw_i64
  *   never quoted.
  * - jw_ms: microseconds as "%.3f" of milliseconds.
  * - jw_str: against a plain byte-at-a-time reference, across its chunks. */

@@ -13,7 +13,7 @@
  * meet the same failure; run it under scripts/test-tsan for the races).
  *
  * Invariants checked after every run:
- * - every request returned exactly once, with OK or a code the contract
+ * - every request returned exactly once, with OK or a code docs/errors.md
  *   gives a query (never INTERNAL, never an unknown code);
  * - no connection leaked or closed twice: the driver's open and close counts
  *   equal the pool's opened/closed totals (pool run), and every driver
@@ -100,7 +100,7 @@ typedef struct tally {
     atomic_ulong pause_mismatch; /* a health snapshot disagreeing with its pool */
 } tally;
 
-/* The codes the contract gives a query (section 3), from the library. */
+/* The codes docs/errors.md gives a query, from the library. */
 static bool query_code_ok(sg_code c)
 {
     switch (c) {

@@ -1,6 +1,6 @@
 // The service sqlgate replaces, as the benchmark's peer: Express + mssql
-// (tedious underneath) with a module-level singleton pool, the pattern of
-// ../../../../shared/reference/multi-database-sprint.md ("Problem Statement"):
+// (tedious underneath) with a module-level singleton pool, the single-database
+// pattern sqlgate was built to replace (bench/README.md, docs/benchmarks.md P3):
 //
 //   let pool = null; let poolConnect = null;
 //

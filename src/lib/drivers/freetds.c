@@ -773,7 +773,7 @@ static int ft_next_row(sg_driver_conn *c, const sg_value **values, sg_err *err)
             c->rows_pending = false;
             return batch_error(c, err);
         }
-        return 0; /* compute rows are not part of the contract */
+        return 0; /* compute rows are not part of the API (docs/api.md) */
     }
     for (int i = 0; i < c->n_cols; i++)
         convert_value(c, i, &c->values[i]);

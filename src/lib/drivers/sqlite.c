@@ -300,7 +300,7 @@ static int sql_error(sg_err *err, long number, int line, const char *msg)
     return -1;
 }
 
-/* Maps the connection's last SQLite failure `rc` to the contract's codes and
+/* Maps the connection's last SQLite failure `rc` to the API's codes and
  * marks the connection broken when the database itself failed. */
 static int map_error(sg_driver_conn *c, int rc, int line, sg_err *err)
 {
