@@ -211,8 +211,10 @@ static void h_databases(http_req *req, void *ud)
             json_array_append_new(list, db_entry(dbs[i]));
     }
     sg_registry_release_all(a->reg, dbs, n);
+    /* The default's name is shown only to a token that may query it: like
+     * the list, it tells nobody which databases they cannot reach. */
     char def[SG_NAME_MAX + 1];
-    bool has_def = sg_registry_default_copy(a->reg, def);
+    bool has_def = sg_registry_default_copy(a->reg, def) && sg_token_may_db(t, def);
     http_reply_json(req, 200,
                     json_pack("{s:o,s:o}", "default", has_def ? json_string(def) : json_null(),
                               "databases", list));

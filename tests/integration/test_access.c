@@ -294,12 +294,18 @@ START_TEST(scope_table)
 }
 END_TEST
 
-/* GET /v1/databases lists only what the token may query. */
+/* GET /v1/databases lists only what the token may query, and names the
+ * default (core) only to a token that may query it. */
 static void check_listing(const char *token, const char *want)
 {
     http_resp r;
     call(token, "GET", "/v1/databases", NULL, &r);
     ASSERT_STATUS(&r, 200);
+    json_t *def = jget(r.json, "default");
+    bool sees_core = strncmp(want, "core", 4) == 0;
+    ck_assert_msg(sees_core ? json_is_string(def) && strcmp(json_string_value(def), "core") == 0
+                            : json_is_null(def),
+                  "%s: default shown wrongly", token);
     char got[128] = "";
     json_t *list = jget(r.json, "databases");
     for (size_t i = 0; i < json_array_size(list); i++) {
