@@ -138,21 +138,25 @@ env -i "PATH=$work/nomeson" "HOME=$work" "SQLGATE_OS_RELEASE=$work/debian12" \
 expect "no meson at all is named as the problem" fail 'meson is not installed \(Debian package meson; needs >= '
 
 # scripts/start with the fake meson: no -Dwerror, and a failed build shows
-# the compiler's message and starts nothing.
+# the compiler's message and starts nothing. It runs from a copy of the
+# scripts and meson.build, so whatever it does lands in $work, never in the
+# real build directory.
+src="$work/src"
+mkdir -p "$src/scripts" && cp "$root/scripts/deps" "$root/scripts/start" "$src/scripts/" &&
+  cp "$root/meson.build" "$src/"
 start() {
   rc=0
   : >"$work/meson.log"
   env -i "PATH=$work/bin:$PATH" "HOME=$work" "SQLGATE_OS_RELEASE=$work/debian12" \
     "FAKE_MESON_VERSION=1.0.1" "FAKE_MESON_LOG=$work/meson.log" SQLGATE_DEPS_INSTALL=0 \
-    "SQLGATE_BUILD_DIR=$work/build" "$@" "$root/scripts/start" --version >"$work/out" 2>&1 || rc=$?
+    "$@" "$src/scripts/start" --version >"$work/out" 2>&1 || rc=$?
 }
-rm -rf "$work/build"
 start FAKE_MESON_COMPILE_FAILS=1
 expect "scripts/start shows a failed build's compiler error and fails" fail \
   'fake compiler error for the test' 'build stopped' 'scripts/start: the build failed' '!^sqlgate '
 cp "$work/meson.log" "$work/out"
 expect "scripts/start sets up the build without -Dwerror (only scripts/test and CI use it)" any \
-  "^setup $work/build $root" '!werror'
+  "^setup $src/build $src" '!werror'
 grep -- '-Dwerror=true' "$root/scripts/test" >"$work/out"
 expect "scripts/test still builds with -Dwerror=true" any 'meson setup .*-Dwerror=true' 'meson configure .*-Dwerror=true'
 # A build that works: meson stays quiet, the binary gets the arguments, and
