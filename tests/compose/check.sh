@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Checks the container and deployment files without a Docker engine (none can
-# run on the build machines):
-#   - docker-compose.yml renders with Debian's docker-compose and .env.example
-#     (`docker-compose config`), and the rendered stack has what it needs:
-#     services core, app and sqlgate, health checks, a volume each, depends_on
-#     service_healthy, sqlgate wired to core and app;
+# Checks the container and deployment files without a Docker engine or a SQL
+# Server (neither can run on the build machines):
+#   - docker-compose.yml rendered by compose_stack.py (compose's interpolation
+#     and env_file rules), and compared with `docker compose config` (v2) and
+#     `docker-compose config` (v1, Debian's) where installed; the rendered
+#     stack: images pinned to a SQL Server 2022 CU, the environment each
+#     service gets (the SA password reaches no sqlgate variable), wiring;
+#   - deploy/mssql: server.sql and init.sh as text (least privilege), init.sh
+#     run twice with a stand-in sqlcmd that runs the demo schema and rows with
+#     tsql against the TDS test server, then sqlgate with the container's
+#     environment against it: the README's curl lines answer the same rows as
+#     the embedded SQLite default;
 #   - the sqlgate container's environment and .env.example itself pass
 #     `sqlgate --check-config`;
 #   - every variable `sqlgate --help` lists is in .env.example (with its
@@ -16,11 +22,13 @@
 #   - the docs: README links them, docs/api.md covers every OpenAPI path,
 #     docs/deployment.md: probes, grace periods, snippets (haproxy -c).
 # Prints one line per check and ends with "N passed, N failed".
-# Usage: tests/compose/check.sh [SOURCE_ROOT]   with SQLGATE_BIN = the built binary
+# Usage: tests/compose/check.sh [SOURCE_ROOT]
+#        with SQLGATE_BIN = the built binary, TDS_TESTSERVER = tds-testserver
 set -uo pipefail
 
 root="$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/../..}" && pwd)"
 bin="${SQLGATE_BIN:-$root/build/src/service/sqlgate}"
+tds="${TDS_TESTSERVER:-$root/build/tests/tds/tds-testserver}"
 here="$root/tests/compose"
 work="$(mktemp -d "${TMPDIR:-/tmp}/sqlgate-compose.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -37,10 +45,11 @@ check() {
   if "$@" >"$work/log" 2>&1; then pass "$name"; else fail "$name"; fi
 }
 
-# py SUBCOMMAND ARGS...: runs compose_checks.py and counts its PASS/FAIL lines.
+# py SCRIPT SUBCOMMAND ARGS...: runs a checker and counts its PASS/FAIL lines.
 py() {
-  local out rc
-  out="$(python3 "$here/compose_checks.py" "$@" 2>&1)"
+  local script="$1" out rc
+  shift
+  out="$(python3 "$here/$script" "$@" 2>&1)"
   rc=$?
   echo "$out"
   passed=$((passed + $(grep -c '^PASS ' <<<"$out")))
@@ -49,7 +58,7 @@ py() {
   failed=$((failed + f))
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     failed=$((failed + 1))
-    echo "FAIL compose_checks.py $1 crashed (status $rc)"
+    echo "FAIL $script $1 crashed (status $rc)"
   fi
 }
 
@@ -57,37 +66,78 @@ py() {
 # (a real MSSQL_SA_PASSWORD, PUBLISH_PORT, ...) leaks into the results.
 clean_env=(env -i "PATH=$PATH" "HOME=$work" "LANG=C.UTF-8")
 
-compose() {
-  (cd "$root" && "${clean_env[@]}" SQLGATE_ENV_FILE=.env.example \
-    docker-compose -f docker-compose.yml "$@")
-}
-
 # --- tools --------------------------------------------------------------------------
-check "docker-compose is installed (Debian package docker-compose)" command -v docker-compose
 check "sqlgate binary at \$SQLGATE_BIN" test -x "$bin"
+check "tds-testserver at \$TDS_TESTSERVER" test -x "$tds"
+check "FreeTDS's tsql is installed (Debian package freetds-bin)" command -v tsql
 "$bin" --help >"$work/help.txt" 2>&1
 
 # --- docker-compose.yml ---------------------------------------------------------------
-render() { compose --env-file .env.example config >"$work/rendered.yml"; }
-listed() { [ "$(compose --env-file .env.example config "$1" | sort | tr '\n' ' ')" = "$2" ]; }
-check "docker-compose config renders docker-compose.yml with .env.example" render
-check "docker-compose config --quiet accepts it" compose --env-file .env.example config --quiet
-check "docker-compose config --services lists app, core, db-init, sqlgate" \
-  listed --services "app core db-init sqlgate "
-check "docker-compose config --volumes lists app-data, core-data" listed --volumes "app-data core-data "
-
-# Without an SA password the stack refuses to render (the :? guard).
-grep -v '^MSSQL_SA_PASSWORD=' "$root/.env.example" >"$work/nopw.env"
-no_password() {
-  ! compose --env-file "$work/nopw.env" config >"$work/nopw.out" 2>&1 &&
-    grep -q MSSQL_SA_PASSWORD "$work/nopw.out"
+# Two renderings: the example files as shipped (structure, env per service),
+# and the way a user runs it, with passwords of their own (the seed run).
+py compose_stack.py envfile "$root/deploy/compose.env.example" deploy/compose.env.example
+py compose_stack.py envfile "$root/.env.example" .env.example
+sed -e 's/^MSSQL_SA_PASSWORD=.*/MSSQL_SA_PASSWORD=Sa-Test-9f2b7c1e/' \
+    -e 's/^MSSQL_CORE_PASSWORD=.*/MSSQL_CORE_PASSWORD=Core-Test-4d8a2f6b/' \
+    -e 's/^MSSQL_APP_PASSWORD=.*/MSSQL_APP_PASSWORD=App-Test-7c3e9a1d/' \
+    "$root/deploy/compose.env.example" >"$work/compose.env"
+render() {
+  (cd "$root" && "${clean_env[@]}" python3 "$here/compose_stack.py" render docker-compose.yml "$@")
 }
-check "docker-compose refuses a stack without MSSQL_SA_PASSWORD" no_password
+check "docker-compose.yml renders with deploy/compose.env.example" \
+  render deploy/compose.env.example "$work/example.json" SQLGATE_CONTAINER_ENV_FILE=.env.example
+check "docker-compose.yml renders with passwords of the user's own" \
+  render "$work/compose.env" "$work/rendered.json" SQLGATE_CONTAINER_ENV_FILE=.env.example
+grep -v '^MSSQL_SA_PASSWORD=' "$root/deploy/compose.env.example" >"$work/nopw.env"
+no_password() {
+  ! render "$work/nopw.env" "$work/nopw.json" >"$work/nopw.out" 2>&1 &&
+    grep -q 'MSSQL_SA_PASSWORD: set MSSQL_SA_PASSWORD in .env' "$work/nopw.out"
+}
+check "a compose env file without MSSQL_SA_PASSWORD is refused (\${...:?})" no_password
 
-if [ -s "$work/rendered.yml" ]; then
-  py compose "$work/rendered.yml" "$root/docker-compose.yml" "$work/sqlgate.env" "$work/help.txt"
+if [ -s "$work/example.json" ]; then
+  py compose_stack.py stack "$work/example.json" "$root/docker-compose.yml" \
+    "$root/deploy/compose.env.example" "$work/sqlgate.env" "$work/help.txt"
 else
   fail "rendered compose file is missing; structural checks not run"
+fi
+
+# The real composes, where installed, must render what compose_stack.py does.
+# v2 (`docker compose`) is the documented command; Debian 12 packages only v1.
+# compose_run v1|v2 ARGS...: that compose in the source root, clean environment.
+compose_run() {
+  local cmd=(docker-compose)
+  [ "$1" = v2 ] && cmd=(docker compose)
+  shift
+  (cd "$root" && "${clean_env[@]}" SQLGATE_CONTAINER_ENV_FILE=.env.example "${cmd[@]}" -f docker-compose.yml "$@")
+}
+render_with() { compose_run "$1" --env-file deploy/compose.env.example config >"$work/$1.yml"; }
+refuses_nopw() {
+  ! compose_run "$1" --env-file "$work/nopw.env" config >"$work/nopw.out" 2>&1 &&
+    grep -q MSSQL_SA_PASSWORD "$work/nopw.out"
+}
+for v in v2 v1; do
+  if [ "$v" = v2 ] && ! docker compose version >/dev/null 2>&1; then
+    echo "NOTE docker compose (v2) is not installed here: docker-compose.yml was rendered by compose_stack.py and v1 only"
+    continue
+  fi
+  if [ "$v" = v1 ] && ! command -v docker-compose >/dev/null 2>&1; then
+    echo "NOTE docker-compose (v1, Debian package docker-compose) is not installed here"
+    continue
+  fi
+  check "compose $v: config renders docker-compose.yml with deploy/compose.env.example" render_with "$v"
+  [ -s "$work/$v.yml" ] && py compose_stack.py same "$work/example.json" "$work/$v.yml" "compose $v"
+  check "compose $v: refuses a stack without MSSQL_SA_PASSWORD" refuses_nopw "$v"
+done
+
+# --- deploy/mssql: the init step -------------------------------------------------------
+check "deploy/mssql/init.sh is valid bash" bash -n "$root/deploy/mssql/init.sh"
+py compose_stack.py init "$root/deploy/mssql/server.sql" "$root/deploy/mssql/init.sh"
+if [ -s "$work/rendered.json" ]; then
+  mkdir -p "$work/seed"
+  py compose_stack.py seed "$root" "$work/rendered.json" "$bin" "$tds" "$work/seed"
+else
+  fail "no rendering with test passwords; the seed run did not happen"
 fi
 
 # --- what sqlgate makes of that configuration ------------------------------------------
@@ -95,7 +145,7 @@ fi
 # acceptance checks put a random token in its place, as a user must.
 token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 placeholder="$(sed -n 's/^SQLGATE_API_TOKENS=//p' "$root/.env.example")"
-# The sqlgate container's environment, as docker-compose would pass it.
+# The sqlgate container's environment, as docker compose would pass it.
 container_check() {
   local envs=()
   mapfile -t envs < <(sed "s/^SQLGATE_API_TOKENS=.*/SQLGATE_API_TOKENS=$token/" "$work/sqlgate.env")
@@ -104,9 +154,12 @@ container_check() {
     grep -Eq '^  CORE_DB_HOST +core$' "$work/cc.out" &&
     grep -Eq '^  APP_DB_HOST +app$' "$work/cc.out" &&
     grep -Eq '^  CORE_DB_DRIVER +freetds$' "$work/cc.out" &&
+    grep -Eq '^  CORE_DB_USER +sqlgate_core$' "$work/cc.out" &&
+    grep -Eq '^  APP_DB_USER +sqlgate_app$' "$work/cc.out" &&
     grep -Eq '^  CORE_DB_PASSWORD +\(set, redacted\)$' "$work/cc.out" &&
+    grep -Eq '^  APP_DB_PASSWORD +\(set, redacted\)$' "$work/cc.out" &&
     grep -Eq '^  SQLGATE_LISTEN +0\.0\.0\.0:8080$' "$work/cc.out" &&
-    ! grep -q "$(sed -n 's/^MSSQL_SA_PASSWORD=//p' "$root/.env.example")" "$work/cc.out"
+    ! grep -q "$(sed -n 's/^MSSQL_SA_PASSWORD=//p' "$root/deploy/compose.env.example")" "$work/cc.out"
 }
 if [ -s "$work/sqlgate.env" ]; then
   check "sqlgate --check-config accepts the container's environment" container_check
@@ -136,17 +189,14 @@ placeholder_check() {
     ! grep -qF -- "$placeholder" "$work/ph.out"
 }
 check "sqlgate --check-config refuses .env.example's placeholder token" placeholder_check
-check "db-init refuses the .env.example placeholder passwords" \
-  grep -q 'change-me' "$root/deploy/mssql-init.sh"
-check "deploy/mssql-init.sh is valid bash" bash -n "$root/deploy/mssql-init.sh"
 
 # --- every variable, with its default, in .env.example and docs/configuration.md ---------
-py vars "$work/help.txt" "$root/.env.example" "$root/docs/configuration.md"
+py compose_checks.py vars "$work/help.txt" "$root/.env.example" "$root/docs/configuration.md"
 
 # --- Dockerfile --------------------------------------------------------------------------
-py dockerfile "$root/Dockerfile" "$root/scripts/deps" "$root/scripts/start" "$bin" "$work/df"
-check ".dockerignore keeps .env and build directories out of the image" \
-  bash -c "grep -qx '.env' '$root/.dockerignore' && grep -qx 'build\*/' '$root/.dockerignore'"
+py compose_checks.py dockerfile "$root/Dockerfile" "$root/scripts/deps" "$root/scripts/start" "$bin" "$work/df"
+check ".dockerignore keeps .env, sqlgate.env and build directories out of the image" \
+  bash -c "grep -qx '.env' '$root/.dockerignore' && grep -qx 'sqlgate.env' '$root/.dockerignore' && grep -qx 'build\*/' '$root/.dockerignore'"
 
 # Replays the build stage: only what the Dockerfile copies, the same meson
 # commands, and the binary where the runtime stage copies it from.
@@ -178,7 +228,7 @@ else
 fi
 
 # --- docs ----------------------------------------------------------------------------------
-py docs "$root/README.md" "$root/docs/api.md" "$root/docs/deployment.md" \
+py compose_checks.py docs "$root/README.md" "$root/docs/api.md" "$root/docs/deployment.md" \
   "$root/openapi/openapi.json" "$work/help.txt"
 
 # The HAProxy snippet is a whole configuration: HAProxy itself must accept it
