@@ -40,6 +40,7 @@
  *   so that key is described without being named.
  */
 #include "sqlgate/config.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -414,21 +415,6 @@ typedef struct value {
     bool ok;
 } value;
 
-static void wipe(void *p, size_t n)
-{
-    volatile unsigned char *b = p;
-    while (n-- > 0)
-        *b++ = 0;
-}
-
-static void free_secret(char *s)
-{
-    if (s == NULL)
-        return;
-    wipe(s, strlen(s));
-    free(s);
-}
-
 static bool sb_append(strbuf *sb, const char *s, size_t n)
 {
     if (sb->len + n + 1 > sb->cap) {
@@ -722,7 +708,7 @@ static int read_file(const char *path, size_t cap, char **out, size_t *len)
 fail:
     saved = errno;
     if (buf != NULL) {
-        wipe(buf, n);
+        sg_wipe(buf, n);
         free(buf);
     }
     close(fd);
@@ -861,7 +847,7 @@ static void url_clear(url_parts *u)
     free(u->host);
     free(u->database);
     free(u->user);
-    free_secret(u->password);
+    sg_free_secret(u->password);
     free(u->app_name);
     free(u->path);
     memset(u, 0, sizeof *u);
@@ -894,7 +880,7 @@ static int pct_decode(const char *s, size_t n, char **out)
         int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
         int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            wipe(d, o);
+            sg_wipe(d, o);
             free(d);
             return -1;
         }
@@ -920,7 +906,7 @@ static int url_part(loader *ld, const char *var, const char *what, const char *s
         add_error(ld, var, "bad percent-encoding in the %s", what);
         return -1;
     }
-    free_secret(*dst);
+    sg_free_secret(*dst);
     *dst = d;
     return 0;
 }
@@ -942,7 +928,7 @@ static void set_string(loader *ld, char **dst, const char *s, size_t n)
     char *d = dup_range(ld, s, n);
     if (d == NULL)
         return;
-    free_secret(*dst);
+    sg_free_secret(*dst);
     *dst = d;
 }
 
@@ -1414,7 +1400,7 @@ static void parse_ado(loader *ld, const char *var, const char *s, url_parts *u)
         }
         free(key);
     }
-    wipe(val, strlen(s) + 1);
+    sg_wipe(val, strlen(s) + 1);
     free(val);
 }
 
@@ -1508,7 +1494,7 @@ static void load_readonly(loader *ld, sg_db_config *db, const value *v, char var
         return;
     db->readonly_user = keep(ld, user);
     db->readonly_password = keep(ld, from_file != NULL ? from_file : pass);
-    free_secret(from_file);
+    sg_free_secret(from_file);
     sg_db_config *ro = owned_add(ld, malloc(sizeof *ro));
     if (ro == NULL)
         return;
@@ -1694,7 +1680,7 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
     db->max_logins_per_sec = (unsigned)v[DV_MAX_LOGINS_PER_SEC].num;
 
     load_readonly(ld, db, v, var, drv);
-    free_secret(password);
+    sg_free_secret(password);
     url_clear(&u);
 }
 
@@ -2015,7 +2001,7 @@ static bool load_tokens(loader *ld, const value *sv)
         return false;
     }
     bool ok = split_tokens(ld, file_var, buf);
-    wipe(buf, len);
+    sg_wipe(buf, len);
     free(buf);
     return ok;
 }
@@ -2056,7 +2042,7 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
     }
     /* From here on only the digests exist: the plain tokens are wiped. */
     for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
+        sg_wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
     cfg->api_tokens = NULL;
     const char *file = sv[SV_TOKENS_FILE].text;
     if (file == NULL)
@@ -2069,7 +2055,7 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
         return false;
     }
     rc = sg_tokens_parse(ld->box->tokens, buf, len, file, resolve_db, cfg, &errors);
-    wipe(buf, len);
+    sg_wipe(buf, len);
     free(buf);
     if (rc == 0)
         return ok;
@@ -2283,14 +2269,14 @@ void sg_config_unref(const sg_config *cfg)
     /* Secrets are wiped so that a later heap dump does not hold them. */
     for (size_t i = 0; cfg->databases != NULL && i < cfg->n_databases; i++) {
         if (cfg->databases[i].password != NULL)
-            wipe((char *)cfg->databases[i].password, strlen(cfg->databases[i].password));
+            sg_wipe((char *)cfg->databases[i].password, strlen(cfg->databases[i].password));
         if (cfg->databases[i].readonly_password != NULL)
-            wipe((char *)cfg->databases[i].readonly_password,
-                 strlen(cfg->databases[i].readonly_password));
+            sg_wipe((char *)cfg->databases[i].readonly_password,
+                    strlen(cfg->databases[i].readonly_password));
     }
     sg_tokens_free(box->tokens);
     for (size_t i = 0; cfg->api_tokens != NULL && i < cfg->n_api_tokens; i++)
-        wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
+        sg_wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
     for (size_t i = 0; i < box->n_owned; i++)
         free(box->owned[i]);
     free(box->owned);

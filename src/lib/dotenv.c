@@ -17,6 +17,7 @@
  * what is wrong, never the value, and values are wiped when freed.
  */
 #include "sqlgate/config.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,13 +46,6 @@ typedef struct errbuf {
     size_t count;
     bool oom;
 } errbuf;
-
-static void wipe(char *p, size_t n)
-{
-    volatile char *b = p;
-    while (n-- > 0)
-        *b++ = 0;
-}
 
 static void err_add(errbuf *eb, const char *origin, size_t line, const char *msg)
 {
@@ -87,7 +81,7 @@ static int env_set(sg_dotenv *env, const char *key, size_t klen, char *value)
 {
     for (size_t i = 0; i < env->n; i++) {
         if (strlen(env->items[i].key) == klen && memcmp(env->items[i].key, key, klen) == 0) {
-            wipe(env->items[i].value, strlen(env->items[i].value));
+            sg_wipe(env->items[i].value, strlen(env->items[i].value));
             free(env->items[i].value);
             env->items[i].value = value;
             return 0;
@@ -111,7 +105,7 @@ static int env_set(sg_dotenv *env, const char *key, size_t klen, char *value)
     env->n++;
     return 0;
 fail:
-    wipe(value, strlen(value));
+    sg_wipe(value, strlen(value));
     free(value);
     return -1;
 }
@@ -213,7 +207,7 @@ static int parse_line(sg_dotenv *env, const char *p, const char *end, const char
     value[o] = '\0';
     return env_set(env, key, klen, value) == 0 ? 0 : -2;
 bad:
-    wipe(value, o);
+    sg_wipe(value, o);
     free(value);
     return -1;
 }
@@ -326,14 +320,14 @@ sg_dotenv *sg_dotenv_load(const char *path, char **errors)
     }
     close(fd);
     sg_dotenv *env = sg_dotenv_parse(buf, n, path, errors);
-    wipe(buf, n);
+    sg_wipe(buf, n);
     free(buf);
     return env;
 fail:
     if (fd >= 0)
         close(fd);
     if (buf != NULL) {
-        wipe(buf, n);
+        sg_wipe(buf, n);
         free(buf);
     }
     if (errors != NULL)
@@ -347,7 +341,7 @@ void sg_dotenv_free(sg_dotenv *env)
         return;
     for (size_t i = 0; i < env->n; i++) {
         free(env->items[i].key);
-        wipe(env->items[i].value, strlen(env->items[i].value));
+        sg_wipe(env->items[i].value, strlen(env->items[i].value));
         free(env->items[i].value);
     }
     free(env->items);

@@ -26,6 +26,7 @@
 
 #include "jsonw.h"
 #include "log.h"
+#include "../lib/util.h"
 #include "sqlgate/driver.h"
 
 #define MAX_SEGMENTS         8
@@ -1199,17 +1200,6 @@ static char *read_small_file(const char *path)
     return data;
 }
 
-/* Wipes a key's bytes before freeing them. Accepts NULL. */
-static void free_secret(char *s)
-{
-    if (s == NULL)
-        return;
-    volatile char *p = s;
-    while (*p != '\0')
-        *p++ = '\0';
-    free(s);
-}
-
 /* Frees what http_start set up besides the daemon. */
 static void server_free(http_server *srv)
 {
@@ -1286,8 +1276,8 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         cert = read_small_file(cfg->tls_cert_file);
         key = read_small_file(cfg->tls_key_file);
         if (cert == NULL || key == NULL) {
-            free_secret(cert);
-            free_secret(key);
+            sg_free_secret(cert);
+            sg_free_secret(key);
             server_free(srv);
             sg_err_set(err, SG_BAD_REQUEST, "%s: cannot be read",
                        cert == NULL ? "SQLGATE_TLS_CERT_FILE" : "SQLGATE_TLS_KEY_FILE");
@@ -1313,8 +1303,8 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
-    free_secret(cert);
-    free_secret(key);
+    sg_free_secret(cert);
+    sg_free_secret(key);
     if (srv->daemon == NULL) {
         server_free(srv);
         if (cfg->tls_cert_file != NULL)

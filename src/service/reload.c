@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "../lib/util.h"
 
 #define CONFIG_ERROR_PREFIX "sqlgate: configuration error: "
 
@@ -50,13 +51,9 @@ void app_env_free(app_env *env)
 {
     if (env == NULL)
         return;
-    for (size_t i = 0; i < env->n; i++) {
-        /* The environment may hold secrets (passwords, tokens). */
-        volatile char *p = env->vars[i];
-        while (*p != '\0')
-            *p++ = '\0';
-        free(env->vars[i]);
-    }
+    /* The environment may hold secrets (passwords, tokens). */
+    for (size_t i = 0; i < env->n; i++)
+        sg_free_secret(env->vars[i]);
     free(env->vars);
     free(env);
 }
