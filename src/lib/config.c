@@ -650,85 +650,19 @@ static void read_var(loader *ld, const char *var, const var_def *def, value *out
 
 /* --- Files ------------------------------------------------------------------ */
 
-/* Reads a whole regular file of at most cap bytes into a new NUL-terminated
- * buffer (caller frees). Returns 0; -1 with errno set; -2 when larger than
- * cap; -3 when not a regular file; -4 when it contains a NUL byte. The buffer
- * is wiped on failure because the file may hold a secret. */
-static int read_file(const char *path, size_t cap, char **out, size_t *len)
-{
-    int rc = -1, saved = 0;
-    char *buf = NULL;
-    size_t n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        goto fail;
-    if (!S_ISREG(st.st_mode)) {
-        rc = -3;
-        goto fail;
-    }
-    if ((uintmax_t)st.st_size > cap) {
-        rc = -2;
-        goto fail;
-    }
-    /* One byte more than allowed shows a file that grew while we read it. */
-    buf = malloc(cap + 1);
-    if (buf == NULL)
-        goto fail;
-    for (;;) {
-        if (n == cap + 1) {
-            rc = -2;
-            goto fail;
-        }
-        ssize_t r = read(fd, buf + n, cap + 1 - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            goto fail;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (n > cap) {
-        rc = -2;
-        goto fail;
-    }
-    if (memchr(buf, '\0', n) != NULL) {
-        rc = -4;
-        goto fail;
-    }
-    buf[n] = '\0';
-    close(fd);
-    *out = buf;
-    *len = n;
-    return 0;
-fail:
-    saved = errno;
-    if (buf != NULL) {
-        sg_wipe(buf, n);
-        free(buf);
-    }
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-/* err is the errno of a read_file (or open) that returned rc == -1. */
+/* err is the errno of an sg_file_read (or open) that returned SG_FILE_ERRNO. */
 static void file_error(loader *ld, const char *var, const char *path, int rc, int err, size_t cap)
 {
     char q[QUOTE_BUF];
     quote(q, sizeof q, path);
     switch (rc) {
-    case -2:
+    case SG_FILE_TOO_LARGE:
         add_error(ld, var, "file %s is larger than %zu bytes", q, cap);
         break;
-    case -3:
+    case SG_FILE_NOT_REGULAR:
         add_error(ld, var, "%s is not a regular file", q);
         break;
-    case -4:
+    case SG_FILE_HAS_NUL:
         add_error(ld, var, "file %s contains a NUL byte", q);
         break;
     default:
@@ -743,7 +677,7 @@ static void file_error(loader *ld, const char *var, const char *path, int rc, in
  * is reported with the rest instead of at the first connection. */
 static void check_readable(loader *ld, const char *var, const char *path)
 {
-    int rc = -3, err = 0;
+    int rc = SG_FILE_NOT_REGULAR, err = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         err = errno;
@@ -753,7 +687,7 @@ static void check_readable(loader *ld, const char *var, const char *path)
             rc = 0;
         close(fd);
     } else {
-        rc = -1;
+        rc = SG_FILE_ERRNO;
     }
     if (rc != 0)
         file_error(ld, var, path, rc, err, 0);
@@ -1436,7 +1370,7 @@ static char *read_password_file(loader *ld, const char *var, const char *path)
 {
     char *buf = NULL;
     size_t len = 0;
-    int rc = read_file(path, SECRET_FILE_MAX, &buf, &len);
+    int rc = sg_file_read(path, SECRET_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
         file_error(ld, var, path, rc, errno, SECRET_FILE_MAX);
         return NULL;
@@ -1995,7 +1929,7 @@ static bool load_tokens(loader *ld, const value *sv)
         return true;
     char *buf = NULL;
     size_t len = 0;
-    int rc = read_file(file, TOKENS_FILE_MAX, &buf, &len);
+    int rc = sg_file_read(file, TOKENS_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
         file_error(ld, file_var, file, rc, errno, TOKENS_FILE_MAX);
         return false;
@@ -2049,7 +1983,7 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
         return ok;
     char *buf = NULL, *errors = NULL;
     size_t len = 0;
-    int rc = read_file(file, TOKENS_FILE_MAX, &buf, &len);
+    int rc = sg_file_read(file, TOKENS_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
         file_error(ld, var, file, rc, errno, TOKENS_FILE_MAX);
         return false;

@@ -20,12 +20,9 @@
 #include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define DOTENV_FILE_MAX   (1024 * 1024)
 #define DOTENV_ERRORS_MAX 50 /* error lines reported; later ones are counted */
@@ -277,58 +274,31 @@ sg_dotenv *sg_dotenv_load(const char *path, char **errors)
     char *buf = NULL;
     size_t n = 0;
     char msg[512];
-    struct stat st;
     if (errors != NULL)
         *errors = NULL;
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return sg_dotenv_parse("", 0, path, errors);
-        snprintf(msg, sizeof msg, "%s: cannot read: %s\n", path, strerror(errno));
-        goto fail;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(msg, sizeof msg, "%s: not a regular file\n", path);
-        goto fail;
-    }
-    if ((uintmax_t)st.st_size > DOTENV_FILE_MAX) {
-        snprintf(msg, sizeof msg, "%s: larger than %d bytes\n", path, DOTENV_FILE_MAX);
-        goto fail;
-    }
-    /* One spare byte shows a file that grew past the cap while we read it. */
-    buf = malloc(DOTENV_FILE_MAX + 1);
-    if (buf == NULL) {
-        snprintf(msg, sizeof msg, "%s: out of memory\n", path);
-        goto fail;
-    }
-    for (;;) {
-        if (n > DOTENV_FILE_MAX) {
-            snprintf(msg, sizeof msg, "%s: larger than %d bytes\n", path, DOTENV_FILE_MAX);
-            goto fail;
-        }
-        ssize_t r = read(fd, buf + n, DOTENV_FILE_MAX + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            snprintf(msg, sizeof msg, "%s: cannot read: %s\n", path, strerror(errno));
-            goto fail;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    sg_dotenv *env = sg_dotenv_parse(buf, n, path, errors);
-    sg_wipe(buf, n);
-    free(buf);
-    return env;
-fail:
-    if (fd >= 0)
-        close(fd);
-    if (buf != NULL) {
+    /* NUL bytes are let through: the parser reports them by line. */
+    switch (sg_file_read(path, DOTENV_FILE_MAX, false, &buf, &n)) {
+    case 0: {
+        sg_dotenv *env = sg_dotenv_parse(buf, n, path, errors);
         sg_wipe(buf, n);
         free(buf);
+        return env;
+    }
+    case SG_FILE_NOT_REGULAR:
+        snprintf(msg, sizeof msg, "%s: not a regular file\n", path);
+        break;
+    case SG_FILE_TOO_LARGE:
+        snprintf(msg, sizeof msg, "%s: larger than %d bytes\n", path, DOTENV_FILE_MAX);
+        break;
+    default:
+        if (errno == ENOENT)
+            return sg_dotenv_parse("", 0, path, errors);
+        if (errno == ENOMEM)
+            snprintf(msg, sizeof msg, "%s: out of memory\n", path);
+        else
+            snprintf(msg, sizeof msg, "%s: cannot read: %s\n", path, strerror(errno));
+        break;
     }
     if (errors != NULL)
         *errors = strdup(msg);

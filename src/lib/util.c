@@ -30,7 +30,7 @@ void sg_free_secret(char *s)
 
 /* --- Files ------------------------------------------------------------------ */
 
-int sg_file_read(const char *path, size_t cap, char **out, size_t *len)
+int sg_file_read(const char *path, size_t cap, bool text, char **out, size_t *len)
 {
     int rc = SG_FILE_ERRNO, saved = 0;
     char *buf = NULL;
@@ -72,7 +72,7 @@ int sg_file_read(const char *path, size_t cap, char **out, size_t *len)
         rc = SG_FILE_TOO_LARGE;
         goto fail;
     }
-    if (memchr(buf, '\0', n) != NULL) {
+    if (text && memchr(buf, '\0', n) != NULL) {
         rc = SG_FILE_HAS_NUL;
         goto fail;
     }

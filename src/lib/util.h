@@ -32,11 +32,12 @@ enum {
 };
 
 /* Reads the whole regular file at path (borrowed), at most cap bytes, into a
- * new NUL-terminated buffer (*out, caller frees; *len bytes before the NUL).
- * Returns 0 or one of SG_FILE_*, with errno set for SG_FILE_ERRNO. On failure
- * nothing is allocated, and what was read is wiped first: the file may hold a
- * secret. */
-int sg_file_read(const char *path, size_t cap, char **out, size_t *len);
+ * new buffer with a NUL after the last byte (*out, caller frees; *len bytes).
+ * With text, a NUL byte inside fails (SG_FILE_HAS_NUL); without, the caller
+ * sees it (a parser that reports it by line). Returns 0 or one of SG_FILE_*,
+ * with errno set for SG_FILE_ERRNO. On failure nothing is allocated, and what
+ * was read is wiped first: the file may hold a secret. */
+int sg_file_read(const char *path, size_t cap, bool text, char **out, size_t *len);
 
 /* --- Growable byte buffer ---------------------------------------------------- */
 

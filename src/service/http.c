@@ -1183,20 +1183,17 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 #define TLS_FILE_MAX (1024 * 1024)
 
-/* Whole file as a NUL-terminated string (new), or NULL. */
+/* Whole file as a NUL-terminated string (new), or NULL (also when empty). */
 static char *read_small_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    char *data = NULL;
+    size_t n = 0;
+    if (sg_file_read(path, TLS_FILE_MAX, false, &data, &n) != 0)
         return NULL;
-    char *data = malloc(TLS_FILE_MAX + 1);
-    size_t n = data ? fread(data, 1, TLS_FILE_MAX + 1, f) : 0;
-    fclose(f);
-    if (data == NULL || n == 0 || n > TLS_FILE_MAX) {
+    if (n == 0) {
         free(data);
         return NULL;
     }
-    data[n] = '\0';
     return data;
 }
 
