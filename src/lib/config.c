@@ -391,16 +391,11 @@ typedef struct cfg_box {
     size_t n_owned, cap_owned;
 } cfg_box;
 
-typedef struct strbuf {
-    char *data;
-    size_t len, cap;
-} strbuf;
-
 typedef struct loader {
     sg_lookup_fn lookup;
     void *ud;
     cfg_box *box;
-    strbuf errs;
+    sg_buf errs; /* no cap of its own: add_error keeps it under ERRORS_CAP */
     size_t n_errors;
     size_t n_dropped; /* problems past ERRORS_CAP, reported as a count */
     bool oom;
@@ -414,24 +409,6 @@ typedef struct value {
     int64_t num;
     bool ok;
 } value;
-
-static bool sb_append(strbuf *sb, const char *s, size_t n)
-{
-    if (sb->len + n + 1 > sb->cap) {
-        size_t cap = sb->cap ? sb->cap : 256;
-        while (cap < sb->len + n + 1)
-            cap *= 2;
-        char *p = realloc(sb->data, cap);
-        if (p == NULL)
-            return false;
-        sb->data = p;
-        sb->cap = cap;
-    }
-    memcpy(sb->data + sb->len, s, n);
-    sb->len += n;
-    sb->data[sb->len] = '\0';
-    return true;
-}
 
 static void add_error(loader *ld, const char *var, const char *fmt, ...) SG_PRINTF(3, 4);
 
@@ -449,8 +426,8 @@ static void add_error(loader *ld, const char *var, const char *fmt, ...)
         ld->n_dropped++;
         return;
     }
-    if (!sb_append(&ld->errs, var, vlen) || !sb_append(&ld->errs, ": ", 2) ||
-        !sb_append(&ld->errs, msg, mlen) || !sb_append(&ld->errs, "\n", 1))
+    if (!sg_buf_append(&ld->errs, var, vlen) || !sg_buf_append(&ld->errs, ": ", 2) ||
+        !sg_buf_append(&ld->errs, msg, mlen) || !sg_buf_append(&ld->errs, "\n", 1))
         ld->oom = true;
 }
 
@@ -2167,18 +2144,18 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
         if (ld.n_dropped > 0) {
             char more[96];
             int w = snprintf(more, sizeof more, "(%zu more problems not shown)\n", ld.n_dropped);
-            if (!sb_append(&ld.errs, more, (size_t)w))
+            if (!sg_buf_append(&ld.errs, more, (size_t)w))
                 goto oom;
         }
         *errors = ld.errs.data;
         sg_config_free(cfg);
         return NULL;
     }
-    free(ld.errs.data);
+    sg_buf_free(&ld.errs);
     return cfg;
 
 oom:
-    free(ld.errs.data);
+    sg_buf_free(&ld.errs);
     if (ld.box != NULL)
         sg_config_free(&ld.box->pub);
     /* May be NULL too; the caller then has no text but still a failure. */

@@ -38,10 +38,8 @@ struct sg_dotenv {
 };
 
 typedef struct errbuf {
-    char *data;
-    size_t len, cap;
+    sg_buf text; /* failed: out of memory */
     size_t count;
-    bool oom;
 } errbuf;
 
 static void err_add(errbuf *eb, const char *origin, size_t line, const char *msg)
@@ -56,21 +54,7 @@ static void err_add(errbuf *eb, const char *origin, size_t line, const char *msg
     if (w < 0)
         return;
     size_t n = (size_t)w < sizeof buf ? (size_t)w : sizeof buf - 1;
-    if (eb->len + n + 1 > eb->cap) {
-        size_t cap = eb->cap ? eb->cap * 2 : 512;
-        while (cap < eb->len + n + 1)
-            cap *= 2;
-        char *d = realloc(eb->data, cap);
-        if (d == NULL) {
-            eb->oom = true;
-            return;
-        }
-        eb->data = d;
-        eb->cap = cap;
-    }
-    memcpy(eb->data + eb->len, buf, n);
-    eb->len += n;
-    eb->data[eb->len] = '\0';
+    sg_buf_append(&eb->text, buf, n);
 }
 
 /* Stores key=value, replacing an earlier value; steals value. */
@@ -242,7 +226,7 @@ sg_dotenv *sg_dotenv_parse(const char *text, size_t len, const char *origin, cha
             break;
         p = nl + 1;
     }
-    if (eb.oom)
+    if (eb.text.failed)
         goto oom;
     if (eb.count > 0) {
         if (eb.count > DOTENV_ERRORS_MAX) {
@@ -250,20 +234,20 @@ sg_dotenv *sg_dotenv_parse(const char *text, size_t len, const char *origin, cha
             snprintf(more, sizeof more, "%zu more malformed lines", eb.count - DOTENV_ERRORS_MAX);
             eb.count = 0; /* lets err_add append the summary line */
             err_add(&eb, origin, 0, more);
-            if (eb.oom)
+            if (eb.text.failed)
                 goto oom;
         }
         sg_dotenv_free(env);
         if (errors != NULL)
-            *errors = eb.data;
+            *errors = eb.text.data;
         else
-            free(eb.data);
+            sg_buf_free(&eb.text);
         return NULL;
     }
     return env;
 oom:
     sg_dotenv_free(env);
-    free(eb.data);
+    sg_buf_free(&eb.text);
     if (errors != NULL)
         *errors = strdup("out of memory while reading a .env file\n");
     return NULL;

@@ -111,7 +111,8 @@ bool sg_buf_reserve(sg_buf *b, size_t extra)
 {
     if (b->failed)
         return false;
-    if (extra > b->max - b->len) {
+    size_t max = b->max ? b->max : SIZE_MAX;
+    if (extra > max - b->len) {
         b->failed = true;
         return false;
     }

@@ -43,12 +43,13 @@ int sg_file_read(const char *path, size_t cap, bool text, char **out, size_t *le
 
 /* A byte buffer with a cap: an append that would pass max, or that finds no
  * memory, fails and marks the buffer failed (sticky), so a writer can append
- * many pieces and look once at the end. */
+ * many pieces and look once at the end. A zero-initialised sg_buf is an empty
+ * buffer with no cap. */
 typedef struct sg_buf {
     char *data; /* owned; NUL-terminated after every successful append */
     size_t len;
     size_t cap;
-    size_t max;  /* len never exceeds it (SIZE_MAX: no cap) */
+    size_t max;  /* len never exceeds it (0 or SIZE_MAX: no cap) */
     bool failed; /* an append failed (out of memory or over max); sticky */
 } sg_buf;
 
