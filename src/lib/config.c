@@ -764,17 +764,6 @@ static void url_clear(url_parts *u)
     memset(u, 0, sizeof *u);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes n bytes into a new string. Returns 0, -1 on a bad or %00
  * escape, -2 on OOM. */
 static int pct_decode(const char *s, size_t n, char **out)
@@ -788,8 +777,8 @@ static int pct_decode(const char *s, size_t n, char **out)
             d[o++] = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < n ? sg_hex_value(s[i + 1]) : -1;
+        int lo = i + 2 < n ? sg_hex_value(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             sg_wipe(d, o);
             free(d);

@@ -886,17 +886,6 @@ static void *reaper_main(void *arg)
 
 /* --- libmicrohttpd callbacks ----------------------------------------------- */
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void reply_code(http_req *req, sg_code code, const char *message)
 {
     sg_err err;
@@ -1157,7 +1146,7 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     char *out = s;
     for (const char *in = s; *in != '\0';) {
         int hi, lo;
-        if (in[0] == '%' && (hi = hex_digit(in[1])) >= 0 && (lo = hex_digit(in[2])) >= 0 &&
+        if (in[0] == '%' && (hi = sg_hex_value(in[1])) >= 0 && (lo = sg_hex_value(in[2])) >= 0 &&
             (hi | lo) != 0) {
             *out++ = (char)(hi << 4 | lo);
             in += 3;
