@@ -44,39 +44,6 @@ void jw_char(jw_buf *b, char c)
     jw_raw(b, &c, 1);
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_valid_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 /* Input bytes escaped per reservation: reserving for the worst case of a
  * whole string at once (6 output bytes per input byte) would ask for six
  * times the size of a large text cell. */
@@ -135,7 +102,7 @@ static size_t str_escape(jw_buf *b, const unsigned char *p, size_t len, size_t i
             i++;
             continue;
         }
-        size_t n = utf8_valid_len(p + i, len - i);
+        size_t n = sg_utf8_len(p + i, len - i);
         if (n == 0) {
             memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD for each invalid byte */
             out += 3;

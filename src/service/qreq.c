@@ -16,6 +16,8 @@
  * are overwritten by the next one. */
 #include "qreq.h"
 
+#include "../lib/util.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -180,32 +182,6 @@ static void skip_space(parser *ps)
         ps->p++;
 }
 
-/* Length of the UTF-8 sequence at s (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF, not cut off by end), or 0. */
-static size_t utf8_length(const unsigned char *s, const unsigned char *end)
-{
-    size_t n;
-    uint32_t cp, min;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        n = 2, cp = s[0] & 0x1Fu, min = 0x80;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        n = 3, cp = s[0] & 0x0Fu, min = 0x800;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        n = 4, cp = s[0] & 0x07u, min = 0x10000;
-    else
-        return 0;
-    if ((size_t)(end - s) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 static size_t utf8_put(char *o, uint32_t cp)
 {
     if (cp < 0x80) {
@@ -237,14 +213,8 @@ static long hex4(const unsigned char *s, const unsigned char *end)
         return -1;
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int c = s[i], d;
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
+        int d = sg_hex_value(s[i]);
+        if (d < 0)
             return -1;
         v = v << 4 | d;
     }
@@ -318,7 +288,7 @@ static int read_string(parser *ps, jval *v)
             return syntax_error(ps, s, "control character 0x%02X in a string (it must be escaped)",
                                 *s);
         if (*s >= 0x80) {
-            size_t n = utf8_length(s, end);
+            size_t n = sg_utf8_len(s, (size_t)(end - s));
             if (n == 0)
                 return syntax_error(ps, s, "invalid UTF-8 (byte 0x%02X)", *s);
             memcpy(o, s, n);
