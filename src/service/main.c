@@ -35,6 +35,8 @@
 #include "reload.h"
 #include "sqlgate/sqlgate.h"
 
+#include "../lib/util.h"
+
 extern char **environ;
 
 #define EXIT_CONFIG      2
@@ -66,13 +68,6 @@ typedef struct stopper {
 /* How often the signal thread looks at `done` and the watchdog deadline
  * while shutting down. */
 #define SIGNAL_POLL_MS 100
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static void say(const char *text)
 {
@@ -347,7 +342,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     log_info("shutdown started", json_pack("{s:s,s:I,s:I}", "signal", strsignal(signo), "delay_ms",
                                            (json_int_t)cfg->shutdown_delay_ms, "drain_timeout_ms",
                                            (json_int_t)cfg->drain_timeout_ms));
-    sleep_ms(cfg->shutdown_delay_ms);
+    sg_sleep_ms(cfg->shutdown_delay_ms);
 
     http_refuse_new(srv);
     int64_t deadline = sg_clock_ms() + cfg->drain_timeout_ms;
@@ -355,7 +350,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     st->hard_deadline = deadline + WATCHDOG_GRACE_MS; /* the delay may have overslept */
     pthread_mutex_unlock(&st->mu);
     while (http_inflight(srv) > 0 && sg_clock_ms() < deadline)
-        sleep_ms(INFLIGHT_POLL_MS);
+        sg_sleep_ms(INFLIGHT_POLL_MS);
 
     unsigned requests_cancelled = http_inflight(srv);
     unsigned statements_cancelled = 0;
@@ -391,7 +386,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     /* Interrupted requests answer with an error; give them a moment. */
     int64_t settle = sg_clock_ms() + CANCEL_SETTLE_MS;
     while (http_inflight(srv) > 0 && sg_clock_ms() < settle)
-        sleep_ms(INFLIGHT_POLL_MS);
+        sg_sleep_ms(INFLIGHT_POLL_MS);
     http_stop(srv);
 
     app_config_release(cfg);
