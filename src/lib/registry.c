@@ -14,6 +14,7 @@
  * the lists are short (a few databases), so a scan is cheaper than a map.
  */
 #include "sqlgate/registry.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -66,12 +67,6 @@ static bool name_valid(const char *name)
     return true;
 }
 
-static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
-{
-    struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
-    pthread_cond_timedwait(cv, mu, &ts);
-}
-
 sg_registry *sg_registry_new(sg_err *err)
 {
     sg_registry *reg = calloc(1, sizeof *reg);
@@ -79,14 +74,8 @@ sg_registry *sg_registry_new(sg_err *err)
         sg_err_set(err, SG_INTERNAL, "out of memory");
         return NULL;
     }
-    pthread_condattr_t attr;
-    bool attr_ok = pthread_condattr_init(&attr) == 0;
-    /* Drain deadlines are sg_clock_ms() values: a wall-clock wait would be wrong. */
-    bool cv_ok = attr_ok && pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
-                 pthread_cond_init(&reg->cv, &attr) == 0;
-    if (attr_ok)
-        pthread_condattr_destroy(&attr);
-    if (!cv_ok) {
+    /* Drain deadlines are sg_clock_ms() values. */
+    if (sg_cond_init_monotonic(&reg->cv) != 0) {
         free(reg);
         sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
         return NULL;
@@ -187,7 +176,7 @@ static void *closer_main(void *arg)
             deadline = reg->shutdown_deadline;
         if (e->refs == 0 || sg_clock_ms() >= deadline)
             break;
-        cond_wait_until(&reg->cv, &reg->mu, deadline);
+        sg_cond_wait_until(&reg->cv, &reg->mu, deadline);
     }
     pthread_mutex_unlock(&reg->mu);
 
