@@ -1586,18 +1586,6 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
 
 /* --- Databases and modes ------------------------------------------------------ */
 
-static bool name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > SG_NAME_MAX || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 static bool reserved(const char *s)
 {
     return strcmp(s, "default") == 0 || strcmp(s, "live") == 0 || strcmp(s, "ready") == 0;
@@ -1627,7 +1615,7 @@ static size_t parse_names(loader *ld, const char *var, const char *list, db_name
         snprintf(tmp, sizeof tmp, "%.*s", (int)(len < ECHO_MAX ? len : ECHO_MAX), s);
         if (len == 0) {
             add_error(ld, var, "item %zu is empty", item);
-        } else if (!name_ok(s, len)) {
+        } else if (!sg_name_valid(s, len)) {
             add_error(ld, var,
                       "%s is not a valid database name (a lower-case letter, then up to 62 of "
                       "a-z, 0-9, _)",

@@ -54,19 +54,6 @@ struct sg_registry {
     void *on_retired_ud;
 };
 
-static bool name_valid(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > SG_NAME_MAX || name[0] < 'a' || name[0] > 'z')
-        return false;
-    for (size_t i = 1; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 sg_registry *sg_registry_new(sg_err *err)
 {
     sg_registry *reg = calloc(1, sizeof *reg);
@@ -227,7 +214,8 @@ static int add_entry(sg_registry *reg, sg_db *db, const sg_config *keep, sg_err 
 {
     const char *name = sg_db_name(db);
     bool legacy_default = strcmp(name, SG_DEFAULT_ALIAS) == 0;
-    if (!name_valid(name) || strcmp(name, "live") == 0 || strcmp(name, "ready") == 0) {
+    if (!sg_name_valid(name, strlen(name)) || strcmp(name, "live") == 0 ||
+        strcmp(name, "ready") == 0) {
         sg_db_free(db);
         return sg_err_set(err, SG_BAD_REQUEST, "database name \"%s\" is invalid or reserved", name);
     }
@@ -606,7 +594,7 @@ int sg_registry_apply(sg_registry *reg, const sg_config *cfg, sg_driver_find_fn 
         pthread_mutex_unlock(&reg->mu);
         if (change == SG_REG_UNCHANGED)
             continue;
-        if (!name_valid(dc->name) || strcmp(dc->name, "live") == 0 ||
+        if (!sg_name_valid(dc->name, strlen(dc->name)) || strcmp(dc->name, "live") == 0 ||
             strcmp(dc->name, "ready") == 0) {
             sg_err_set(err, SG_BAD_REQUEST, "database name \"%s\" is invalid or reserved",
                        dc->name);

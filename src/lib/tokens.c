@@ -191,23 +191,11 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
-static bool name_syntax_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > SG_NAME_MAX || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 /* Adds one name of db= to t. False after a problem was reported. */
 static bool add_db(parser *p, size_t line, sg_token *t, const char *s, size_t n)
 {
     char name[SG_NAME_MAX + 1];
-    if (!name_syntax_ok(s, n)) {
+    if (!sg_name_valid(s, n)) {
         problem(p, line,
                 "db= holds an invalid database name (expected `*` or names like core,app)");
         return false;
