@@ -2,6 +2,7 @@
 #ifndef SQLGATE_SQLGATE_H
 #define SQLGATE_SQLGATE_H
 
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 #include "driver.h"

@@ -17,6 +17,7 @@
  * still uses it, and the process is expected to exit (sg_db_abandoned).
  */
 #include "sqlgate/db.h"
+#include "sqlgate/clock.h"
 #include "util.h"
 
 #include <pthread.h>

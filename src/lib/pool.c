@@ -50,6 +50,7 @@
  * every borrowed one under the lock is safe.
  */
 #include "sqlgate/pool.h"
+#include "sqlgate/clock.h"
 #include "util.h"
 
 #include <assert.h>

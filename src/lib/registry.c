@@ -14,6 +14,7 @@
  * the lists are short (a few databases), so a scan is cheaper than a map.
  */
 #include "sqlgate/registry.h"
+#include "sqlgate/clock.h"
 #include "util.h"
 
 #include <pthread.h>

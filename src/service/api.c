@@ -11,7 +11,7 @@
 #include "qreq.h"
 #include "qstream.h"
 #include "reload.h"
-#include "sqlgate/driver.h"
+#include "sqlgate/clock.h"
 
 /* Bytes encoded before the status is chosen: an error within them is still
  * answered with its own status; past them the response streams. */

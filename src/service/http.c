@@ -27,7 +27,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "../lib/util.h"
-#include "sqlgate/driver.h"
+#include "sqlgate/clock.h"
 
 #define MAX_SEGMENTS         8
 #define CONNECTION_LIMIT     (HTTP_MAX_INFLIGHT + 64)
