@@ -12,6 +12,6 @@
 #include "sha256.h"
 #include "tokens.h"
 
-#define SQLGATE_VERSION "0.1.0"
+#include "sqlgate/version.h" /* SQLGATE_VERSION, generated from meson.build */
 
 #endif
