@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "httperr.h"
 #include "log.h"
 #include "qreq.h"
 #include "qstream.h"
@@ -574,7 +575,7 @@ static void h_reload(http_req *req, void *ud)
         http_reply_json(req, 200, report);
         return;
     }
-    http_audit(req, NULL, sg_code_http_status(err.code),
+    http_audit(req, NULL, httperr_status(err.code),
                err.code == SG_CONFIG_INVALID ? "reload refused: configuration invalid"
                                              : "reload refused");
     if (err.code != SG_CONFIG_INVALID) {

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "httperr.h"
 #include "jsonw.h"
 #include "log.h"
 #include "../lib/util.h"
@@ -230,7 +231,8 @@ void http_reply_error(http_req *req, const sg_err *err)
         jw_lit(&b, sql);
     }
     jw_lit(&b, "}}");
-    int status = sg_code_http_status(err->code);
+    httperr_policy policy = httperr_policy_of(err->code);
+    int status = policy.status;
     if (b.failed) {
         jw_free(&b);
         set_response(req, 500, NULL);
@@ -239,13 +241,12 @@ void http_reply_error(http_req *req, const sg_err *err)
     size_t len;
     char *text = jw_steal(&b, &len);
     http_reply_bytes(req, status, "application/json", text, len);
-    if (status == 503)
-        http_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER,
-                          err->code == SG_DB_UNAVAILABLE ? "5" : "1");
-    if (err->code == SG_SHUTTING_DOWN)
+    if (policy.retry_after != NULL)
+        http_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, policy.retry_after);
+    if (policy.close)
         http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (err->code == SG_UNAUTHORIZED)
-        http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (policy.www_authenticate != NULL)
+        http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, policy.www_authenticate);
     if (err->code == SG_UNAUTHORIZED || err->code == SG_FORBIDDEN)
         audit_line(req, req->db[0] != '\0' ? req->db : NULL, status, "refused", err->message);
 }
