@@ -439,14 +439,7 @@ int main(int argc, char **argv)
     }
     log_setup(cfg->log_level, cfg->log_json);
 
-    for (size_t i = 0; i < cfg->n_databases; i++) {
-        const sg_db_config *d = &cfg->databases[i];
-        if (strcmp(d->driver, "freetds") == 0 && d->encrypt == SG_ENCRYPT_REQUIRE &&
-            d->ca_file == NULL)
-            log_warn("TLS is required but the server's certificate is not verified (set the "
-                     "CA_FILE variable)",
-                     json_pack("{s:s,s:s}", "db", d->name, "variable", "CA_FILE"));
-    }
+    reload_log_warnings(cfg, NULL, NULL);
     bool seed_core = false, seed_app = false;
     if (cfg->mode == SG_MODE_EMBEDDED)
         embedded_prepare(cfg, &seed_core, &seed_app);
