@@ -444,14 +444,14 @@ int main(int argc, char **argv)
     if (cfg->mode == SG_MODE_EMBEDDED)
         embedded_prepare(cfg, &seed_core, &seed_app);
 
+    int status = 1;
     sg_err err;
     sg_err_clear(&err);
     sg_registry *reg = sg_registry_from_config(cfg, log_state_change, NULL, &err);
     if (reg == NULL) {
         fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
-        sg_config_free(cfg);
-        app_env_free(env);
-        return EXIT_CONFIG;
+        status = EXIT_CONFIG;
+        goto fail_registry;
     }
     sg_registry_set_retired_fn(reg, log_retired, NULL);
     if (cfg->mode == SG_MODE_EMBEDDED)
@@ -465,25 +465,17 @@ int main(int argc, char **argv)
     st.app = &a;
     if (a.metrics == NULL) {
         log_error("out of memory", NULL);
-        app_reload_fini(&a);
-        sg_registry_free(reg);
-        sg_config_free(cfg);
-        app_env_free(env);
-        return 1;
+        goto fail_metrics;
     }
     http_server *srv = http_start(cfg, api_routes, api_n_routes, &a, api_observe, &err);
     if (srv == NULL) {
-        if (err.code == SG_BAD_REQUEST)
+        if (err.code == SG_BAD_REQUEST) {
             fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
-        else
+            status = EXIT_CONFIG;
+        } else {
             log_error("cannot start the HTTP server", json_pack("{s:s}", "error", err.message));
-        sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
-        app_reload_fini(&a);
-        sg_registry_free(reg);
-        metrics_free(a.metrics);
-        sg_config_free(cfg);
-        app_env_free(env);
-        return err.code == SG_BAD_REQUEST ? EXIT_CONFIG : 1;
+        }
+        goto fail_http;
     }
     a.srv = srv;
     const char *def = sg_registry_default_name(reg);
@@ -496,14 +488,7 @@ int main(int argc, char **argv)
     if (reload_worker_start(&a, &err) != 0 ||
         pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
         log_error("cannot start the signal or reload thread", NULL);
-        http_stop(srv);
-        sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
-        app_reload_fini(&a);
-        sg_registry_free(reg);
-        metrics_free(a.metrics);
-        sg_config_free(cfg);
-        app_env_free(env);
-        return 1;
+        goto fail_threads;
     }
 
     pthread_mutex_lock(&st.mu);
@@ -512,7 +497,7 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
 
     unsigned abandoned = 0;
-    int status = shut_down(&st, &a, srv, &abandoned);
+    status = shut_down(&st, &a, srv, &abandoned);
     /* No reload from here on: a SIGHUP now finds no app. */
     pthread_mutex_lock(&st.mu);
     st.app = NULL;
@@ -535,6 +520,19 @@ int main(int argc, char **argv)
         (void)keep;
         exit(status);
     }
+    goto out;
+
+    /* A start that fails half-way undoes what it did, latest first. */
+fail_threads:
+    http_stop(srv);
+fail_http:
+    sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
+fail_metrics:
+    app_reload_fini(&a);
+    sg_registry_free(reg);
+    metrics_free(a.metrics);
+fail_registry:
+out:
     sg_config_free(cfg);
     app_env_free(env);
     return status;
