@@ -106,36 +106,35 @@ sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err)
     db->drv = drv;
     db->latency_ms = -1;
     if (pthread_mutex_init(&db->mu, NULL) != 0) {
-        free(db);
         sg_err_set(err, SG_INTERNAL, "cannot create a mutex");
-        return NULL;
+        goto fail_mutex;
     }
     if (sg_cond_init_monotonic(&db->wake) != 0) {
-        pthread_mutex_destroy(&db->mu);
-        free(db);
         sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
-        return NULL;
+        goto fail_wake;
     }
     if (sg_cond_init_monotonic(&db->ended) != 0) {
-        pthread_cond_destroy(&db->wake);
-        pthread_mutex_destroy(&db->mu);
-        free(db);
         sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
-        return NULL;
+        goto fail_ended;
     }
     db->pool = sg_pool_new(drv, cfg, err);
-    if (db->pool == NULL) {
-        pthread_cond_destroy(&db->ended);
-        pthread_cond_destroy(&db->wake);
-        pthread_mutex_destroy(&db->mu);
-        free(db);
-        return NULL;
-    }
+    if (db->pool == NULL)
+        goto fail_pool;
     if (cfg->readonly != NULL && (db->ro = sg_db_new(cfg->readonly, drv, err)) == NULL) {
-        sg_db_free(db);
+        sg_db_free(db); /* whole now: sg_db_free undoes it all */
         return NULL;
     }
     return db;
+
+fail_pool:
+    pthread_cond_destroy(&db->ended);
+fail_ended:
+    pthread_cond_destroy(&db->wake);
+fail_wake:
+    pthread_mutex_destroy(&db->mu);
+fail_mutex:
+    free(db);
+    return NULL;
 }
 
 const char *sg_db_name(const sg_db *db)
