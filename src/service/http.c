@@ -70,6 +70,8 @@ struct http_server {
     atomic_int port;         /* connection threads read it (Host checks) */
     atomic_bool refusing;
     atomic_uint inflight;
+    pthread_mutex_t idle_mu; /* with idle_cv: the last request in flight is done */
+    pthread_cond_t idle_cv;  /* monotonic; http_wait_idle waits on it */
 
     pthread_mutex_t conns_lock;
     conn_entry *conns; /* live connections, newest first */
@@ -1136,7 +1138,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(req->path);
     sg_config_unref(req->cfg);
     free(req);
-    atomic_fetch_sub(&srv->inflight, 1);
+    if (atomic_fetch_sub(&srv->inflight, 1) == 1) {
+        /* Under the lock: a waiter that saw a request in flight is asleep
+         * by now, or has not looked yet and will see none. */
+        pthread_mutex_lock(&srv->idle_mu);
+        pthread_cond_broadcast(&srv->idle_cv);
+        pthread_mutex_unlock(&srv->idle_mu);
+    }
 }
 
 /* Decodes %HH in the path and query, except %00: a NUL would cut the path
@@ -1193,6 +1201,8 @@ static void server_free(http_server *srv)
     sg_config_unref(srv->current);
     pthread_mutex_destroy(&srv->cfg_mu);
     pthread_mutex_destroy(&srv->conns_lock);
+    pthread_cond_destroy(&srv->idle_cv);
+    pthread_mutex_destroy(&srv->idle_mu);
     free(srv);
 }
 
@@ -1204,6 +1214,12 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         sg_err_set(err, SG_INTERNAL, "out of memory");
         return NULL;
     }
+    if (sg_cond_init_monotonic(&srv->idle_cv) != 0) {
+        free(srv);
+        sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
+        return NULL;
+    }
+    pthread_mutex_init(&srv->idle_mu, NULL);
     srv->cfg = cfg;
     pthread_mutex_init(&srv->cfg_mu, NULL);
     srv->current = sg_config_ref(cfg);
@@ -1339,6 +1355,15 @@ void http_conn_stats(const http_server *srv, http_conn_counts *out)
 unsigned http_inflight(const http_server *srv)
 {
     return atomic_load(&((http_server *)srv)->inflight);
+}
+
+unsigned http_wait_idle(http_server *srv, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&srv->idle_mu);
+    while (atomic_load(&srv->inflight) > 0 && sg_clock_ms() < deadline_ms)
+        sg_cond_wait_until(&srv->idle_cv, &srv->idle_mu, deadline_ms);
+    pthread_mutex_unlock(&srv->idle_mu);
+    return atomic_load(&srv->inflight);
 }
 
 void http_stop(http_server *srv)

@@ -39,8 +39,7 @@
 
 extern char **environ;
 
-#define EXIT_CONFIG      2
-#define INFLIGHT_POLL_MS 10
+#define EXIT_CONFIG 2
 
 /* After the drain deadline the sequence takes at most: closing the pools and
  * the background threads (SG_DB_CLOSE_GRACE_MS), letting interrupted requests
@@ -349,10 +348,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     pthread_mutex_lock(&st->mu);
     st->hard_deadline = deadline + WATCHDOG_GRACE_MS; /* the delay may have overslept */
     pthread_mutex_unlock(&st->mu);
-    while (http_inflight(srv) > 0 && sg_clock_ms() < deadline)
-        sg_sleep_ms(INFLIGHT_POLL_MS);
-
-    unsigned requests_cancelled = http_inflight(srv);
+    unsigned requests_cancelled = http_wait_idle(srv, deadline);
     unsigned statements_cancelled = 0;
     pthread_mutex_lock(&st->mu);
     st->cancelled = requests_cancelled;
@@ -385,8 +381,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
                            (double)(sg_clock_ms() - began)));
     /* Interrupted requests answer with an error; give them a moment. */
     int64_t settle = sg_clock_ms() + CANCEL_SETTLE_MS;
-    while (http_inflight(srv) > 0 && sg_clock_ms() < settle)
-        sg_sleep_ms(INFLIGHT_POLL_MS);
+    http_wait_idle(srv, settle);
     http_stop(srv);
 
     app_config_release(cfg);
