@@ -62,8 +62,7 @@ static int env_set(sg_dotenv *env, const char *key, size_t klen, char *value)
 {
     for (size_t i = 0; i < env->n; i++) {
         if (strlen(env->items[i].key) == klen && memcmp(env->items[i].key, key, klen) == 0) {
-            sg_wipe(env->items[i].value, strlen(env->items[i].value));
-            free(env->items[i].value);
+            sg_free_secret(env->items[i].value);
             env->items[i].value = value;
             return 0;
         }
@@ -86,8 +85,7 @@ static int env_set(sg_dotenv *env, const char *key, size_t klen, char *value)
     env->n++;
     return 0;
 fail:
-    sg_wipe(value, strlen(value));
-    free(value);
+    sg_free_secret(value);
     return -1;
 }
 
@@ -295,8 +293,7 @@ void sg_dotenv_free(sg_dotenv *env)
         return;
     for (size_t i = 0; i < env->n; i++) {
         free(env->items[i].key);
-        sg_wipe(env->items[i].value, strlen(env->items[i].value));
-        free(env->items[i].value);
+        sg_free_secret(env->items[i].value);
     }
     free(env->items);
     free(env);
