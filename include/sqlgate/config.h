@@ -27,6 +27,11 @@ typedef enum sg_encrypt { SG_ENCRYPT_OFF, SG_ENCRYPT_REQUEST, SG_ENCRYPT_REQUIRE
 
 #define SG_NAME_MAX 63 /* [a-z][a-z0-9_]{0,62} */
 
+/* Whether the n bytes at s (borrowed; NULL is not valid) are a database name:
+ * [a-z][a-z0-9_]*, at most SG_NAME_MAX bytes. The one rule for configured
+ * names, token scopes and the registry. */
+bool sg_name_valid(const char *s, size_t n);
+
 /* One database's settings; every string is owned by the sg_config it came from
  * and never NULL unless the comment says so. */
 typedef struct sg_db_config {

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h" /* every deadline here is an sg_clock_ms() value */
 #include "config.h"
 #include "error.h"
 
@@ -137,15 +138,6 @@ void sg_driver_discard_all(void);
 /* Built-in drivers. */
 extern const sg_driver sg_driver_sqlite;
 extern const sg_driver sg_driver_freetds;
-
-/* Monotonic clock in milliseconds (for deadlines). */
-int64_t sg_clock_ms(void);
-
-/* Monotonic clock in microseconds (for measuring). */
-int64_t sg_clock_us(void);
-
-/* Wall clock, milliseconds since the Unix epoch. */
-int64_t sg_clock_wall_ms(void);
 
 #ifdef __cplusplus
 }

@@ -22,26 +22,37 @@ extern "C" {
 #define SG_PRINTF(fmt, va)
 #endif
 
+/* The error codes, once. X(NAME, outcome): the code is SG_NAME and its name
+ * the string "NAME"; outcome is the label a query that ends with the code is
+ * counted under in metrics (sqlgate_queries_total{outcome=...}); codes a
+ * query cannot end with, or that need no label of their own, share "error".
+ * Add a code here and everything indexed by it follows; its HTTP status is
+ * the service's business (src/service/httperr.c), not the library's. */
+#define SG_CODE_LIST(X)                                                                            \
+    X(OK, "ok")                                                                                    \
+    X(BAD_REQUEST, "error")                                                                        \
+    X(UNAUTHORIZED, "error")                                                                       \
+    X(FORBIDDEN, "forbidden")                                                                      \
+    X(UNKNOWN_DATABASE, "error")                                                                   \
+    X(NOT_FOUND, "error")                                                                          \
+    X(METHOD_NOT_ALLOWED, "error")                                                                 \
+    X(PAYLOAD_TOO_LARGE, "error")                                                                  \
+    X(UNSUPPORTED_MEDIA_TYPE, "error")                                                             \
+    X(SQL_ERROR, "sql_error")                                                                      \
+    X(POOL_EXHAUSTED, "pool_exhausted")                                                            \
+    X(DB_UNAVAILABLE, "unavailable")                                                               \
+    X(DB_PAUSED, "paused")                                                                         \
+    X(OVERLOADED, "error")                                                                         \
+    X(QUERY_TIMEOUT, "timeout")                                                                    \
+    X(SHUTTING_DOWN, "shutting_down")                                                              \
+    X(CONFIG_INVALID, "error") /* a reload's new configuration is invalid; nothing changed */      \
+    X(INTERNAL, "error")
+
 typedef enum sg_code {
-    SG_OK = 0,
-    SG_BAD_REQUEST,
-    SG_UNAUTHORIZED,
-    SG_FORBIDDEN,
-    SG_UNKNOWN_DATABASE,
-    SG_NOT_FOUND,
-    SG_METHOD_NOT_ALLOWED,
-    SG_PAYLOAD_TOO_LARGE,
-    SG_UNSUPPORTED_MEDIA_TYPE,
-    SG_SQL_ERROR,
-    SG_POOL_EXHAUSTED,
-    SG_DB_UNAVAILABLE,
-    SG_DB_PAUSED,
-    SG_OVERLOADED,
-    SG_QUERY_TIMEOUT,
-    SG_SHUTTING_DOWN,
-    SG_CONFIG_INVALID, /* a reload's new configuration is invalid; nothing changed */
-    SG_INTERNAL,
-    SG_CODE_COUNT_
+#define SG_CODE_ENUM_(name, outcome) SG_##name,
+    SG_CODE_LIST(SG_CODE_ENUM_)
+#undef SG_CODE_ENUM_
+        SG_CODE_COUNT_
 } sg_code;
 
 /* Details a server attaches to SQL_ERROR (number, severity, state, line). */
@@ -71,11 +82,13 @@ void sg_err_clear(sg_err *err);
 /* Copies src into dst (both may alias). dst may be NULL. */
 void sg_err_copy(sg_err *dst, const sg_err *src);
 
-/* Static string: "BAD_REQUEST", ...; "OK" for SG_OK. */
+/* Static string: "BAD_REQUEST", ...; "OK" for SG_OK; "INTERNAL" for a value
+ * outside the list. */
 const char *sg_code_name(sg_code code);
 
-/* The HTTP status docs/errors.md gives the code (200 for SG_OK). */
-int sg_code_http_status(sg_code code);
+/* Static string: the code's outcome label (SG_CODE_LIST); "error" for a value
+ * outside the list. */
+const char *sg_code_outcome(sg_code code);
 
 #ifdef __cplusplus
 }

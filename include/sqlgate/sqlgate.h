@@ -2,6 +2,7 @@
 #ifndef SQLGATE_SQLGATE_H
 #define SQLGATE_SQLGATE_H
 
+#include "clock.h"
 #include "config.h"
 #include "db.h"
 #include "driver.h"
@@ -11,6 +12,6 @@
 #include "sha256.h"
 #include "tokens.h"
 
-#define SQLGATE_VERSION "0.1.0"
+#include "sqlgate/version.h" /* SQLGATE_VERSION, generated from meson.build */
 
 #endif

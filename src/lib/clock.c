@@ -1,5 +1,5 @@
 /* sqlgate clocks: monotonic for deadlines, wall for reports. */
-#include "sqlgate/driver.h"
+#include "sqlgate/clock.h"
 
 #include <time.h>
 

@@ -40,6 +40,7 @@
  *   so that key is described without being named.
  */
 #include "sqlgate/config.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -390,16 +391,11 @@ typedef struct cfg_box {
     size_t n_owned, cap_owned;
 } cfg_box;
 
-typedef struct strbuf {
-    char *data;
-    size_t len, cap;
-} strbuf;
-
 typedef struct loader {
     sg_lookup_fn lookup;
     void *ud;
     cfg_box *box;
-    strbuf errs;
+    sg_buf errs; /* no cap of its own: add_error keeps it under ERRORS_CAP */
     size_t n_errors;
     size_t n_dropped; /* problems past ERRORS_CAP, reported as a count */
     bool oom;
@@ -413,39 +409,6 @@ typedef struct value {
     int64_t num;
     bool ok;
 } value;
-
-static void wipe(void *p, size_t n)
-{
-    volatile unsigned char *b = p;
-    while (n-- > 0)
-        *b++ = 0;
-}
-
-static void free_secret(char *s)
-{
-    if (s == NULL)
-        return;
-    wipe(s, strlen(s));
-    free(s);
-}
-
-static bool sb_append(strbuf *sb, const char *s, size_t n)
-{
-    if (sb->len + n + 1 > sb->cap) {
-        size_t cap = sb->cap ? sb->cap : 256;
-        while (cap < sb->len + n + 1)
-            cap *= 2;
-        char *p = realloc(sb->data, cap);
-        if (p == NULL)
-            return false;
-        sb->data = p;
-        sb->cap = cap;
-    }
-    memcpy(sb->data + sb->len, s, n);
-    sb->len += n;
-    sb->data[sb->len] = '\0';
-    return true;
-}
 
 static void add_error(loader *ld, const char *var, const char *fmt, ...) SG_PRINTF(3, 4);
 
@@ -463,8 +426,8 @@ static void add_error(loader *ld, const char *var, const char *fmt, ...)
         ld->n_dropped++;
         return;
     }
-    if (!sb_append(&ld->errs, var, vlen) || !sb_append(&ld->errs, ": ", 2) ||
-        !sb_append(&ld->errs, msg, mlen) || !sb_append(&ld->errs, "\n", 1))
+    if (!sg_buf_append(&ld->errs, var, vlen) || !sg_buf_append(&ld->errs, ": ", 2) ||
+        !sg_buf_append(&ld->errs, msg, mlen) || !sg_buf_append(&ld->errs, "\n", 1))
         ld->oom = true;
 }
 
@@ -664,85 +627,19 @@ static void read_var(loader *ld, const char *var, const var_def *def, value *out
 
 /* --- Files ------------------------------------------------------------------ */
 
-/* Reads a whole regular file of at most cap bytes into a new NUL-terminated
- * buffer (caller frees). Returns 0; -1 with errno set; -2 when larger than
- * cap; -3 when not a regular file; -4 when it contains a NUL byte. The buffer
- * is wiped on failure because the file may hold a secret. */
-static int read_file(const char *path, size_t cap, char **out, size_t *len)
-{
-    int rc = -1, saved = 0;
-    char *buf = NULL;
-    size_t n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        goto fail;
-    if (!S_ISREG(st.st_mode)) {
-        rc = -3;
-        goto fail;
-    }
-    if ((uintmax_t)st.st_size > cap) {
-        rc = -2;
-        goto fail;
-    }
-    /* One byte more than allowed shows a file that grew while we read it. */
-    buf = malloc(cap + 1);
-    if (buf == NULL)
-        goto fail;
-    for (;;) {
-        if (n == cap + 1) {
-            rc = -2;
-            goto fail;
-        }
-        ssize_t r = read(fd, buf + n, cap + 1 - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            goto fail;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    if (n > cap) {
-        rc = -2;
-        goto fail;
-    }
-    if (memchr(buf, '\0', n) != NULL) {
-        rc = -4;
-        goto fail;
-    }
-    buf[n] = '\0';
-    close(fd);
-    *out = buf;
-    *len = n;
-    return 0;
-fail:
-    saved = errno;
-    if (buf != NULL) {
-        wipe(buf, n);
-        free(buf);
-    }
-    close(fd);
-    errno = saved;
-    return rc;
-}
-
-/* err is the errno of a read_file (or open) that returned rc == -1. */
+/* err is the errno of an sg_file_read (or open) that returned SG_FILE_ERRNO. */
 static void file_error(loader *ld, const char *var, const char *path, int rc, int err, size_t cap)
 {
     char q[QUOTE_BUF];
     quote(q, sizeof q, path);
     switch (rc) {
-    case -2:
+    case SG_FILE_TOO_LARGE:
         add_error(ld, var, "file %s is larger than %zu bytes", q, cap);
         break;
-    case -3:
+    case SG_FILE_NOT_REGULAR:
         add_error(ld, var, "%s is not a regular file", q);
         break;
-    case -4:
+    case SG_FILE_HAS_NUL:
         add_error(ld, var, "file %s contains a NUL byte", q);
         break;
     default:
@@ -757,7 +654,7 @@ static void file_error(loader *ld, const char *var, const char *path, int rc, in
  * is reported with the rest instead of at the first connection. */
 static void check_readable(loader *ld, const char *var, const char *path)
 {
-    int rc = -3, err = 0;
+    int rc = SG_FILE_NOT_REGULAR, err = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         err = errno;
@@ -767,7 +664,7 @@ static void check_readable(loader *ld, const char *var, const char *path)
             rc = 0;
         close(fd);
     } else {
-        rc = -1;
+        rc = SG_FILE_ERRNO;
     }
     if (rc != 0)
         file_error(ld, var, path, rc, err, 0);
@@ -861,21 +758,10 @@ static void url_clear(url_parts *u)
     free(u->host);
     free(u->database);
     free(u->user);
-    free_secret(u->password);
+    sg_free_secret(u->password);
     free(u->app_name);
     free(u->path);
     memset(u, 0, sizeof *u);
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Percent-decodes n bytes into a new string. Returns 0, -1 on a bad or %00
@@ -891,10 +777,10 @@ static int pct_decode(const char *s, size_t n, char **out)
             d[o++] = s[i];
             continue;
         }
-        int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+        int hi = i + 2 < n ? sg_hex_value(s[i + 1]) : -1;
+        int lo = i + 2 < n ? sg_hex_value(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            wipe(d, o);
+            sg_wipe(d, o);
             free(d);
             return -1;
         }
@@ -920,7 +806,7 @@ static int url_part(loader *ld, const char *var, const char *what, const char *s
         add_error(ld, var, "bad percent-encoding in the %s", what);
         return -1;
     }
-    free_secret(*dst);
+    sg_free_secret(*dst);
     *dst = d;
     return 0;
 }
@@ -942,7 +828,7 @@ static void set_string(loader *ld, char **dst, const char *s, size_t n)
     char *d = dup_range(ld, s, n);
     if (d == NULL)
         return;
-    free_secret(*dst);
+    sg_free_secret(*dst);
     *dst = d;
 }
 
@@ -1414,7 +1300,7 @@ static void parse_ado(loader *ld, const char *var, const char *s, url_parts *u)
         }
         free(key);
     }
-    wipe(val, strlen(s) + 1);
+    sg_wipe(val, strlen(s) + 1);
     free(val);
 }
 
@@ -1450,7 +1336,7 @@ static char *read_password_file(loader *ld, const char *var, const char *path)
 {
     char *buf = NULL;
     size_t len = 0;
-    int rc = read_file(path, SECRET_FILE_MAX, &buf, &len);
+    int rc = sg_file_read(path, SECRET_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
         file_error(ld, var, path, rc, errno, SECRET_FILE_MAX);
         return NULL;
@@ -1508,7 +1394,7 @@ static void load_readonly(loader *ld, sg_db_config *db, const value *v, char var
         return;
     db->readonly_user = keep(ld, user);
     db->readonly_password = keep(ld, from_file != NULL ? from_file : pass);
-    free_secret(from_file);
+    sg_free_secret(from_file);
     sg_db_config *ro = owned_add(ld, malloc(sizeof *ro));
     if (ro == NULL)
         return;
@@ -1694,23 +1580,11 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
     db->max_logins_per_sec = (unsigned)v[DV_MAX_LOGINS_PER_SEC].num;
 
     load_readonly(ld, db, v, var, drv);
-    free_secret(password);
+    sg_free_secret(password);
     url_clear(&u);
 }
 
 /* --- Databases and modes ------------------------------------------------------ */
-
-static bool name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > SG_NAME_MAX || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
 
 static bool reserved(const char *s)
 {
@@ -1741,7 +1615,7 @@ static size_t parse_names(loader *ld, const char *var, const char *list, db_name
         snprintf(tmp, sizeof tmp, "%.*s", (int)(len < ECHO_MAX ? len : ECHO_MAX), s);
         if (len == 0) {
             add_error(ld, var, "item %zu is empty", item);
-        } else if (!name_ok(s, len)) {
+        } else if (!sg_name_valid(s, len)) {
             add_error(ld, var,
                       "%s is not a valid database name (a lower-case letter, then up to 62 of "
                       "a-z, 0-9, _)",
@@ -2009,13 +1883,13 @@ static bool load_tokens(loader *ld, const value *sv)
         return true;
     char *buf = NULL;
     size_t len = 0;
-    int rc = read_file(file, TOKENS_FILE_MAX, &buf, &len);
+    int rc = sg_file_read(file, TOKENS_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
         file_error(ld, file_var, file, rc, errno, TOKENS_FILE_MAX);
         return false;
     }
     bool ok = split_tokens(ld, file_var, buf);
-    wipe(buf, len);
+    sg_wipe(buf, len);
     free(buf);
     return ok;
 }
@@ -2056,20 +1930,20 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
     }
     /* From here on only the digests exist: the plain tokens are wiped. */
     for (size_t i = 0; i < cfg->n_api_tokens; i++)
-        wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
+        sg_wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
     cfg->api_tokens = NULL;
     const char *file = sv[SV_TOKENS_FILE].text;
     if (file == NULL)
         return ok;
     char *buf = NULL, *errors = NULL;
     size_t len = 0;
-    int rc = read_file(file, TOKENS_FILE_MAX, &buf, &len);
+    int rc = sg_file_read(file, TOKENS_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
         file_error(ld, var, file, rc, errno, TOKENS_FILE_MAX);
         return false;
     }
     rc = sg_tokens_parse(ld->box->tokens, buf, len, file, resolve_db, cfg, &errors);
-    wipe(buf, len);
+    sg_wipe(buf, len);
     free(buf);
     if (rc == 0)
         return ok;
@@ -2247,18 +2121,18 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
         if (ld.n_dropped > 0) {
             char more[96];
             int w = snprintf(more, sizeof more, "(%zu more problems not shown)\n", ld.n_dropped);
-            if (!sb_append(&ld.errs, more, (size_t)w))
+            if (!sg_buf_append(&ld.errs, more, (size_t)w))
                 goto oom;
         }
         *errors = ld.errs.data;
         sg_config_free(cfg);
         return NULL;
     }
-    free(ld.errs.data);
+    sg_buf_free(&ld.errs);
     return cfg;
 
 oom:
-    free(ld.errs.data);
+    sg_buf_free(&ld.errs);
     if (ld.box != NULL)
         sg_config_free(&ld.box->pub);
     /* May be NULL too; the caller then has no text but still a failure. */
@@ -2283,14 +2157,14 @@ void sg_config_unref(const sg_config *cfg)
     /* Secrets are wiped so that a later heap dump does not hold them. */
     for (size_t i = 0; cfg->databases != NULL && i < cfg->n_databases; i++) {
         if (cfg->databases[i].password != NULL)
-            wipe((char *)cfg->databases[i].password, strlen(cfg->databases[i].password));
+            sg_wipe((char *)cfg->databases[i].password, strlen(cfg->databases[i].password));
         if (cfg->databases[i].readonly_password != NULL)
-            wipe((char *)cfg->databases[i].readonly_password,
-                 strlen(cfg->databases[i].readonly_password));
+            sg_wipe((char *)cfg->databases[i].readonly_password,
+                    strlen(cfg->databases[i].readonly_password));
     }
     sg_tokens_free(box->tokens);
     for (size_t i = 0; cfg->api_tokens != NULL && i < cfg->n_api_tokens; i++)
-        wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
+        sg_wipe(cfg->api_tokens[i], strlen(cfg->api_tokens[i]));
     for (size_t i = 0; i < box->n_owned; i++)
         free(box->owned[i]);
     free(box->owned);

@@ -17,6 +17,8 @@
  * still uses it, and the process is expected to exit (sg_db_abandoned).
  */
 #include "sqlgate/db.h"
+#include "sqlgate/clock.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -88,25 +90,6 @@ const char *sg_db_state_name(sg_db_state state)
     return state_names[state];
 }
 
-static int cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0)
-        return -1;
-    /* Deadlines are sg_clock_ms() values: a wall-clock wait would be wrong. */
-    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(cv, &attr);
-    pthread_condattr_destroy(&attr);
-    return rc == 0 ? 0 : -1;
-}
-
-static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
-{
-    struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
-    pthread_cond_timedwait(cv, mu, &ts);
-}
-
 static int64_t add_grace(int64_t t)
 {
     return t > INT64_MAX - SG_DB_CLOSE_GRACE_MS ? INT64_MAX : t + SG_DB_CLOSE_GRACE_MS;
@@ -123,36 +106,35 @@ sg_db *sg_db_new(const sg_db_config *cfg, const sg_driver *drv, sg_err *err)
     db->drv = drv;
     db->latency_ms = -1;
     if (pthread_mutex_init(&db->mu, NULL) != 0) {
-        free(db);
         sg_err_set(err, SG_INTERNAL, "cannot create a mutex");
-        return NULL;
+        goto fail_mutex;
     }
-    if (cond_init_monotonic(&db->wake) != 0) {
-        pthread_mutex_destroy(&db->mu);
-        free(db);
+    if (sg_cond_init_monotonic(&db->wake) != 0) {
         sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
-        return NULL;
+        goto fail_wake;
     }
-    if (cond_init_monotonic(&db->ended) != 0) {
-        pthread_cond_destroy(&db->wake);
-        pthread_mutex_destroy(&db->mu);
-        free(db);
+    if (sg_cond_init_monotonic(&db->ended) != 0) {
         sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
-        return NULL;
+        goto fail_ended;
     }
     db->pool = sg_pool_new(drv, cfg, err);
-    if (db->pool == NULL) {
-        pthread_cond_destroy(&db->ended);
-        pthread_cond_destroy(&db->wake);
-        pthread_mutex_destroy(&db->mu);
-        free(db);
-        return NULL;
-    }
+    if (db->pool == NULL)
+        goto fail_pool;
     if (cfg->readonly != NULL && (db->ro = sg_db_new(cfg->readonly, drv, err)) == NULL) {
-        sg_db_free(db);
+        sg_db_free(db); /* whole now: sg_db_free undoes it all */
         return NULL;
     }
     return db;
+
+fail_pool:
+    pthread_cond_destroy(&db->ended);
+fail_ended:
+    pthread_cond_destroy(&db->wake);
+fail_wake:
+    pthread_mutex_destroy(&db->mu);
+fail_mutex:
+    free(db);
+    return NULL;
 }
 
 const char *sg_db_name(const sg_db *db)
@@ -330,7 +312,7 @@ static void *db_thread(void *arg)
         int64_t wake_at = next_check < next_maintain ? next_check : next_maintain;
         if (db->reconnect_pending && db->reconnect_due_ms < wake_at)
             wake_at = db->reconnect_due_ms;
-        cond_wait_until(&db->wake, &db->mu, wake_at);
+        sg_cond_wait_until(&db->wake, &db->mu, wake_at);
     }
     pthread_mutex_unlock(&db->mu);
     db->drv->close(conn);
@@ -625,7 +607,7 @@ int sg_db_close(sg_db *db, int64_t deadline_ms, unsigned *cancelled)
 
     pthread_mutex_lock(&db->mu);
     while (join && !db->thread_ended && sg_clock_ms() < limit)
-        cond_wait_until(&db->ended, &db->mu, limit);
+        sg_cond_wait_until(&db->ended, &db->mu, limit);
     bool ended = db->thread_ended;
     if (join && !ended) {
         /* Stuck in a driver call that cannot be interrupted (a login):

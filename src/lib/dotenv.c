@@ -17,14 +17,12 @@
  * what is wrong, never the value, and values are wiped when freed.
  */
 #include "sqlgate/config.h"
+#include "util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define DOTENV_FILE_MAX   (1024 * 1024)
 #define DOTENV_ERRORS_MAX 50 /* error lines reported; later ones are counted */
@@ -40,18 +38,9 @@ struct sg_dotenv {
 };
 
 typedef struct errbuf {
-    char *data;
-    size_t len, cap;
+    sg_buf text; /* failed: out of memory */
     size_t count;
-    bool oom;
 } errbuf;
-
-static void wipe(char *p, size_t n)
-{
-    volatile char *b = p;
-    while (n-- > 0)
-        *b++ = 0;
-}
 
 static void err_add(errbuf *eb, const char *origin, size_t line, const char *msg)
 {
@@ -65,21 +54,7 @@ static void err_add(errbuf *eb, const char *origin, size_t line, const char *msg
     if (w < 0)
         return;
     size_t n = (size_t)w < sizeof buf ? (size_t)w : sizeof buf - 1;
-    if (eb->len + n + 1 > eb->cap) {
-        size_t cap = eb->cap ? eb->cap * 2 : 512;
-        while (cap < eb->len + n + 1)
-            cap *= 2;
-        char *d = realloc(eb->data, cap);
-        if (d == NULL) {
-            eb->oom = true;
-            return;
-        }
-        eb->data = d;
-        eb->cap = cap;
-    }
-    memcpy(eb->data + eb->len, buf, n);
-    eb->len += n;
-    eb->data[eb->len] = '\0';
+    sg_buf_append(&eb->text, buf, n);
 }
 
 /* Stores key=value, replacing an earlier value; steals value. */
@@ -87,8 +62,7 @@ static int env_set(sg_dotenv *env, const char *key, size_t klen, char *value)
 {
     for (size_t i = 0; i < env->n; i++) {
         if (strlen(env->items[i].key) == klen && memcmp(env->items[i].key, key, klen) == 0) {
-            wipe(env->items[i].value, strlen(env->items[i].value));
-            free(env->items[i].value);
+            sg_free_secret(env->items[i].value);
             env->items[i].value = value;
             return 0;
         }
@@ -111,8 +85,7 @@ static int env_set(sg_dotenv *env, const char *key, size_t klen, char *value)
     env->n++;
     return 0;
 fail:
-    wipe(value, strlen(value));
-    free(value);
+    sg_free_secret(value);
     return -1;
 }
 
@@ -213,7 +186,7 @@ static int parse_line(sg_dotenv *env, const char *p, const char *end, const char
     value[o] = '\0';
     return env_set(env, key, klen, value) == 0 ? 0 : -2;
 bad:
-    wipe(value, o);
+    sg_wipe(value, o);
     free(value);
     return -1;
 }
@@ -251,7 +224,7 @@ sg_dotenv *sg_dotenv_parse(const char *text, size_t len, const char *origin, cha
             break;
         p = nl + 1;
     }
-    if (eb.oom)
+    if (eb.text.failed)
         goto oom;
     if (eb.count > 0) {
         if (eb.count > DOTENV_ERRORS_MAX) {
@@ -259,20 +232,20 @@ sg_dotenv *sg_dotenv_parse(const char *text, size_t len, const char *origin, cha
             snprintf(more, sizeof more, "%zu more malformed lines", eb.count - DOTENV_ERRORS_MAX);
             eb.count = 0; /* lets err_add append the summary line */
             err_add(&eb, origin, 0, more);
-            if (eb.oom)
+            if (eb.text.failed)
                 goto oom;
         }
         sg_dotenv_free(env);
         if (errors != NULL)
-            *errors = eb.data;
+            *errors = eb.text.data;
         else
-            free(eb.data);
+            sg_buf_free(&eb.text);
         return NULL;
     }
     return env;
 oom:
     sg_dotenv_free(env);
-    free(eb.data);
+    sg_buf_free(&eb.text);
     if (errors != NULL)
         *errors = strdup("out of memory while reading a .env file\n");
     return NULL;
@@ -283,58 +256,31 @@ sg_dotenv *sg_dotenv_load(const char *path, char **errors)
     char *buf = NULL;
     size_t n = 0;
     char msg[512];
-    struct stat st;
     if (errors != NULL)
         *errors = NULL;
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    /* NUL bytes are let through: the parser reports them by line. */
+    switch (sg_file_read(path, DOTENV_FILE_MAX, false, &buf, &n)) {
+    case 0: {
+        sg_dotenv *env = sg_dotenv_parse(buf, n, path, errors);
+        sg_wipe(buf, n);
+        free(buf);
+        return env;
+    }
+    case SG_FILE_NOT_REGULAR:
+        snprintf(msg, sizeof msg, "%s: not a regular file\n", path);
+        break;
+    case SG_FILE_TOO_LARGE:
+        snprintf(msg, sizeof msg, "%s: larger than %d bytes\n", path, DOTENV_FILE_MAX);
+        break;
+    default:
         if (errno == ENOENT)
             return sg_dotenv_parse("", 0, path, errors);
-        snprintf(msg, sizeof msg, "%s: cannot read: %s\n", path, strerror(errno));
-        goto fail;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(msg, sizeof msg, "%s: not a regular file\n", path);
-        goto fail;
-    }
-    if ((uintmax_t)st.st_size > DOTENV_FILE_MAX) {
-        snprintf(msg, sizeof msg, "%s: larger than %d bytes\n", path, DOTENV_FILE_MAX);
-        goto fail;
-    }
-    /* One spare byte shows a file that grew past the cap while we read it. */
-    buf = malloc(DOTENV_FILE_MAX + 1);
-    if (buf == NULL) {
-        snprintf(msg, sizeof msg, "%s: out of memory\n", path);
-        goto fail;
-    }
-    for (;;) {
-        if (n > DOTENV_FILE_MAX) {
-            snprintf(msg, sizeof msg, "%s: larger than %d bytes\n", path, DOTENV_FILE_MAX);
-            goto fail;
-        }
-        ssize_t r = read(fd, buf + n, DOTENV_FILE_MAX + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
+        if (errno == ENOMEM)
+            snprintf(msg, sizeof msg, "%s: out of memory\n", path);
+        else
             snprintf(msg, sizeof msg, "%s: cannot read: %s\n", path, strerror(errno));
-            goto fail;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    sg_dotenv *env = sg_dotenv_parse(buf, n, path, errors);
-    wipe(buf, n);
-    free(buf);
-    return env;
-fail:
-    if (fd >= 0)
-        close(fd);
-    if (buf != NULL) {
-        wipe(buf, n);
-        free(buf);
+        break;
     }
     if (errors != NULL)
         *errors = strdup(msg);
@@ -347,8 +293,7 @@ void sg_dotenv_free(sg_dotenv *env)
         return;
     for (size_t i = 0; i < env->n; i++) {
         free(env->items[i].key);
-        wipe(env->items[i].value, strlen(env->items[i].value));
-        free(env->items[i].value);
+        sg_free_secret(env->items[i].value);
     }
     free(env->items);
     free(env);

@@ -1,4 +1,5 @@
-/* sqlgate error helpers: the code table of docs/errors.md in one place. */
+/* sqlgate error helpers: the tables SG_CODE_LIST generates (the codes are
+ * documented in docs/errors.md). */
 #include "sqlgate/error.h"
 
 #include <stdarg.h>
@@ -7,26 +8,11 @@
 
 static const struct {
     const char *name;
-    int status;
+    const char *outcome;
 } code_table[SG_CODE_COUNT_] = {
-    [SG_OK] = {"OK", 200},
-    [SG_BAD_REQUEST] = {"BAD_REQUEST", 400},
-    [SG_UNAUTHORIZED] = {"UNAUTHORIZED", 401},
-    [SG_FORBIDDEN] = {"FORBIDDEN", 403},
-    [SG_UNKNOWN_DATABASE] = {"UNKNOWN_DATABASE", 404},
-    [SG_NOT_FOUND] = {"NOT_FOUND", 404},
-    [SG_METHOD_NOT_ALLOWED] = {"METHOD_NOT_ALLOWED", 405},
-    [SG_PAYLOAD_TOO_LARGE] = {"PAYLOAD_TOO_LARGE", 413},
-    [SG_UNSUPPORTED_MEDIA_TYPE] = {"UNSUPPORTED_MEDIA_TYPE", 415},
-    [SG_SQL_ERROR] = {"SQL_ERROR", 400},
-    [SG_POOL_EXHAUSTED] = {"POOL_EXHAUSTED", 503},
-    [SG_DB_UNAVAILABLE] = {"DB_UNAVAILABLE", 503},
-    [SG_DB_PAUSED] = {"DB_PAUSED", 503},
-    [SG_OVERLOADED] = {"OVERLOADED", 503},
-    [SG_QUERY_TIMEOUT] = {"QUERY_TIMEOUT", 504},
-    [SG_SHUTTING_DOWN] = {"SHUTTING_DOWN", 503},
-    [SG_CONFIG_INVALID] = {"CONFIG_INVALID", 400},
-    [SG_INTERNAL] = {"INTERNAL", 500},
+#define CODE_ROW(name, outcome) [SG_##name] = {#name, outcome},
+    SG_CODE_LIST(CODE_ROW)
+#undef CODE_ROW
 };
 
 int sg_err_set(sg_err *err, sg_code code, const char *fmt, ...)
@@ -64,9 +50,9 @@ const char *sg_code_name(sg_code code)
     return code_table[code].name;
 }
 
-int sg_code_http_status(sg_code code)
+const char *sg_code_outcome(sg_code code)
 {
     if ((unsigned)code >= SG_CODE_COUNT_)
-        return 500;
-    return code_table[code].status;
+        return "error";
+    return code_table[code].outcome;
 }

@@ -50,6 +50,8 @@
  * every borrowed one under the lock is safe.
  */
 #include "sqlgate/pool.h"
+#include "sqlgate/clock.h"
+#include "util.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -201,16 +203,6 @@ static int64_t add_ms(int64_t t, int64_t ms)
     if (ms > 0 && t > INT64_MAX - ms)
         return INT64_MAX;
     return t + ms;
-}
-
-static void wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_ms)
-{
-    if (deadline_ms < 0)
-        deadline_ms = 0;
-    struct timespec ts;
-    ts.tv_sec = (time_t)(deadline_ms / 1000);
-    ts.tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
-    pthread_cond_timedwait(cond, mu, &ts);
 }
 
 /* --- Waiters -------------------------------------------------------------- */
@@ -642,7 +634,7 @@ static sg_pool_conn *acquire_locked(sg_pool *p, waiter *w, int64_t start, int64_
             w->kicked = false;
             p->kicked--;
         }
-        wait_until(&w->cond, &p->mu, deadline_ms);
+        sg_cond_wait_until(&w->cond, &p->mu, deadline_ms);
     }
 }
 
@@ -829,7 +821,7 @@ int sg_pool_close(sg_pool *p, int64_t deadline_ms, unsigned *cancelled)
 
     /* Drain: borrowed connections come back and are closed by release. */
     while (has_activity(p) && sg_clock_ms() < deadline_ms)
-        wait_until(&p->changed, &p->mu, deadline_ms);
+        sg_cond_wait_until(&p->changed, &p->mu, deadline_ms);
 
     unsigned n = 0;
     for (sg_pool_conn *pc = p->borrowed.head; pc != NULL; pc = pc->next) {
@@ -839,7 +831,7 @@ int sg_pool_close(sg_pool *p, int64_t deadline_ms, unsigned *cancelled)
     if (n > 0) {
         int64_t grace = add_ms(sg_clock_ms(), SG_POOL_CANCEL_GRACE_MS);
         while (has_activity(p) && sg_clock_ms() < grace)
-            wait_until(&p->changed, &p->mu, grace);
+            sg_cond_wait_until(&p->changed, &p->mu, grace);
     }
     /* Waiters leave at once (no driver call on their way out; one that was
      * handed a connection passes it to closing first); none may be left

@@ -14,6 +14,8 @@
  * the lists are short (a few databases), so a scan is cheaper than a map.
  */
 #include "sqlgate/registry.h"
+#include "sqlgate/clock.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -53,25 +55,6 @@ struct sg_registry {
     void *on_retired_ud;
 };
 
-static bool name_valid(const char *name)
-{
-    size_t len = strlen(name);
-    if (len == 0 || len > SG_NAME_MAX || name[0] < 'a' || name[0] > 'z')
-        return false;
-    for (size_t i = 1; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
-
-static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
-{
-    struct timespec ts = {.tv_sec = deadline_ms / 1000, .tv_nsec = (deadline_ms % 1000) * 1000000};
-    pthread_cond_timedwait(cv, mu, &ts);
-}
-
 sg_registry *sg_registry_new(sg_err *err)
 {
     sg_registry *reg = calloc(1, sizeof *reg);
@@ -79,14 +62,8 @@ sg_registry *sg_registry_new(sg_err *err)
         sg_err_set(err, SG_INTERNAL, "out of memory");
         return NULL;
     }
-    pthread_condattr_t attr;
-    bool attr_ok = pthread_condattr_init(&attr) == 0;
-    /* Drain deadlines are sg_clock_ms() values: a wall-clock wait would be wrong. */
-    bool cv_ok = attr_ok && pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
-                 pthread_cond_init(&reg->cv, &attr) == 0;
-    if (attr_ok)
-        pthread_condattr_destroy(&attr);
-    if (!cv_ok) {
+    /* Drain deadlines are sg_clock_ms() values. */
+    if (sg_cond_init_monotonic(&reg->cv) != 0) {
         free(reg);
         sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
         return NULL;
@@ -187,7 +164,7 @@ static void *closer_main(void *arg)
             deadline = reg->shutdown_deadline;
         if (e->refs == 0 || sg_clock_ms() >= deadline)
             break;
-        cond_wait_until(&reg->cv, &reg->mu, deadline);
+        sg_cond_wait_until(&reg->cv, &reg->mu, deadline);
     }
     pthread_mutex_unlock(&reg->mu);
 
@@ -238,7 +215,8 @@ static int add_entry(sg_registry *reg, sg_db *db, const sg_config *keep, sg_err 
 {
     const char *name = sg_db_name(db);
     bool legacy_default = strcmp(name, SG_DEFAULT_ALIAS) == 0;
-    if (!name_valid(name) || strcmp(name, "live") == 0 || strcmp(name, "ready") == 0) {
+    if (!sg_name_valid(name, strlen(name)) || strcmp(name, "live") == 0 ||
+        strcmp(name, "ready") == 0) {
         sg_db_free(db);
         return sg_err_set(err, SG_BAD_REQUEST, "database name \"%s\" is invalid or reserved", name);
     }
@@ -617,7 +595,7 @@ int sg_registry_apply(sg_registry *reg, const sg_config *cfg, sg_driver_find_fn 
         pthread_mutex_unlock(&reg->mu);
         if (change == SG_REG_UNCHANGED)
             continue;
-        if (!name_valid(dc->name) || strcmp(dc->name, "live") == 0 ||
+        if (!sg_name_valid(dc->name, strlen(dc->name)) || strcmp(dc->name, "live") == 0 ||
             strcmp(dc->name, "ready") == 0) {
             sg_err_set(err, SG_BAD_REQUEST, "database name \"%s\" is invalid or reserved",
                        dc->name);

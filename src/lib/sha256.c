@@ -1,5 +1,6 @@
 /* sqlgate SHA-256: see sha256.h. Follows FIPS 180-4 section 6.2 directly. */
 #include "sqlgate/sha256.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -101,9 +102,7 @@ void sg_sha256_final(sg_sha256_ctx *s, unsigned char out[SG_SHA256_BYTES])
         out[4 * i + 3] = (unsigned char)s->h[i];
     }
     /* The state may hold a token's bytes. */
-    volatile unsigned char *v = (volatile unsigned char *)s;
-    for (size_t i = 0; i < sizeof *s; i++)
-        v[i] = 0;
+    sg_wipe(s, sizeof *s);
 }
 
 void sg_sha256(const void *data, size_t len, unsigned char out[SG_SHA256_BYTES])

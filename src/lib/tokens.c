@@ -14,6 +14,7 @@
 
 #include "sqlgate/config.h"
 #include "sqlgate/sha256.h"
+#include "util.h"
 
 #define ERRORS_CAP 50
 #define SHA_PREFIX "sha256:"
@@ -190,34 +191,11 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static bool name_syntax_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > SG_NAME_MAX || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
-    }
-    return true;
-}
-
 /* Adds one name of db= to t. False after a problem was reported. */
 static bool add_db(parser *p, size_t line, sg_token *t, const char *s, size_t n)
 {
     char name[SG_NAME_MAX + 1];
-    if (!name_syntax_ok(s, n)) {
+    if (!sg_name_valid(s, n)) {
         problem(p, line,
                 "db= holds an invalid database name (expected `*` or names like core,app)");
         return false;
@@ -284,7 +262,7 @@ static bool parse_secret(parser *p, size_t line, sg_token *t, const char *s, siz
             return false;
         }
         for (size_t i = 0; i < SG_SHA256_BYTES; i++) {
-            int hi = hexval(s[plen + 2 * i]), lo = hexval(s[plen + 2 * i + 1]);
+            int hi = sg_hex_value(s[plen + 2 * i]), lo = sg_hex_value(s[plen + 2 * i + 1]);
             if (hi < 0 || lo < 0) {
                 problem(p, line, "sha256: must be followed by exactly 64 hex digits");
                 return false;

@@ -7,11 +7,12 @@
 #include <time.h>
 
 #include "app.h"
+#include "httperr.h"
 #include "log.h"
 #include "qreq.h"
 #include "qstream.h"
 #include "reload.h"
-#include "sqlgate/driver.h"
+#include "sqlgate/clock.h"
 
 /* Bytes encoded before the status is chosen: an error within them is still
  * answered with its own status; past them the response streams. */
@@ -576,7 +577,7 @@ static void h_reload(http_req *req, void *ud)
         http_reply_json(req, 200, report);
         return;
     }
-    http_audit(req, NULL, sg_code_http_status(err.code),
+    http_audit(req, NULL, httperr_status(err.code),
                err.code == SG_CONFIG_INVALID ? "reload refused: configuration invalid"
                                              : "reload refused");
     if (err.code != SG_CONFIG_INVALID) {

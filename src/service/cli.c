@@ -100,25 +100,53 @@ void cli_help(FILE *f)
                "docs/deployment.md.\n");
 }
 
-int cli_check_extra(FILE *f, const sg_config *cfg)
+int cli_check(const sg_config *cfg, cli_finding_fn fn, void *ud)
 {
-    int problems = 0;
+    int errors = 0;
+    cli_finding f;
     for (size_t i = 0; i < cfg->n_databases; i++) {
         const sg_db_config *d = &cfg->databases[i];
+        f = (cli_finding){.db = d};
         if (sg_driver_find(d->driver) == NULL) {
-            fprintf(
-                f,
-                "sqlgate: configuration error: %sDRIVER: driver \"%s\" is not built into sqlgate\n",
-                d->prefix, d->driver);
-            problems++;
+            f.error = true;
+            snprintf(f.text, sizeof f.text, "%sDRIVER: driver \"%s\" is not built into sqlgate",
+                     d->prefix, d->driver);
+        } else if (strcmp(d->driver, "freetds") == 0 && d->encrypt == SG_ENCRYPT_REQUIRE &&
+                   d->ca_file == NULL) {
+            snprintf(f.text, sizeof f.text,
+                     "%sENCRYPT is require but %sCA_FILE is not set: the server's certificate "
+                     "is not verified",
+                     d->prefix, d->prefix);
+            f.log = "TLS is required but the server's certificate is not verified (set the "
+                    "CA_FILE variable)";
+            f.variable = "CA_FILE";
+        } else {
+            continue;
         }
+        errors += f.error;
+        if (fn != NULL)
+            fn(ud, &f);
     }
     if (cfg->tls_cert_file != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-        fprintf(f, "sqlgate: configuration error: SQLGATE_TLS_CERT_FILE: this libmicrohttpd was "
-                   "built without TLS\n");
-        problems++;
+        f = (cli_finding){.error = true};
+        snprintf(f.text, sizeof f.text,
+                 "SQLGATE_TLS_CERT_FILE: this libmicrohttpd was built without TLS");
+        errors++;
+        if (fn != NULL)
+            fn(ud, &f);
     }
-    return problems;
+    return errors;
+}
+
+static void print_error(void *ud, const cli_finding *f)
+{
+    if (f->error)
+        fprintf(ud, "sqlgate: configuration error: %s\n", f->text);
+}
+
+int cli_check_extra(FILE *f, const sg_config *cfg)
+{
+    return cli_check(cfg, print_error, f);
 }
 
 /* --- Effective values --------------------------------------------------------- */
@@ -318,6 +346,12 @@ static const char *mode_text(sg_config_mode m)
     return "?";
 }
 
+static void print_warning(void *ud, const cli_finding *f)
+{
+    if (!f->error)
+        fprintf(ud, "warning: %s\n", f->text);
+}
+
 void cli_print_config(FILE *f, const sg_config *cfg, sg_lookup_fn lookup, void *ud)
 {
     char buf[VALUE_MAX];
@@ -333,15 +367,7 @@ void cli_print_config(FILE *f, const sg_config *cfg, sg_lookup_fn lookup, void *
                 n_tokens == 1 ? "" : "s");
     else
         fprintf(f, "authentication: none (anonymous)\n");
-    for (size_t i = 0; i < cfg->n_databases; i++) {
-        const sg_db_config *d = &cfg->databases[i];
-        if (strcmp(d->driver, "freetds") == 0 && d->encrypt == SG_ENCRYPT_REQUIRE &&
-            d->ca_file == NULL)
-            fprintf(f,
-                    "warning: %sENCRYPT is require but %sCA_FILE is not set: the server's "
-                    "certificate is not verified\n",
-                    d->prefix, d->prefix);
-    }
+    cli_check(cfg, print_warning, f);
 
     fprintf(f, "\nservice:\n");
     for (size_t i = 0; i < n; i++) {

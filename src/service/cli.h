@@ -7,6 +7,7 @@
 #ifndef SQLGATE_CLI_H
 #define SQLGATE_CLI_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "sqlgate/config.h"
@@ -35,10 +36,27 @@ void cli_help(FILE *f);
 /* "sqlgate <version>" and a newline. */
 void cli_version(FILE *f);
 
-/* Checks what a normal start would refuse after loading the snapshot but
- * before opening anything (a driver not built in, HTTPS without TLS support
- * in libmicrohttpd). Writes one "sqlgate: configuration error: NAME: problem"
- * line per problem to f (borrowed) and returns how many there were. */
+/* One finding of cli_check. */
+typedef struct cli_finding {
+    bool error;             /* a start refuses the configuration; else a warning */
+    const sg_db_config *db; /* the database it is about (borrowed), or NULL */
+    char text[384];         /* "NAME: problem", the line --check-config prints */
+    const char *log;        /* what a running service logs for a warning (static) */
+    const char *variable;   /* the variable it names in that log (static) */
+} cli_finding;
+
+/* Called once per finding; f is valid during the call only. */
+typedef void (*cli_finding_fn)(void *ud, const cli_finding *f);
+
+/* The checks a start, a reload and --check-config make after loading the
+ * snapshot but before opening anything, in one place: errors for a driver not
+ * built in and for HTTPS without TLS support in libmicrohttpd, a warning for a
+ * SQL Server whose certificate is not verified (encryption required, no CA
+ * file). Calls fn (may be NULL) for each; returns the number of errors. */
+int cli_check(const sg_config *cfg, cli_finding_fn fn, void *ud);
+
+/* cli_check's errors as "sqlgate: configuration error: NAME: problem" lines
+ * on f (borrowed); returns how many there were. */
 int cli_check_extra(FILE *f, const sg_config *cfg);
 
 /* Prints the effective configuration of cfg (borrowed) to f: the service

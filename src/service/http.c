@@ -24,9 +24,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "httperr.h"
 #include "jsonw.h"
 #include "log.h"
-#include "sqlgate/driver.h"
+#include "../lib/util.h"
+#include "sqlgate/clock.h"
 
 #define MAX_SEGMENTS         8
 #define CONNECTION_LIMIT     (HTTP_MAX_INFLIGHT + 64)
@@ -68,6 +70,8 @@ struct http_server {
     atomic_int port;         /* connection threads read it (Host checks) */
     atomic_bool refusing;
     atomic_uint inflight;
+    pthread_mutex_t idle_mu; /* with idle_cv: the last request in flight is done */
+    pthread_cond_t idle_cv;  /* monotonic; http_wait_idle waits on it */
 
     pthread_mutex_t conns_lock;
     conn_entry *conns; /* live connections, newest first */
@@ -229,7 +233,8 @@ void http_reply_error(http_req *req, const sg_err *err)
         jw_lit(&b, sql);
     }
     jw_lit(&b, "}}");
-    int status = sg_code_http_status(err->code);
+    httperr_policy policy = httperr_policy_of(err->code);
+    int status = policy.status;
     if (b.failed) {
         jw_free(&b);
         set_response(req, 500, NULL);
@@ -238,13 +243,12 @@ void http_reply_error(http_req *req, const sg_err *err)
     size_t len;
     char *text = jw_steal(&b, &len);
     http_reply_bytes(req, status, "application/json", text, len);
-    if (status == 503)
-        http_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER,
-                          err->code == SG_DB_UNAVAILABLE ? "5" : "1");
-    if (err->code == SG_SHUTTING_DOWN)
+    if (policy.retry_after != NULL)
+        http_reply_header(req, MHD_HTTP_HEADER_RETRY_AFTER, policy.retry_after);
+    if (policy.close)
         http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
-    if (err->code == SG_UNAUTHORIZED)
-        http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (policy.www_authenticate != NULL)
+        http_reply_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, policy.www_authenticate);
     if (err->code == SG_UNAUTHORIZED || err->code == SG_FORBIDDEN)
         audit_line(req, req->db[0] != '\0' ? req->db : NULL, status, "refused", err->message);
 }
@@ -885,17 +889,6 @@ static void *reaper_main(void *arg)
 
 /* --- libmicrohttpd callbacks ----------------------------------------------- */
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void reply_code(http_req *req, sg_code code, const char *message)
 {
     sg_err err;
@@ -1145,7 +1138,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(req->path);
     sg_config_unref(req->cfg);
     free(req);
-    atomic_fetch_sub(&srv->inflight, 1);
+    if (atomic_fetch_sub(&srv->inflight, 1) == 1) {
+        /* Under the lock: a waiter that saw a request in flight is asleep
+         * by now, or has not looked yet and will see none. */
+        pthread_mutex_lock(&srv->idle_mu);
+        pthread_cond_broadcast(&srv->idle_cv);
+        pthread_mutex_unlock(&srv->idle_mu);
+    }
 }
 
 /* Decodes %HH in the path and query, except %00: a NUL would cut the path
@@ -1156,7 +1155,7 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     char *out = s;
     for (const char *in = s; *in != '\0';) {
         int hi, lo;
-        if (in[0] == '%' && (hi = hex_digit(in[1])) >= 0 && (lo = hex_digit(in[2])) >= 0 &&
+        if (in[0] == '%' && (hi = sg_hex_value(in[1])) >= 0 && (lo = sg_hex_value(in[2])) >= 0 &&
             (hi | lo) != 0) {
             *out++ = (char)(hi << 4 | lo);
             in += 3;
@@ -1182,32 +1181,18 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 #define TLS_FILE_MAX (1024 * 1024)
 
-/* Whole file as a NUL-terminated string (new), or NULL. */
+/* Whole file as a NUL-terminated string (new), or NULL (also when empty). */
 static char *read_small_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    char *data = NULL;
+    size_t n = 0;
+    if (sg_file_read(path, TLS_FILE_MAX, false, &data, &n) != 0)
         return NULL;
-    char *data = malloc(TLS_FILE_MAX + 1);
-    size_t n = data ? fread(data, 1, TLS_FILE_MAX + 1, f) : 0;
-    fclose(f);
-    if (data == NULL || n == 0 || n > TLS_FILE_MAX) {
+    if (n == 0) {
         free(data);
         return NULL;
     }
-    data[n] = '\0';
     return data;
-}
-
-/* Wipes a key's bytes before freeing them. Accepts NULL. */
-static void free_secret(char *s)
-{
-    if (s == NULL)
-        return;
-    volatile char *p = s;
-    while (*p != '\0')
-        *p++ = '\0';
-    free(s);
 }
 
 /* Frees what http_start set up besides the daemon. */
@@ -1216,6 +1201,8 @@ static void server_free(http_server *srv)
     sg_config_unref(srv->current);
     pthread_mutex_destroy(&srv->cfg_mu);
     pthread_mutex_destroy(&srv->conns_lock);
+    pthread_cond_destroy(&srv->idle_cv);
+    pthread_mutex_destroy(&srv->idle_mu);
     free(srv);
 }
 
@@ -1227,6 +1214,12 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         sg_err_set(err, SG_INTERNAL, "out of memory");
         return NULL;
     }
+    if (sg_cond_init_monotonic(&srv->idle_cv) != 0) {
+        free(srv);
+        sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
+        return NULL;
+    }
+    pthread_mutex_init(&srv->idle_mu, NULL);
     srv->cfg = cfg;
     pthread_mutex_init(&srv->cfg_mu, NULL);
     srv->current = sg_config_ref(cfg);
@@ -1286,8 +1279,8 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         cert = read_small_file(cfg->tls_cert_file);
         key = read_small_file(cfg->tls_key_file);
         if (cert == NULL || key == NULL) {
-            free_secret(cert);
-            free_secret(key);
+            sg_free_secret(cert);
+            sg_free_secret(key);
             server_free(srv);
             sg_err_set(err, SG_BAD_REQUEST, "%s: cannot be read",
                        cert == NULL ? "SQLGATE_TLS_CERT_FILE" : "SQLGATE_TLS_KEY_FILE");
@@ -1313,8 +1306,8 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
-    free_secret(cert);
-    free_secret(key);
+    sg_free_secret(cert);
+    sg_free_secret(key);
     if (srv->daemon == NULL) {
         server_free(srv);
         if (cfg->tls_cert_file != NULL)
@@ -1362,6 +1355,15 @@ void http_conn_stats(const http_server *srv, http_conn_counts *out)
 unsigned http_inflight(const http_server *srv)
 {
     return atomic_load(&((http_server *)srv)->inflight);
+}
+
+unsigned http_wait_idle(http_server *srv, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&srv->idle_mu);
+    while (atomic_load(&srv->inflight) > 0 && sg_clock_ms() < deadline_ms)
+        sg_cond_wait_until(&srv->idle_cv, &srv->idle_mu, deadline_ms);
+    pthread_mutex_unlock(&srv->idle_mu);
+    return atomic_load(&srv->inflight);
 }
 
 void http_stop(http_server *srv)

@@ -96,6 +96,11 @@ void http_conn_stats(const http_server *srv, http_conn_counts *out);
 /* Requests received and not yet completely answered. */
 unsigned http_inflight(const http_server *srv);
 
+/* Sleeps until no request is in flight (woken by the last one's completion)
+ * or deadline_ms (sg_clock_ms) has passed; returns the number still in
+ * flight. */
+unsigned http_wait_idle(http_server *srv, int64_t deadline_ms);
+
 /* Closes every connection, joins the server's threads and frees srv.
  * Accepts NULL. */
 void http_stop(http_server *srv);

@@ -11,67 +11,27 @@
 
 void jw_init(jw_buf *b, size_t max)
 {
-    memset(b, 0, sizeof *b);
-    b->max = max ? max : SIZE_MAX;
+    sg_buf_init(b, max);
 }
 
 void jw_free(jw_buf *b)
 {
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
+    sg_buf_free(b);
 }
 
 void jw_consume(jw_buf *b, size_t n)
 {
-    if (n >= b->len) {
-        b->len = 0;
-        return;
-    }
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
+    sg_buf_consume(b, n);
 }
 
 char *jw_steal(jw_buf *b, size_t *len)
 {
-    char *d = b->data;
-    *len = b->len;
-    b->data = NULL;
-    b->len = b->cap = 0;
-    return d;
-}
-
-static bool reserve(jw_buf *b, size_t extra)
-{
-    if (b->failed)
-        return false;
-    if (extra > b->max - b->len) {
-        b->failed = true;
-        return false;
-    }
-    size_t need = b->len + extra + 1;
-    if (need <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    char *d = realloc(b->data, cap);
-    if (d == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->data = d;
-    b->cap = cap;
-    return true;
+    return sg_buf_steal(b, len);
 }
 
 void jw_raw(jw_buf *b, const char *s, size_t len)
 {
-    if (!reserve(b, len))
-        return;
-    memcpy(b->data + b->len, s, len);
-    b->len += len;
-    b->data[b->len] = '\0';
+    sg_buf_append(b, s, len);
 }
 
 void jw_lit(jw_buf *b, const char *s)
@@ -82,39 +42,6 @@ void jw_lit(jw_buf *b, const char *s)
 void jw_char(jw_buf *b, char c)
 {
     jw_raw(b, &c, 1);
-}
-
-/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_valid_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
 }
 
 /* Input bytes escaped per reservation: reserving for the worst case of a
@@ -131,7 +58,7 @@ static size_t str_escape(jw_buf *b, const unsigned char *p, size_t len, size_t i
 {
     static const char hex[] = "0123456789abcdef";
     /* Worst case: every byte becomes \u00XX or U+FFFD. */
-    if (!reserve(b, (stop - i + 3) * 6))
+    if (!sg_buf_reserve(b, (stop - i + 3) * 6))
         return SIZE_MAX;
     char *out = b->data + b->len;
     while (i < stop) {
@@ -175,7 +102,7 @@ static size_t str_escape(jw_buf *b, const unsigned char *p, size_t len, size_t i
             i++;
             continue;
         }
-        size_t n = utf8_valid_len(p + i, len - i);
+        size_t n = sg_utf8_len(p + i, len - i);
         if (n == 0) {
             memcpy(out, "\xEF\xBF\xBD", 3); /* U+FFFD for each invalid byte */
             out += 3;
@@ -358,7 +285,7 @@ static const char b64_tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw
 static bool b64_encode(jw_buf *b, const unsigned char *p, size_t len, size_t from, size_t to)
 {
     size_t n = to - from;
-    if (!reserve(b, (n + 2) / 3 * 4))
+    if (!sg_buf_reserve(b, (n + 2) / 3 * 4))
         return false;
     char *out = b->data + b->len;
     size_t i = from;
@@ -383,7 +310,7 @@ static bool b64_encode(jw_buf *b, const unsigned char *p, size_t len, size_t fro
 
 void jw_base64(jw_buf *b, const unsigned char *p, size_t len)
 {
-    if (len > SIZE_MAX / 2 || !reserve(b, (len + 2) / 3 * 4 + 2))
+    if (len > SIZE_MAX / 2 || !sg_buf_reserve(b, (len + 2) / 3 * 4 + 2))
         return;
     jw_char(b, '"');
     if (b64_encode(b, p, len, 0, len))

@@ -12,13 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct jw_buf {
-    char *data; /* owned; NUL-terminated when len < cap */
-    size_t len;
-    size_t cap;
-    size_t max;  /* growth beyond this fails (0: SIZE_MAX) */
-    bool failed; /* an append failed (out of memory or over max); sticky */
-} jw_buf;
+#include "../lib/util.h"
+
+/* The library's capped byte buffer: data, len, failed (sticky) as there. */
+typedef sg_buf jw_buf;
 
 /* Initialises an empty buffer that will not grow beyond max bytes (0: no cap). */
 void jw_init(jw_buf *b, size_t max);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "jsonw.h"
-#include "sqlgate/driver.h"
+#include "sqlgate/clock.h"
 
 static sg_log_level threshold = SG_LOG_INFO;
 static bool as_json = true;

@@ -35,10 +35,11 @@
 #include "reload.h"
 #include "sqlgate/sqlgate.h"
 
+#include "../lib/util.h"
+
 extern char **environ;
 
-#define EXIT_CONFIG      2
-#define INFLIGHT_POLL_MS 10
+#define EXIT_CONFIG 2
 
 /* After the drain deadline the sequence takes at most: closing the pools and
  * the background threads (SG_DB_CLOSE_GRACE_MS), letting interrupted requests
@@ -66,13 +67,6 @@ typedef struct stopper {
 /* How often the signal thread looks at `done` and the watchdog deadline
  * while shutting down. */
 #define SIGNAL_POLL_MS 100
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static void say(const char *text)
 {
@@ -347,17 +341,14 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     log_info("shutdown started", json_pack("{s:s,s:I,s:I}", "signal", strsignal(signo), "delay_ms",
                                            (json_int_t)cfg->shutdown_delay_ms, "drain_timeout_ms",
                                            (json_int_t)cfg->drain_timeout_ms));
-    sleep_ms(cfg->shutdown_delay_ms);
+    sg_sleep_ms(cfg->shutdown_delay_ms);
 
     http_refuse_new(srv);
     int64_t deadline = sg_clock_ms() + cfg->drain_timeout_ms;
     pthread_mutex_lock(&st->mu);
     st->hard_deadline = deadline + WATCHDOG_GRACE_MS; /* the delay may have overslept */
     pthread_mutex_unlock(&st->mu);
-    while (http_inflight(srv) > 0 && sg_clock_ms() < deadline)
-        sleep_ms(INFLIGHT_POLL_MS);
-
-    unsigned requests_cancelled = http_inflight(srv);
+    unsigned requests_cancelled = http_wait_idle(srv, deadline);
     unsigned statements_cancelled = 0;
     pthread_mutex_lock(&st->mu);
     st->cancelled = requests_cancelled;
@@ -390,8 +381,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
                            (double)(sg_clock_ms() - began)));
     /* Interrupted requests answer with an error; give them a moment. */
     int64_t settle = sg_clock_ms() + CANCEL_SETTLE_MS;
-    while (http_inflight(srv) > 0 && sg_clock_ms() < settle)
-        sleep_ms(INFLIGHT_POLL_MS);
+    http_wait_idle(srv, settle);
     http_stop(srv);
 
     app_config_release(cfg);
@@ -444,26 +434,19 @@ int main(int argc, char **argv)
     }
     log_setup(cfg->log_level, cfg->log_json);
 
-    for (size_t i = 0; i < cfg->n_databases; i++) {
-        const sg_db_config *d = &cfg->databases[i];
-        if (strcmp(d->driver, "freetds") == 0 && d->encrypt == SG_ENCRYPT_REQUIRE &&
-            d->ca_file == NULL)
-            log_warn("TLS is required but the server's certificate is not verified (set the "
-                     "CA_FILE variable)",
-                     json_pack("{s:s,s:s}", "db", d->name, "variable", "CA_FILE"));
-    }
+    reload_log_warnings(cfg, NULL, NULL);
     bool seed_core = false, seed_app = false;
     if (cfg->mode == SG_MODE_EMBEDDED)
         embedded_prepare(cfg, &seed_core, &seed_app);
 
+    int status = 1;
     sg_err err;
     sg_err_clear(&err);
     sg_registry *reg = sg_registry_from_config(cfg, log_state_change, NULL, &err);
     if (reg == NULL) {
         fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
-        sg_config_free(cfg);
-        app_env_free(env);
-        return EXIT_CONFIG;
+        status = EXIT_CONFIG;
+        goto fail_registry;
     }
     sg_registry_set_retired_fn(reg, log_retired, NULL);
     if (cfg->mode == SG_MODE_EMBEDDED)
@@ -477,25 +460,17 @@ int main(int argc, char **argv)
     st.app = &a;
     if (a.metrics == NULL) {
         log_error("out of memory", NULL);
-        app_reload_fini(&a);
-        sg_registry_free(reg);
-        sg_config_free(cfg);
-        app_env_free(env);
-        return 1;
+        goto fail_metrics;
     }
     http_server *srv = http_start(cfg, api_routes, api_n_routes, &a, api_observe, &err);
     if (srv == NULL) {
-        if (err.code == SG_BAD_REQUEST)
+        if (err.code == SG_BAD_REQUEST) {
             fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
-        else
+            status = EXIT_CONFIG;
+        } else {
             log_error("cannot start the HTTP server", json_pack("{s:s}", "error", err.message));
-        sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
-        app_reload_fini(&a);
-        sg_registry_free(reg);
-        metrics_free(a.metrics);
-        sg_config_free(cfg);
-        app_env_free(env);
-        return err.code == SG_BAD_REQUEST ? EXIT_CONFIG : 1;
+        }
+        goto fail_http;
     }
     a.srv = srv;
     const char *def = sg_registry_default_name(reg);
@@ -508,14 +483,7 @@ int main(int argc, char **argv)
     if (reload_worker_start(&a, &err) != 0 ||
         pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
         log_error("cannot start the signal or reload thread", NULL);
-        http_stop(srv);
-        sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
-        app_reload_fini(&a);
-        sg_registry_free(reg);
-        metrics_free(a.metrics);
-        sg_config_free(cfg);
-        app_env_free(env);
-        return 1;
+        goto fail_threads;
     }
 
     pthread_mutex_lock(&st.mu);
@@ -524,7 +492,7 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
 
     unsigned abandoned = 0;
-    int status = shut_down(&st, &a, srv, &abandoned);
+    status = shut_down(&st, &a, srv, &abandoned);
     /* No reload from here on: a SIGHUP now finds no app. */
     pthread_mutex_lock(&st.mu);
     st.app = NULL;
@@ -547,6 +515,19 @@ int main(int argc, char **argv)
         (void)keep;
         exit(status);
     }
+    goto out;
+
+    /* A start that fails half-way undoes what it did, latest first. */
+fail_threads:
+    http_stop(srv);
+fail_http:
+    sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
+fail_metrics:
+    app_reload_fini(&a);
+    sg_registry_free(reg);
+    metrics_free(a.metrics);
+fail_registry:
+out:
     sg_config_free(cfg);
     app_env_free(env);
     return status;

@@ -19,22 +19,9 @@ static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                  0.25,  0.5,    1,     2.5,  5,     10};
 #define N_BUCKETS (sizeof buckets / sizeof buckets[0])
 
-/* Query outcomes, by error code (docs/errors.md). */
-static const struct {
-    sg_code code;
-    const char *name;
-} outcomes[] = {
-    {SG_OK, "ok"},
-    {SG_SQL_ERROR, "sql_error"},
-    {SG_QUERY_TIMEOUT, "timeout"},
-    {SG_DB_UNAVAILABLE, "unavailable"},
-    {SG_POOL_EXHAUSTED, "pool_exhausted"},
-    {SG_DB_PAUSED, "paused"},
-    {SG_SHUTTING_DOWN, "shutting_down"},
-    {SG_FORBIDDEN, "forbidden"},
-    {SG_CODE_COUNT_, "error"}, /* anything else; keep last */
-};
-#define N_OUTCOMES (sizeof outcomes / sizeof outcomes[0])
+/* Query outcomes are counted by code and shown by the code's outcome label
+ * (sg_code_outcome, from SG_CODE_LIST): codes that share a label are summed. */
+#define N_OUTCOMES SG_CODE_COUNT_
 
 static const int statuses[] = {200, 202, 400, 401, 403, 404, 405, 413, 415, 500, 503, 504, 0};
 #define N_STATUSES (sizeof statuses / sizeof statuses[0]) /* 0: any other */
@@ -115,9 +102,7 @@ void metrics_query(metrics *m, const sg_db *db, sg_code outcome, double seconds)
     db_metrics *d = db_slot(m, sg_db_name(db));
     if (d == NULL)
         return;
-    size_t o = 0;
-    while (o + 1 < N_OUTCOMES && outcomes[o].code != outcome)
-        o++;
+    size_t o = (unsigned)outcome < N_OUTCOMES ? (size_t)outcome : (size_t)SG_INTERNAL;
     atomic_fetch_add(&d->outcome[o], 1);
     size_t b = 0;
     while (b < N_BUCKETS && seconds > buckets[b])
@@ -135,6 +120,29 @@ void metrics_http(metrics *m, const http_route *route, int status)
     while (s + 1 < N_STATUSES && statuses[s] != status)
         s++;
     atomic_fetch_add(&m->http[r * N_STATUSES + s], 1);
+}
+
+/* One line per outcome label, summing the codes that share it; "error" (the
+ * codes without a label of their own) last. */
+static void queries_total(FILE *f, const char *db, db_metrics *d)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t c = 0; c < N_OUTCOMES; c++) {
+            const char *label = sg_code_outcome((sg_code)c);
+            if ((strcmp(label, "error") == 0) != (pass == 1))
+                continue;
+            size_t first = 0;
+            while (strcmp(sg_code_outcome((sg_code)first), label) != 0)
+                first++;
+            if (first != c)
+                continue; /* counted with the first code of its label */
+            unsigned long long sum = 0;
+            for (size_t k = c; k < N_OUTCOMES; k++)
+                if (strcmp(sg_code_outcome((sg_code)k), label) == 0)
+                    sum += (unsigned long long)atomic_load(&d->outcome[k]);
+            fprintf(f, "sqlgate_queries_total{db=\"%s\",outcome=\"%s\"} %llu\n", db, label, sum);
+        }
+    }
 }
 
 static void help(FILE *f, const char *name, const char *type, const char *text)
@@ -286,9 +294,7 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
 
     help(f, "sqlgate_queries_total", "counter", "Queries by database and outcome.");
     for (size_t i = 0; i < n; i++)
-        for (size_t o = 0; o < N_OUTCOMES; o++)
-            fprintf(f, "sqlgate_queries_total{db=\"%s\",outcome=\"%s\"} %llu\n", sg_db_name(dbs[i]),
-                    outcomes[o].name, (unsigned long long)atomic_load(&dm[i]->outcome[o]));
+        queries_total(f, sg_db_name(dbs[i]), dm[i]);
 
     help(f, "sqlgate_query_duration_seconds", "histogram",
          "Time from request arrival to the last byte of the result, by database.");

@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "../lib/util.h"
 
 #define CONFIG_ERROR_PREFIX "sqlgate: configuration error: "
 
@@ -50,13 +51,9 @@ void app_env_free(app_env *env)
 {
     if (env == NULL)
         return;
-    for (size_t i = 0; i < env->n; i++) {
-        /* The environment may hold secrets (passwords, tokens). */
-        volatile char *p = env->vars[i];
-        while (*p != '\0')
-            *p++ = '\0';
-        free(env->vars[i]);
-    }
+    /* The environment may hold secrets (passwords, tokens). */
+    for (size_t i = 0; i < env->n; i++)
+        sg_free_secret(env->vars[i]);
     free(env->vars);
     free(env);
 }
@@ -233,22 +230,37 @@ static void log_refused(const char *trigger, const sg_err *err, json_t *errors)
     log_error("reload refused; nothing changed", f);
 }
 
-/* Warnings a start gives for a database, for those the reload creates. */
-static void warn_new_databases(const sg_config *cfg, json_t *added, json_t *changed)
+typedef struct warn_filter {
+    json_t *added, *changed; /* borrowed name arrays; both NULL: every database */
+} warn_filter;
+
+static bool listed(json_t *names, const char *name)
 {
-    for (size_t i = 0; i < cfg->n_databases; i++) {
-        const sg_db_config *d = &cfg->databases[i];
-        bool fresh = false;
-        size_t k;
-        json_t *v;
-        json_array_foreach(added, k, v) fresh |= strcmp(json_string_value(v), d->name) == 0;
-        json_array_foreach(changed, k, v) fresh |= strcmp(json_string_value(v), d->name) == 0;
-        if (fresh && strcmp(d->driver, "freetds") == 0 && d->encrypt == SG_ENCRYPT_REQUIRE &&
-            d->ca_file == NULL)
-            log_warn("TLS is required but the server's certificate is not verified (set the "
-                     "CA_FILE variable)",
-                     json_pack("{s:s,s:s}", "db", d->name, "variable", "CA_FILE"));
+    size_t k;
+    json_t *v;
+    json_array_foreach(names, k, v) if (strcmp(json_string_value(v), name) == 0) return true;
+    return false;
+}
+
+static void log_warning(void *ud, const cli_finding *f)
+{
+    const warn_filter *only = ud;
+    if (f->error || f->log == NULL)
+        return;
+    if (only->added != NULL || only->changed != NULL) {
+        if (f->db == NULL ||
+            !(listed(only->added, f->db->name) || listed(only->changed, f->db->name)))
+            return;
     }
+    log_warn(f->log, f->db != NULL
+                         ? json_pack("{s:s,s:s}", "db", f->db->name, "variable", f->variable)
+                         : json_pack("{s:s}", "variable", f->variable));
+}
+
+void reload_log_warnings(const sg_config *cfg, json_t *added, json_t *changed)
+{
+    warn_filter only = {added, changed};
+    cli_check(cfg, log_warning, &only);
 }
 
 static int reload_locked(app *a, const char *trigger, json_t **out, json_t **errors, sg_err *err)
@@ -309,7 +321,7 @@ static int reload_locked(app *a, const char *trigger, json_t **out, json_t **err
         log_warn("SQLGATE_LOG_LEVEL and SQLGATE_LOG_FORMAT keep their start values until a "
                  "restart",
                  NULL);
-    warn_new_databases(cfg, r.lists[SG_REG_ADDED], r.lists[SG_REG_CHANGED]);
+    reload_log_warnings(cfg, r.lists[SG_REG_ADDED], r.lists[SG_REG_CHANGED]);
     json_t *f = json_deep_copy(body);
     if (f != NULL)
         json_object_set_new(f, "trigger", json_string(trigger));

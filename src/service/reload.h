@@ -43,6 +43,11 @@ const char *app_env_file(const app_env *env);
  * strings, one problem each, each naming its variable (never a secret). */
 sg_config *reload_load_config(const app_env *env, json_t **errors);
 
+/* Logs the warnings cli_check finds in cfg (borrowed): for a start every
+ * database's (added and changed NULL), for a reload those of the databases it
+ * creates (names in added or changed, borrowed JSON arrays). */
+void reload_log_warnings(const sg_config *cfg, json_t *added, json_t *changed);
+
 /* Re-reads and applies the configuration; serialized. trigger ("SIGHUP",
  * "http") goes into the log lines. On success returns 0 and *report (new)
  * is {"added": [...], "removed": [...], "changed": [...], "unchanged": [...]},

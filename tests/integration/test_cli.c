@@ -684,6 +684,30 @@ START_TEST(check_config_bad_exits_2_naming_variables)
 END_TEST
 
 /* A loopback TCP socket that listens on a free port; returns the fd. */
+/* The shared start checks (cli_check) give --check-config the warning a start
+ * logs: encryption required without a CA file verifies no certificate. */
+START_TEST(check_config_warns_unverified_certificate)
+{
+    const char *const env[] = {"SQLGATE_DATABASES=core", "CORE_DB_HOST=db1.example.com",
+                               "CORE_DB_ENCRYPT=require", NULL};
+    run_result r;
+    run_cli(CHECK, env, &r);
+    ASSERT_EXIT(&r, 0);
+    ASSERT_CONTAINS(r.out, "warning: CORE_DB_ENCRYPT is require but CORE_DB_CA_FILE is not set");
+    run_free(&r);
+
+    ck_assert_int_eq(write_file(g_dir, "ca.pem", "not checked here\n"), 0);
+    char ca[PATH_CAP];
+    snprintf(ca, sizeof ca, "CORE_DB_CA_FILE=%s/ca.pem", g_dir);
+    const char *const env_ca[] = {"SQLGATE_DATABASES=core", "CORE_DB_HOST=db1.example.com",
+                                  "CORE_DB_ENCRYPT=require", ca, NULL};
+    run_cli(CHECK, env_ca, &r);
+    ASSERT_EXIT(&r, 0);
+    ck_assert_msg(strstr(r.out, "warning:") == NULL, "warned with a CA file:\n%s", r.out);
+    run_free(&r);
+}
+END_TEST
+
 static int hold_port(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -752,6 +776,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, check_config_never_prints_secrets);
     tcase_add_test(tc, check_config_bad_exits_2_naming_variables);
     tcase_add_test(tc, check_config_never_listens_nor_connects);
+    tcase_add_test(tc, check_config_warns_unverified_certificate);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -7,6 +7,8 @@
  */
 #include "fake_driver.h"
 
+#include "../../src/lib/util.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -64,11 +66,8 @@ static void default_knobs(int64_t *k)
 
 static void fk_init_once(void)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&fk.cond, &attr);
-    pthread_condattr_destroy(&attr);
+    if (sg_cond_init_monotonic(&fk.cond) != 0)
+        abort();
     default_knobs(fk.template_knobs);
 }
 
@@ -129,11 +128,7 @@ static bool fk_sleep(sg_driver_conn *c, int64_t until_ms, bool interruptible)
             return true;
         if (sg_clock_ms() >= until_ms)
             return false;
-        struct timespec ts;
-        int64_t t = until_ms < 0 ? 0 : until_ms;
-        ts.tv_sec = (time_t)(t / 1000);
-        ts.tv_nsec = (long)(t % 1000) * 1000000L;
-        pthread_cond_timedwait(&fk.cond, &fk.mu, &ts);
+        sg_cond_wait_until(&fk.cond, &fk.mu, until_ms);
     }
 }
 

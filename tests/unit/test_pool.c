@@ -24,14 +24,9 @@
 #include "fake_driver.h"
 #include "sqlgate/pool.h"
 
-#define DB "t"
+#include "../../src/lib/util.h"
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
+#define DB "t"
 
 static sg_pool *make_pool(const sg_db_config *cfg)
 {
@@ -68,7 +63,7 @@ static bool wait_for_waiters(sg_pool *p, unsigned waiting, int64_t timeout_ms)
     while (sg_clock_ms() < end) {
         if (stats_of(p).waiting >= waiting)
             return true;
-        sleep_ms(5);
+        sg_sleep_ms(5);
     }
     return false;
 }
@@ -82,7 +77,7 @@ static bool wait_for_running(uint64_t n, int64_t timeout_ms)
         fake_driver_counts(DB, &c);
         if (c.running >= n)
             return true;
-        sleep_ms(5);
+        sg_sleep_ms(5);
     }
     return false;
 }
@@ -139,7 +134,7 @@ static void *borrower_main(void *arg)
             reusable = fake_driver.finish(dc) == 0;
     }
     if (b->hold_ms > 0)
-        sleep_ms(b->hold_ms);
+        sg_sleep_ms(b->hold_ms);
     sg_pool_release(b->pool, pc, reusable);
     return NULL;
 }
@@ -259,7 +254,7 @@ static void *hammer_main(void *arg)
         while (now > max && !atomic_compare_exchange_weak(h->max_borrowed, &max, now)) {
         }
         if (i % 3 == 0)
-            sleep_ms(1);
+            sg_sleep_ms(1);
         atomic_fetch_sub(h->borrowed, 1);
         sg_pool_release(h->pool, pc, i % 17 != 0);
     }
@@ -463,7 +458,7 @@ START_TEST(test_validation_after_idle)
     ck_assert_uint_eq(fc.pings, 0);
     sg_pool_release(p, a, true);
 
-    sleep_ms(SG_POOL_VALIDATE_IDLE_MS + 150);
+    sg_sleep_ms(SG_POOL_VALIDATE_IDLE_MS + 150);
     a = must_acquire(p, 3000);
     fake_driver_counts(DB, &fc);
     ck_assert_uint_eq(fc.pings, 1);
@@ -471,7 +466,7 @@ START_TEST(test_validation_after_idle)
     sg_pool_release(p, a, true);
 
     /* A failing ping: the connection is closed and replaced. */
-    sleep_ms(SG_POOL_VALIDATE_IDLE_MS + 150);
+    sg_sleep_ms(SG_POOL_VALIDATE_IDLE_MS + 150);
     fake_driver_set(DB, FAKE_FAIL_PING, 1);
     a = must_acquire(p, 3000);
     fake_driver_counts(DB, &fc);
@@ -564,7 +559,7 @@ START_TEST(test_lifetime_expiry)
     sg_pool_conn *a = must_acquire(p, 1000);
     uint64_t id = conn_id(a);
     sg_pool_release(p, a, true);
-    sleep_ms(300);
+    sg_sleep_ms(300);
     a = must_acquire(p, 1000);
     ck_assert_uint_ne(conn_id(a), id);
     fake_counts fc;
@@ -572,7 +567,7 @@ START_TEST(test_lifetime_expiry)
     ck_assert_uint_eq(fc.closed, 1);
 
     /* A borrowed connection past its lifetime is closed on release. */
-    sleep_ms(300);
+    sg_sleep_ms(300);
     sg_pool_release(p, a, true);
     fake_driver_counts(DB, &fc);
     ck_assert_uint_eq(fc.closed, 2);
@@ -581,7 +576,7 @@ START_TEST(test_lifetime_expiry)
     /* And maintain closes idle ones past their lifetime. */
     a = must_acquire(p, 1000);
     sg_pool_release(p, a, true);
-    sleep_ms(300);
+    sg_sleep_ms(300);
     sg_pool_maintain(p);
     ck_assert_uint_eq(stats_of(p).open, 0);
     ck_assert_uint_eq(fake_driver_live(DB), 0);
@@ -606,7 +601,7 @@ START_TEST(test_idle_timeout_keeps_min)
     sg_pool_maintain(p); /* nothing idle long enough yet */
     ck_assert_uint_eq(stats_of(p).idle, 3);
 
-    sleep_ms(250);
+    sg_sleep_ms(250);
     sg_pool_maintain(p);
     sg_pool_stats s = stats_of(p);
     ck_assert_uint_eq(s.open, 1);
@@ -618,7 +613,7 @@ START_TEST(test_idle_timeout_keeps_min)
     ck_assert_uint_eq(conn_id(a), last);
     sg_pool_release(p, a, true);
 
-    sleep_ms(250);
+    sg_sleep_ms(250);
     sg_pool_maintain(p); /* never below pool_min */
     ck_assert_uint_eq(stats_of(p).open, 1);
     close_and_free(p);
@@ -738,7 +733,7 @@ START_TEST(test_pause_resume)
     borrower b = {.pool = p, .wait_ms = 10000};
     borrower_start(&b);
     ck_assert(wait_for_waiters(p, 1, 5000));
-    sleep_ms(50);
+    sg_sleep_ms(50);
     sg_pool_resume(p);
     borrower_join(&b);
     ck_assert_msg(b.got, "waiter failed: %s", b.err.message);
@@ -779,7 +774,7 @@ START_TEST(test_close_drains)
     /* b holds its connection for 300 ms */
     int64_t end = sg_clock_ms() + 5000;
     while (stats_of(p).in_use < 2 && sg_clock_ms() < end)
-        sleep_ms(5);
+        sg_sleep_ms(5);
     ck_assert_uint_eq(stats_of(p).in_use, 2);
     sg_pool_release(p, idle, true);
 
@@ -915,7 +910,7 @@ START_TEST(test_close_while_opening)
     borrower_start(&b);
     int64_t end = sg_clock_ms() + 5000;
     while (stats_of(p).open < 1 && sg_clock_ms() < end)
-        sleep_ms(5);
+        sg_sleep_ms(5);
     ck_assert_uint_eq(stats_of(p).open, 1); /* the slot being opened */
     unsigned cancelled = 99;
     ck_assert_int_eq(sg_pool_close(p, sg_clock_ms() + 5000, &cancelled), 0);
@@ -1012,7 +1007,7 @@ static void *soak_main(void *arg)
             sg_pool_maintain(s->pool);
         else if (r < 8) {
             sg_pool_pause(s->pool);
-            sleep_ms(1);
+            sg_sleep_ms(1);
             sg_pool_resume(s->pool);
         } else if (r < 9)
             fake_driver_break_all(DB);
@@ -1067,7 +1062,7 @@ static void *watcher_main(void *arg)
         if (s.open > s.max || s.idle + s.in_use > s.open)
             w->violations++;
         w->samples++;
-        sleep_ms(1);
+        sg_sleep_ms(1);
     }
     return NULL;
 }
@@ -1167,7 +1162,7 @@ static void *queued_main(void *arg)
     if (pc == NULL)
         return NULL;
     while (!atomic_load(&q->release))
-        sleep_ms(1);
+        sg_sleep_ms(1);
     sg_pool_release(q->pool, pc, q->reusable);
     return NULL;
 }
@@ -1203,7 +1198,7 @@ static bool queued_wait_done(queued *q, int64_t timeout_ms)
     while (!atomic_load(&q->done)) {
         if (sg_clock_ms() >= end)
             return false;
-        sleep_ms(1);
+        sg_sleep_ms(1);
     }
     return true;
 }
@@ -1250,7 +1245,7 @@ static long long settled_switches(int tid)
             same = 0;
         }
         last = n;
-        sleep_ms(20);
+        sg_sleep_ms(20);
     }
     return -1;
 }
@@ -1328,7 +1323,7 @@ START_TEST(test_release_wakes_one_waiter)
             for (unsigned j = k; j < N; j++)
                 if (atomic_load(&q[j].done))
                     served_one = (int)j;
-            sleep_ms(1);
+            sg_sleep_ms(1);
         }
         ck_assert_msg(served_one >= 0, "step %u: nobody was served", k);
         for (unsigned j = k; j < N; j++) {
@@ -1379,7 +1374,7 @@ START_TEST(test_timeout_racing_handoff_loses_nothing)
             b[j] = (borrower){.pool = p, .wait_ms = 10 + (int64_t)j};
             borrower_start(&b[j]);
         }
-        sleep_ms(8 + (int64_t)(i % 6));
+        sg_sleep_ms(8 + (int64_t)(i % 6));
         sg_pool_release(p, held, true);
         for (unsigned j = 0; j < W; j++) {
             borrower_join(&b[j]);
@@ -1433,7 +1428,7 @@ START_TEST(test_freed_slot_wake_not_lost)
         queued_start_in_order(&w0, 1, 0);
         sg_pool_release(p, a, false);
         a = must_acquire(p, 10000);
-        sleep_ms(5); /* time for w0 to wake up and find the slot taken */
+        sg_sleep_ms(5); /* time for w0 to wake up and find the slot taken */
         sg_pool_release(p, a, false);
         ck_assert_msg(queued_wait_done(&w0, 10000), "iteration %u: waiter slept through", i);
         ck_assert_int_eq(pthread_join(w0.thread, NULL), 0);
@@ -1605,7 +1600,7 @@ static void *churn_main(void *arg)
         }
         c->got++;
         if (churn_rand(c) % 4 == 0)
-            sleep_ms((int64_t)(churn_rand(c) % 3));
+            sg_sleep_ms((int64_t)(churn_rand(c) % 3));
         sg_pool_release(c->pool, pc, churn_rand(c) % 10 != 0);
     }
     return NULL;
@@ -1625,7 +1620,7 @@ static void *chaos_main(void *arg)
         switch (i % 4) {
         case 0:
             sg_pool_pause(x->pool);
-            sleep_ms(1);
+            sg_sleep_ms(1);
             sg_pool_resume(x->pool);
             break;
         case 1:
@@ -1635,7 +1630,7 @@ static void *chaos_main(void *arg)
             sg_pool_maintain(x->pool);
             break;
         }
-        sleep_ms(3);
+        sg_sleep_ms(3);
     }
     return NULL;
 }
@@ -1713,8 +1708,8 @@ START_TEST(test_close_under_load)
     }
     int64_t end = sg_clock_ms() + 10000;
     while (stats_of(p).waiting < 3 && sg_clock_ms() < end)
-        sleep_ms(1);
-    sleep_ms(100);
+        sg_sleep_ms(1);
+    sg_sleep_ms(100);
     unsigned cancelled = 99;
     ck_assert_int_eq(sg_pool_close(p, sg_clock_ms() + 15000, &cancelled), 0);
     ck_assert_uint_eq(cancelled, 0);

@@ -14,13 +14,9 @@
 #include "sqlgate/db.h"
 #include "sqlgate/registry.h"
 
-#define WAIT_LIMIT_MS 5000
+#include "../../src/lib/util.h"
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
+#define WAIT_LIMIT_MS 5000
 
 /* Configs live in a static table: sg_db borrows its config. */
 static sg_db_config cfgs[4];
@@ -60,7 +56,7 @@ static sg_db_state wait_state(sg_db *db, sg_db_state want)
         sg_db_health_get(db, &h);
         if (h.state == want)
             return h.state;
-        sleep_ms(10);
+        sg_sleep_ms(10);
     } while (sg_clock_ms() < until);
     return h.state;
 }
@@ -401,7 +397,7 @@ START_TEST(reconnect_replaces_connections)
     int64_t until = sg_clock_ms() + WAIT_LIMIT_MS;
     fake_counts after;
     do {
-        sleep_ms(10);
+        sg_sleep_ms(10);
         fake_driver_counts("core", &after);
     } while (after.closed < before.closed + 2 && sg_clock_ms() < until);
     ck_assert_uint_ge(after.closed, before.closed + 2);
@@ -501,7 +497,7 @@ START_TEST(reconnects_coalesce)
     sg_db_health_get(db, &h0);
     int64_t until = t0 + SG_DB_RECONNECT_INTERVAL_MS + WAIT_LIMIT_MS;
     do {
-        sleep_ms(20);
+        sg_sleep_ms(20);
         fake_driver_counts("core", &c1);
     } while (sg_clock_ms() < until &&
              (started == 0 || c1.closed == c0.closed || sg_clock_ms() - t0 < 1100));
@@ -527,7 +523,7 @@ static void *run_query(void *arg)
     sg_err_clear(&err);
     sg_query *q = sg_db_query_begin(r->db, r->sql, NULL, 0, 0, &err);
     if (q != NULL) {
-        sleep_ms(r->hold_ms);
+        sg_sleep_ms(r->hold_ms);
         const sg_column *cols;
         size_t n;
         while (sg_query_next_result(q, &cols, &n, &err) > 0) {
@@ -547,7 +543,7 @@ START_TEST(close_drains_in_flight)
     struct runner r = {.db = db, .sql = "SELECT 1", .hold_ms = 200};
     pthread_t t;
     pthread_create(&t, NULL, run_query, &r);
-    sleep_ms(50);
+    sg_sleep_ms(50);
     unsigned cancelled = 99;
     ck_assert_int_eq(sg_db_close(db, sg_clock_ms() + 3000, &cancelled), 0);
     ck_assert_uint_eq(cancelled, 0);
@@ -578,7 +574,7 @@ START_TEST(shutdown_all_cancels_stuck_work)
     pthread_t t1, t2;
     pthread_create(&t1, NULL, run_query, &r1);
     pthread_create(&t2, NULL, run_query, &r2);
-    sleep_ms(100);
+    sg_sleep_ms(100);
     unsigned cancelled = 0;
     int64_t t0 = sg_clock_ms();
     ck_assert_int_ne(sg_registry_shutdown_all(reg, sg_clock_ms() + 200, &cancelled), 0);
@@ -783,7 +779,7 @@ static size_t wait_retired_gone(sg_registry *reg)
 {
     int64_t until = sg_clock_ms() + WAIT_LIMIT_MS;
     while (sg_registry_retired_count(reg) > 0 && sg_clock_ms() < until)
-        sleep_ms(10);
+        sg_sleep_ms(10);
     return sg_registry_retired_count(reg);
 }
 
@@ -839,7 +835,7 @@ START_TEST(removed_db_freed_only_after_its_last_borrower)
     ck_assert_int_eq(wait_state(a, SG_STATE_CLOSED), SG_STATE_CLOSED);
     /* Closed but referenced: not freed (ASan/valgrind would catch a use
      * after free in the calls below). */
-    sleep_ms(100);
+    sg_sleep_ms(100);
     ck_assert_uint_eq(sg_registry_retired_count(reg), 1);
     sg_db_health h;
     sg_db_health_get(a, &h);
@@ -890,7 +886,7 @@ START_TEST(retired_db_in_flight_finishes_or_is_cut_at_the_deadline)
     pthread_t t1, t2;
     pthread_create(&t1, NULL, run_slow, &fine);
     pthread_create(&t2, NULL, run_slow, &stuck);
-    sleep_ms(100);
+    sg_sleep_ms(100);
     ck_assert_int_eq(sg_registry_unregister(reg, "fast", sg_clock_ms() + 10000, &err), 0);
     ck_assert_int_eq(sg_registry_unregister(reg, "stuck", sg_clock_ms() + 300, &err), 0);
     pthread_join(t1, NULL);
@@ -950,7 +946,7 @@ START_TEST(concurrent_gets_during_add_remove_replace)
         /* The alias follows the replacement. */
         ck_assert_ptr_eq(sg_registry_get(reg, NULL, &err), sg_registry_get(reg, "core", &err));
         ck_assert_int_eq(sg_registry_register(reg, live_db("side"), NULL, &err), 0);
-        sleep_ms(5);
+        sg_sleep_ms(5);
         ck_assert_int_eq(sg_registry_unregister(reg, "side", sg_clock_ms() + 2000, &err), 0);
     }
     atomic_store(&stop, true);
@@ -1145,7 +1141,7 @@ START_TEST(shutdown_cuts_a_retired_drain)
     ck_assert_int_eq(wait_state(stuck.db, SG_STATE_READY), SG_STATE_READY);
     pthread_t t;
     pthread_create(&t, NULL, run_slow, &stuck);
-    sleep_ms(100);
+    sg_sleep_ms(100);
     /* A drain far beyond the shutdown's deadline. */
     ck_assert_int_eq(sg_registry_unregister(reg, "app", sg_clock_ms() + 60000, &err), 0);
     int64_t began = sg_clock_ms();

@@ -38,6 +38,8 @@
 #include "sqlgate/db.h"
 #include "sqlgate/pool.h"
 
+#include "../../src/lib/util.h"
+
 #define STRESS_THREADS 16
 #define DRAIN_MS       200
 /* Scheduling noise on a loaded 2-core machine, under TSan's slowdown. */
@@ -45,12 +47,6 @@
 
 static uint64_t g_seed;
 static int64_t g_run_ms;
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -257,13 +253,13 @@ static void *db_worker(void *arg)
             check_health(r);
         } else if (op < 960) {
             sg_db_pause(r->db);
-            sleep_ms(rng_below(&s, 5));
+            sg_sleep_ms(rng_below(&s, 5));
             check_health(r);
             sg_db_resume(r->db);
         } else if (op < 965) {
             sg_db_reconnect(r->db); /* rare: it drops every idle connection */
         } else {
-            sleep_ms(rng_below(&s, 3));
+            sg_sleep_ms(rng_below(&s, 3));
         }
     }
     return NULL;
@@ -297,7 +293,7 @@ static void *chaos(void *arg)
             fake_driver_set(name, FAKE_EXEC_DELAY_MS, rng_below(&s, 5));
             break;
         }
-        sleep_ms(10 + rng_below(&s, 40));
+        sg_sleep_ms(10 + rng_below(&s, 40));
     }
     fake_driver_set(sg_db_name(r->db), FAKE_FAIL_OPEN, 0);
     return NULL;
@@ -358,13 +354,13 @@ static void stress_db(kind k)
     if (with_chaos)
         ck_assert_int_eq(pthread_create(&chaos_th, NULL, chaos, &r), 0);
 
-    sleep_ms(g_run_ms);
+    sg_sleep_ms(g_run_ms);
     /* Shutdown while everything above still runs. */
     int64_t t0 = sg_clock_ms();
     unsigned cancelled = 0;
     (void)sg_db_close(r.db, t0 + DRAIN_MS, &cancelled);
     int64_t took = sg_clock_ms() - t0;
-    sleep_ms(50); /* a little traffic against the closed database */
+    sg_sleep_ms(50); /* a little traffic against the closed database */
     atomic_store(&r.stop, true);
     for (unsigned i = 0; i < STRESS_THREADS; i++)
         pthread_join(th[i], NULL);
@@ -460,7 +456,7 @@ static void *pool_worker_main(void *arg)
             tally_answer(&r->t, code);
         } else if (op < 88) {
             sg_pool_pause(r->pool);
-            sleep_ms(rng_below(&s, 3));
+            sg_sleep_ms(rng_below(&s, 3));
             sg_pool_resume(r->pool);
         } else if (op < 92) {
             sg_pool_evict(r->pool);
@@ -493,7 +489,7 @@ START_TEST(stress_pool_accounting)
         w[i] = (pool_worker){.run = &r, .index = i};
         ck_assert_int_eq(pthread_create(&th[i], NULL, pool_worker_main, &w[i]), 0);
     }
-    sleep_ms(g_run_ms);
+    sg_sleep_ms(g_run_ms);
     int64_t t0 = sg_clock_ms();
     (void)sg_pool_close(r.pool, t0 + DRAIN_MS, NULL);
     int64_t took = sg_clock_ms() - t0;
@@ -562,7 +558,7 @@ START_TEST(pause_is_one_truth)
     int64_t until = sg_clock_ms() + 5000;
     do {
         sg_db_health_get(db, &h);
-        sleep_ms(5);
+        sg_sleep_ms(5);
     } while (h.state != SG_STATE_READY && sg_clock_ms() < until);
     ck_assert_int_eq(h.state, SG_STATE_READY);
 
@@ -575,7 +571,7 @@ START_TEST(pause_is_one_truth)
         t[i] = (toggler){.db = db, .index = i, .stop = &stop, .mismatch = &mismatch};
         ck_assert_int_eq(pthread_create(&th[i], NULL, pause_toggler, &t[i]), 0);
     }
-    sleep_ms(g_run_ms < 1500 ? g_run_ms : 1500);
+    sg_sleep_ms(g_run_ms < 1500 ? g_run_ms : 1500);
     atomic_store(&stop, true);
     for (unsigned i = 0; i < N; i++)
         pthread_join(th[i], NULL);
@@ -635,7 +631,7 @@ START_TEST(close_abandons_thread_stuck_in_login)
     sg_db *db = sg_db_new(&g_cfg, &fake_driver, &err);
     ck_assert_ptr_nonnull(db);
     ck_assert_int_eq(sg_db_open(db, &err), 0);
-    sleep_ms(100); /* the background thread is logging in */
+    sg_sleep_ms(100); /* the background thread is logging in */
 
     int64_t t0 = sg_clock_ms();
     int rc = sg_db_close(db, t0 + DRAIN_MS, NULL);
@@ -654,12 +650,12 @@ START_TEST(close_abandons_thread_stuck_in_login)
     int64_t until = sg_clock_ms() + LOGIN_MS + 5000;
     fake_counts n;
     do {
-        sleep_ms(20);
+        sg_sleep_ms(20);
         fake_driver_counts("stuck_login", &n);
     } while ((n.opened == 0 || n.closed < n.opened) && sg_clock_ms() < until);
     ck_assert_uint_eq(n.opened, 1);
     ck_assert_uint_eq(n.closed, 1);
-    sleep_ms(100); /* past its last unlock */
+    sg_sleep_ms(100); /* past its last unlock */
     sg_db_health_get(db, &h);
     ck_assert_int_eq(h.state, SG_STATE_CLOSED);
     sg_db_free(db);
@@ -681,7 +677,7 @@ START_TEST(close_interrupts_health_check)
     int64_t until = sg_clock_ms() + 5000;
     sg_db_health h;
     do {
-        sleep_ms(5);
+        sg_sleep_ms(5);
         sg_db_health_get(db, &h);
     } while (h.state != SG_STATE_READY && sg_clock_ms() < until);
     ck_assert_int_eq(h.state, SG_STATE_READY);
@@ -691,7 +687,7 @@ START_TEST(close_interrupts_health_check)
     fake_driver_counts("slow_check", &n);
     pings = n.pings;
     do {
-        sleep_ms(5);
+        sg_sleep_ms(5);
         fake_driver_counts("slow_check", &n);
     } while (n.pings == pings && sg_clock_ms() < until);
     ck_assert_uint_gt(n.pings, pings); /* a check is hanging now */

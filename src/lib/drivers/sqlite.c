@@ -46,6 +46,8 @@
  */
 #include "sqlgate/driver.h"
 
+#include "../util.h"
+
 #include <sqlite3.h>
 
 #include <ctype.h>
@@ -137,14 +139,6 @@ struct sg_driver_conn {
     uint64_t cache_tick;
 };
 
-static void sleep_ms(int64_t ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Busy handler: wait for another connection's lock until the deadline, with a
  * short backoff so that interrupt() is noticed soon. */
 static int busy_cb(void *ud, int count)
@@ -158,7 +152,7 @@ static int busy_cb(void *ud, int count)
     static const int64_t backoff[] = {1, 2, 5, 10, 20, 50};
     size_t n = sizeof backoff / sizeof backoff[0];
     int64_t wait = count < 0 || (size_t)count >= n ? backoff[n - 1] : backoff[count];
-    sleep_ms(wait < left ? wait : left);
+    sg_sleep_ms(wait < left ? wait : left);
     return 1;
 }
 
@@ -652,7 +646,7 @@ static int prepare_next(sg_driver_conn *c, unsigned flags, sg_err *err)
             rc = sqlite3_prepare_v3(c->db, start, -1, flags, &st, &next);
             if (rc == SQLITE_OK || !may_retry(c, rc))
                 break;
-            sleep_ms(wait);
+            sg_sleep_ms(wait);
             wait = wait < 32 ? wait * 2 : wait;
         }
         c->stmt_line = line_of(c, start);
@@ -695,7 +689,7 @@ static int step(sg_driver_conn *c, bool first)
         if (!first || !sqlite3_get_autocommit(c->db) || !may_retry(c, rc))
             return rc;
         sqlite3_reset(c->stmt);
-        sleep_ms(wait);
+        sg_sleep_ms(wait);
         wait = wait < 32 ? wait * 2 : wait;
     }
 }
@@ -923,7 +917,7 @@ static int setup_exec(sg_driver_conn *c, const char *sql, const char *path, sg_e
         if (rc == SQLITE_DONE || !may_retry(c, rc))
             break;
         sqlite3_reset(st);
-        sleep_ms(wait);
+        sg_sleep_ms(wait);
         wait = wait < 32 ? wait * 2 : wait;
         rc = SQLITE_OK;
     }
