@@ -83,8 +83,9 @@ void sg_pool_maintain(sg_pool *pool);
  * login slot and sleeps until it when it comes before deadline_ms
  * (monotonic) by at least SG_POOL_LOGIN_MIN_MS (a login needs time of its
  * own; a login that may go at once always does); else returns -1 at once,
- * with err SG_POOL_EXHAUSTED and nothing reserved. Never call with the
- * pool's lock held. */
+ * with err SG_POOL_EXHAUSTED and nothing reserved. A caller woken at or
+ * past deadline_ms (an oversleep) gets the same answer rather than a login
+ * bound to time out. Never call with the pool's lock held. */
 #define SG_POOL_LOGIN_MIN_MS 50
 int sg_pool_login_wait(sg_pool *pool, int64_t deadline_ms, sg_err *err) SG_MUST_USE;
 /* Soft reconnect: idle connections close now, in-use ones when released. */

@@ -427,14 +427,31 @@ int sg_pool_login_wait(sg_pool *p, int64_t deadline_ms, sg_err *err)
         }
         p->login_tat_us = tat + interval;
     }
-    p->logins_total++;
-    pthread_mutex_unlock(&p->login_mu);
-    if (at > now) {
-        struct timespec ts = {.tv_sec = (time_t)(at / 1000000),
-                              .tv_nsec = (long)(at % 1000000) * 1000L};
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
-        }
+    if (at == now) {
+        p->logins_total++;
+        pthread_mutex_unlock(&p->login_mu);
+        return 0;
     }
+    pthread_mutex_unlock(&p->login_mu);
+    struct timespec ts = {.tv_sec = (time_t)(at / 1000000),
+                          .tv_nsec = (long)(at % 1000000) * 1000L};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
+    }
+    /* Woken too late (a loaded machine oversleeps): the login would start
+     * at or past the caller's deadline, bound to fail as the database's
+     * fault. It is the limit's answer instead; its slot goes unused. */
+    bool late = sg_clock_ms() >= deadline_ms;
+    pthread_mutex_lock(&p->login_mu);
+    if (late)
+        p->logins_refused++;
+    else
+        p->logins_total++;
+    pthread_mutex_unlock(&p->login_mu);
+    if (late)
+        return sg_err_set(err, SG_POOL_EXHAUSTED,
+                          "database %s: login rate limit (%u per second, MAX_LOGINS_PER_SEC) "
+                          "reached; no connection in time",
+                          p->cfg->name, rate);
     return 0;
 }
 
