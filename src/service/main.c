@@ -32,6 +32,7 @@
 #include "demo.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "reload.h"
 #include "sqlgate/sqlgate.h"
 
@@ -332,7 +333,7 @@ static void embedded_seed(sg_registry *reg, bool seed_core, bool seed_app)
 /* Steps 1 to 5 of the shutdown; returns the exit status. *abandoned_out is
  * the number of databases whose background thread was abandoned: the
  * registry and the configuration must then not be freed. */
-static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_out)
+static int shut_down(stopper *st, app *a, http_server *srv, notifier *nt, unsigned *abandoned_out)
 {
     /* The delay and drain timeout in force now: a reload may have changed them. */
     const sg_config *cfg = app_config_acquire(a);
@@ -343,6 +344,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     pthread_mutex_unlock(&st->mu);
 
     atomic_store(&a->draining, true);
+    notify_stopping(nt);
     reload_fence(a);
     log_info("shutdown started", json_pack("{s:s,s:I,s:I}", "signal", strsignal(signo), "delay_ms",
                                            (json_int_t)cfg->shutdown_delay_ms, "drain_timeout_ms",
@@ -393,6 +395,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     while (http_inflight(srv) > 0 && sg_clock_ms() < settle)
         sleep_ms(INFLIGHT_POLL_MS);
     http_stop(srv);
+    notify_stop(nt); /* the watchdog ends with the HTTP server */
 
     app_config_release(cfg);
     if (cancelled || abandoned > 0)
@@ -505,9 +508,11 @@ int main(int argc, char **argv)
                                     sg_tokens_count(cfg->tokens) > 0));
 
     pthread_t sig_thread;
-    if (reload_worker_start(&a, &err) != 0 ||
+    notifier *nt = NULL;
+    if (reload_worker_start(&a, &err) != 0 || (nt = notify_start(&a, &err)) == NULL ||
         pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
-        log_error("cannot start the signal or reload thread", NULL);
+        log_error("cannot start the signal, reload or systemd notification thread", NULL);
+        notify_stop(nt);
         http_stop(srv);
         sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);
         app_reload_fini(&a);
@@ -524,7 +529,7 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
 
     unsigned abandoned = 0;
-    int status = shut_down(&st, &a, srv, &abandoned);
+    int status = shut_down(&st, &a, srv, nt, &abandoned);
     /* No reload from here on: a SIGHUP now finds no app. */
     pthread_mutex_lock(&st.mu);
     st.app = NULL;
