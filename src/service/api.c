@@ -594,10 +594,10 @@ static void h_status_page(http_req *req, void *ud)
     http_reply_static(req, 200, "text/html; charset=utf-8", sg_status_html, sg_status_html_len);
 }
 
-void api_observe(void *ud, const http_route *route, int status)
+void api_observe(void *ud, const http_route *route, int status, int64_t duration_us)
 {
     app *a = ud;
-    metrics_http(a->metrics, route, status);
+    metrics_http(a->metrics, route, status, duration_us);
 }
 
 static void h_openapi(http_req *req, void *ud)

@@ -58,8 +58,10 @@ typedef struct http_route {
 #define HTTP_MAX_INFLIGHT 1024
 
 /* Called once per completed request (on its connection thread) with the
- * matched route (NULL if none) and the status sent; for metrics. */
-typedef void (*http_observe_fn)(void *app, const http_route *route, int status);
+ * matched route (NULL if none), the status sent and the time from the
+ * request's arrival to its completion; for metrics. */
+typedef void (*http_observe_fn)(void *app, const http_route *route, int status,
+                                int64_t duration_us);
 
 /* Starts listening on cfg's address (HTTPS only when cfg has TLS files).
  * cfg is also the configuration requests are served with (tokens, body
