@@ -71,7 +71,8 @@ static int64_t watchdog_interval(const app_env *env)
     return (int64_t)(v / 2 > 0 ? v / 2 : 1);
 }
 
-/* True once no database is still waiting for its first check. */
+/* True once no database is still waiting for its first check. Reads every
+ * database's health snapshot (never waits on a database itself). */
 static bool first_checks_done(sg_registry *reg)
 {
     size_t n;
@@ -120,9 +121,17 @@ static void *notify_main(void *arg)
             wait_until(nt, sg_clock_us() + FIRST_CHECK_POLL_MS * 1000);
     }
     /* Then the watchdog: the first WATCHDOG=1 goes with readiness, since
-     * systemd's watchdog timer runs from the start, not from READY=1. */
+     * systemd's watchdog timer runs from the start, not from READY=1. Each
+     * one first reads every database's health as /health does (the registry,
+     * pool and database locks, in their order): a deadlock there stops the
+     * watchdog and systemd restarts the service. */
     int64_t next = sg_clock_us();
     while (nt->watchdog_us > 0 && !nt->quit) {
+        pthread_mutex_unlock(&nt->mu);
+        (void)first_checks_done(nt->a->reg);
+        pthread_mutex_lock(&nt->mu);
+        if (nt->quit)
+            break;
         notify_send(env, "WATCHDOG=1");
         next += nt->watchdog_us;
         if (next < sg_clock_us())

@@ -11,7 +11,10 @@
  *   STOPPING=1   when the shutdown begins;
  *   WATCHDOG=1   every WATCHDOG_USEC / 2 from READY=1 until the HTTP server
  *                has stopped, when WATCHDOG_USEC is set and WATCHDOG_PID is
- *                unset or names this process.
+ *                unset or names this process; each after reading every
+ *                database's health snapshot as /health does, so a deadlock
+ *                on those locks stops it. It does not send an HTTP request to
+ *                the service itself.
  */
 #ifndef SQLGATE_NOTIFY_H
 #define SQLGATE_NOTIFY_H
