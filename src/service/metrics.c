@@ -7,7 +7,6 @@
  * databases registered at render time are written out. */
 #include "metrics.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -94,8 +93,6 @@ void metrics_free(metrics *m)
     free(m);
 }
 
-/* The counters of database `name`, created on first use; NULL only when
- * memory ran out (the sample is then lost, the request is not). */
 static db_metrics *db_find(db_metrics *d, const char *name)
 {
     while (d != NULL && strcmp(d->name, name) != 0)
@@ -103,6 +100,9 @@ static db_metrics *db_find(db_metrics *d, const char *name)
     return d;
 }
 
+/* The counters of database `name`, created on first use; NULL only when
+ * memory ran out (the sample is then lost, the request is not). Finding
+ * existing counters takes no lock. */
 static db_metrics *db_slot(metrics *m, const char *name)
 {
     db_metrics *d = db_find(atomic_load_explicit(&m->dbs, memory_order_acquire), name);
@@ -299,19 +299,23 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     sg_db **dbs = sg_registry_acquire_all(m->reg, &n);
     sg_db_health *h = calloc(n ? n : 1, sizeof *h);
     db_metrics **dm = calloc(n ? n : 1, sizeof *dm);
+    sg_db_timings *t = calloc(n ? n : 1, sizeof *t);
     bool slots_ok = true;
     for (size_t i = 0; dm != NULL && i < n; i++)
         slots_ok &= (dm[i] = db_slot(m, sg_db_name(dbs[i]))) != NULL;
-    if (h == NULL || dm == NULL || !slots_ok) {
+    if (h == NULL || dm == NULL || t == NULL || !slots_ok) {
         sg_registry_release_all(m->reg, dbs, n);
         free(h);
         free(dm);
+        free(t);
         fclose(f);
         free(text);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         sg_db_health_get(dbs[i], &h[i]);
+        sg_db_timings_get(dbs[i], &t[i]);
+    }
 
     help(f, "sqlgate_build_info", "gauge", "Version of this sqlgate.");
     fprintf(f, "sqlgate_build_info{version=\"%s\"} 1\n", SQLGATE_VERSION);
@@ -324,10 +328,7 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
                 fprintf(f, "%s{db=\"%s\"} %.17g\n", figures[k].name, sg_db_name(dbs[i]), v);
         }
     }
-    sg_db_timings *t = calloc(n ? n : 1, sizeof *t);
-    for (size_t i = 0; t != NULL && i < n; i++)
-        sg_db_timings_get(dbs[i], &t[i]);
-    for (size_t k = 0; t != NULL && k < sizeof timings / sizeof timings[0]; k++) {
+    for (size_t k = 0; k < sizeof timings / sizeof timings[0]; k++) {
         help(f, timings[k].name, "histogram", timings[k].help);
         for (size_t i = 0; i < n; i++) {
             char labels[SG_NAME_MAX + 8];
@@ -336,7 +337,6 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
                        (const sg_hist_snap *)((const char *)&t[i] + timings[k].offset));
         }
     }
-    free(t);
     help(f, "sqlgate_db_state", "gauge", "1 for the state the database is in, 0 for the others.");
     for (size_t i = 0; i < n; i++)
         for (sg_db_state s = SG_STATE_STARTING; s <= SG_STATE_CLOSED; s++)
@@ -400,6 +400,7 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     sg_registry_release_all(m->reg, dbs, n);
     free(h);
     free(dm);
+    free(t);
     if (fclose(f) != 0) {
         free(text);
         return NULL;
