@@ -90,6 +90,7 @@ struct http_req {
     const char *method;
     char id[HTTP_REQUEST_ID_MAX + 1];
     char traceparent[TRACE_PARENT_LEN + 1]; /* the caller's, validated, or "" */
+    char trace_id[TRACE_ID_LEN + 1];        /* inside it, NUL-terminated, or "" */
     int64_t start_us;
 
     char *path; /* owned copy, split into segments in place */
@@ -202,8 +203,10 @@ static void take_traceparent(http_req *req)
         return;
     unsigned n = 0;
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &n);
-    if (n == 1)
-        trace_parent_parse(tp, req->traceparent);
+    if (n == 1 && trace_parent_parse(tp, req->traceparent)) {
+        memcpy(req->trace_id, req->traceparent + TRACE_ID_OFFSET, TRACE_ID_LEN);
+        req->trace_id[TRACE_ID_LEN] = '\0';
+    }
 }
 
 void http_reply_bytes(http_req *req, int status, const char *content_type, char *data, size_t len)
@@ -370,6 +373,11 @@ const char *http_req_header(const http_req *req, const char *name)
 const char *http_req_id(const http_req *req)
 {
     return req->id;
+}
+
+const char *http_req_trace_id(const http_req *req)
+{
+    return req->trace_id[0] != '\0' ? req->trace_id : NULL;
 }
 
 int64_t http_req_start_us(const http_req *req)

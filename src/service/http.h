@@ -112,6 +112,11 @@ const char *http_req_body(const http_req *req, size_t *len);
 const char *http_req_header(const http_req *req, const char *name);
 #define HTTP_REQUEST_ID_MAX 64 /* bytes of a request id */
 const char *http_req_id(const http_req *req);
+/* The trace id (32 lowercase hex digits) of the request's W3C traceparent,
+ * or NULL when it carried no valid one; borrowed, valid during the request.
+ * Log lines that name the request id name it too. */
+#define HTTP_TRACE_ID_MAX 32
+const char *http_req_trace_id(const http_req *req);
 int64_t http_req_start_us(const http_req *req); /* monotonic, sg_clock_us */
 const char *http_req_method(const http_req *req);
 /* The request's token: the matching configured token, sg_token_anonymous()

@@ -111,6 +111,14 @@ START_TEST(traceparent_echoed_and_logged)
     ck_assert_str_eq(jstr(line, "trace_id"), TRACE_ID);
     ck_assert_str_eq(jstr(line, "db"), "core");
     json_decref(line);
+    /* the query's own failure line names it too */
+    char *text = proc_stderr(g_svc);
+    line = log_find(
+        text, (const char *const[]){"msg", "query failed", "request_id", "trace-test-2", NULL});
+    free(text);
+    ck_assert_msg(line != NULL, "no 'query failed' line for trace-test-2");
+    ck_assert_str_eq(jstr(line, "trace_id"), TRACE_ID);
+    json_decref(line);
 }
 END_TEST
 
