@@ -76,6 +76,15 @@ const sg_db_config *sg_db_config_of(const sg_db *db); /* borrowed */
 
 void sg_db_health_get(sg_db *db, sg_db_health *out);
 
+/* Timings of the database's pooled connections since it was created (its
+ * read-only login's pool included), for latency histograms: */
+typedef struct sg_db_timings {
+    sg_hist_snap acquire;  /* waits in the pool for a connection, successful or not */
+    sg_hist_snap usage;    /* from a connection's borrow to its release */
+    sg_hist_snap creation; /* driver opens that succeeded */
+} sg_db_timings;
+void sg_db_timings_get(sg_db *db, sg_db_timings *out);
+
 /* Closes every pooled connection (borrowed ones when they come back) and
  * replaces the health connection, checking the database again at once.
  * Reconnects coalesce: while one is pending or its check has not started,

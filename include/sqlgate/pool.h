@@ -24,6 +24,7 @@
 #include "config.h"
 #include "driver.h"
 #include "error.h"
+#include "hist.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,6 +37,7 @@ typedef struct sg_pool_conn sg_pool_conn;
 
 typedef struct sg_pool_stats {
     unsigned max;
+    unsigned min;  /* POOL_MIN */
     unsigned open; /* idle + in_use (+ being opened) */
     unsigned in_use;
     unsigned idle;
@@ -101,6 +103,10 @@ void sg_pool_resume(sg_pool *pool);
 bool sg_pool_paused(sg_pool *pool);
 
 void sg_pool_stats_get(sg_pool *pool, sg_pool_stats *out);
+
+/* Durations of the driver opens that succeeded (the login's rate-limit wait
+ * excluded), since the pool was created; lock-free. */
+void sg_pool_creation_get(sg_pool *pool, sg_hist_snap *out);
 
 /* Drains and closes: from now on acquire fails with SG_SHUTTING_DOWN; waits
  * until every borrowed connection is back or deadline_ms passes; then

@@ -7,6 +7,7 @@
 #include "db.h"
 #include "driver.h"
 #include "error.h"
+#include "hist.h"
 #include "pool.h"
 #include "registry.h"
 #include "sha256.h"

@@ -33,6 +33,8 @@ struct sg_db {
     const sg_db_config *cfg; /* borrowed */
     const sg_driver *drv;    /* borrowed */
     sg_pool *pool;           /* owned */
+    sg_hist acquire_hist;    /* sg_pool_acquire waits, by query_begin */
+    sg_hist usage_hist;      /* borrow to release, by the query */
     sg_db *ro;               /* owned: the read-only login's database (cfg->readonly), or NULL */
 
     pthread_mutex_t mu;
@@ -71,10 +73,11 @@ struct sg_db {
 };
 
 struct sg_query {
-    sg_db *db;          /* borrowed */
-    int64_t timeout_ms; /* the batch's effective timeout */
-    sg_pool_conn *pc;   /* borrowed from db->pool until sg_query_end */
-    sg_driver_conn *c;  /* inside pc */
+    sg_db *db;           /* borrowed */
+    int64_t timeout_ms;  /* the batch's effective timeout */
+    sg_pool_conn *pc;    /* borrowed from db->pool until sg_query_end */
+    sg_driver_conn *c;   /* inside pc */
+    int64_t acquired_us; /* when pc was borrowed (monotonic) */
 };
 
 static const char *const state_names[] = {
@@ -373,6 +376,28 @@ void sg_db_health_get(sg_db *db, sg_db_health *out)
         out->latency_ms = -1;
 }
 
+static void snap_add(sg_hist_snap *to, const sg_hist_snap *from)
+{
+    for (unsigned b = 0; b <= SG_HIST_BOUNDS; b++)
+        to->cumulative[b] += from->cumulative[b];
+    to->count += from->count;
+    to->sum_seconds += from->sum_seconds;
+}
+
+void sg_db_timings_get(sg_db *db, sg_db_timings *out)
+{
+    sg_hist_snapshot(&db->acquire_hist, &out->acquire);
+    sg_hist_snapshot(&db->usage_hist, &out->usage);
+    sg_pool_creation_get(db->pool, &out->creation);
+    if (db->ro != NULL) {
+        sg_db_timings ro;
+        sg_db_timings_get(db->ro, &ro);
+        snap_add(&out->acquire, &ro.acquire);
+        snap_add(&out->usage, &ro.usage);
+        snap_add(&out->creation, &ro.creation);
+    }
+}
+
 bool sg_db_reconnect(sg_db *db)
 {
     bool evict_now = false, joined = false;
@@ -462,8 +487,12 @@ static sg_query *query_begin(sg_db *db, const char *sql, const sg_param *params,
         return NULL;
     }
     q->db = db;
-    int64_t start = sg_clock_ms();
-    q->pc = sg_pool_acquire(db->pool, start + cfg->acquire_timeout_ms, err);
+    /* Timed here rather than in the pool: after a failed acquire the pool
+     * may already be gone (sg_pool_acquire's last unlock), db never is. */
+    int64_t start_us = sg_clock_us();
+    q->pc = sg_pool_acquire(db->pool, start_us / 1000 + cfg->acquire_timeout_ms, err);
+    q->acquired_us = sg_clock_us();
+    sg_hist_observe_ns(&db->acquire_hist, (q->acquired_us - start_us) * 1000);
     if (q->pc == NULL) {
         query_note_error(q, err);
         free(q);
@@ -478,6 +507,7 @@ static sg_query *query_begin(sg_db *db, const char *sql, const sg_param *params,
         db->drv->read_only_next(q->c);
     if (db->drv->exec(q->c, sql, params, n_params, sg_clock_ms() + timeout_ms, err) != 0) {
         query_note_error(q, err);
+        sg_hist_observe_ns(&db->usage_hist, (sg_clock_us() - q->acquired_us) * 1000);
         sg_pool_release(db->pool, q->pc, true); /* the pool asks unusable() */
         free(q);
         return NULL;
@@ -544,6 +574,7 @@ void sg_query_end(sg_query *q)
     if (q == NULL)
         return;
     bool reusable = q->db->drv->finish(q->c) == 0;
+    sg_hist_observe_ns(&q->db->usage_hist, (sg_clock_us() - q->acquired_us) * 1000);
     sg_pool_release(q->db->pool, q->pc, reusable);
     free(q);
 }

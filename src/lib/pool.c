@@ -66,6 +66,7 @@ struct sg_pool_conn {
     int64_t last_used;         /* when it was last released (or opened) */
     int64_t expires_at;        /* created_at + lifetime minus jitter */
     uint64_t generation;       /* pool generation when it was opened */
+    int64_t open_ns;           /* how long the driver open took */
 };
 
 typedef struct conn_list {
@@ -119,6 +120,7 @@ struct sg_pool {
     uint64_t connect_errors;
     uint64_t opened_total;
     uint64_t closed_total;
+    sg_hist creation; /* driver open durations; atomics, no lock needed */
 
     /* Login rate limit (sg_pool_login_wait): its own lock, never held across
      * a sleep or a driver call, so a throttled login stalls no other caller. */
@@ -367,7 +369,9 @@ static sg_pool_conn *open_conn(sg_pool *p, int64_t login_by_ms, int64_t deadline
         free(pc);
         return NULL;
     }
+    int64_t open_started = sg_clock_us();
     pc->dc = p->drv->open(p->cfg, deadline_ms, err);
+    pc->open_ns = (sg_clock_us() - open_started) * 1000;
     if (pc->dc == NULL) {
         *driver_failed = true;
         if (err->code == SG_OK)
@@ -387,6 +391,7 @@ static void publish_new(sg_pool *p, sg_pool_conn *pc)
     pc->expires_at = expiry_for(p, now);
     pc->generation = p->generation;
     p->opened_total++;
+    sg_hist_observe_ns(&p->creation, pc->open_ns);
 }
 
 /* A failed open gave its slot back; lock held. */
@@ -788,6 +793,7 @@ void sg_pool_stats_get(sg_pool *p, sg_pool_stats *out)
 {
     pthread_mutex_lock(&p->mu);
     out->max = p->cfg->pool_max;
+    out->min = p->cfg->pool_min;
     out->open = slots_used(p);
     out->in_use = p->borrowed.n;
     out->idle = p->idle.n;
@@ -802,6 +808,11 @@ void sg_pool_stats_get(sg_pool *p, sg_pool_stats *out)
     out->logins_total = p->logins_total;
     out->logins_refused = p->logins_refused;
     pthread_mutex_unlock(&p->login_mu);
+}
+
+void sg_pool_creation_get(sg_pool *p, sg_hist_snap *out)
+{
+    sg_hist_snapshot(&p->creation, out);
 }
 
 /* True while some caller is still inside the pool or holds a connection (a

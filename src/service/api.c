@@ -278,6 +278,7 @@ typedef struct streamed {
     int64_t start_us;
     sg_code outcome;                          /* SG_OK until the stream fails or is cut short */
     char request_id[HTTP_REQUEST_ID_MAX + 1]; /* the request may be gone when it fails */
+    char trace_id[HTTP_TRACE_ID_MAX + 1];     /* "" without a traceparent */
 } streamed;
 
 static double seconds_since(int64_t start_us)
@@ -325,10 +326,10 @@ static void redact_quoted(const char *in, char *out, size_t cap)
 }
 
 /* msg: "query failed", or "query failed while streaming" once the headers
- * are gone. operation may be NULL. The message is redacted (redact_quoted);
+ * are gone. operation and trace_id may be NULL. The message is redacted (redact_quoted);
  * the caller's response carries it whole. */
-static void log_query_error(const char *msg, const char *request_id, const char *db,
-                            const char *operation, const sg_err *err)
+static void log_query_error(const char *msg, const char *request_id, const char *trace_id,
+                            const char *db, const char *operation, const sg_err *err)
 {
     sg_log_level level = err->code == SG_INTERNAL ? SG_LOG_ERROR : SG_LOG_INFO;
     char redacted[3 * SG_ERR_MESSAGE_MAX + 8]; /* '' grows to 5 bytes: never cut */
@@ -337,6 +338,8 @@ static void log_query_error(const char *msg, const char *request_id, const char 
                           sg_code_name(err->code), "message", redacted);
     if (f != NULL && operation != NULL)
         json_object_set_new(f, "operation", json_string(operation));
+    if (f != NULL && trace_id != NULL && trace_id[0] != '\0')
+        json_object_set_new(f, "trace_id", json_string(trace_id));
     log_event(level, msg, f);
 }
 
@@ -372,8 +375,8 @@ static ssize_t stream_fill(void *cls, char *buf, size_t max)
             /* Headers are gone: the only honest signal left is to cut the
              * transfer, so the client never takes partial rows as complete. */
             st->outcome = err.code;
-            log_query_error("query failed while streaming", st->request_id, sg_db_name(st->db),
-                            NULL, &err);
+            log_query_error("query failed while streaming", st->request_id, st->trace_id,
+                            sg_db_name(st->db), NULL, &err);
             return HTTP_STREAM_ERROR;
         }
     }
@@ -426,7 +429,8 @@ static void run_query_on(http_req *req, app *a, sg_db *db, qreq *q)
     if (query == NULL && qo.read_only)
         read_only_refusal(&err);
     if (query == NULL) {
-        log_query_error("query failed", http_req_id(req), real, q->operation, &err);
+        log_query_error("query failed", http_req_id(req), http_req_trace_id(req), real,
+                        q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
         http_reply_error(req, &err);
         sg_registry_release(a->reg, db);
@@ -455,7 +459,8 @@ static void run_query_on(http_req *req, app *a, sg_db *db, qreq *q)
     if (rc < 0 && qo.read_only)
         read_only_refusal(&err);
     if (rc < 0) {
-        log_query_error("query failed", http_req_id(req), real, q->operation, &err);
+        log_query_error("query failed", http_req_id(req), http_req_trace_id(req), real,
+                        q->operation, &err);
         metrics_query(a->metrics, db, err.code, seconds_since(http_req_start_us(req)));
         qstream_free(s);
         http_reply_error(req, &err);
@@ -481,6 +486,8 @@ static void run_query_on(http_req *req, app *a, sg_db *db, qreq *q)
     }
     *st = (streamed){.s = s, .a = a, .db = db, .start_us = http_req_start_us(req)};
     snprintf(st->request_id, sizeof st->request_id, "%s", http_req_id(req));
+    const char *trace_id = http_req_trace_id(req);
+    snprintf(st->trace_id, sizeof st->trace_id, "%s", trace_id != NULL ? trace_id : "");
     http_reply_stream(req, 200, "application/json", stream_fill, stream_done, st);
 }
 
@@ -597,10 +604,10 @@ static void h_status_page(http_req *req, void *ud)
     http_reply_static(req, 200, "text/html; charset=utf-8", sg_status_html, sg_status_html_len);
 }
 
-void api_observe(void *ud, const http_route *route, int status)
+void api_observe(void *ud, const http_route *route, int status, int64_t duration_us)
 {
     app *a = ud;
-    metrics_http(a->metrics, route, status);
+    metrics_http(a->metrics, route, status, duration_us);
 }
 
 static void h_openapi(http_req *req, void *ud)

@@ -41,7 +41,7 @@ const sg_config *app_config_acquire(app *a);
 void app_config_release(const sg_config *cfg); /* accepts NULL */
 
 /* http_observe_fn for the server: counts requests in the metrics. */
-void api_observe(void *app, const http_route *route, int status);
+void api_observe(void *app, const http_route *route, int status, int64_t duration_us);
 
 /* The route table of the HTTP API (static). */
 extern const http_route api_routes[];

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "../lib/util.h"
 #include "sqlgate/clock.h"
+#include "trace.h"
 
 #define MAX_SEGMENTS         8
 #define CONNECTION_LIMIT     (HTTP_MAX_INFLIGHT + 64)
@@ -92,6 +93,8 @@ struct http_req {
     const http_route *route;
     const char *method;
     char id[HTTP_REQUEST_ID_MAX + 1];
+    char traceparent[TRACE_PARENT_LEN + 1]; /* the caller's, validated, or "" */
+    char trace_id[TRACE_ID_LEN + 1];        /* inside it, NUL-terminated, or "" */
     int64_t start_us;
 
     char *path; /* owned copy, split into segments in place */
@@ -168,7 +171,46 @@ static void set_response(http_req *req, int status, struct MHD_Response *resp)
     if (resp == NULL)
         return;
     MHD_add_response_header(resp, "X-Request-Id", req->id);
+    if (req->traceparent[0] != '\0')
+        MHD_add_response_header(resp, "traceparent", req->traceparent);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+}
+
+/* The trace id of the request's traceparent, as log fields go. */
+static size_t add_trace_field(const http_req *req, log_field *f)
+{
+    if (req->traceparent[0] == '\0')
+        return 0;
+    *f = (log_field){.key = "trace_id",
+                     .kind = LOG_STR,
+                     .s = req->traceparent + TRACE_ID_OFFSET,
+                     .len = TRACE_ID_LEN};
+    return 1;
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (strcasecmp(key, "traceparent") == 0)
+        (*(unsigned *)cls)++;
+    return MHD_YES;
+}
+
+/* A traceparent the request carries once and validly; anything else
+ * (several, malformed) is ignored, as the specification asks. */
+static void take_traceparent(http_req *req)
+{
+    const char *tp = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "traceparent");
+    if (tp == NULL)
+        return;
+    unsigned n = 0;
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_header, &n);
+    if (n == 1 && trace_parent_parse(tp, req->traceparent)) {
+        memcpy(req->trace_id, req->traceparent + TRACE_ID_OFFSET, TRACE_ID_LEN);
+        req->trace_id[TRACE_ID_LEN] = '\0';
+    }
 }
 
 void http_reply_bytes(http_req *req, int status, const char *content_type, char *data, size_t len)
@@ -337,6 +379,11 @@ const char *http_req_id(const http_req *req)
     return req->id;
 }
 
+const char *http_req_trace_id(const http_req *req)
+{
+    return req->trace_id[0] != '\0' ? req->trace_id : NULL;
+}
+
 int64_t http_req_start_us(const http_req *req)
 {
     return req->start_us;
@@ -470,16 +517,18 @@ static void audit_line(http_req *req, const char *db, int status, const char *ou
 {
     const char *route = req->route ? req->route->pattern : "-";
     const char *who = token_name(req);
-    log_field f[9] = {
+    log_field f[10] = {
         {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
-        {.key = "token", .kind = LOG_STR, .s = who, .len = strlen(who)},
-        {.key = "known", .kind = LOG_BOOL, .b = req->token != NULL},
-        {.key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)},
-        {.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)},
-        {.key = "status", .kind = LOG_INT, .i = status},
-        {.key = "outcome", .kind = LOG_STR, .s = outcome, .len = strlen(outcome)},
     };
-    size_t n = 7;
+    size_t n = 1;
+    n += add_trace_field(req, &f[n]);
+    f[n++] = (log_field){.key = "token", .kind = LOG_STR, .s = who, .len = strlen(who)};
+    f[n++] = (log_field){.key = "known", .kind = LOG_BOOL, .b = req->token != NULL};
+    f[n++] =
+        (log_field){.key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)};
+    f[n++] = (log_field){.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)};
+    f[n++] = (log_field){.key = "status", .kind = LOG_INT, .i = status};
+    f[n++] = (log_field){.key = "outcome", .kind = LOG_STR, .s = outcome, .len = strlen(outcome)};
     if (db != NULL)
         f[n++] = (log_field){.key = "db", .kind = LOG_STR, .s = db, .len = strlen(db)};
     if (reason != NULL)
@@ -953,6 +1002,7 @@ static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const ch
         snprintf(req->id, sizeof req->id, "%s", given);
     else
         request_id_new(req->id);
+    take_traceparent(req);
     return req;
 }
 
@@ -1105,14 +1155,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_phase_set(srv, conn, CP_IDLE, sg_clock_us() + req->cfg->idle_timeout_ms * 1000);
     if (log_enabled(SG_LOG_INFO)) {
         const char *route = req->route ? req->route->pattern : "-";
-        log_field f[9] = {
+        log_field f[10] = {
             {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
-            {.key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)},
-            {.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)},
-            {.key = "status", .kind = LOG_INT, .i = req->status},
-            {.key = "duration_ms", .kind = LOG_MS, .i = sg_clock_us() - req->start_us},
         };
-        size_t n = 5;
+        size_t n = 1;
+        n += add_trace_field(req, &f[n]);
+        f[n++] = (log_field){
+            .key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)};
+        f[n++] = (log_field){.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)};
+        f[n++] = (log_field){.key = "status", .kind = LOG_INT, .i = req->status};
+        f[n++] =
+            (log_field){.key = "duration_ms", .kind = LOG_MS, .i = sg_clock_us() - req->start_us};
         if (req->db[0] != '\0')
             f[n++] =
                 (log_field){.key = "db", .kind = LOG_STR, .s = req->db, .len = strlen(req->db)};
@@ -1130,7 +1183,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         log_line(SG_LOG_INFO, "request", f, n);
     }
     if (srv->observe != NULL)
-        srv->observe(srv->app, req->route, req->status);
+        srv->observe(srv->app, req->route, req->status, sg_clock_us() - req->start_us);
     if (req->response != NULL)
         MHD_destroy_response(req->response);
     jw_free(&req->body);

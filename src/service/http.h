@@ -58,8 +58,10 @@ typedef struct http_route {
 #define HTTP_MAX_INFLIGHT 1024
 
 /* Called once per completed request (on its connection thread) with the
- * matched route (NULL if none) and the status sent; for metrics. */
-typedef void (*http_observe_fn)(void *app, const http_route *route, int status);
+ * matched route (NULL if none), the status sent and the time from the
+ * request's arrival to its completion; for metrics. */
+typedef void (*http_observe_fn)(void *app, const http_route *route, int status,
+                                int64_t duration_us);
 
 /* Starts listening on cfg's address (HTTPS only when cfg has TLS files).
  * cfg is also the configuration requests are served with (tokens, body
@@ -115,6 +117,11 @@ const char *http_req_body(const http_req *req, size_t *len);
 const char *http_req_header(const http_req *req, const char *name);
 #define HTTP_REQUEST_ID_MAX 64 /* bytes of a request id */
 const char *http_req_id(const http_req *req);
+/* The trace id (32 lowercase hex digits) of the request's W3C traceparent,
+ * or NULL when it carried no valid one; borrowed, valid during the request.
+ * Log lines that name the request id name it too. */
+#define HTTP_TRACE_ID_MAX 32
+const char *http_req_trace_id(const http_req *req);
 int64_t http_req_start_us(const http_req *req); /* monotonic, sg_clock_us */
 const char *http_req_method(const http_req *req);
 /* The request's token: the matching configured token, sg_token_anonymous()

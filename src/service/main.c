@@ -32,6 +32,7 @@
 #include "demo.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "reload.h"
 #include "sqlgate/sqlgate.h"
 
@@ -326,7 +327,7 @@ static void embedded_seed(sg_registry *reg, bool seed_core, bool seed_app)
 /* Steps 1 to 5 of the shutdown; returns the exit status. *abandoned_out is
  * the number of databases whose background thread was abandoned: the
  * registry and the configuration must then not be freed. */
-static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_out)
+static int shut_down(stopper *st, app *a, http_server *srv, notifier *nt, unsigned *abandoned_out)
 {
     /* The delay and drain timeout in force now: a reload may have changed them. */
     const sg_config *cfg = app_config_acquire(a);
@@ -337,6 +338,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     pthread_mutex_unlock(&st->mu);
 
     atomic_store(&a->draining, true);
+    notify_stopping(nt);
     reload_fence(a);
     log_info("shutdown started", json_pack("{s:s,s:I,s:I}", "signal", strsignal(signo), "delay_ms",
                                            (json_int_t)cfg->shutdown_delay_ms, "drain_timeout_ms",
@@ -383,6 +385,7 @@ static int shut_down(stopper *st, app *a, http_server *srv, unsigned *abandoned_
     int64_t settle = sg_clock_ms() + CANCEL_SETTLE_MS;
     http_wait_idle(srv, settle);
     http_stop(srv);
+    notify_stop(nt); /* the watchdog ends with the HTTP server */
 
     app_config_release(cfg);
     if (cancelled || abandoned > 0)
@@ -480,9 +483,10 @@ int main(int argc, char **argv)
                                     sg_tokens_count(cfg->tokens) > 0));
 
     pthread_t sig_thread;
-    if (reload_worker_start(&a, &err) != 0 ||
+    notifier *nt = NULL;
+    if (reload_worker_start(&a, &err) != 0 || (nt = notify_start(&a, &err)) == NULL ||
         pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
-        log_error("cannot start the signal or reload thread", NULL);
+        log_error("cannot start the signal, reload or systemd notification thread", NULL);
         goto fail_threads;
     }
 
@@ -492,7 +496,7 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
 
     unsigned abandoned = 0;
-    status = shut_down(&st, &a, srv, &abandoned);
+    status = shut_down(&st, &a, srv, nt, &abandoned);
     /* No reload from here on: a SIGHUP now finds no app. */
     pthread_mutex_lock(&st.mu);
     st.app = NULL;
@@ -519,6 +523,7 @@ int main(int argc, char **argv)
 
     /* A start that fails half-way undoes what it did, latest first. */
 fail_threads:
+    notify_stop(nt);
     http_stop(srv);
 fail_http:
     sg_registry_shutdown_all(reg, sg_clock_ms(), NULL);

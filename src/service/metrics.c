@@ -7,17 +7,16 @@
  * databases registered at render time are written out. */
 #include "metrics.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "histogram.h"
+#include "procstat.h"
 #include "sqlgate/sqlgate.h"
-
-static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                 0.25,  0.5,    1,     2.5,  5,     10};
-#define N_BUCKETS (sizeof buckets / sizeof buckets[0])
 
 /* Query outcomes are counted by code and shown by the code's outcome label
  * (sg_code_outcome, from SG_CODE_LIST): codes that share a label are summed. */
@@ -26,21 +25,26 @@ static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 static const int statuses[] = {200, 202, 400, 401, 403, 404, 405, 413, 415, 500, 503, 504, 0};
 #define N_STATUSES (sizeof statuses / sizeof statuses[0]) /* 0: any other */
 
+/* HTTP duration by status class: 1xx .. 5xx (anything else counts as 5xx). */
+#define N_CLASSES 5
+
+/* Per-database counters, on a list that only grows (pushed at the head under
+ * mu, read without it): recording a query never takes a lock. */
 typedef struct db_metrics {
     char name[SG_NAME_MAX + 1];
     atomic_uint_fast64_t outcome[N_OUTCOMES];
-    atomic_uint_fast64_t bucket[N_BUCKETS + 1]; /* last: +Inf */
-    atomic_uint_fast64_t sum_us;
+    sg_hist query;
+    struct db_metrics *next; /* set before the entry is published */
 } db_metrics;
 
 struct metrics {
     sg_registry *reg;         /* borrowed */
     const http_route *routes; /* borrowed */
     size_t n_routes;
-    pthread_mutex_t mu; /* guards the dbs array (not the counters: atomics) */
-    db_metrics **dbs;   /* owned, n_dbs of them, each by name */
-    size_t n_dbs, cap_dbs;
+    pthread_mutex_t mu;         /* serializes additions to dbs */
+    _Atomic(db_metrics *) dbs;  /* owned list, each name once */
     atomic_uint_fast64_t *http; /* owned, (n_routes + 1) x N_STATUSES */
+    sg_hist *http_hist;         /* owned, (n_routes + 1) x N_CLASSES */
 };
 
 metrics *metrics_new(sg_registry *reg, const http_route *routes, size_t n_routes)
@@ -52,8 +56,10 @@ metrics *metrics_new(sg_registry *reg, const http_route *routes, size_t n_routes
     m->routes = routes;
     m->n_routes = n_routes;
     pthread_mutex_init(&m->mu, NULL);
+    atomic_init(&m->dbs, NULL);
     m->http = calloc((n_routes + 1) * N_STATUSES, sizeof *m->http);
-    if (m->http == NULL) {
+    m->http_hist = calloc((n_routes + 1) * N_CLASSES, sizeof *m->http_hist);
+    if (m->http == NULL || m->http_hist == NULL) {
         metrics_free(m);
         return NULL;
     }
@@ -64,34 +70,38 @@ void metrics_free(metrics *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->n_dbs; i++)
-        free(m->dbs[i]);
-    free(m->dbs);
+    for (db_metrics *d = atomic_load(&m->dbs), *next; d != NULL; d = next) {
+        next = d->next;
+        free(d);
+    }
     free(m->http);
+    free(m->http_hist);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
 
+static db_metrics *db_find(db_metrics *d, const char *name)
+{
+    while (d != NULL && strcmp(d->name, name) != 0)
+        d = d->next;
+    return d;
+}
+
 /* The counters of database `name`, created on first use; NULL only when
- * memory ran out (the sample is then lost, the request is not). */
+ * memory ran out (the sample is then lost, the request is not). Finding
+ * existing counters takes no lock. */
 static db_metrics *db_slot(metrics *m, const char *name)
 {
-    db_metrics *d = NULL;
+    db_metrics *d = db_find(atomic_load_explicit(&m->dbs, memory_order_acquire), name);
+    if (d != NULL)
+        return d;
     pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; d == NULL && i < m->n_dbs; i++)
-        if (strcmp(m->dbs[i]->name, name) == 0)
-            d = m->dbs[i];
-    if (d == NULL && m->n_dbs == m->cap_dbs) {
-        size_t cap = m->cap_dbs ? m->cap_dbs * 2 : 8;
-        db_metrics **dbs = realloc(m->dbs, cap * sizeof *dbs);
-        if (dbs != NULL) {
-            m->dbs = dbs;
-            m->cap_dbs = cap;
-        }
-    }
-    if (d == NULL && m->n_dbs < m->cap_dbs && (d = calloc(1, sizeof *d)) != NULL) {
+    db_metrics *head = atomic_load_explicit(&m->dbs, memory_order_relaxed);
+    d = db_find(head, name); /* added meanwhile? */
+    if (d == NULL && (d = calloc(1, sizeof *d)) != NULL) {
         snprintf(d->name, sizeof d->name, "%s", name);
-        m->dbs[m->n_dbs++] = d;
+        d->next = head;
+        atomic_store_explicit(&m->dbs, d, memory_order_release);
     }
     pthread_mutex_unlock(&m->mu);
     return d;
@@ -104,14 +114,10 @@ void metrics_query(metrics *m, const sg_db *db, sg_code outcome, double seconds)
         return;
     size_t o = (unsigned)outcome < N_OUTCOMES ? (size_t)outcome : (size_t)SG_INTERNAL;
     atomic_fetch_add(&d->outcome[o], 1);
-    size_t b = 0;
-    while (b < N_BUCKETS && seconds > buckets[b])
-        b++;
-    atomic_fetch_add(&d->bucket[b], 1);
-    atomic_fetch_add(&d->sum_us, (uint_fast64_t)(seconds * 1e6));
+    sg_hist_observe_ns(&d->query, (int64_t)(seconds * 1e9));
 }
 
-void metrics_http(metrics *m, const http_route *route, int status)
+void metrics_http(metrics *m, const http_route *route, int status, int64_t duration_us)
 {
     size_t r = route ? (size_t)(route - m->routes) : m->n_routes;
     if (r > m->n_routes)
@@ -120,6 +126,8 @@ void metrics_http(metrics *m, const http_route *route, int status)
     while (s + 1 < N_STATUSES && statuses[s] != status)
         s++;
     atomic_fetch_add(&m->http[r * N_STATUSES + s], 1);
+    int c = status >= 100 && status < 600 ? status / 100 - 1 : N_CLASSES - 1;
+    sg_hist_observe_ns(&m->http_hist[r * N_CLASSES + (size_t)c], duration_us * 1000);
 }
 
 /* One line per outcome label, summing the codes that share it; "error" (the
@@ -150,12 +158,17 @@ static void help(FILE *f, const char *name, const char *type, const char *text)
     fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-/* A pool or health figure for every database. */
+/* A pool or health figure for every database; NAN when there is no sample
+ * yet (the line is left out: never a -1 sentinel). */
 typedef double (*figure_fn)(const sg_db_health *h);
 
 static double f_max(const sg_db_health *h)
 {
     return h->pool.max;
+}
+static double f_min(const sg_db_health *h)
+{
+    return h->pool.min;
 }
 static double f_open(const sg_db_health *h)
 {
@@ -215,7 +228,7 @@ static double f_critical(const sg_db_health *h)
 }
 static double f_latency(const sg_db_health *h)
 {
-    return h->latency_ms < 0 ? -1 : h->latency_ms / 1000;
+    return h->latency_ms < 0 ? NAN : h->latency_ms / 1000;
 }
 
 static const struct {
@@ -249,8 +262,39 @@ static const struct {
     {"sqlgate_db_up", "gauge", "1 when the database is healthy (ready or paused).", f_up},
     {"sqlgate_db_critical", "gauge", "1 when the database is critical for readiness.", f_critical},
     {"sqlgate_db_health_check_latency_seconds", "gauge",
-     "Duration of the last successful health check (-1: none).", f_latency},
+     "Duration of the last successful health check (absent: none yet, or down).", f_latency},
+    /* The same pool figures under HikariCP's names (docs/metrics.md). */
+    {"sqlgate_pool_connections", "gauge", "Pooled connections open (hikaricp_connections).",
+     f_open},
+    {"sqlgate_pool_connections_active", "gauge",
+     "Pooled connections borrowed by a query (hikaricp_connections_active).", f_in_use},
+    {"sqlgate_pool_connections_idle", "gauge",
+     "Pooled connections idle (hikaricp_connections_idle).", f_idle},
+    {"sqlgate_pool_connections_pending", "gauge",
+     "Requests waiting for a connection (hikaricp_connections_pending).", f_waiting},
+    {"sqlgate_pool_connections_max", "gauge", "POOL_MAX (hikaricp_connections_max).", f_max},
+    {"sqlgate_pool_connections_min", "gauge", "POOL_MIN (hikaricp_connections_min).", f_min},
+    {"sqlgate_pool_connections_timeout_total", "counter",
+     "Waits for a connection that timed out (hikaricp_connections_timeout_total).", f_timeouts},
 };
+
+/* Per-database timing histograms, from the database object (sg_db_timings). */
+static const struct {
+    const char *name, *help;
+    size_t offset;
+} timings[] = {
+    {"sqlgate_pool_acquire_seconds",
+     "Wait for a pooled connection, successful or not (hikaricp_connections_acquire_seconds).",
+     offsetof(sg_db_timings, acquire)},
+    {"sqlgate_pool_connections_usage_seconds",
+     "Time a connection stays borrowed by a query (hikaricp_connections_usage_seconds).",
+     offsetof(sg_db_timings, usage)},
+    {"sqlgate_pool_connections_creation_seconds",
+     "Time to open a new connection, login included (hikaricp_connections_creation_seconds).",
+     offsetof(sg_db_timings, creation)},
+};
+
+static const char *const class_names[N_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
 char *metrics_render(metrics *m, unsigned inflight, size_t *len)
 {
@@ -263,28 +307,43 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     sg_db **dbs = sg_registry_acquire_all(m->reg, &n);
     sg_db_health *h = calloc(n ? n : 1, sizeof *h);
     db_metrics **dm = calloc(n ? n : 1, sizeof *dm);
+    sg_db_timings *t = calloc(n ? n : 1, sizeof *t);
     bool slots_ok = true;
     for (size_t i = 0; dm != NULL && i < n; i++)
         slots_ok &= (dm[i] = db_slot(m, sg_db_name(dbs[i]))) != NULL;
-    if (h == NULL || dm == NULL || !slots_ok) {
+    if (h == NULL || dm == NULL || t == NULL || !slots_ok) {
         sg_registry_release_all(m->reg, dbs, n);
         free(h);
         free(dm);
+        free(t);
         fclose(f);
         free(text);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         sg_db_health_get(dbs[i], &h[i]);
+        sg_db_timings_get(dbs[i], &t[i]);
+    }
 
     help(f, "sqlgate_build_info", "gauge", "Version of this sqlgate.");
     fprintf(f, "sqlgate_build_info{version=\"%s\"} 1\n", SQLGATE_VERSION);
 
     for (size_t k = 0; k < sizeof figures / sizeof figures[0]; k++) {
         help(f, figures[k].name, figures[k].type, figures[k].help);
-        for (size_t i = 0; i < n; i++)
-            fprintf(f, "%s{db=\"%s\"} %.17g\n", figures[k].name, sg_db_name(dbs[i]),
-                    figures[k].fn(&h[i]));
+        for (size_t i = 0; i < n; i++) {
+            double v = figures[k].fn(&h[i]);
+            if (!isnan(v))
+                fprintf(f, "%s{db=\"%s\"} %.17g\n", figures[k].name, sg_db_name(dbs[i]), v);
+        }
+    }
+    for (size_t k = 0; k < sizeof timings / sizeof timings[0]; k++) {
+        help(f, timings[k].name, "histogram", timings[k].help);
+        for (size_t i = 0; i < n; i++) {
+            char labels[SG_NAME_MAX + 8];
+            snprintf(labels, sizeof labels, "db=\"%s\"", sg_db_name(dbs[i]));
+            hist_write(f, timings[k].name, labels,
+                       (const sg_hist_snap *)((const char *)&t[i] + timings[k].offset));
+        }
     }
     help(f, "sqlgate_db_state", "gauge", "1 for the state the database is in, 0 for the others.");
     for (size_t i = 0; i < n; i++)
@@ -299,20 +358,11 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     help(f, "sqlgate_query_duration_seconds", "histogram",
          "Time from request arrival to the last byte of the result, by database.");
     for (size_t i = 0; i < n; i++) {
-        const char *name = sg_db_name(dbs[i]);
-        unsigned long long cum = 0;
-        for (size_t b = 0; b <= N_BUCKETS; b++) {
-            cum += atomic_load(&dm[i]->bucket[b]);
-            if (b < N_BUCKETS)
-                fprintf(f, "sqlgate_query_duration_seconds_bucket{db=\"%s\",le=\"%g\"} %llu\n",
-                        name, buckets[b], cum);
-            else
-                fprintf(f, "sqlgate_query_duration_seconds_bucket{db=\"%s\",le=\"+Inf\"} %llu\n",
-                        name, cum);
-        }
-        fprintf(f, "sqlgate_query_duration_seconds_sum{db=\"%s\"} %.6f\n", name,
-                (double)atomic_load(&dm[i]->sum_us) / 1e6);
-        fprintf(f, "sqlgate_query_duration_seconds_count{db=\"%s\"} %llu\n", name, cum);
+        char labels[SG_NAME_MAX + 8];
+        snprintf(labels, sizeof labels, "db=\"%s\"", sg_db_name(dbs[i]));
+        sg_hist_snap snap;
+        sg_hist_snapshot(&dm[i]->query, &snap);
+        hist_write(f, "sqlgate_query_duration_seconds", labels, &snap);
     }
 
     help(f, "sqlgate_http_requests_total", "counter", "HTTP requests by route and status.");
@@ -334,9 +384,29 @@ char *metrics_render(metrics *m, unsigned inflight, size_t *len)
     }
     help(f, "sqlgate_http_requests_in_flight", "gauge", "HTTP requests being served.");
     fprintf(f, "sqlgate_http_requests_in_flight %u\n", inflight);
+
+    /* Only the (route, class) pairs that had a request: the set is bounded
+     * by the route table, never by what clients send. */
+    help(f, "sqlgate_http_request_duration_seconds", "histogram",
+         "Time from a request's arrival to the last byte of its answer, by route template and "
+         "status class.");
+    for (size_t r = 0; r <= m->n_routes; r++) {
+        for (size_t c = 0; c < N_CLASSES; c++) {
+            sg_hist_snap snap;
+            sg_hist_snapshot(&m->http_hist[r * N_CLASSES + c], &snap);
+            if (snap.count == 0)
+                continue;
+            char labels[160];
+            snprintf(labels, sizeof labels, "route=\"%s\",code=\"%s\"",
+                     r < m->n_routes ? m->routes[r].pattern : "unmatched", class_names[c]);
+            hist_write(f, "sqlgate_http_request_duration_seconds", labels, &snap);
+        }
+    }
+    procstat_write(f);
     sg_registry_release_all(m->reg, dbs, n);
     free(h);
     free(dm);
+    free(t);
     if (fclose(f) != 0) {
         free(text);
         return NULL;

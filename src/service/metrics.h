@@ -23,8 +23,9 @@ void metrics_free(metrics *m); /* accepts NULL */
  * after `seconds`. */
 void metrics_query(metrics *m, const sg_db *db, sg_code outcome, double seconds);
 
-/* One HTTP request answered; route NULL when no route matched. */
-void metrics_http(metrics *m, const http_route *route, int status);
+/* One HTTP request answered after duration_us (arrival to the last byte sent);
+ * route NULL when no route matched. Lock-free. */
+void metrics_http(metrics *m, const http_route *route, int status, int64_t duration_us);
 
 /* The exposition text (new, caller frees), or NULL on allocation failure.
  * inflight: requests being served right now. */

@@ -5,14 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
 #include "../lib/util.h"
+#include "notify.h"
 
 #define CONFIG_ERROR_PREFIX "sqlgate: configuration error: "
 
@@ -330,30 +329,6 @@ static int reload_locked(app *a, const char *trigger, json_t **out, json_t **err
     return 0;
 }
 
-/* systemd's notification protocol (sd_notify(3)), without libsystemd: one
- * datagram to $NOTIFY_SOCKET of the start's environment; nothing when it is
- * unset. Best effort: a lost message only delays systemd's view. */
-static void notify(const app *a, const char *state)
-{
-    const char *path = app_env_lookup((void *)a->env, "NOTIFY_SOCKET");
-    if (path == NULL || (path[0] != '/' && path[0] != '@'))
-        return;
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    size_t len = strlen(path);
-    if (len >= sizeof addr.sun_path)
-        return;
-    memcpy(addr.sun_path, path, len);
-    if (path[0] == '@')
-        addr.sun_path[0] = '\0'; /* abstract namespace */
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    ssize_t rc = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr,
-                        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
-    (void)rc;
-    close(fd);
-}
-
 /* RELOADING=1 carries the monotonic time, as Type=notify-reload requires. */
 static void notify_reloading(const app *a)
 {
@@ -362,7 +337,7 @@ static void notify_reloading(const app *a)
     char msg[96];
     snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
              (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
-    notify(a, msg);
+    notify_send(a->env, msg);
 }
 
 int app_reload(app *a, const char *trigger, json_t **report_out, json_t **errors, sg_err *err)
@@ -377,7 +352,7 @@ int app_reload(app *a, const char *trigger, json_t **report_out, json_t **errors
         notify_reloading(a);
     int rc = reload_locked(a, trigger, report_out, errors, err);
     if (tell)
-        notify(a, "READY=1");
+        notify_send(a->env, "READY=1");
     pthread_mutex_unlock(&a->reload_mu);
     if (rc != 0)
         log_refused(trigger, err, *errors);

@@ -7,7 +7,11 @@
  * test did: pool gauges against /v1/databases, query counters by outcome, the
  * latency histogram, acquire timeouts, connection errors, reconnects, the
  * health state of a database that is down, and HTTP requests by route
- * template and status.
+ * template and status. Then the latency histograms (pool acquire, usage and
+ * creation, query, HTTP by route template and status class: buckets from
+ * 100 µs, counts that match the requests made, sums bounded by the time the
+ * test took), the HikariCP-named pool figures, the process_* metrics, and the
+ * absence of any negative sentinel.
  *
  * Counters only grow and the service is shared by the tests of a TCase, so
  * every check compares two snapshots taken around the test's own requests.
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -409,12 +414,21 @@ static bool check_histogram(const expo *e, size_t f, char *why, size_t cap)
             return false;
         }
         bool has_sum = false;
+        double sum = 0;
         for (size_t j = 0; j < e->n_samples; j++) {
-            has_sum = has_sum || (strcmp(e->samples[j].name, sname) == 0 &&
-                                  json_equal(e->samples[j].labels, c->labels));
+            if (strcmp(e->samples[j].name, sname) == 0 &&
+                json_equal(e->samples[j].labels, c->labels)) {
+                has_sum = true;
+                sum = e->samples[j].value;
+            }
         }
         if (!has_sum) {
             snprintf(why, cap, "%s: no _sum", fam);
+            return false;
+        }
+        /* durations: never negative, and nothing to add up without a sample */
+        if (!(sum >= 0) || (c->value == 0 && sum != 0)) {
+            snprintf(why, cap, "%s: _sum %g does not fit _count %g", fam, sum, c->value);
             return false;
         }
     }
@@ -456,7 +470,8 @@ static bool expo_parse(const char *text, expo *e, char *why, size_t cap)
         if (fm->type == NULL || !fm->help) {
             snprintf(why, cap, "%s lacks # HELP or # TYPE", fm->name);
             ok = false;
-        } else if (strncmp(fm->name, "sqlgate_", 8) != 0) {
+        } else if (strncmp(fm->name, "sqlgate_", 8) != 0 && strncmp(fm->name, "process_", 8) != 0) {
+            /* process_* are the standard names every client library exports */
             snprintf(why, cap, "%s lacks the sqlgate_ prefix", fm->name);
             ok = false;
         } else if (strcmp(fm->type, "counter") == 0 &&
@@ -669,6 +684,13 @@ START_TEST(parser_rejects_bad_text)
         ("# HELP sqlgate_a a\n# TYPE sqlgate_a gauge\n# HELP sqlgate_b b\n# TYPE sqlgate_b gauge\n"
          "sqlgate_a 1\nsqlgate_b 1\nsqlgate_a{x=\"y\"} 1\n"),      /* not grouped */
         "# HELP sqlgate_a a\n# TYPE sqlgate_a gauge\nsqlgate_a 1", /* no final newline */
+        "# HELP sqlgate_h h\n# TYPE sqlgate_h histogram\n"
+        "sqlgate_h_bucket{le=\"1\"} 0\nsqlgate_h_bucket{le=\"+Inf\"} 0\n"
+        "sqlgate_h_sum 0.5\nsqlgate_h_count 0\n", /* a sum without a sample */
+        "# HELP sqlgate_h h\n# TYPE sqlgate_h histogram\n"
+        "sqlgate_h_bucket{le=\"1\"} 1\nsqlgate_h_bucket{le=\"+Inf\"} 1\n"
+        "sqlgate_h_sum -1\nsqlgate_h_count 1\n",               /* negative duration */
+        "# HELP other_x x\n# TYPE other_x gauge\nother_x 1\n", /* foreign prefix */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         expo e;
@@ -1051,6 +1073,258 @@ START_TEST(connection_errors_counted)
 }
 END_TEST
 
+/* ===== histograms, HikariCP names, process metrics =========================== */
+
+#define N_BOUNDS 16 /* 100 µs .. 10 s, then +Inf */
+static const char *const BOUNDS[N_BOUNDS] = {
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.05",   "0.1",     "0.25",   "0.5",   "1",      "2.5",   "5",    "10"};
+
+/* The histogram family name{labels} has exactly the documented buckets. */
+static void assert_buckets(const expo *e, const char *name, const char *db)
+{
+    char bname[128];
+    snprintf(bname, sizeof bname, "%s_bucket", name);
+    for (size_t i = 0; i < N_BOUNDS; i++) {
+        const char *const kv[] = {"db", db, "le", BOUNDS[i], NULL};
+        ck_assert_msg(expo_count(e, bname, kv) == 1, "%s{db=\"%s\",le=\"%s\"} missing", bname, db,
+                      BOUNDS[i]);
+    }
+    ck_assert_msg(expo_count(e, bname, DB(db)) == N_BOUNDS + 1, "%s{db=\"%s\"}: %zu buckets", bname,
+                  db, expo_count(e, bname, DB(db)));
+}
+
+static double delta(const expo *a, const expo *b, const char *name, const char *const *kv)
+{
+    return val(b, name, kv) - val(a, name, kv);
+}
+
+START_TEST(histograms_count_what_happened)
+{
+    expo a, b;
+    scrape(&a);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 5; i++) {
+        query("core", "SELECT 1", 200);
+    }
+    query("core", "SELEC 1", 400); /* fails in the database: still a borrow */
+    double elapsed_s = (double)(now_ms() - t0) / 1000;
+    scrape(&b);
+
+    static const char *const per_db[] = {
+        "sqlgate_pool_acquire_seconds", "sqlgate_pool_connections_usage_seconds",
+        "sqlgate_pool_connections_creation_seconds", "sqlgate_query_duration_seconds"};
+    for (size_t k = 0; k < sizeof per_db / sizeof per_db[0]; k++) {
+        long f = fam_find(&b, per_db[k]);
+        ck_assert_msg(f >= 0 && strcmp(b.fams[f].type, "histogram") == 0, "%s: no histogram",
+                      per_db[k]);
+        assert_buckets(&b, per_db[k], "core");
+        assert_buckets(&b, per_db[k], "app");
+    }
+    char name[128];
+    /* one acquire and one borrow per query, nothing else on core meanwhile
+     * (health checks use their own connection) */
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(name, sizeof name, "%s_count", per_db[k]);
+        ck_assert_msg(delta(&a, &b, name, DB("core")) == 6, "%s{db=\"core\"} grew by %g, not 6",
+                      name, delta(&a, &b, name, DB("core")));
+        ck_assert_msg(delta(&a, &b, name, DB("app")) == 0, "%s{db=\"app\"} grew", name);
+        /* the queries ran one after the other: their waits fit in the test's time */
+        snprintf(name, sizeof name, "%s_sum", per_db[k]);
+        double sum = delta(&a, &b, name, DB("core"));
+        ck_assert_msg(sum >= 0 && sum <= elapsed_s + 0.01, "%s grew by %g s in %g s", name, sum,
+                      elapsed_s);
+    }
+    /* a fast local query lands in the first buckets, not at +Inf only */
+    const char *const le10[] = {"db", "core", "le", "10", NULL};
+    ck_assert(delta(&a, &b, "sqlgate_pool_acquire_seconds_bucket", le10) == 6);
+    /* the pool opened at least one connection since the start */
+    ck_assert(val(&b, "sqlgate_pool_connections_creation_seconds_count", DB("core")) >= 1);
+    expo_free(&a);
+    expo_free(&b);
+}
+END_TEST
+
+/* The HTTP duration histogram of the series labels kv, 0 when absent. */
+static double http_hist_count(const expo *e, const char *route, const char *code)
+{
+    const char *const kv[] = {"route", route, "code", code, NULL};
+    return val0(e, "sqlgate_http_request_duration_seconds_count", kv);
+}
+
+START_TEST(http_duration_by_route_template)
+{
+    expo a, b;
+    scrape(&a);
+    static const struct {
+        const char *path, *route, *code;
+        long status;
+    } reqs[] = {
+        {"/health/core", "/health/{name}", "2xx", 200},
+        {"/health/app", "/health/{name}", "2xx", 200},
+        {"/health/no-such-db", "/health/{name}", "4xx", 404},
+        {"/no/such/route/x1", "unmatched", "4xx", 404},
+    };
+    size_t n = sizeof reqs / sizeof reqs[0];
+    for (size_t i = 0; i < n; i++) {
+        http_resp r;
+        http_get(svc(), reqs[i].path, &r);
+        ASSERT_STATUS(&r, reqs[i].status);
+        http_resp_free(&r);
+    }
+    /* a request is counted once its answer is out: poll for it */
+    int64_t deadline = now_ms() + scaled_ms(5000);
+    for (;;) {
+        scrape(&b);
+        bool all =
+            http_hist_count(&b, "/health/{name}", "2xx") -
+                    http_hist_count(&a, "/health/{name}", "2xx") >=
+                2 &&
+            http_hist_count(&b, "/health/{name}", "4xx") -
+                    http_hist_count(&a, "/health/{name}", "4xx") >=
+                1 &&
+            http_hist_count(&b, "unmatched", "4xx") - http_hist_count(&a, "unmatched", "4xx") >= 1;
+        if (all || now_ms() >= deadline) {
+            break;
+        }
+        expo_free(&b);
+        sleep_ms(20);
+    }
+    ck_assert(http_hist_count(&b, "/health/{name}", "2xx") -
+                  http_hist_count(&a, "/health/{name}", "2xx") ==
+              2);
+    ck_assert(http_hist_count(&b, "/health/{name}", "4xx") -
+                  http_hist_count(&a, "/health/{name}", "4xx") ==
+              1);
+    ck_assert(http_hist_count(&b, "unmatched", "4xx") - http_hist_count(&a, "unmatched", "4xx") >=
+              1);
+    long f = fam_find(&b, "sqlgate_http_request_duration_seconds");
+    ck_assert(f >= 0 && strcmp(b.fams[f].type, "histogram") == 0);
+    /* labels: route templates and status classes only, never what the client sent */
+    for (size_t i = 0; i < b.n_samples; i++) {
+        const sample *s = &b.samples[i];
+        if (strncmp(s->name, "sqlgate_http_request_duration_seconds", 37) != 0) {
+            continue;
+        }
+        const char *route = json_string_value(json_object_get(s->labels, "route"));
+        const char *code = json_string_value(json_object_get(s->labels, "code"));
+        ck_assert_msg(route != NULL && code != NULL, "%s without route or code", s->name);
+        ck_assert_msg(strcmp(route, "unmatched") == 0 || route[0] == '/', "route '%s'", route);
+        ck_assert_msg(strstr(route, "core") == NULL && strstr(route, "no-such") == NULL &&
+                          strstr(route, "x1") == NULL,
+                      "route label '%s' is a concrete path", route);
+        ck_assert_msg(strlen(code) == 3 && code[0] >= '1' && code[0] <= '5' &&
+                          strcmp(code + 1, "xx") == 0,
+                      "code label '%s' is not a status class", code);
+        size_t labels = json_object_size(s->labels);
+        ck_assert_msg(labels == (strstr(s->name, "_bucket") != NULL ? 3u : 2u), "%s has %zu labels",
+                      s->name, labels);
+    }
+    expo_free(&a);
+    expo_free(&b);
+}
+END_TEST
+
+START_TEST(hikaricp_names_match_ours)
+{
+    expo e;
+    scrape(&e);
+    static const char *const pairs[][2] = {
+        {"sqlgate_pool_connections", "sqlgate_pool_open_connections"},
+        {"sqlgate_pool_connections_active", "sqlgate_pool_in_use_connections"},
+        {"sqlgate_pool_connections_idle", "sqlgate_pool_idle_connections"},
+        {"sqlgate_pool_connections_pending", "sqlgate_pool_waiting_requests"},
+        {"sqlgate_pool_connections_max", "sqlgate_pool_max_connections"},
+        {"sqlgate_pool_connections_timeout_total", "sqlgate_pool_acquire_timeouts_total"},
+    };
+    static const char *const dbs[] = {"core", "app"};
+    for (size_t d = 0; d < 2; d++) {
+        for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+            ck_assert_msg(val(&e, pairs[i][0], DB(dbs[d])) == val(&e, pairs[i][1], DB(dbs[d])),
+                          "%s != %s for %s", pairs[i][0], pairs[i][1], dbs[d]);
+        }
+        /* POOL_MIN defaults to 0 */
+        ck_assert(val(&e, "sqlgate_pool_connections_min", DB(dbs[d])) == 0);
+    }
+    ck_assert(val(&e, "sqlgate_pool_connections_max", DB("app")) == 1);
+    expo_free(&e);
+}
+END_TEST
+
+/* A process figure: present once, with # TYPE type. */
+static double proc_val(const expo *e, const char *name, const char *type)
+{
+    long f = fam_find(e, name);
+    ck_assert_msg(f >= 0, "%s missing", name);
+    ck_assert_msg(strcmp(e->fams[f].type, type) == 0, "%s is a %s", name, e->fams[f].type);
+    return val(e, name, NULL);
+}
+
+START_TEST(process_metrics_sane)
+{
+    for (int i = 0; i < 20; i++) {
+        query("core", "SELECT 1", 200);
+    }
+    expo a, b;
+    scrape(&a);
+    double cpu = proc_val(&a, "process_cpu_seconds_total", "counter");
+    double rss = proc_val(&a, "process_resident_memory_bytes", "gauge");
+    double fds = proc_val(&a, "process_open_fds", "gauge");
+    double max_fds = proc_val(&a, "process_max_fds", "gauge");
+    double start = proc_val(&a, "process_start_time_seconds", "gauge");
+    double threads = proc_val(&a, "process_threads", "gauge");
+    ck_assert_msg(cpu > 0 && cpu < 3600, "process_cpu_seconds_total %g", cpu);
+    ck_assert_msg(rss > 1e6 && rss < 4e9, "process_resident_memory_bytes %g", rss);
+    /* stdin/out/err at least, two SQLite databases, the listening socket */
+    ck_assert_msg(fds >= 4 && fds <= max_fds, "process_open_fds %g of %g", fds, max_fds);
+    ck_assert_msg(threads >= 2 && threads < 10000, "process_threads %g", threads);
+    /* started by this test, a moment ago (the clock of /proc/stat's btime
+     * is whole seconds) */
+    double now = (double)time(NULL);
+    ck_assert_msg(start > now - 600 && start < now + 5, "process_start_time_seconds %.0f, now %.0f",
+                  start, now);
+    /* the figures are live: CPU time never goes back */
+    for (int i = 0; i < 20; i++) {
+        query("core", "SELECT 1", 200);
+    }
+    scrape(&b);
+    ck_assert(val(&b, "process_cpu_seconds_total", NULL) >= cpu);
+    ck_assert(val(&b, "process_start_time_seconds", NULL) == start);
+    expo_free(&a);
+    expo_free(&b);
+}
+END_TEST
+
+/* With a database down, nothing in the text is a negative sentinel: a figure
+ * without a sample (broken's health-check latency) is left out. */
+START_TEST(no_negative_sentinels)
+{
+    ck_assert_msg(wait_value("sqlgate_db_state", DB_STATE("broken", "down"), 1, scaled_ms(15000)) ==
+                      1,
+                  "broken never reported down");
+    ck_assert_msg(wait_value("sqlgate_db_state", DB_STATE("core", "ready"), 1, scaled_ms(15000)) ==
+                      1,
+                  "core never reported ready");
+    query("broken", "SELECT 1", 503);
+    expo e;
+    scrape(&e);
+    for (size_t i = 0; i < e.n_samples; i++) {
+        ck_assert_msg(e.samples[i].value >= 0, "%s is %g", e.samples[i].name, e.samples[i].value);
+    }
+    ck_assert_int_eq(expo_count(&e, "sqlgate_db_health_check_latency_seconds", DB("broken")), 0);
+    ck_assert_int_eq(expo_count(&e, "sqlgate_db_health_check_latency_seconds", DB("core")), 1);
+    /* the failed query still waited for nothing in broken's pool: no acquire */
+    ck_assert(val(&e, "sqlgate_pool_acquire_seconds_count", DB("broken")) == 0);
+    expo_free(&e);
+
+    http_resp r;
+    http_get(svc(), "/metrics", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_msg(strstr(r.body, " -1\n") == NULL, "a -1 in /metrics");
+    http_resp_free(&r);
+}
+END_TEST
+
 /* ============================================================================= */
 
 static Suite *metrics_suite(void)
@@ -1069,6 +1343,10 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, query_counts_by_outcome);
     tcase_add_test(tc, reconnects_counted);
     tcase_add_test(tc, http_requests_by_route_and_status);
+    tcase_add_test(tc, histograms_count_what_happened);
+    tcase_add_test(tc, http_duration_by_route_template);
+    tcase_add_test(tc, hikaricp_names_match_ours);
+    tcase_add_test(tc, process_metrics_sane);
     suite_add_tcase(s, tc);
 
     /* Exhaustion needs a query that outlasts the acquire timeout: a timing
@@ -1085,6 +1363,7 @@ static Suite *metrics_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, down_database_state);
     tcase_add_test(tc, connection_errors_counted);
+    tcase_add_test(tc, no_negative_sentinels);
     suite_add_tcase(s, tc);
     return s;
 }
