@@ -4,7 +4,7 @@
  * environment the process started with. Without NOTIFY_SOCKET nothing is
  * sent and no thread runs.
  *
- * What systemd hears (CONTRACT.md section 7):
+ * What systemd hears (docs/operations.md, "systemd notifications"):
  *   READY=1      once every database had its first health check (down
  *                counts: a database that is down does not hold the start);
  *   RELOADING=1  / READY=1 around a reload (reload.c, through notify_send);

@@ -1,4 +1,4 @@
-/* Integration: operations (CONTRACT.md section 7) with the real binary.
+/* Integration: operations (docs/operations.md) with the real binary.
  *
  * W3C traceparent: a valid one comes back on the response and its trace id
  * is in the access line beside the request id; a malformed one, or two of
