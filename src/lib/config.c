@@ -1,6 +1,6 @@
 /* sqlgate configuration loader (docs/configuration.md).
  *
- * Two tables drive it: service_vars (SQLGATE_*) and db_vars (the suffixes read
+ * Two tables drive it: cfg_service_vars (SQLGATE_*) and cfg_db_vars (the suffixes read
  * after a database's prefix, "CORE_DB_" or "DB_"). An entry gives a variable's
  * type, default, bounds and whether its value is a secret. Loading reads every
  * variable once and parses it by its entry, then applies the rules that span
@@ -19,7 +19,7 @@
  *   CORE_DB_POOL_MAX resizes the pool and CORE_DB_URL=mssql://... turns core
  *   into a SQL Server database.
  * - Named mode ignores unprefixed DB_* variables; legacy mode is entered as
- *   soon as any DB_<suffix> from db_vars is set.
+ *   soon as any DB_<suffix> from cfg_db_vars is set.
  * - Keywords (driver, encrypt, TDS version, log level and format) match in any
  *   case.
  * - Sanity caps: POOL_MAX and POOL_MIN <= 1000, every *_MS <= 86400000 (one
@@ -39,8 +39,7 @@
  *   password with an unquoted ';' spills into what looks like the next key,
  *   so that key is described without being named.
  */
-#include "sqlgate/config.h"
-#include "util.h"
+#include "config_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -55,55 +54,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ERRORS_CAP           (256 * 1024) /* bytes of error text; later lines are counted only */
-#define ECHO_MAX             64           /* bytes of a value quoted back in an error */
-#define MS_MAX               86400000     /* one day */
-#define DB_COUNT_MAX         128
-#define POOL_CAP             1000
-#define BODY_MAX             (1024 * 1024 * 1024)
-#define RESULT_BYTES_MAX     (INT64_C(1) << 40) /* 1 TiB: the value and response caps */
-#define APP_NAME_MAX         128
-#define HOST_MAX             253
-#define VAR_NAME_MAX         96
-#define SECRET_FILE_MAX      (64 * 1024)
-#define TOKENS_FILE_MAX      (1024 * 1024)
-#define CONNS_PER_CLIENT_MAX 100000
-#define ALLOWED_HOSTS_MAX    64
-
 /* --- Tables ---------------------------------------------------------------- */
 
-typedef enum vkind { K_STRING, K_INT, K_BOOL, K_WORD } vkind;
-
-typedef struct word {
-    const char *text;
-    int value;
-} word;
-
-typedef struct var_def {
-    const char *name; /* full name (service) or suffix (per database) */
-    vkind kind;
-    const char *def;   /* default as a user would write it; NULL = none or computed */
-    int64_t min, max;  /* K_INT bounds, inclusive */
-    const word *words; /* K_WORD: list ending with {NULL, 0} */
-    bool secret;       /* never echo the value */
-    /* What --help and the docs say: in the entry the loader reads, so the
-     * list cannot drift from it. def_text describes a default that is
-     * computed (def is NULL then). */
-    const char *def_text;
-    const char *help; /* one line */
-} var_def;
-
-enum { DRV_NONE = -1, DRV_FREETDS, DRV_SQLITE };
 static const word driver_words[] = {{"freetds", DRV_FREETDS}, {"sqlite", DRV_SQLITE}, {NULL, 0}};
 
-static const word encrypt_words[] = {{"off", SG_ENCRYPT_OFF},
-                                     {"request", SG_ENCRYPT_REQUEST},
-                                     {"require", SG_ENCRYPT_REQUIRE},
-                                     {NULL, 0}};
+const word cfg_encrypt_words[] = {{"off", SG_ENCRYPT_OFF},
+                                  {"request", SG_ENCRYPT_REQUEST},
+                                  {"require", SG_ENCRYPT_REQUIRE},
+                                  {NULL, 0}};
 
-static const char *const tds_names[] = {"auto", "7.1", "7.2", "7.3", "7.4"};
-static const word tds_words[] = {{"auto", 0}, {"7.1", 1}, {"7.2", 2},
-                                 {"7.3", 3},  {"7.4", 4}, {NULL, 0}};
+const char *const cfg_tds_names[] = {"auto", "7.1", "7.2", "7.3", "7.4"};
+const word cfg_tds_words[] = {{"auto", 0}, {"7.1", 1}, {"7.2", 2},
+                              {"7.3", 3},  {"7.4", 4}, {NULL, 0}};
 
 static const word level_words[] = {{"debug", SG_LOG_DEBUG},
                                    {"info", SG_LOG_INFO},
@@ -121,47 +83,13 @@ static const word health_details_words[] = {{"always", SG_HEALTH_DETAILS_ALWAYS}
                                             {"never", SG_HEALTH_DETAILS_NEVER},
                                             {NULL, 0}};
 
-enum db_var {
-    DV_DRIVER,
-    DV_HOST,
-    DV_PORT,
-    DV_NAME,
-    DV_USER,
-    DV_PASSWORD,
-    DV_PASSWORD_FILE,
-    DV_URL,
-    DV_PATH,
-    DV_ENCRYPT,
-    DV_CA_FILE,
-    DV_TDS_VERSION,
-    DV_APP_NAME,
-    DV_POOL_MAX,
-    DV_POOL_MIN,
-    DV_ACQUIRE_TIMEOUT_MS,
-    DV_CONNECT_TIMEOUT_MS,
-    DV_QUERY_TIMEOUT_MS,
-    DV_IDLE_TIMEOUT_MS,
-    DV_MAX_LIFETIME_MS,
-    DV_RETRY_MAX_MS,
-    DV_CRITICAL,
-    DV_READ_ONLY,
-    DV_HEALTH_QUERY,
-    DV_HEALTH_INTERVAL_MS,
-    DV_HEALTH_TIMEOUT_MS,
-    DV_MAX_LOGINS_PER_SEC,
-    DV_READONLY_USER,
-    DV_READONLY_PASSWORD,
-    DV_READONLY_PASSWORD_FILE,
-    DV_COUNT_
-};
-
 #define DB_MS(suffix, dflt, text)                                                                  \
     [DV_##suffix] = {                                                                              \
         .name = #suffix, .kind = K_INT, .def = dflt, .min = 1, .max = MS_MAX, .help = text}
 
 /* Per-database suffixes. DRIVER's default depends on HOST/URL/PATH and
  * APP_NAME's on the database name; both are computed in load_db. */
-static const var_def db_vars[DV_COUNT_] = {
+const var_def cfg_db_vars[DV_COUNT_] = {
     [DV_DRIVER] = {.name = "DRIVER",
                    .kind = K_WORD,
                    .words = driver_words,
@@ -197,7 +125,7 @@ static const var_def db_vars[DV_COUNT_] = {
     [DV_ENCRYPT] = {.name = "ENCRYPT",
                     .kind = K_WORD,
                     .def = "request",
-                    .words = encrypt_words,
+                    .words = cfg_encrypt_words,
                     .help = "TLS to SQL Server: off, request or require"},
     [DV_CA_FILE] = {.name = "CA_FILE",
                     .kind = K_STRING,
@@ -205,7 +133,7 @@ static const var_def db_vars[DV_COUNT_] = {
     [DV_TDS_VERSION] = {.name = "TDS_VERSION",
                         .kind = K_WORD,
                         .def = "auto",
-                        .words = tds_words,
+                        .words = cfg_tds_words,
                         .help = "auto, 7.1, 7.2, 7.3 or 7.4"},
     [DV_APP_NAME] = {.name = "APP_NAME",
                      .kind = K_STRING,
@@ -262,38 +190,9 @@ static const var_def db_vars[DV_COUNT_] = {
                                    .help = "File holding READONLY_PASSWORD"},
 };
 
-enum sv_var {
-    SV_DATABASES,
-    SV_DEFAULT_DATABASE,
-    SV_LISTEN,
-    SV_API_TOKENS,
-    SV_API_TOKENS_FILE,
-    SV_ALLOW_ANONYMOUS,
-    SV_SHUTDOWN_DELAY_MS,
-    SV_DRAIN_TIMEOUT_MS,
-    SV_MAX_BODY_BYTES,
-    SV_MAX_ROWS,
-    SV_MAX_VALUE_BYTES,
-    SV_MAX_RESPONSE_BYTES,
-    SV_LOG_LEVEL,
-    SV_LOG_FORMAT,
-    SV_TLS_CERT_FILE,
-    SV_TLS_KEY_FILE,
-    SV_TOKENS_FILE,
-    SV_METRICS_ACCESS,
-    SV_HEALTH_DETAILS,
-    SV_ALLOWED_HOSTS,
-    SV_HEADER_TIMEOUT_MS,
-    SV_IDLE_TIMEOUT_MS,
-    SV_WRITE_GRACE_MS,
-    SV_MAX_CONNECTIONS_PER_CLIENT,
-    SV_ENV_FILE,
-    SV_COUNT_
-};
-
 /* Service-wide variables. The K_STRING ones are checked by their own
  * functions below (list syntax, address syntax, files). */
-static const var_def service_vars[SV_COUNT_] = {
+const var_def cfg_service_vars[SV_COUNT_] = {
     [SV_DATABASES] = {.name = "SQLGATE_DATABASES",
                       .kind = K_STRING,
                       .help = "Comma-separated database names, e.g. core,app; name n reads N_DB_*"},
@@ -431,42 +330,7 @@ static const var_def service_vars[SV_COUNT_] = {
                              "environment only)"},
 };
 
-/* --- Loader state -------------------------------------------------------- */
-
-/* The snapshot handed out is box->pub; box also owns every string the
- * snapshot points to, so the last sg_config_unref releases them in one
- * place. refs counts the holders (sg_config_ref); a reload leaves the old
- * snapshot alive for as long as a request or a database still points into it. */
-typedef struct cfg_box {
-    sg_config pub;     /* first member: sg_config * and cfg_box * convert */
-    sg_tokens *tokens; /* owned; pub.tokens */
-    atomic_uint refs;
-    void **owned;
-    size_t n_owned, cap_owned;
-} cfg_box;
-
-typedef struct loader {
-    sg_lookup_fn lookup;
-    void *ud;
-    cfg_box *box;
-    sg_buf errs; /* no cap of its own: add_error keeps it under ERRORS_CAP */
-    size_t n_errors;
-    size_t n_dropped; /* problems past ERRORS_CAP, reported as a count */
-    bool oom;
-} loader;
-
-/* One variable after reading: text is borrowed from the lookup (valid during
- * load only); num holds the parsed number, bool or word value, or the
- * default's when the variable is unset or wrong. */
-typedef struct value {
-    const char *text;
-    int64_t num;
-    bool ok;
-} value;
-
-static void add_error(loader *ld, const char *var, const char *fmt, ...) SG_PRINTF(3, 4);
-
-static void add_error(loader *ld, const char *var, const char *fmt, ...)
+void cfg_add_error(loader *ld, const char *var, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -487,7 +351,7 @@ static void add_error(loader *ld, const char *var, const char *fmt, ...)
 
 /* Writes `"value"` into buf, escaping quotes, backslashes and control bytes
  * so that an error stays on one line, and cutting it at ECHO_MAX bytes. */
-static const char *quote(char *buf, size_t size, const char *s)
+const char *cfg_quote(char *buf, size_t size, const char *s)
 {
     size_t o = 0;
     size_t i = 0;
@@ -512,9 +376,7 @@ static const char *quote(char *buf, size_t size, const char *s)
     return buf;
 }
 
-#define QUOTE_BUF (ECHO_MAX * 4 + 8)
-
-static void *owned_add(loader *ld, void *p)
+void *cfg_owned_add(loader *ld, void *p)
 {
     cfg_box *box = ld->box;
     if (p == NULL) {
@@ -537,14 +399,14 @@ static void *owned_add(loader *ld, void *p)
 }
 
 /* A copy owned by the snapshot; NULL stays NULL. */
-static const char *keep(loader *ld, const char *s)
+const char *cfg_keep(loader *ld, const char *s)
 {
     if (s == NULL)
         return NULL;
-    return owned_add(ld, strdup(s));
+    return cfg_owned_add(ld, strdup(s));
 }
 
-static const char *get(loader *ld, const char *name)
+const char *cfg_get(loader *ld, const char *name)
 {
     const char *v = ld->lookup(ld->ud, name);
     return (v != NULL && v[0] != '\0') ? v : NULL;
@@ -553,7 +415,7 @@ static const char *get(loader *ld, const char *name)
 /* --- Scalar parsing ---------------------------------------------------------- */
 
 /* Decimal only: optional '-', digits, nothing else; overflow is an error. */
-static int parse_int(const char *s, int64_t *out)
+int cfg_parse_int(const char *s, int64_t *out)
 {
     bool neg = false;
     int64_t v = 0;
@@ -575,7 +437,7 @@ static int parse_int(const char *s, int64_t *out)
     return 0;
 }
 
-static int parse_bool(const char *s, bool *out)
+int cfg_parse_bool(const char *s, bool *out)
 {
     static const char *const yes[] = {"true", "1", "yes"};
     static const char *const no[] = {"false", "0", "no"};
@@ -592,7 +454,7 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
-static int parse_word(const word *words, const char *s, int *out)
+int cfg_parse_word(const word *words, const char *s, int *out)
 {
     for (; words->text != NULL; words++) {
         if (strcasecmp(words->text, s) == 0) {
@@ -623,19 +485,19 @@ static int parse_value(loader *ld, const char *var, const var_def *def, const ch
     char q[QUOTE_BUF], got[QUOTE_BUF + 8];
     got[0] = '\0';
     if (!def->secret)
-        snprintf(got, sizeof got, " (got %s)", quote(q, sizeof q, text));
+        snprintf(got, sizeof got, " (got %s)", cfg_quote(q, sizeof q, text));
 
     switch (def->kind) {
     case K_STRING:
         return 0;
     case K_INT: {
         int64_t v;
-        if (parse_int(text, &v) != 0 || v < def->min) {
-            add_error(ld, var, "must be an integer >= %lld%s", (long long)def->min, got);
+        if (cfg_parse_int(text, &v) != 0 || v < def->min) {
+            cfg_add_error(ld, var, "must be an integer >= %lld%s", (long long)def->min, got);
             return -1;
         }
         if (v > def->max) {
-            add_error(ld, var, "must be an integer <= %lld%s", (long long)def->max, got);
+            cfg_add_error(ld, var, "must be an integer <= %lld%s", (long long)def->max, got);
             return -1;
         }
         *num = v;
@@ -643,8 +505,8 @@ static int parse_value(loader *ld, const char *var, const var_def *def, const ch
     }
     case K_BOOL: {
         bool b;
-        if (parse_bool(text, &b) != 0) {
-            add_error(ld, var, "must be true or false (also 1/0, yes/no)%s", got);
+        if (cfg_parse_bool(text, &b) != 0) {
+            cfg_add_error(ld, var, "must be true or false (also 1/0, yes/no)%s", got);
             return -1;
         }
         *num = b;
@@ -652,10 +514,10 @@ static int parse_value(loader *ld, const char *var, const var_def *def, const ch
     }
     case K_WORD: {
         int w;
-        if (parse_word(def->words, text, &w) != 0) {
+        if (cfg_parse_word(def->words, text, &w) != 0) {
             char list[128];
             word_list(def->words, list, sizeof list);
-            add_error(ld, var, "must be %s%s", list, got);
+            cfg_add_error(ld, var, "must be %s%s", list, got);
             return -1;
         }
         *num = w;
@@ -665,9 +527,9 @@ static int parse_value(loader *ld, const char *var, const var_def *def, const ch
     return -1;
 }
 
-static void read_var(loader *ld, const char *var, const var_def *def, value *out)
+void cfg_read_var(loader *ld, const char *var, const var_def *def, value *out)
 {
-    out->text = get(ld, var);
+    out->text = cfg_get(ld, var);
     out->num = 0;
     out->ok = true;
     if (def->def != NULL && def->kind != K_STRING) {
@@ -682,31 +544,31 @@ static void read_var(loader *ld, const char *var, const var_def *def, value *out
 /* --- Files ------------------------------------------------------------------ */
 
 /* err is the errno of an sg_file_read (or open) that returned SG_FILE_ERRNO. */
-static void file_error(loader *ld, const char *var, const char *path, int rc, int err, size_t cap)
+void cfg_file_error(loader *ld, const char *var, const char *path, int rc, int err, size_t cap)
 {
     char q[QUOTE_BUF];
-    quote(q, sizeof q, path);
+    cfg_quote(q, sizeof q, path);
     switch (rc) {
     case SG_FILE_TOO_LARGE:
-        add_error(ld, var, "file %s is larger than %zu bytes", q, cap);
+        cfg_add_error(ld, var, "file %s is larger than %zu bytes", q, cap);
         break;
     case SG_FILE_NOT_REGULAR:
-        add_error(ld, var, "%s is not a regular file", q);
+        cfg_add_error(ld, var, "%s is not a regular file", q);
         break;
     case SG_FILE_HAS_NUL:
-        add_error(ld, var, "file %s contains a NUL byte", q);
+        cfg_add_error(ld, var, "file %s contains a NUL byte", q);
         break;
     default:
         if (err == ENOMEM)
             ld->oom = true;
-        add_error(ld, var, "cannot read %s: %s", q, strerror(err));
+        cfg_add_error(ld, var, "cannot read %s: %s", q, strerror(err));
         break;
     }
 }
 
 /* A file the service opens later (certificates): checked now so that a typo
  * is reported with the rest instead of at the first connection. */
-static void check_readable(loader *ld, const char *var, const char *path)
+void cfg_check_readable(loader *ld, const char *var, const char *path)
 {
     int rc = SG_FILE_NOT_REGULAR, err = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -721,12 +583,12 @@ static void check_readable(loader *ld, const char *var, const char *path)
         rc = SG_FILE_ERRNO;
     }
     if (rc != 0)
-        file_error(ld, var, path, rc, err, 0);
+        cfg_file_error(ld, var, path, rc, err, 0);
 }
 
 /* --- Hosts and addresses ------------------------------------------------------ */
 
-static bool is_ipv6(const char *s)
+bool cfg_is_ipv6(const char *s)
 {
     unsigned char buf[16];
     return inet_pton(AF_INET6, s, buf) == 1;
@@ -739,13 +601,13 @@ static bool is_ipv4(const char *s)
 }
 
 /* A DNS name, an IPv4 address or (when allow_v6) a bare IPv6 address. */
-static bool host_ok(const char *h, bool allow_v6)
+bool cfg_host_ok(const char *h, bool allow_v6)
 {
     size_t n = strlen(h);
     if (n == 0 || n > HOST_MAX)
         return false;
     if (strchr(h, ':') != NULL)
-        return allow_v6 && is_ipv6(h);
+        return allow_v6 && cfg_is_ipv6(h);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)h[i];
         if (!isalnum(c) && c != '.' && c != '-' && c != '_')
@@ -770,7 +632,7 @@ static bool is_loopback(const char *h)
 }
 
 /* Port text of n bytes: decimal, within [min, 65535]. */
-static int parse_port(const char *s, size_t n, int min, int *out)
+int cfg_parse_port(const char *s, size_t n, int min, int *out)
 {
     int v = 0;
     if (n == 0 || n > 5)
@@ -788,26 +650,7 @@ static int parse_port(const char *s, size_t n, int min, int *out)
 
 /* --- URLs -------------------------------------------------------------------- */
 
-typedef enum url_kind { URL_NONE, URL_MSSQL, URL_SQLITE } url_kind;
-
-/* What a URL contributed; strings are malloc'ed and freed by url_clear (the
- * password is wiped first). has_* say whether the URL gave that part. */
-typedef struct url_parts {
-    url_kind kind;
-    char *host, *database, *user, *password, *app_name, *path;
-    int port;
-    bool has_port;
-    int encrypt;
-    bool has_encrypt;
-    int tds;
-    bool has_tds;
-    bool read_only;
-    bool has_read_only;
-    int64_t connect_timeout_ms;
-    bool has_connect_timeout;
-} url_parts;
-
-static void url_clear(url_parts *u)
+void cfg_url_clear(url_parts *u)
 {
     free(u->host);
     free(u->database);
@@ -857,7 +700,7 @@ static int url_part(loader *ld, const char *var, const char *what, const char *s
         return -1;
     }
     if (rc == -1) {
-        add_error(ld, var, "bad percent-encoding in the %s", what);
+        cfg_add_error(ld, var, "bad percent-encoding in the %s", what);
         return -1;
     }
     sg_free_secret(*dst);
@@ -865,7 +708,7 @@ static int url_part(loader *ld, const char *var, const char *what, const char *s
     return 0;
 }
 
-static char *dup_range(loader *ld, const char *s, size_t n)
+char *cfg_dup_range(loader *ld, const char *s, size_t n)
 {
     char *d = malloc(n + 1);
     if (d == NULL) {
@@ -879,7 +722,7 @@ static char *dup_range(loader *ld, const char *s, size_t n)
 
 static void set_string(loader *ld, char **dst, const char *s, size_t n)
 {
-    char *d = dup_range(ld, s, n);
+    char *d = cfg_dup_range(ld, s, n);
     if (d == NULL)
         return;
     sg_free_secret(*dst);
@@ -898,9 +741,10 @@ static void parse_query(loader *ld, const char *var, const char *q, bool sqlite,
         if (n == 0)
             goto next;
         if (eq == NULL) {
-            char *k = dup_range(ld, q, n);
+            char *k = cfg_dup_range(ld, q, n);
             if (k != NULL)
-                add_error(ld, var, "query parameter %s has no value", quote(kq, sizeof kq, k));
+                cfg_add_error(ld, var, "query parameter %s has no value",
+                              cfg_quote(kq, sizeof kq, k));
             free(k);
             goto next;
         }
@@ -910,22 +754,22 @@ static void parse_query(loader *ld, const char *var, const char *q, bool sqlite,
         bool b;
         int w;
         if (strcasecmp(key, "read_only") == 0) {
-            if (parse_bool(val, &b) != 0)
-                add_error(ld, var, "read_only must be true or false");
+            if (cfg_parse_bool(val, &b) != 0)
+                cfg_add_error(ld, var, "read_only must be true or false");
             else {
                 u->read_only = b;
                 u->has_read_only = true;
             }
         } else if (sqlite) {
-            add_error(ld, var, "unknown query parameter %s (a sqlite URL knows only read_only)",
-                      quote(kq, sizeof kq, key));
+            cfg_add_error(ld, var, "unknown query parameter %s (a sqlite URL knows only read_only)",
+                          cfg_quote(kq, sizeof kq, key));
         } else if (strcasecmp(key, "encrypt") == 0) {
-            if (parse_word(encrypt_words, val, &w) == 0) {
+            if (cfg_parse_word(cfg_encrypt_words, val, &w) == 0) {
                 u->encrypt = w;
-            } else if (parse_bool(val, &b) == 0) {
+            } else if (cfg_parse_bool(val, &b) == 0) {
                 u->encrypt = b ? SG_ENCRYPT_REQUIRE : SG_ENCRYPT_REQUEST;
             } else {
-                add_error(ld, var, "encrypt must be off, request or require (or true/false)");
+                cfg_add_error(ld, var, "encrypt must be off, request or require (or true/false)");
                 goto next;
             }
             u->has_encrypt = true;
@@ -934,17 +778,17 @@ static void parse_query(loader *ld, const char *var, const char *q, bool sqlite,
             u->app_name = val;
             val = NULL;
         } else if (strcasecmp(key, "tds_version") == 0) {
-            if (parse_word(tds_words, val, &w) != 0) {
-                add_error(ld, var, "tds_version must be auto, 7.1, 7.2, 7.3 or 7.4");
+            if (cfg_parse_word(cfg_tds_words, val, &w) != 0) {
+                cfg_add_error(ld, var, "tds_version must be auto, 7.1, 7.2, 7.3 or 7.4");
             } else {
                 u->tds = w;
                 u->has_tds = true;
             }
         } else {
-            add_error(ld, var,
-                      "unknown query parameter %s (known: encrypt, app_name, tds_version, "
-                      "read_only)",
-                      quote(kq, sizeof kq, key));
+            cfg_add_error(ld, var,
+                          "unknown query parameter %s (known: encrypt, app_name, tds_version, "
+                          "read_only)",
+                          cfg_quote(kq, sizeof kq, key));
         }
     next:
         free(key);
@@ -984,15 +828,15 @@ static void parse_mssql_url(loader *ld, const char *var, const char *s, url_part
     if (*hp == '[') {
         const char *close = memchr(hp, ']', (size_t)(auth_end - hp));
         if (close == NULL) {
-            add_error(ld, var, "unterminated '[' in the host");
+            cfg_add_error(ld, var, "unterminated '[' in the host");
             goto path;
         }
         set_string(ld, &u->host, hp + 1, (size_t)(close - hp - 1));
-        if (u->host != NULL && !is_ipv6(u->host))
-            add_error(ld, var, "the host in brackets is not an IPv6 address");
+        if (u->host != NULL && !cfg_is_ipv6(u->host))
+            cfg_add_error(ld, var, "the host in brackets is not an IPv6 address");
         if (close + 1 < auth_end) {
             if (close[1] != ':')
-                add_error(ld, var, "unexpected text after the IPv6 address");
+                cfg_add_error(ld, var, "unexpected text after the IPv6 address");
             else
                 port = close + 2;
         }
@@ -1001,19 +845,19 @@ static void parse_mssql_url(loader *ld, const char *var, const char *s, url_part
         size_t hlen = colon != NULL ? (size_t)(colon - hp) : (size_t)(auth_end - hp);
         if (hlen > 0) {
             set_string(ld, &u->host, hp, hlen);
-            if (u->host != NULL && !host_ok(u->host, false))
-                add_error(ld, var,
-                          "the host is not a valid name or address (IPv6 goes in brackets; "
-                          "percent-encode special characters in the user name and password)");
+            if (u->host != NULL && !cfg_host_ok(u->host, false))
+                cfg_add_error(ld, var,
+                              "the host is not a valid name or address (IPv6 goes in brackets; "
+                              "percent-encode special characters in the user name and password)");
         }
         if (colon != NULL)
             port = colon + 1;
     }
     if (port != NULL) {
-        if (parse_port(port, (size_t)(auth_end - port), 1, &u->port) != 0)
-            add_error(ld, var,
-                      "the port must be an integer from 1 to 65535 (percent-encode special "
-                      "characters in the user name and password)");
+        if (cfg_parse_port(port, (size_t)(auth_end - port), 1, &u->port) != 0)
+            cfg_add_error(ld, var,
+                          "the port must be an integer from 1 to 65535 (percent-encode special "
+                          "characters in the user name and password)");
         else
             u->has_port = true;
     }
@@ -1028,14 +872,14 @@ path:
     }
     if (*s == '?') {
         size_t n = strcspn(s + 1, "#");
-        char *q = dup_range(ld, s + 1, n);
+        char *q = cfg_dup_range(ld, s + 1, n);
         if (q != NULL)
             parse_query(ld, var, q, false, u);
         free(q);
         s += 1 + n;
     }
     if (*s == '#')
-        add_error(ld, var, "unexpected '#' (percent-encode it as %%23 in a password)");
+        cfg_add_error(ld, var, "unexpected '#' (percent-encode it as %%23 in a password)");
 }
 
 /* sqlite:///abs/path.db, sqlite:relative/path.db, sqlite::memory:, each with
@@ -1045,14 +889,14 @@ static void parse_sqlite_url(loader *ld, const char *var, const char *s, url_par
     u->kind = URL_SQLITE;
     if (strncmp(s, "//", 2) == 0) {
         if (s[2] != '/') {
-            add_error(ld, var, "a sqlite URL takes no host (write sqlite:///absolute/path.db)");
+            cfg_add_error(ld, var, "a sqlite URL takes no host (write sqlite:///absolute/path.db)");
             return;
         }
         s += 2;
     }
     size_t n = strcspn(s, "?");
     if (n == 0 || (n == 1 && s[0] == '/')) {
-        add_error(ld, var, "the sqlite URL has no path");
+        cfg_add_error(ld, var, "the sqlite URL has no path");
     } else {
         url_part(ld, var, "path", s, n, &u->path);
     }
@@ -1181,7 +1025,7 @@ static void ado_server(loader *ld, const char *var, const char *v, url_parts *u)
         v += 4;
     } else if (strncasecmp(v, "np:", 3) == 0 || strncasecmp(v, "lpc:", 4) == 0 ||
                strncasecmp(v, "admin:", 6) == 0) {
-        add_error(ld, var, "only TCP servers are supported (Server=tcp:host,port)");
+        cfg_add_error(ld, var, "only TCP servers are supported (Server=tcp:host,port)");
         return;
     }
     const char *comma = strrchr(v, ',');
@@ -1195,8 +1039,9 @@ static void ado_server(loader *ld, const char *var, const char *v, url_parts *u)
         size_t plen = strlen(p);
         while (plen > 0 && isspace((unsigned char)p[plen - 1]))
             plen--;
-        if (parse_port(p, plen, 1, &u->port) != 0)
-            add_error(ld, var, "the port after ',' in Server must be an integer from 1 to 65535");
+        if (cfg_parse_port(p, plen, 1, &u->port) != 0)
+            cfg_add_error(ld, var,
+                          "the port after ',' in Server must be an integer from 1 to 65535");
         else
             u->has_port = true;
     }
@@ -1205,8 +1050,8 @@ static void ado_server(loader *ld, const char *var, const char *v, url_parts *u)
         hlen -= 2;
     }
     if (memchr(v, '\\', hlen) != NULL) {
-        add_error(ld, var,
-                  "named instances (host\\instance) are not supported; give Server=host,port");
+        cfg_add_error(ld, var,
+                      "named instances (host\\instance) are not supported; give Server=host,port");
         return;
     }
     if ((hlen == 7 && strncasecmp(v, "(local)", 7) == 0) || (hlen == 1 && v[0] == '.')) {
@@ -1214,8 +1059,8 @@ static void ado_server(loader *ld, const char *var, const char *v, url_parts *u)
         hlen = strlen(v);
     }
     set_string(ld, &u->host, v, hlen);
-    if (u->host != NULL && !host_ok(u->host, true))
-        add_error(ld, var, "Server is not a valid host name or address");
+    if (u->host != NULL && !cfg_host_ok(u->host, true))
+        cfg_add_error(ld, var, "Server is not a valid host name or address");
 }
 
 static void ado_field_set(loader *ld, const char *var, enum ado_field f, const char *key,
@@ -1243,12 +1088,12 @@ static void ado_field_set(loader *ld, const char *var, enum ado_field f, const c
         break;
     case ADO_ENCRYPT:
         if (strcasecmp(v, "strict") == 0 || strcasecmp(v, "mandatory") == 0 ||
-            (parse_bool(v, &b) == 0 && b)) {
+            (cfg_parse_bool(v, &b) == 0 && b)) {
             u->encrypt = SG_ENCRYPT_REQUIRE;
-        } else if (strcasecmp(v, "optional") == 0 || parse_bool(v, &b) == 0) {
+        } else if (strcasecmp(v, "optional") == 0 || cfg_parse_bool(v, &b) == 0) {
             u->encrypt = SG_ENCRYPT_REQUEST;
         } else {
-            add_error(ld, var, "%s must be True, False, Strict, Mandatory or Optional", key);
+            cfg_add_error(ld, var, "%s must be True, False, Strict, Mandatory or Optional", key);
             break;
         }
         u->has_encrypt = true;
@@ -1259,24 +1104,25 @@ static void ado_field_set(loader *ld, const char *var, enum ado_field f, const c
         } else if (strcasecmp(v, "readwrite") == 0) {
             u->read_only = false;
         } else {
-            add_error(ld, var, "%s must be ReadOnly or ReadWrite", key);
+            cfg_add_error(ld, var, "%s must be ReadOnly or ReadWrite", key);
             break;
         }
         u->has_read_only = true;
         break;
     case ADO_TIMEOUT:
-        if (parse_int(v, &n) != 0 || n < 1 || n > MS_MAX / 1000) {
-            add_error(ld, var, "%s must be a number of seconds from 1 to %d", key, MS_MAX / 1000);
+        if (cfg_parse_int(v, &n) != 0 || n < 1 || n > MS_MAX / 1000) {
+            cfg_add_error(ld, var, "%s must be a number of seconds from 1 to %d", key,
+                          MS_MAX / 1000);
             break;
         }
         u->connect_timeout_ms = n * 1000;
         u->has_connect_timeout = true;
         break;
     case ADO_INTEGRATED:
-        if (parse_bool(v, &b) != 0 || b)
-            add_error(ld, var,
-                      "integrated (Windows) authentication is not supported; give a "
-                      "user and password");
+        if (cfg_parse_bool(v, &b) != 0 || b)
+            cfg_add_error(ld, var,
+                          "integrated (Windows) authentication is not supported; give a "
+                          "user and password");
         break;
     }
 }
@@ -1303,16 +1149,17 @@ static void parse_ado(loader *ld, const char *var, const char *s, url_parts *u)
         const char *k = p;
         p += strcspn(p, "=;");
         if (*p != '=') {
-            add_error(ld, var,
-                      after_password ? "text after the password is not Key=Value (quote a password "
-                                       "containing ';' as Password=\"...\")"
-                                     : "an entry is not Key=Value (entries are separated by ';')");
+            cfg_add_error(ld, var,
+                          after_password
+                              ? "text after the password is not Key=Value (quote a password "
+                                "containing ';' as Password=\"...\")"
+                              : "an entry is not Key=Value (entries are separated by ';')");
             continue;
         }
         size_t klen = (size_t)(p - k);
         while (klen > 0 && isspace((unsigned char)k[klen - 1]))
             klen--;
-        char *key = dup_range(ld, k, klen);
+        char *key = cfg_dup_range(ld, k, klen);
         if (key == NULL)
             break;
         p++;
@@ -1321,7 +1168,8 @@ static void parse_ado(loader *ld, const char *var, const char *s, url_parts *u)
         bool quoted;
         const char *next = ado_value(p, val, &quoted);
         if (next == NULL) {
-            add_error(ld, var, "the value of %s has no closing quote", quote(kq, sizeof kq, key));
+            cfg_add_error(ld, var, "the value of %s has no closing quote",
+                          cfg_quote(kq, sizeof kq, key));
             free(key);
             break;
         }
@@ -1330,23 +1178,23 @@ static void parse_ado(loader *ld, const char *var, const char *s, url_parts *u)
             while (*p == ' ' || *p == '\t')
                 p++;
             if (*p != '\0' && *p != ';') {
-                add_error(ld, var, "unexpected text after the quoted value of %s",
-                          quote(kq, sizeof kq, key));
+                cfg_add_error(ld, var, "unexpected text after the quoted value of %s",
+                              cfg_quote(kq, sizeof kq, key));
                 p += strcspn(p, ";");
             }
         }
         enum ado_field f;
         if (klen == 0) {
-            add_error(ld, var, "an entry has no key");
+            cfg_add_error(ld, var, "an entry has no key");
         } else if (ado_key(key, klen, &f) != 0) {
             if (after_password)
-                add_error(ld, var,
-                          "unknown key right after the password, not named here as it may be "
-                          "part of the password (quote a password containing ';' as "
-                          "Password=\"...\")");
+                cfg_add_error(ld, var,
+                              "unknown key right after the password, not named here as it may be "
+                              "part of the password (quote a password containing ';' as "
+                              "Password=\"...\")");
             else
-                add_error(ld, var, "unknown key %s in the connection string",
-                          quote(kq, sizeof kq, key));
+                cfg_add_error(ld, var, "unknown key %s in the connection string",
+                              cfg_quote(kq, sizeof kq, key));
             after_password = false;
         } else {
             ado_field_set(ld, var, f, key, val, u);
@@ -1360,7 +1208,7 @@ static void parse_ado(loader *ld, const char *var, const char *s, url_parts *u)
 
 /* Recognises the URL form and fills *u; errors name var and never echo the
  * URL (it may carry a password). */
-static void parse_url(loader *ld, const char *var, const char *s, url_parts *u)
+void cfg_parse_url(loader *ld, const char *var, const char *s, url_parts *u)
 {
     const char *sep = strstr(s, "://");
     if (strncasecmp(s, "sqlite:", 7) == 0) {
@@ -1370,15 +1218,15 @@ static void parse_url(loader *ld, const char *var, const char *s, url_parts *u)
     } else if (strncasecmp(s, "sqlserver://", 12) == 0) {
         parse_mssql_url(ld, var, s + 12, u);
     } else if (sep != NULL && (strchr(s, '=') == NULL || strchr(s, '=') > sep)) {
-        add_error(ld, var,
-                  "unknown URL scheme (expected mssql://, sqlserver://, sqlite: or an ADO.NET "
-                  "Key=Value;... string)");
+        cfg_add_error(ld, var,
+                      "unknown URL scheme (expected mssql://, sqlserver://, sqlite: or an ADO.NET "
+                      "Key=Value;... string)");
     } else if (strchr(s, '=') != NULL) {
         parse_ado(ld, var, s, u);
     } else {
-        add_error(ld, var,
-                  "not a URL (expected mssql://, sqlserver://, sqlite: or an ADO.NET "
-                  "Key=Value;... string)");
+        cfg_add_error(ld, var,
+                      "not a URL (expected mssql://, sqlserver://, sqlite: or an ADO.NET "
+                      "Key=Value;... string)");
     }
 }
 
@@ -1392,7 +1240,7 @@ static char *read_password_file(loader *ld, const char *var, const char *path)
     size_t len = 0;
     int rc = sg_file_read(path, SECRET_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
-        file_error(ld, var, path, rc, errno, SECRET_FILE_MAX);
+        cfg_file_error(ld, var, path, rc, errno, SECRET_FILE_MAX);
         return NULL;
     }
     if (len > 0 && buf[len - 1] == '\n') {
@@ -1402,7 +1250,7 @@ static char *read_password_file(loader *ld, const char *var, const char *path)
     }
     if (len == 0) {
         char q[QUOTE_BUF];
-        add_error(ld, var, "file %s is empty", quote(q, sizeof q, path));
+        cfg_add_error(ld, var, "file %s is empty", cfg_quote(q, sizeof q, path));
         free(buf);
         return NULL;
     }
@@ -1428,28 +1276,28 @@ static void load_readonly(loader *ld, sg_db_config *db, const value *v, char var
     const char *file = v[DV_READONLY_PASSWORD_FILE].text;
     if (user == NULL) {
         if (pass != NULL || file != NULL)
-            add_error(ld, var[pass != NULL ? DV_READONLY_PASSWORD : DV_READONLY_PASSWORD_FILE],
-                      "is set without %s", var[DV_READONLY_USER]);
+            cfg_add_error(ld, var[pass != NULL ? DV_READONLY_PASSWORD : DV_READONLY_PASSWORD_FILE],
+                          "is set without %s", var[DV_READONLY_USER]);
         return;
     }
     if (drv == DRV_SQLITE) {
-        add_error(ld, var[DV_READONLY_USER],
-                  "is for SQL Server; SQLite enforces read-only tokens itself");
+        cfg_add_error(ld, var[DV_READONLY_USER],
+                      "is for SQL Server; SQLite enforces read-only tokens itself");
         return;
     }
     if (pass != NULL && file != NULL) {
-        add_error(ld, var[DV_READONLY_PASSWORD_FILE], "cannot be combined with %s; set one of them",
-                  var[DV_READONLY_PASSWORD]);
+        cfg_add_error(ld, var[DV_READONLY_PASSWORD_FILE],
+                      "cannot be combined with %s; set one of them", var[DV_READONLY_PASSWORD]);
         return;
     }
     char *from_file = NULL;
     if (file != NULL &&
         (from_file = read_password_file(ld, var[DV_READONLY_PASSWORD_FILE], file)) == NULL)
         return;
-    db->readonly_user = keep(ld, user);
-    db->readonly_password = keep(ld, from_file != NULL ? from_file : pass);
+    db->readonly_user = cfg_keep(ld, user);
+    db->readonly_password = cfg_keep(ld, from_file != NULL ? from_file : pass);
     sg_free_secret(from_file);
-    sg_db_config *ro = owned_add(ld, malloc(sizeof *ro));
+    sg_db_config *ro = cfg_owned_add(ld, malloc(sizeof *ro));
     if (ro == NULL)
         return;
     *ro = *db;
@@ -1464,8 +1312,8 @@ static void load_readonly(loader *ld, sg_db_config *db, const value *v, char var
 
 /* Loads the database `name` whose variables start with `prefix`.
  * embedded_path is the built-in SQLite file in embedded mode, else NULL. */
-static void load_db(loader *ld, sg_db_config *db, const char *name, const char *prefix,
-                    const char *embedded_path)
+void cfg_load_db(loader *ld, sg_db_config *db, const char *name, const char *prefix,
+                 const char *embedded_path)
 {
     value v[DV_COUNT_];
     char var[DV_COUNT_][VAR_NAME_MAX];
@@ -1477,12 +1325,12 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
     snprintf(db->name, sizeof db->name, "%s", name);
     snprintf(db->prefix, sizeof db->prefix, "%s", prefix);
     for (size_t i = 0; i < DV_COUNT_; i++) {
-        snprintf(var[i], sizeof var[i], "%s%s", prefix, db_vars[i].name);
-        read_var(ld, var[i], &db_vars[i], &v[i]);
+        snprintf(var[i], sizeof var[i], "%s%s", prefix, cfg_db_vars[i].name);
+        cfg_read_var(ld, var[i], &cfg_db_vars[i], &v[i]);
     }
     size_t errors_before = ld->n_errors;
     if (v[DV_URL].text != NULL)
-        parse_url(ld, var[DV_URL], v[DV_URL].text, &u);
+        cfg_parse_url(ld, var[DV_URL], v[DV_URL].text, &u);
     bool url_failed = ld->n_errors != errors_before;
 
     /* Driver: explicit, else what HOST/URL/PATH imply, else the embedded file. */
@@ -1496,35 +1344,35 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
             drv = (int)v[DV_DRIVER].num;
     } else if (hint_ft && hint_sq) {
         if (path_text != NULL && host_text != NULL)
-            add_error(ld, var[DV_PATH],
-                      "cannot be combined with %s (a database is either SQLite with a path or "
-                      "SQL Server with a host)",
-                      var[DV_HOST]);
+            cfg_add_error(ld, var[DV_PATH],
+                          "cannot be combined with %s (a database is either SQLite with a path or "
+                          "SQL Server with a host)",
+                          var[DV_HOST]);
         else if (path_text != NULL)
-            add_error(ld, var[DV_PATH], "cannot be combined with a SQL Server %s", var[DV_URL]);
+            cfg_add_error(ld, var[DV_PATH], "cannot be combined with a SQL Server %s", var[DV_URL]);
         else
-            add_error(ld, var[DV_HOST], "cannot be combined with a SQLite %s", var[DV_URL]);
+            cfg_add_error(ld, var[DV_HOST], "cannot be combined with a SQLite %s", var[DV_URL]);
     } else if (hint_ft) {
         drv = DRV_FREETDS;
     } else if (hint_sq || embedded_path != NULL) {
         drv = DRV_SQLITE;
     } else if (v[DV_URL].text == NULL) {
         /* (a URL that gave nothing usable has been reported already) */
-        add_error(ld, var[DV_HOST],
-                  "no database given: set %s or %s for SQL Server, or %s for SQLite", var[DV_HOST],
-                  var[DV_URL], var[DV_PATH]);
+        cfg_add_error(ld, var[DV_HOST],
+                      "no database given: set %s or %s for SQL Server, or %s for SQLite",
+                      var[DV_HOST], var[DV_URL], var[DV_PATH]);
     }
 
     if (drv == DRV_FREETDS) {
         if (path_text != NULL)
-            add_error(ld, var[DV_PATH], "is for SQLite; the driver of %s is freetds", name);
+            cfg_add_error(ld, var[DV_PATH], "is for SQLite; the driver of %s is freetds", name);
         if (u.kind == URL_SQLITE)
-            add_error(ld, var[DV_URL], "is a SQLite URL; the driver of %s is freetds", name);
+            cfg_add_error(ld, var[DV_URL], "is a SQLite URL; the driver of %s is freetds", name);
     } else if (drv == DRV_SQLITE) {
         if (host_text != NULL)
-            add_error(ld, var[DV_HOST], "is for SQL Server; the driver of %s is sqlite", name);
+            cfg_add_error(ld, var[DV_HOST], "is for SQL Server; the driver of %s is sqlite", name);
         if (u.kind == URL_MSSQL)
-            add_error(ld, var[DV_URL], "is a SQL Server URL; the driver of %s is sqlite", name);
+            cfg_add_error(ld, var[DV_URL], "is a SQL Server URL; the driver of %s is sqlite", name);
     }
     /* "none" only reaches a snapshot that is thrown away with the errors. */
     db->driver = drv == DRV_SQLITE ? "sqlite" : drv == DRV_FREETDS ? "freetds" : "none";
@@ -1533,64 +1381,65 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
     if (host_text != NULL) {
         size_t n = strlen(host_text);
         bool bracketed = n >= 2 && host_text[0] == '[' && host_text[n - 1] == ']';
-        char *h = bracketed ? dup_range(ld, host_text + 1, n - 2) : dup_range(ld, host_text, n);
+        char *h =
+            bracketed ? cfg_dup_range(ld, host_text + 1, n - 2) : cfg_dup_range(ld, host_text, n);
         if (h != NULL && strchr(h, '\\') != NULL)
-            add_error(ld, var[DV_HOST],
-                      "named instances (host\\instance) are not supported; set %s instead",
-                      var[DV_PORT]);
-        else if (h != NULL && !host_ok(h, true))
-            add_error(ld, var[DV_HOST], "is not a valid host name or address (got %s)",
-                      quote(q, sizeof q, host_text));
+            cfg_add_error(ld, var[DV_HOST],
+                          "named instances (host\\instance) are not supported; set %s instead",
+                          var[DV_PORT]);
+        else if (h != NULL && !cfg_host_ok(h, true))
+            cfg_add_error(ld, var[DV_HOST], "is not a valid host name or address (got %s)",
+                          cfg_quote(q, sizeof q, host_text));
         if (drv == DRV_FREETDS)
-            db->host = owned_add(ld, h);
+            db->host = cfg_owned_add(ld, h);
         else
             free(h);
     } else if (drv == DRV_FREETDS) {
-        db->host = keep(ld, u.host);
+        db->host = cfg_keep(ld, u.host);
     }
     if (drv == DRV_FREETDS && db->host == NULL && !ld->oom && !url_failed)
-        add_error(ld, var[DV_HOST], "is required for the freetds driver (or give the host in %s)",
-                  var[DV_URL]);
+        cfg_add_error(ld, var[DV_HOST],
+                      "is required for the freetds driver (or give the host in %s)", var[DV_URL]);
 
     db->port = (int)v[DV_PORT].num;
     if (v[DV_PORT].text == NULL && u.has_port)
         db->port = u.port;
-    db->database = keep(ld, v[DV_NAME].text != NULL ? v[DV_NAME].text : u.database);
-    db->user = keep(ld, v[DV_USER].text != NULL ? v[DV_USER].text : u.user);
+    db->database = cfg_keep(ld, v[DV_NAME].text != NULL ? v[DV_NAME].text : u.database);
+    db->user = cfg_keep(ld, v[DV_USER].text != NULL ? v[DV_USER].text : u.user);
 
     if (v[DV_PASSWORD].text != NULL && v[DV_PASSWORD_FILE].text != NULL) {
-        add_error(ld, var[DV_PASSWORD_FILE], "cannot be combined with %s; set one of them",
-                  var[DV_PASSWORD]);
+        cfg_add_error(ld, var[DV_PASSWORD_FILE], "cannot be combined with %s; set one of them",
+                      var[DV_PASSWORD]);
     } else if (v[DV_PASSWORD_FILE].text != NULL) {
         password = read_password_file(ld, var[DV_PASSWORD_FILE], v[DV_PASSWORD_FILE].text);
         if (password != NULL)
-            db->password = keep(ld, password);
+            db->password = cfg_keep(ld, password);
     } else {
-        db->password = keep(ld, v[DV_PASSWORD].text != NULL ? v[DV_PASSWORD].text : u.password);
+        db->password = cfg_keep(ld, v[DV_PASSWORD].text != NULL ? v[DV_PASSWORD].text : u.password);
     }
 
     db->encrypt = (sg_encrypt)v[DV_ENCRYPT].num;
     if (v[DV_ENCRYPT].text == NULL && u.has_encrypt)
         db->encrypt = (sg_encrypt)u.encrypt;
     if (v[DV_CA_FILE].text != NULL) {
-        check_readable(ld, var[DV_CA_FILE], v[DV_CA_FILE].text);
-        db->ca_file = keep(ld, v[DV_CA_FILE].text);
+        cfg_check_readable(ld, var[DV_CA_FILE], v[DV_CA_FILE].text);
+        db->ca_file = cfg_keep(ld, v[DV_CA_FILE].text);
     }
     int tds = (int)v[DV_TDS_VERSION].num;
     if (v[DV_TDS_VERSION].text == NULL && u.has_tds)
         tds = u.tds;
-    db->tds_version = tds_names[tds];
+    db->tds_version = cfg_tds_names[tds];
 
     const char *app = v[DV_APP_NAME].text != NULL ? v[DV_APP_NAME].text : u.app_name;
     if (app != NULL) {
         if (strlen(app) > APP_NAME_MAX)
-            add_error(ld, v[DV_APP_NAME].text != NULL ? var[DV_APP_NAME] : var[DV_URL],
-                      "the application name must be at most %d bytes", APP_NAME_MAX);
-        db->app_name = keep(ld, app);
+            cfg_add_error(ld, v[DV_APP_NAME].text != NULL ? var[DV_APP_NAME] : var[DV_URL],
+                          "the application name must be at most %d bytes", APP_NAME_MAX);
+        db->app_name = cfg_keep(ld, app);
     } else {
         char def[SG_NAME_MAX + 16];
         snprintf(def, sizeof def, "sqlgate:%s", name);
-        db->app_name = keep(ld, def);
+        db->app_name = cfg_keep(ld, def);
     }
 
     if (drv == DRV_SQLITE) {
@@ -1598,11 +1447,11 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
         if (path == NULL && u.kind != URL_SQLITE)
             path = embedded_path;
         if (path == NULL && u.kind != URL_SQLITE)
-            add_error(ld, var[DV_PATH],
-                      "is required for the sqlite driver (or give a sqlite:/// "
-                      "%s)",
-                      var[DV_URL]);
-        db->path = keep(ld, path);
+            cfg_add_error(ld, var[DV_PATH],
+                          "is required for the sqlite driver (or give a sqlite:/// "
+                          "%s)",
+                          var[DV_URL]);
+        db->path = cfg_keep(ld, path);
     }
 
     db->read_only = v[DV_READ_ONLY].num != 0;
@@ -1610,14 +1459,14 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
         db->read_only = u.read_only;
     db->critical = v[DV_CRITICAL].num != 0;
     if (drv == DRV_SQLITE && db->read_only && db->path != NULL && strcmp(db->path, ":memory:") == 0)
-        add_error(ld, v[DV_READ_ONLY].text != NULL ? var[DV_READ_ONLY] : var[DV_URL],
-                  "a read-only :memory: database would always be empty");
+        cfg_add_error(ld, v[DV_READ_ONLY].text != NULL ? var[DV_READ_ONLY] : var[DV_URL],
+                      "a read-only :memory: database would always be empty");
 
     db->pool_max = (unsigned)v[DV_POOL_MAX].num;
     db->pool_min = (unsigned)v[DV_POOL_MIN].num;
     if (v[DV_POOL_MAX].ok && v[DV_POOL_MIN].ok && db->pool_min > db->pool_max)
-        add_error(ld, var[DV_POOL_MIN], "must be <= %s (%u) (got %u)", var[DV_POOL_MAX],
-                  db->pool_max, db->pool_min);
+        cfg_add_error(ld, var[DV_POOL_MIN], "must be <= %s (%u) (got %u)", var[DV_POOL_MAX],
+                      db->pool_max, db->pool_min);
 
     db->acquire_timeout_ms = v[DV_ACQUIRE_TIMEOUT_MS].num;
     db->connect_timeout_ms = v[DV_CONNECT_TIMEOUT_MS].num;
@@ -1627,15 +1476,16 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
     db->idle_timeout_ms = v[DV_IDLE_TIMEOUT_MS].num;
     db->max_lifetime_ms = v[DV_MAX_LIFETIME_MS].num;
     db->retry_max_ms = v[DV_RETRY_MAX_MS].num;
-    db->health_query = keep(ld, v[DV_HEALTH_QUERY].text != NULL ? v[DV_HEALTH_QUERY].text
-                                                                : db_vars[DV_HEALTH_QUERY].def);
+    db->health_query =
+        cfg_keep(ld, v[DV_HEALTH_QUERY].text != NULL ? v[DV_HEALTH_QUERY].text
+                                                     : cfg_db_vars[DV_HEALTH_QUERY].def);
     db->health_interval_ms = v[DV_HEALTH_INTERVAL_MS].num;
     db->health_timeout_ms = v[DV_HEALTH_TIMEOUT_MS].num;
     db->max_logins_per_sec = (unsigned)v[DV_MAX_LOGINS_PER_SEC].num;
 
     load_readonly(ld, db, v, var, drv);
     sg_free_secret(password);
-    url_clear(&u);
+    cfg_url_clear(&u);
 }
 
 /* --- Databases and modes ------------------------------------------------------ */
@@ -1668,23 +1518,23 @@ static size_t parse_names(loader *ld, const char *var, const char *list, db_name
         char tmp[ECHO_MAX + 1];
         snprintf(tmp, sizeof tmp, "%.*s", (int)(len < ECHO_MAX ? len : ECHO_MAX), s);
         if (len == 0) {
-            add_error(ld, var, "item %zu is empty", item);
+            cfg_add_error(ld, var, "item %zu is empty", item);
         } else if (!sg_name_valid(s, len)) {
-            add_error(ld, var,
-                      "%s is not a valid database name (a lower-case letter, then up to 62 of "
-                      "a-z, 0-9, _)",
-                      quote(q, sizeof q, tmp));
+            cfg_add_error(ld, var,
+                          "%s is not a valid database name (a lower-case letter, then up to 62 of "
+                          "a-z, 0-9, _)",
+                          cfg_quote(q, sizeof q, tmp));
         } else if (reserved(tmp)) {
-            add_error(ld, var, "%s is a reserved name (default, live and ready are taken)",
-                      quote(q, sizeof q, tmp));
+            cfg_add_error(ld, var, "%s is a reserved name (default, live and ready are taken)",
+                          cfg_quote(q, sizeof q, tmp));
         } else {
             bool dup = false;
             for (size_t i = 0; i < count; i++)
                 dup = dup || strcmp(names[i], tmp) == 0;
             if (dup) {
-                add_error(ld, var, "%s is listed more than once", quote(q, sizeof q, tmp));
+                cfg_add_error(ld, var, "%s is listed more than once", cfg_quote(q, sizeof q, tmp));
             } else if (count == DB_COUNT_MAX) {
-                add_error(ld, var, "more than %d databases", DB_COUNT_MAX);
+                cfg_add_error(ld, var, "more than %d databases", DB_COUNT_MAX);
                 break;
             } else {
                 memcpy(names[count++], tmp, len + 1);
@@ -1701,14 +1551,14 @@ static bool legacy_set(loader *ld)
 {
     char var[VAR_NAME_MAX];
     for (size_t i = 0; i < DV_COUNT_; i++) {
-        snprintf(var, sizeof var, "DB_%s", db_vars[i].name);
-        if (get(ld, var) != NULL)
+        snprintf(var, sizeof var, "DB_%s", cfg_db_vars[i].name);
+        if (cfg_get(ld, var) != NULL)
             return true;
     }
     return false;
 }
 
-static void load_databases(loader *ld, const value *sv)
+void cfg_load_databases(loader *ld, const value *sv)
 {
     sg_config *cfg = &ld->box->pub;
     const char *list = sv[SV_DATABASES].text;
@@ -1722,7 +1572,7 @@ static void load_databases(loader *ld, const value *sv)
             ld->oom = true;
             return;
         }
-        n = parse_names(ld, service_vars[SV_DATABASES].name, list, names);
+        n = parse_names(ld, cfg_service_vars[SV_DATABASES].name, list, names);
     } else if (legacy_set(ld)) {
         cfg->mode = SG_MODE_LEGACY;
         n = 1;
@@ -1731,7 +1581,7 @@ static void load_databases(loader *ld, const value *sv)
         n = 2;
     }
     if (n > 0) {
-        cfg->databases = owned_add(ld, calloc(n, sizeof *cfg->databases));
+        cfg->databases = cfg_owned_add(ld, calloc(n, sizeof *cfg->databases));
         if (cfg->databases == NULL)
             goto done;
     }
@@ -1742,15 +1592,15 @@ static void load_databases(loader *ld, const value *sv)
             char prefix[SG_NAME_MAX + 8];
             name_upper(prefix, sizeof prefix, names[i]);
             memcpy(prefix + strlen(names[i]), "_DB_", 5);
-            load_db(ld, &cfg->databases[i], names[i], prefix, NULL);
+            cfg_load_db(ld, &cfg->databases[i], names[i], prefix, NULL);
         }
         break;
     case SG_MODE_LEGACY:
-        load_db(ld, &cfg->databases[0], "default", "DB_", NULL);
+        cfg_load_db(ld, &cfg->databases[0], "default", "DB_", NULL);
         break;
     case SG_MODE_EMBEDDED:
-        load_db(ld, &cfg->databases[0], "core", "CORE_DB_", "./var/core.db");
-        load_db(ld, &cfg->databases[1], "app", "APP_DB_", "./var/app.db");
+        cfg_load_db(ld, &cfg->databases[0], "core", "CORE_DB_", "./var/core.db");
+        cfg_load_db(ld, &cfg->databases[1], "app", "APP_DB_", "./var/app.db");
         break;
     }
     cfg->n_databases = n;
@@ -1758,7 +1608,7 @@ done:
     free(names);
 }
 
-static void load_default(loader *ld, const value *sv)
+void cfg_load_default(loader *ld, const value *sv)
 {
     sg_config *cfg = &ld->box->pub;
     const char *want = sv[SV_DEFAULT_DATABASE].text;
@@ -1785,28 +1635,29 @@ static void load_default(loader *ld, const value *sv)
             break;
         o += (size_t)w;
     }
-    add_error(ld, service_vars[SV_DEFAULT_DATABASE].name,
-              "%s is not a configured database (configured: %s)", quote(q, sizeof q, want),
-              cfg->n_databases ? names : "none");
+    cfg_add_error(ld, cfg_service_vars[SV_DEFAULT_DATABASE].name,
+                  "%s is not a configured database (configured: %s)", cfg_quote(q, sizeof q, want),
+                  cfg->n_databases ? names : "none");
 }
 
 /* --- Service-wide ------------------------------------------------------------- */
 
 /* host:port, [v6]:port; the host is kept without brackets. */
-static void load_listen(loader *ld, const value *sv)
+void cfg_load_listen(loader *ld, const value *sv)
 {
     sg_config *cfg = &ld->box->pub;
-    const char *var = service_vars[SV_LISTEN].name;
-    const char *s = sv[SV_LISTEN].text != NULL ? sv[SV_LISTEN].text : service_vars[SV_LISTEN].def;
+    const char *var = cfg_service_vars[SV_LISTEN].name;
+    const char *s =
+        sv[SV_LISTEN].text != NULL ? sv[SV_LISTEN].text : cfg_service_vars[SV_LISTEN].def;
     char q[QUOTE_BUF];
     const char *host, *port;
     size_t hlen;
 
-    quote(q, sizeof q, s);
+    cfg_quote(q, sizeof q, s);
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
         if (close == NULL || close[1] != ':') {
-            add_error(ld, var, "must be host:port or [ipv6]:port (got %s)", q);
+            cfg_add_error(ld, var, "must be host:port or [ipv6]:port (got %s)", q);
             return;
         }
         host = s + 1;
@@ -1815,45 +1666,46 @@ static void load_listen(loader *ld, const value *sv)
     } else {
         const char *colon = strrchr(s, ':');
         if (colon == NULL) {
-            add_error(ld, var, "must be host:port, e.g. 127.0.0.1:8080 (got %s)", q);
+            cfg_add_error(ld, var, "must be host:port, e.g. 127.0.0.1:8080 (got %s)", q);
             return;
         }
         host = s;
         hlen = (size_t)(colon - s);
         port = colon + 1;
         if (memchr(host, ':', hlen) != NULL) {
-            add_error(ld, var, "an IPv6 address goes in brackets, e.g. [::1]:8080 (got %s)", q);
+            cfg_add_error(ld, var, "an IPv6 address goes in brackets, e.g. [::1]:8080 (got %s)", q);
             return;
         }
     }
-    if (parse_port(port, strlen(port), 0, &cfg->listen_port) != 0)
-        add_error(ld, var, "the port must be an integer from 0 to 65535 (got %s)", q);
+    if (cfg_parse_port(port, strlen(port), 0, &cfg->listen_port) != 0)
+        cfg_add_error(ld, var, "the port must be an integer from 0 to 65535 (got %s)", q);
     if (hlen == 0) {
-        add_error(ld, var, "the host is missing; use 0.0.0.0:PORT for every interface (got %s)", q);
+        cfg_add_error(ld, var, "the host is missing; use 0.0.0.0:PORT for every interface (got %s)",
+                      q);
         return;
     }
-    char *h = dup_range(ld, host, hlen);
+    char *h = cfg_dup_range(ld, host, hlen);
     if (h == NULL)
         return;
-    bool ok = s[0] == '[' ? is_ipv6(h) : (is_ipv4(h) || host_ok(h, false));
+    bool ok = s[0] == '[' ? cfg_is_ipv6(h) : (is_ipv4(h) || cfg_host_ok(h, false));
     if (!ok) {
         /* listen_host stays NULL, which also keeps the anonymous rule quiet. */
-        add_error(ld, var, "the host is not a valid name or address (got %s)", q);
+        cfg_add_error(ld, var, "the host is not a valid name or address (got %s)", q);
         free(h);
         return;
     }
     /* The listener binds an address and never resolves a name, so a start
      * and --check-config (both built on this loader) refuse one alike. */
     if (s[0] != '[' && !is_ipv4(h) && strcasecmp(h, "localhost") != 0) {
-        add_error(ld, var,
-                  "a host name is not resolved; give an IP address (0.0.0.0 for every "
-                  "interface), [IPv6] or localhost (got %s)",
-                  q);
+        cfg_add_error(ld, var,
+                      "a host name is not resolved; give an IP address (0.0.0.0 for every "
+                      "interface), [IPv6] or localhost (got %s)",
+                      q);
         free(h);
         return;
     }
     cfg->listen_loopback = is_loopback(h);
-    cfg->listen_host = owned_add(ld, h);
+    cfg->listen_host = cfg_owned_add(ld, h);
 }
 
 /* Words that mark a token as a placeholder copied from an example file
@@ -1873,10 +1725,10 @@ static bool split_tokens(loader *ld, const char *var, const char *text)
     while (total > 0 && isspace((unsigned char)text[total - 1]))
         total--;
     if (total == 0) {
-        add_error(ld, var, "contains no tokens");
+        cfg_add_error(ld, var, "contains no tokens");
         return false;
     }
-    char **tokens = owned_add(ld, calloc(count, sizeof *tokens));
+    char **tokens = cfg_owned_add(ld, calloc(count, sizeof *tokens));
     if (tokens == NULL)
         return false;
     size_t n = 0, item = 0;
@@ -1895,18 +1747,19 @@ static bool split_tokens(loader *ld, const char *var, const char *text)
         for (const char *t = s; t < e; t++)
             clean = clean && *t > 0x20 && *t < 0x7f;
         if (s == e) {
-            add_error(ld, var, "token %zu is empty", item);
+            cfg_add_error(ld, var, "token %zu is empty", item);
             ok = false;
         } else if (!clean) {
-            add_error(ld, var, "token %zu contains a space, control or non-ASCII character", item);
+            cfg_add_error(ld, var, "token %zu contains a space, control or non-ASCII character",
+                          item);
             ok = false;
         } else if ((weak = sg_token_weakness(s, (size_t)(e - s))) != NULL) {
-            add_error(ld, var, "token %zu %s; generate one with e.g. `openssl rand -hex 32`", item,
-                      weak);
+            cfg_add_error(ld, var, "token %zu %s; generate one with e.g. `openssl rand -hex 32`",
+                          item, weak);
             ok = false;
         } else {
-            char *t = dup_range(ld, s, (size_t)(e - s));
-            if (t == NULL || owned_add(ld, t) == NULL)
+            char *t = cfg_dup_range(ld, s, (size_t)(e - s));
+            if (t == NULL || cfg_owned_add(ld, t) == NULL)
                 return false;
             tokens[n++] = t;
         }
@@ -1921,25 +1774,25 @@ static bool split_tokens(loader *ld, const char *var, const char *text)
 
 /* Returns false when the token settings are wrong (the anonymous rule is
  * then not judged: the operator clearly meant to set tokens). */
-static bool load_tokens(loader *ld, const value *sv)
+bool cfg_load_tokens(loader *ld, const value *sv)
 {
     const char *inline_tokens = sv[SV_API_TOKENS].text;
     const char *file = sv[SV_API_TOKENS_FILE].text;
-    const char *file_var = service_vars[SV_API_TOKENS_FILE].name;
+    const char *file_var = cfg_service_vars[SV_API_TOKENS_FILE].name;
     if (inline_tokens != NULL && file != NULL) {
-        add_error(ld, file_var, "cannot be combined with %s; set one of them",
-                  service_vars[SV_API_TOKENS].name);
+        cfg_add_error(ld, file_var, "cannot be combined with %s; set one of them",
+                      cfg_service_vars[SV_API_TOKENS].name);
         return false;
     }
     if (inline_tokens != NULL)
-        return split_tokens(ld, service_vars[SV_API_TOKENS].name, inline_tokens);
+        return split_tokens(ld, cfg_service_vars[SV_API_TOKENS].name, inline_tokens);
     if (file == NULL)
         return true;
     char *buf = NULL;
     size_t len = 0;
     int rc = sg_file_read(file, TOKENS_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
-        file_error(ld, file_var, file, rc, errno, TOKENS_FILE_MAX);
+        cfg_file_error(ld, file_var, file, rc, errno, TOKENS_FILE_MAX);
         return false;
     }
     bool ok = split_tokens(ld, file_var, buf);
@@ -1960,10 +1813,10 @@ static const char *resolve_db(void *ud, const char *name)
 
 /* Builds cfg->tokens from the API tokens (every scope) and the scoped tokens
  * file. Returns false after an error. */
-static bool load_scoped_tokens(loader *ld, const value *sv)
+bool cfg_load_scoped_tokens(loader *ld, const value *sv)
 {
     sg_config *cfg = &ld->box->pub;
-    const char *var = service_vars[SV_TOKENS_FILE].name;
+    const char *var = cfg_service_vars[SV_TOKENS_FILE].name;
     ld->box->tokens = sg_tokens_new();
     cfg->tokens = ld->box->tokens;
     if (ld->box->tokens == NULL) {
@@ -1978,7 +1831,8 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
             if (err.code == SG_INTERNAL)
                 ld->oom = true;
             else
-                add_error(ld, service_vars[SV_API_TOKENS].name, "token %zu is given twice", i + 1);
+                cfg_add_error(ld, cfg_service_vars[SV_API_TOKENS].name, "token %zu is given twice",
+                              i + 1);
             ok = false;
         }
     }
@@ -1993,7 +1847,7 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
     size_t len = 0;
     int rc = sg_file_read(file, TOKENS_FILE_MAX, true, &buf, &len);
     if (rc != 0) {
-        file_error(ld, var, file, rc, errno, TOKENS_FILE_MAX);
+        cfg_file_error(ld, var, file, rc, errno, TOKENS_FILE_MAX);
         return false;
     }
     rc = sg_tokens_parse(ld->box->tokens, buf, len, file, resolve_db, cfg, &errors);
@@ -2009,7 +1863,7 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
         char *nl = strchr(line, '\n');
         if (nl != NULL)
             *nl = '\0';
-        add_error(ld, var, "%s", line);
+        cfg_add_error(ld, var, "%s", line);
         if (nl == NULL)
             break;
         line = nl + 1;
@@ -2020,14 +1874,14 @@ static bool load_scoped_tokens(loader *ld, const value *sv)
 
 /* SQLGATE_ALLOWED_HOSTS: host, host:port, [v6] or [v6]:port, comma-separated;
  * kept lower-case so that the HTTP layer compares bytes. */
-static void load_allowed_hosts(loader *ld, const value *sv)
+void cfg_load_allowed_hosts(loader *ld, const value *sv)
 {
     sg_config *cfg = &ld->box->pub;
-    const char *var = service_vars[SV_ALLOWED_HOSTS].name;
+    const char *var = cfg_service_vars[SV_ALLOWED_HOSTS].name;
     const char *text = sv[SV_ALLOWED_HOSTS].text;
     if (text == NULL)
         return;
-    char **hosts = owned_add(ld, calloc(ALLOWED_HOSTS_MAX, sizeof *hosts));
+    char **hosts = cfg_owned_add(ld, calloc(ALLOWED_HOSTS_MAX, sizeof *hosts));
     if (hosts == NULL)
         return;
     size_t n = 0;
@@ -2043,10 +1897,10 @@ static void load_allowed_hosts(loader *ld, const value *sv)
         if (b == e)
             continue;
         char q[QUOTE_BUF];
-        char *item = owned_add(ld, dup_range(ld, b, (size_t)(e - b)));
+        char *item = cfg_owned_add(ld, cfg_dup_range(ld, b, (size_t)(e - b)));
         if (item == NULL)
             return;
-        quote(q, sizeof q, item);
+        cfg_quote(q, sizeof q, item);
         for (char *t = item; *t != '\0'; t++)
             *t = (char)tolower((unsigned char)*t);
         /* Split off an optional port, then judge the host part. */
@@ -2061,7 +1915,7 @@ static void load_allowed_hosts(loader *ld, const value *sv)
                 memcpy(host, item + 1, (size_t)(close - item - 1));
                 host[close - item - 1] = '\0';
                 port = close[1] == ':' ? close + 2 : NULL;
-                ok = is_ipv6(host);
+                ok = cfg_is_ipv6(host);
             }
         } else {
             const char *colon = strchr(item, ':');
@@ -2071,18 +1925,18 @@ static void load_allowed_hosts(loader *ld, const value *sv)
                 memcpy(host, item, hl);
                 host[hl] = '\0';
                 port = colon != NULL ? colon + 1 : NULL;
-                ok = host_ok(host, false);
+                ok = cfg_host_ok(host, false);
             }
         }
         int portnum;
         if (ok && port != NULL)
-            ok = parse_port(port, strlen(port), 1, &portnum) == 0;
+            ok = cfg_parse_port(port, strlen(port), 1, &portnum) == 0;
         if (!ok) {
-            add_error(ld, var, "%s is not a host name, host:port or [ipv6]:port", q);
+            cfg_add_error(ld, var, "%s is not a host name, host:port or [ipv6]:port", q);
             continue;
         }
         if (n == ALLOWED_HOSTS_MAX) {
-            add_error(ld, var, "more than %d hosts", ALLOWED_HOSTS_MAX);
+            cfg_add_error(ld, var, "more than %d hosts", ALLOWED_HOSTS_MAX);
             return;
         }
         hosts[n++] = item;
@@ -2091,22 +1945,22 @@ static void load_allowed_hosts(loader *ld, const value *sv)
     cfg->n_allowed_hosts = n;
 }
 
-static void load_tls(loader *ld, const value *sv)
+void cfg_load_tls(loader *ld, const value *sv)
 {
     sg_config *cfg = &ld->box->pub;
     const char *cert = sv[SV_TLS_CERT_FILE].text, *key = sv[SV_TLS_KEY_FILE].text;
-    const char *cert_var = service_vars[SV_TLS_CERT_FILE].name;
-    const char *key_var = service_vars[SV_TLS_KEY_FILE].name;
+    const char *cert_var = cfg_service_vars[SV_TLS_CERT_FILE].name;
+    const char *key_var = cfg_service_vars[SV_TLS_KEY_FILE].name;
     if (cert != NULL && key == NULL)
-        add_error(ld, key_var, "must be set together with %s", cert_var);
+        cfg_add_error(ld, key_var, "must be set together with %s", cert_var);
     if (key != NULL && cert == NULL)
-        add_error(ld, cert_var, "must be set together with %s", key_var);
+        cfg_add_error(ld, cert_var, "must be set together with %s", key_var);
     if (cert != NULL)
-        check_readable(ld, cert_var, cert);
+        cfg_check_readable(ld, cert_var, cert);
     if (key != NULL)
-        check_readable(ld, key_var, key);
-    cfg->tls_cert_file = keep(ld, cert);
-    cfg->tls_key_file = keep(ld, key);
+        cfg_check_readable(ld, key_var, key);
+    cfg->tls_cert_file = cfg_keep(ld, cert);
+    cfg->tls_key_file = cfg_keep(ld, key);
 }
 
 /* --- Public ------------------------------------------------------------------ */
@@ -2133,17 +1987,17 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     sg_config *cfg = &ld.box->pub;
 
     for (size_t i = 0; i < SV_COUNT_; i++)
-        read_var(&ld, service_vars[i].name, &service_vars[i], &sv[i]);
+        cfg_read_var(&ld, cfg_service_vars[i].name, &cfg_service_vars[i], &sv[i]);
 
-    load_databases(&ld, sv);
-    load_default(&ld, sv);
-    load_listen(&ld, sv);
-    bool tokens_ok = load_tokens(&ld, sv);
-    tokens_ok = load_scoped_tokens(&ld, sv) && tokens_ok;
-    load_tls(&ld, sv);
+    cfg_load_databases(&ld, sv);
+    cfg_load_default(&ld, sv);
+    cfg_load_listen(&ld, sv);
+    bool tokens_ok = cfg_load_tokens(&ld, sv);
+    tokens_ok = cfg_load_scoped_tokens(&ld, sv) && tokens_ok;
+    cfg_load_tls(&ld, sv);
     cfg->metrics_access = (sg_metrics_access)sv[SV_METRICS_ACCESS].num;
     cfg->health_details = (sg_health_details)sv[SV_HEALTH_DETAILS].num;
-    load_allowed_hosts(&ld, sv);
+    cfg_load_allowed_hosts(&ld, sv);
 
     cfg->allow_anonymous = sv[SV_ALLOW_ANONYMOUS].num != 0;
     cfg->shutdown_delay_ms = sv[SV_SHUTDOWN_DELAY_MS].num;
@@ -2163,11 +2017,11 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
      * rule is only judged when the operator's intent is clear. */
     if (tokens_ok && sv[SV_ALLOW_ANONYMOUS].ok && sg_tokens_count(cfg->tokens) == 0 &&
         cfg->listen_host != NULL && !cfg->listen_loopback && !cfg->allow_anonymous)
-        add_error(&ld, service_vars[SV_LISTEN].name,
-                  "%s is not a loopback address and no API tokens are configured; set "
-                  "SQLGATE_API_TOKENS (or SQLGATE_API_TOKENS_FILE, SQLGATE_TOKENS_FILE), or "
-                  "SQLGATE_ALLOW_ANONYMOUS=true to serve without authentication",
-                  cfg->listen_host);
+        cfg_add_error(&ld, cfg_service_vars[SV_LISTEN].name,
+                      "%s is not a loopback address and no API tokens are configured; set "
+                      "SQLGATE_API_TOKENS (or SQLGATE_API_TOKENS_FILE, SQLGATE_TOKENS_FILE), or "
+                      "SQLGATE_ALLOW_ANONYMOUS=true to serve without authentication",
+                      cfg->listen_host);
 
     if (ld.oom)
         goto oom;
@@ -2239,10 +2093,10 @@ bool sg_config_variable(size_t i, sg_var_info *out)
 {
     const var_def *d;
     if (i < SV_COUNT_) {
-        d = &service_vars[i];
+        d = &cfg_service_vars[i];
         out->scope = SG_VAR_SERVICE;
     } else if (i < SV_COUNT_ + DV_COUNT_) {
-        d = &db_vars[i - SV_COUNT_];
+        d = &cfg_db_vars[i - SV_COUNT_];
         out->scope = SG_VAR_DATABASE;
     } else {
         return false;
