@@ -10,8 +10,9 @@
  *   config_db.c     one database's variables (cfg_load_db)
  *   config_rules.c  the service-wide rules: databases and modes, listen,
  *                   tokens, scoped tokens, allowed hosts, TLS
- * Every cfg_ function reports problems through cfg_add_error and goes on, so
- * one run reports everything; running out of memory sets ld->oom instead.
+ * A function that takes the loader reports a problem through cfg_add_error
+ * and loading goes on, so one run reports everything; running out of memory
+ * sets ld->oom instead.
  */
 #ifndef SQLGATE_LIB_CONFIG_INT_H
 #define SQLGATE_LIB_CONFIG_INT_H
@@ -24,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Limits (the sanity caps of config.c's decisions among them). */
 #define ERRORS_CAP           (256 * 1024) /* bytes of error text; later lines are counted only */
 #define ECHO_MAX             64           /* bytes of a value quoted back in an error */
 #define MS_MAX               86400000     /* one day */
@@ -39,7 +41,7 @@
 #define CONNS_PER_CLIENT_MAX 100000
 #define ALLOWED_HOSTS_MAX    64
 
-/* --- Tables (config_vars.c) ------------------------------------------------ */
+/* --- Tables (config_vars.c) ----------------------------------------------- */
 
 typedef enum vkind { K_STRING, K_INT, K_BOOL, K_WORD } vkind;
 
@@ -137,7 +139,7 @@ extern const word cfg_tds_words[];
 /* TDS_VERSION's text by its word value. */
 extern const char *const cfg_tds_names[];
 
-/* --- Loader state (config.c) ----------------------------------------------- */
+/* --- Loader state (config.c) ---------------------------------------------- */
 
 /* The snapshot handed out is box->pub; box also owns every string the
  * snapshot points to, so the last sg_config_unref releases them in one
@@ -189,22 +191,25 @@ char *cfg_dup_range(loader *ld, const char *s, size_t n);
 /* The variable's value (borrowed from the lookup), NULL when unset or empty. */
 const char *cfg_get(loader *ld, const char *name);
 
-/* --- Scalar parsing (config.c) ---------------------------------------------- */
+/* --- Scalar parsing (config.c) -------------------------------------------- */
 
+/* Each returns 0 with *out set, or -1 when s (borrowed) is not one; nothing
+ * is reported. Integers are decimal only, booleans true/false, 1/0, yes/no,
+ * words from the list; both in any case. */
 int cfg_parse_int(const char *s, int64_t *out);
 int cfg_parse_bool(const char *s, bool *out);
 int cfg_parse_word(const word *words, const char *s, int *out);
 /* Reads variable var by def into *out, reporting a bad value under var. */
 void cfg_read_var(loader *ld, const char *var, const var_def *def, value *out);
 
-/* --- Files (config.c) --------------------------------------------------------- */
+/* --- Files (config.c) ----------------------------------------------------- */
 
 /* Reports a failed sg_file_read (rc; err is its errno) of path under var. */
 void cfg_file_error(loader *ld, const char *var, const char *path, int rc, int err, size_t cap);
 /* Reports under var unless path is a readable regular file. */
 void cfg_check_readable(loader *ld, const char *var, const char *path);
 
-/* --- Hosts and addresses (config.c) ------------------------------------------- */
+/* --- Hosts and addresses (config.c) --------------------------------------- */
 
 bool cfg_is_ipv6(const char *s);
 /* A DNS name, an IPv4 address or (when allow_v6) a bare IPv6 address. */
@@ -212,7 +217,7 @@ bool cfg_host_ok(const char *h, bool allow_v6);
 /* Port text of n bytes: decimal, within [min, 65535]. */
 int cfg_parse_port(const char *s, size_t n, int min, int *out);
 
-/* --- A database's URL (config_url.c) ------------------------------------------ */
+/* --- A database's URL (config_url.c) -------------------------------------- */
 
 typedef enum url_kind { URL_NONE, URL_MSSQL, URL_SQLITE } url_kind;
 
@@ -239,14 +244,14 @@ void cfg_parse_url(loader *ld, const char *var, const char *s, url_parts *u);
 /* Frees what *u holds (the password wiped first) and zeroes it. */
 void cfg_url_clear(url_parts *u);
 
-/* --- One database (config_db.c) ----------------------------------------------- */
+/* --- One database (config_db.c) ------------------------------------------- */
 
 /* Loads the database `name` whose variables start with `prefix` into *db.
  * embedded_path is the built-in SQLite file in embedded mode, else NULL. */
 void cfg_load_db(loader *ld, sg_db_config *db, const char *name, const char *prefix,
                  const char *embedded_path);
 
-/* --- Service-wide rules (config_rules.c) ---------------------------------------- */
+/* --- Service-wide rules (config_rules.c) ---------------------------------- */
 
 /* Each reads the service variables sv (indexed by enum sv_var) into the
  * snapshot ld->box->pub. */
