@@ -28,7 +28,9 @@
  * - SQLGATE_LISTEN port 0 means "any free port".
  * - API tokens are 1..N printable ASCII characters without spaces; the file
  *   form is trimmed as a whole, then split on commas like the inline form.
- * - CA_FILE, PASSWORD_FILE and the TLS files must be readable regular files.
+ * - CA_FILE, PASSWORD_FILE and the TLS files must be readable regular files;
+ *   CA_FILE may instead be the word "system" (FreeTDS then verifies against
+ *   the system's trust store).
  * - An empty PASSWORD_FILE is an error (almost always a broken mount).
  * - URL forms: see parse_url. In the ADO.NET form Encrypt True/Yes/Strict/
  *   Mandatory means require and False/No/Optional means request (SqlClient
@@ -353,7 +355,8 @@ static const var_help db_help[DV_COUNT_] = {
     [DV_PATH] = {NULL, "SQLite file (created unless READ_ONLY) or :memory:; embedded: "
                        "./var/<name>.db"},
     [DV_ENCRYPT] = {NULL, "TLS to SQL Server: off, request or require"},
-    [DV_CA_FILE] = {NULL, "CA bundle (PEM) that verifies the server's certificate"},
+    [DV_CA_FILE] = {NULL, "CA bundle (PEM) that verifies the server's certificate and host name, "
+                          "or system (the OS trust store); unset: not verified"},
     [DV_TDS_VERSION] = {NULL, "auto, 7.1, 7.2, 7.3 or 7.4"},
     [DV_APP_NAME] = {"sqlgate:<name>", "Application name shown to the server's administrators"},
     [DV_POOL_MAX] = {NULL, "Most connections in the pool"},
@@ -1633,7 +1636,8 @@ static void load_db(loader *ld, sg_db_config *db, const char *name, const char *
     if (v[DV_ENCRYPT].text == NULL && u.has_encrypt)
         db->encrypt = (sg_encrypt)u.encrypt;
     if (v[DV_CA_FILE].text != NULL) {
-        check_readable(ld, var[DV_CA_FILE], v[DV_CA_FILE].text);
+        if (strcmp(v[DV_CA_FILE].text, "system") != 0)
+            check_readable(ld, var[DV_CA_FILE], v[DV_CA_FILE].text);
         db->ca_file = keep(ld, v[DV_CA_FILE].text);
     }
     int tds = (int)v[DV_TDS_VERSION].num;

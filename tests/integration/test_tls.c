@@ -417,13 +417,19 @@ END_TEST
 
 /* A certificate from another CA (0), or for another host name (1), with
  * require; from another CA with request (2: the login-only handshake is
- * verified too): DB_UNAVAILABLE saying the certificate was not trusted, and
- * no LOGIN7 reached the server. */
+ * verified too); the test CA's, with CA_FILE=system (3: the OS trust store
+ * does not know the test CA): DB_UNAVAILABLE saying the certificate was not
+ * trusted, and no LOGIN7 reached the server. */
 START_TEST(untrusted_certificate_fails)
 {
-    tds_start(&g_tds, "off", _i == 1 ? "wronghost" : "other");
+    static const char *const certs[] = {"other", "wronghost", "other", "server"};
+    tds_start(&g_tds, "off", certs[_i]);
     char ca[700];
-    const char *extra[] = {ca_var(ca, sizeof ca, "ca"), "CORE_DB_RETRY_MAX_MS=500",
+    if (_i == 3)
+        snprintf(ca, sizeof ca, "CORE_DB_CA_FILE=system");
+    else
+        ca_var(ca, sizeof ca, "ca");
+    const char *extra[] = {ca, "CORE_DB_RETRY_MAX_MS=500",
                            _i == 2 ? "CORE_DB_ENCRYPT=request" : "CORE_DB_ENCRYPT=require", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "certificate was not trusted");
@@ -458,24 +464,35 @@ START_TEST(off_against_server_that_requires_tls)
 END_TEST
 
 /* A handshake the server never answers ends at the connect timeout (plus
- * db-lib's one-second tick), not later. */
+ * db-lib's one-second tick), not later: the health check's login has
+ * max(CONNECT_TIMEOUT_MS, HEALTH_TIMEOUT_MS), here the former. */
 START_TEST(stalled_handshake_bounded_by_connect_timeout)
 {
     tds_start(&g_tds, "off", "server");
     tds_cmd(&g_tds, "SET tls_stall 1");
     const char *extra[] = {"CORE_DB_ENCRYPT=require", "CORE_DB_CONNECT_TIMEOUT_MS=1500",
-                           "CORE_DB_RETRY_MAX_MS=60000", NULL};
-    proc *p = start_svc(false, extra);
-    assert_core_down_because(p, "timed out");
-    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
-    /* A query waits at most one more login attempt: bounded too. */
+                           "CORE_DB_HEALTH_TIMEOUT_MS=1000", "CORE_DB_RETRY_MAX_MS=60000", NULL};
     int64_t t0 = now_ms();
+    proc *p = start_svc(false, extra);
+    json_t *report = wait_core(p, "down", scaled_ms(20000));
+    int64_t took = now_ms() - t0;
+    ck_assert_msg(report != NULL, "core was never reported down");
+    const char *why = jstr(report, "databases.core.error.message");
+    ck_assert_msg(why != NULL &&
+                      (strstr(why, "timed out") != NULL || strstr(why, "in time") != NULL),
+                  "/health says '%s'", why ? why : "(none)");
+    json_decref(report);
+    ck_assert_msg(took < 1500 + 1000 + scaled_ms(4000), "down after %lld ms", (long long)took);
+    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
+    ck_assert_int_eq(tds_stat(&g_tds, "login7_encrypted"), 0);
+
+    t0 = now_ms();
     http_resp r;
     http_postf(p, CORE_Q, &r, "{s:s}", "sql", "SELECT 1 AS one");
     ASSERT_ERROR(&r, 503, "DB_UNAVAILABLE");
     http_resp_free(&r);
-    int64_t took = now_ms() - t0;
-    ck_assert_msg(took < 1500 + scaled_ms(4000), "a query waited %lld ms", (long long)took);
+    took = now_ms() - t0;
+    ck_assert_msg(took < 1500 + 1000 + scaled_ms(4000), "a query waited %lld ms", (long long)took);
     assert_logs_clean(p);
 }
 END_TEST
@@ -519,7 +536,7 @@ static Suite *tls_suite(void)
     tcase_add_test(tc, off_is_clear_against_default_server);
     tcase_add_test(tc, require_encrypts_whole_session);
     tcase_add_loop_test(tc, forcing_server_encrypts_request_session, 0, 2);
-    tcase_add_loop_test(tc, untrusted_certificate_fails, 0, 3);
+    tcase_add_loop_test(tc, untrusted_certificate_fails, 0, 4);
     tcase_add_test(tc, require_against_server_without_tls);
     tcase_add_test(tc, off_against_server_that_requires_tls);
     tcase_add_test(tc, stalled_handshake_bounded_by_connect_timeout);
