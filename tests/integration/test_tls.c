@@ -539,6 +539,13 @@ static Suite *tls_suite(void)
     tcase_add_loop_test(tc, untrusted_certificate_fails, 0, 4);
     tcase_add_test(tc, require_against_server_without_tls);
     tcase_add_test(tc, off_against_server_that_requires_tls);
+    suite_add_tcase(s, tc);
+    /* Bounds in time (a login of 1.5 s, tries per second) cannot hold at
+     * memcheck's slowdown; the sanitizer runs check their memory. */
+    tc = tcase_create("tls_timing");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_set_tags(tc, "timing");
     tcase_add_test(tc, stalled_handshake_bounded_by_connect_timeout);
     tcase_add_test(tc, dropped_handshake_retried_with_backoff);
     suite_add_tcase(s, tc);
