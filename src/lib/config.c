@@ -641,7 +641,12 @@ static int parse_value(loader *ld, const char *var, const var_def *def, const ch
         if (parse_word(def->words, text, &w) != 0) {
             char list[128];
             word_list(def->words, list, sizeof list);
-            add_error(ld, var, "must be %s%s", list, got);
+            /* A value other drivers know (TDS 8.0: TLS before PRELOGIN). */
+            bool strict = def->words == encrypt_words && strcasecmp(text, "strict") == 0;
+            add_error(ld, var, "must be %s%s%s", list, got,
+                      strict ? ": FreeTDS 1.3 cannot do strict (TDS 8.0); require encrypts the "
+                               "whole session"
+                             : "");
             return -1;
         }
         *num = w;

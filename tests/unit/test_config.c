@@ -936,6 +936,9 @@ static const err_case err_cases[] = {
             "CORE_DB_HOST: is not a valid host name or address"),
     ERR_ROW("app name: too long", CORE_HOST({"CORE_DB_APP_NAME", "@REP:n:129@"}), 1,
             "CORE_DB_APP_NAME: the application name must be at most 128 bytes"),
+    ERR_ROW("encrypt: strict is not for FreeTDS 1.3", CORE_HOST({"CORE_DB_ENCRYPT", "strict"}), 1,
+            "CORE_DB_ENCRYPT: must be off, request or require (got \"strict\"): FreeTDS 1.3 "
+            "cannot do strict (TDS 8.0); require encrypts the whole session"),
     ERR_ROW("ca file: missing", CORE_HOST({"CORE_DB_CA_FILE", "@DIR@/nope.pem"}), 1,
             "CORE_DB_CA_FILE: cannot read \"@DIR@/nope.pem\": No such file or directory"),
     ERR_ROW("ca file: a directory", CORE_HOST({"CORE_DB_CA_FILE", "@DIR@/subdir"}), 1,
