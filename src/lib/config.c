@@ -33,7 +33,9 @@
  * - SQLGATE_LISTEN port 0 means "any free port".
  * - API tokens are 1..N printable ASCII characters without spaces; the file
  *   form is trimmed as a whole, then split on commas like the inline form.
- * - CA_FILE, PASSWORD_FILE and the TLS files must be readable regular files.
+ * - CA_FILE, PASSWORD_FILE and the TLS files must be readable regular files;
+ *   CA_FILE may instead be the word "system" (FreeTDS then verifies against
+ *   the system's trust store).
  * - An empty PASSWORD_FILE is an error (almost always a broken mount).
  * - URL forms and the ADO.NET form: see config_url.c.
  */
@@ -253,7 +255,12 @@ static int parse_value(loader *ld, const char *var, const var_def *def, const ch
         if (cfg_parse_word(def->words, text, &w) != 0) {
             char list[128];
             word_list(def->words, list, sizeof list);
-            cfg_add_error(ld, var, "must be %s%s", list, got);
+            /* A value other drivers know (TDS 8.0: TLS before PRELOGIN). */
+            bool strict = def->words == cfg_encrypt_words && strcasecmp(text, "strict") == 0;
+            cfg_add_error(ld, var, "must be %s%s%s", list, got,
+                          strict ? ": FreeTDS 1.3 cannot do strict (TDS 8.0); require encrypts the "
+                                   "whole session"
+                                 : "");
             return -1;
         }
         *num = w;

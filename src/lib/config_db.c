@@ -190,7 +190,8 @@ static void load_encryption(loader *ld, sg_db_config *db, const db_input *in)
     if (v[DV_ENCRYPT].text == NULL && u->has_encrypt)
         db->encrypt = (sg_encrypt)u->encrypt;
     if (v[DV_CA_FILE].text != NULL) {
-        cfg_check_readable(ld, var[DV_CA_FILE], v[DV_CA_FILE].text);
+        if (strcmp(v[DV_CA_FILE].text, "system") != 0)
+            cfg_check_readable(ld, var[DV_CA_FILE], v[DV_CA_FILE].text);
         db->ca_file = cfg_keep(ld, v[DV_CA_FILE].text);
     }
     int tds = (int)v[DV_TDS_VERSION].num;

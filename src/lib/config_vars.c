@@ -85,7 +85,8 @@ const var_def cfg_db_vars[DV_COUNT_] = {
                     .help = "TLS to SQL Server: off, request or require"},
     [DV_CA_FILE] = {.name = "CA_FILE",
                     .kind = K_STRING,
-                    .help = "CA bundle (PEM) that verifies the server's certificate"},
+                    .help = "CA bundle (PEM) that verifies the server's certificate and host name, "
+                            "or system (the OS trust store); unset: not verified"},
     [DV_TDS_VERSION] = {.name = "TDS_VERSION",
                         .kind = K_WORD,
                         .def = "auto",

@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "tds_exec.h"
+#include "tds_tls.h"
 #include "tds_wire.h"
 
 #define DEFAULT_PACKET 4096
@@ -49,6 +50,13 @@ typedef struct client {
     bool attention;   /* ATTENTION received, not yet acknowledged */
     bool closed;      /* peer gone, protocol error or server stopping */
     bool ignore_attn; /* knob snapshot of the current request */
+    /* Encryption: while tls is set, the client's bytes are TLS records and
+     * what is read comes out of `plain`. */
+    tds_tls *tls;
+    tds_buf plain;   /* decrypted, not yet read */
+    tds_buf cipher;  /* scratch for records to send */
+    bool login_only; /* TLS ends once LOGIN7 is read */
+    bool logged_in;
 } client;
 
 struct tds_server {
@@ -71,11 +79,17 @@ struct tds_server {
     char *filter;
     tds_server_stats stats;
     uint16_t next_spid;
+    tds_server_encrypt encrypt;
+    tds_tls_ctx *tls_ctx; /* NULL when encrypt is NOTSUP */
+    /* Counted per packet or record, so without the lock (benchmarks). */
+    atomic_uint_fast64_t tls_records_after_login;
+    atomic_uint_fast64_t clear_packets_after_login;
 };
 
 static const char *const knob_names[TDS_KNOB_COUNT] = {
-    "refuse_login",     "login_delay_ms", "login_hang",  "query_delay_ms",   "query_hang",
-    "close_mid_result", "garbage_token",  "raise_error", "ignore_attention",
+    "refuse_login",     "login_delay_ms",   "login_hang",    "query_delay_ms",
+    "query_hang",       "close_mid_result", "garbage_token", "raise_error",
+    "ignore_attention", "tls_stall",        "tls_drop",
 };
 
 const char *tds_knob_name(tds_knob knob)
@@ -143,6 +157,8 @@ void tds_server_get_stats(tds_server *s, tds_server_stats *out)
     pthread_mutex_lock(&s->mu);
     *out = s->stats;
     out->connections_active = s->stats.connections_opened - s->stats.connections_closed;
+    out->tls_records_after_login = atomic_load(&s->tls_records_after_login);
+    out->clear_packets_after_login = atomic_load(&s->clear_packets_after_login);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -204,9 +220,10 @@ static wait_result wait_readable(client *c, long timeout_ms)
     }
 }
 
-/* Reads exactly n bytes; first_timeout applies to the first byte, then
- * PACKET_TIMEOUT_MS. Returns 0, or -1 (closed, timeout, stop, error). */
-static int read_full(client *c, uint8_t *p, size_t n, long first_timeout)
+/* Reads exactly n bytes from the socket; first_timeout applies to the first
+ * byte, then PACKET_TIMEOUT_MS. Returns 0, or -1 (closed, timeout, stop,
+ * error). */
+static int raw_read_full(client *c, uint8_t *p, size_t n, long first_timeout)
 {
     size_t got = 0;
     while (got < n) {
@@ -219,6 +236,44 @@ static int read_full(client *c, uint8_t *p, size_t n, long first_timeout)
         if (r <= 0)
             return -1;
         got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads one TLS record from the socket and decrypts it into c->plain. One
+ * record at a time, so that after a login-only LOGIN7 nothing of the clear
+ * stream that follows has been taken. */
+static int read_tls_record(client *c, long timeout)
+{
+    uint8_t rec[TDS_TLS_RECORD_HEADER + TDS_TLS_RECORD_MAX];
+    size_t len;
+    if (raw_read_full(c, rec, TDS_TLS_RECORD_HEADER, timeout) != 0 ||
+        tds_tls_record_header(rec, &len) != 0 ||
+        raw_read_full(c, rec + TDS_TLS_RECORD_HEADER, len, PACKET_TIMEOUT_MS) != 0)
+        return -1;
+    if (c->logged_in)
+        atomic_fetch_add_explicit(&c->srv->tls_records_after_login, 1, memory_order_relaxed);
+    if (tds_tls_feed(c->tls, rec, TDS_TLS_RECORD_HEADER + len) != 0 ||
+        tds_tls_read(c->tls, &c->plain) != 0)
+        return -1;
+    return 0;
+}
+
+/* Reads exactly n bytes of the TDS stream, through TLS when it is on. */
+static int read_full(client *c, uint8_t *p, size_t n, long first_timeout)
+{
+    if (c->tls == NULL)
+        return raw_read_full(c, p, n, first_timeout);
+    size_t got = 0;
+    while (got < n) {
+        if (c->plain.len > 0) {
+            size_t k = c->plain.len < n - got ? c->plain.len : n - got;
+            memcpy(p + got, c->plain.data, k);
+            tds_buf_consume(&c->plain, k);
+            got += k;
+        } else if (read_tls_record(c, got == 0 ? first_timeout : PACKET_TIMEOUT_MS) != 0) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -239,6 +294,8 @@ static int read_message(client *c, uint8_t *type, uint8_t *status, tds_buf *body
         tds_header h;
         if (tds_header_parse(hdr, sizeof(hdr), &h) != 0)
             return -1;
+        if (c->logged_in && c->tls == NULL)
+            atomic_fetch_add_explicit(&c->srv->clear_packets_after_login, 1, memory_order_relaxed);
         if (first) {
             *type = h.type;
             *status = h.status;
@@ -261,9 +318,8 @@ static int read_message(client *c, uint8_t *type, uint8_t *status, tds_buf *body
     return -1;
 }
 
-static int send_all(void *ctx, const uint8_t *p, size_t n)
+static int raw_send(client *c, const uint8_t *p, size_t n)
 {
-    client *c = ctx;
     size_t off = 0;
     while (off < n) {
         ssize_t r = send(c->fd, p + off, n - off, MSG_NOSIGNAL);
@@ -276,6 +332,20 @@ static int send_all(void *ctx, const uint8_t *p, size_t n)
         off += (size_t)r;
     }
     return 0;
+}
+
+/* The writer's way out: through TLS when it is on. */
+static int send_all(void *ctx, const uint8_t *p, size_t n)
+{
+    client *c = ctx;
+    if (c->tls == NULL)
+        return raw_send(c, p, n);
+    tds_buf_reset(&c->cipher);
+    if (tds_tls_write(c->tls, p, n, &c->cipher) != 0) {
+        c->closed = true;
+        return -1;
+    }
+    return raw_send(c, c->cipher.data, c->cipher.len);
 }
 
 /* Reads what the client sent while a request runs: only ATTENTION is legal.
@@ -362,6 +432,107 @@ static int send_login_error(client *c, int number, const char *msg, uint32_t ver
     return -1;
 }
 
+/* Sends TLS handshake bytes to the client inside PRELOGIN packets. */
+static int send_handshake(client *c, const tds_buf *out)
+{
+    if (out->len == 0)
+        return 0;
+    c->w.type = TDS_PKT_PRELOGIN;
+    tds_buf_put(&c->w.tok, out->data, out->len);
+    int rc = tds_writer_flush(&c->w, TDS_FLUSH_EOM);
+    c->w.type = TDS_PKT_REPLY;
+    return rc;
+}
+
+/* Runs the server side of the TLS handshake, carried inside PRELOGIN packets
+ * both ways. Returns 0 with c->tls set, or -1 to hang up. */
+static int tls_handshake(client *c, tds_buf *body)
+{
+    tds_server *s = c->srv;
+    pthread_mutex_lock(&s->mu);
+    bool stall = s->knobs[TDS_KNOB_TLS_STALL] != 0;
+    bool drop = s->knobs[TDS_KNOB_TLS_DROP] != 0;
+    pthread_mutex_unlock(&s->mu);
+    tds_tls *t = tds_tls_new(s->tls_ctx);
+    tds_buf out;
+    tds_buf_init(&out, 1024 * 1024);
+    int rc = -1, hs = 0;
+    while (t != NULL && hs == 0) {
+        uint8_t type, status;
+        if (read_message(c, &type, &status, body, LOGIN_TIMEOUT_MS) != 0 ||
+            type != TDS_PKT_PRELOGIN)
+            break;
+        if (stall) {
+            /* The ClientHello stays unanswered until the client gives up. */
+            while (wait_readable(c, -1) == W_READABLE) {
+                uint8_t tmp[512];
+                if (recv(c->fd, tmp, sizeof(tmp), 0) <= 0)
+                    break;
+            }
+            break;
+        }
+        if (drop)
+            break;
+        char why[256];
+        if (tds_tls_feed(t, body->data, body->len) != 0)
+            break;
+        hs = tds_tls_handshake(t, why, sizeof(why));
+        tds_buf_reset(&out);
+        tds_tls_take(t, &out);
+        /* Even a failed handshake has its alert to send. */
+        if (out.failed || send_handshake(c, &out) != 0 || hs < 0)
+            break;
+    }
+    if (hs == 1) {
+        c->tls = t;
+        t = NULL;
+        count(s, &s->stats.tls_handshakes);
+        rc = 0;
+    } else {
+        count(s, &s->stats.tls_failures);
+    }
+    tds_tls_free(t);
+    tds_buf_free(&out);
+    return rc;
+}
+
+/* Answers PRELOGIN's ENCRYPTION as SQL Server does (MS-TDS 2.2.6.5) and sets
+ * up the TLS that was agreed. Returns 0 to go on with LOGIN7, -1 to hang up. */
+static int negotiate_encryption(client *c, const tds_prelogin *pl, tds_buf *body)
+{
+    tds_server *s = c->srv;
+    uint8_t want = pl->has_encryption ? pl->encryption : TDS_ENCRYPT_NOT_SUP;
+    bool can = want != TDS_ENCRYPT_NOT_SUP;
+    uint8_t answer = TDS_ENCRYPT_NOT_SUP;
+    bool tls = false, refuse = false;
+    switch (s->encrypt) {
+    case TDS_SERVER_ENCRYPT_NOTSUP:
+        break;
+    case TDS_SERVER_ENCRYPT_OFF:
+        if (can) {
+            answer = want == TDS_ENCRYPT_OFF ? TDS_ENCRYPT_OFF : TDS_ENCRYPT_ON;
+            tls = true;
+            c->login_only = want == TDS_ENCRYPT_OFF;
+        }
+        break;
+    case TDS_SERVER_ENCRYPT_ON:
+    case TDS_SERVER_ENCRYPT_REQ:
+        answer = s->encrypt == TDS_SERVER_ENCRYPT_ON && can ? TDS_ENCRYPT_ON : TDS_ENCRYPT_REQ;
+        tls = can;
+        refuse = !can;
+        break;
+    }
+    tds_prelogin_reply(&c->w.tok, answer);
+    if (tds_writer_flush(&c->w, TDS_FLUSH_EOM) != 0)
+        return -1;
+    if (refuse) {
+        /* SQL Server sends no TDS error here: it logs 17835 and closes. */
+        count(s, &s->stats.tls_refused);
+        return -1;
+    }
+    return tls ? tls_handshake(c, body) : 0;
+}
+
 /* Handles PRELOGIN and LOGIN7. Returns 0 when logged in. */
 static int do_login(client *c)
 {
@@ -378,11 +549,20 @@ static int do_login(client *c)
         tds_prelogin pl;
         if (tds_prelogin_parse(body.data, body.len, &pl) != 0)
             goto done;
-        tds_prelogin_reply(&c->w.tok, 0x02 /* ENCRYPT_NOT_SUP */);
-        if (tds_writer_flush(&c->w, TDS_FLUSH_EOM) != 0)
+        if (negotiate_encryption(c, &pl, &body) != 0)
             goto done;
         if (read_message(c, &type, &status, &body, LOGIN_TIMEOUT_MS) != 0)
             goto done;
+    }
+    if (c->tls != NULL) {
+        count(s, &s->stats.login7_encrypted);
+        /* Login-only: both sides drop TLS after LOGIN7, without a goodbye. */
+        if (c->login_only) {
+            if (c->plain.len != 0)
+                goto done;
+            tds_tls_free(c->tls);
+            c->tls = NULL;
+        }
     }
     if (type != TDS_PKT_LOGIN7)
         goto done; /* TDS 4.2/5.0 logins and anything else: hang up */
@@ -452,8 +632,13 @@ static int do_login(client *c)
     tds_tok_loginack(b, ver, "Microsoft SQL Server");
     tds_tok_done(b, TDS_TOK_DONE, 0, 0, 0, ver);
     count(s, &s->stats.logins);
+    if (c->tls != NULL)
+        count(s, &s->stats.sessions_encrypted);
+    else if (c->login_only)
+        count(s, &s->stats.sessions_login_only);
     if (tds_writer_flush(&c->w, TDS_FLUSH_EOM) != 0)
         goto done;
+    c->logged_in = true;
     c->w.packet_size = psize;
     rc = 0;
 done:
@@ -593,6 +778,10 @@ static void *client_main(void *arg)
     tds_session_free(c->sess);
     c->sess = NULL;
     tds_writer_free(&c->w);
+    tds_tls_free(c->tls);
+    c->tls = NULL;
+    tds_buf_free(&c->plain);
+    tds_buf_free(&c->cipher);
     pthread_mutex_lock(&s->mu);
     close(c->fd);
     c->fd = -1;
@@ -639,6 +828,8 @@ static void start_client(tds_server *s, int fd)
     if (s->next_spid > 30000)
         s->next_spid = FIRST_SPID;
     tds_writer_init(&c->w, DEFAULT_PACKET, c->spid, send_all, c);
+    tds_buf_init(&c->plain, 1024 * 1024);
+    tds_buf_init(&c->cipher, 1024 * 1024);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1024 * 1024);
@@ -757,6 +948,8 @@ tds_server *tds_server_start(const tds_server_options *opt, char *err, size_t er
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     s->next_spid = FIRST_SPID;
     atomic_init(&s->stopping, false);
+    atomic_init(&s->tls_records_after_login, 0);
+    atomic_init(&s->clear_packets_after_login, 0);
     pthread_mutex_init(&s->mu, NULL);
     s->user = strdup(opt->user);
     s->password = strdup(opt->password);
@@ -772,6 +965,16 @@ tds_server *tds_server_start(const tds_server_options *opt, char *err, size_t er
     if (s->user == NULL || s->password == NULL || s->database == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
+    }
+    s->encrypt = opt->encrypt;
+    if (s->encrypt != TDS_SERVER_ENCRYPT_NOTSUP) {
+        if (opt->cert_file == NULL || opt->key_file == NULL) {
+            snprintf(err, errlen, "encryption needs a certificate and a private key file");
+            goto fail;
+        }
+        s->tls_ctx = tds_tls_ctx_new(opt->cert_file, opt->key_file, err, errlen);
+        if (s->tls_ctx == NULL)
+            goto fail;
     }
     if (prepare_database(s, opt->sqlite_path, err, errlen) != 0)
         goto fail;
@@ -852,6 +1055,7 @@ void tds_server_stop(tds_server *s)
     if (s->stop_pipe[1] >= 0)
         close(s->stop_pipe[1]);
     remove_tmpdir(s);
+    tds_tls_ctx_free(s->tls_ctx);
     pthread_mutex_destroy(&s->mu);
     free(s->user);
     free(s->password);

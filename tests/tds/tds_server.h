@@ -1,7 +1,8 @@
 /* A TDS (SQL Server protocol) test server backed by SQLite, for tests only.
  *
- * Speaks TDS 7.1 to 7.4 on 127.0.0.1 without TLS (PRELOGIN answers
- * ENCRYPT_NOT_SUP): LOGIN7 with user and password checked, SQL batches, RPC
+ * Speaks TDS 7.1 to 7.4 on 127.0.0.1, with TLS inside TDS as SQL Server does
+ * it when given a certificate (see tds_server_encrypt; by default PRELOGIN
+ * answers ENCRYPT_NOT_SUP): LOGIN7 with user and password checked, SQL batches, RPC
  * sp_executesql with typed parameters, ATTENTION. Every client connection gets
  * a thread (at most TDS_SERVER_MAX_CLIENTS at once; more are closed at accept)
  * and its own SQLite connection to the server's database. SQL semantics: see
@@ -20,6 +21,23 @@
 
 typedef struct tds_server tds_server;
 
+/* What the server says about encryption in PRELOGIN (MS-TDS 2.2.6.5), and so
+ * what a client gets. The handshake travels inside PRELOGIN packets. */
+typedef enum tds_server_encrypt {
+    /* ENCRYPT_NOT_SUP: never TLS; a client that requires it must give up. */
+    TDS_SERVER_ENCRYPT_NOTSUP = 0,
+    /* ENCRYPT_OFF, SQL Server's default: a client that can encrypt (OFF) gets
+     * login-only encryption (LOGIN7 inside TLS, then clear); one that asks
+     * for it (ON) gets the whole session in TLS; one that cannot (NOT_SUP)
+     * stays clear. */
+    TDS_SERVER_ENCRYPT_OFF,
+    /* ENCRYPT_ON (SQL Server's "force encryption"): the whole session in TLS;
+     * a client that cannot encrypt gets ENCRYPT_REQ and is disconnected. */
+    TDS_SERVER_ENCRYPT_ON,
+    /* As ON, but every answer is ENCRYPT_REQ. */
+    TDS_SERVER_ENCRYPT_REQ,
+} tds_server_encrypt;
+
 typedef struct tds_server_options {
     const char *user;        /* login name clients must send; borrowed, copied at start */
     const char *password;    /* its password */
@@ -32,6 +50,11 @@ typedef struct tds_server_options {
      * write (SQL Server error 229). Both NULL: no such login. */
     const char *readonly_user;
     const char *readonly_password;
+    /* Encryption (NOTSUP when zeroed). Any other mode needs the PEM
+     * certificate chain and private key files, read at start. */
+    tds_server_encrypt encrypt;
+    const char *cert_file;
+    const char *key_file;
 } tds_server_options;
 
 /* Fault knobs. Each applies to logins or requests that start after it is set,
@@ -46,6 +69,8 @@ typedef enum tds_knob {
     TDS_KNOB_GARBAGE_TOKEN,    /* != 0: send an invalid token after the first row */
     TDS_KNOB_RAISE_ERROR,      /* != 0: answer every request with this error number */
     TDS_KNOB_IGNORE_ATTENTION, /* != 0: read ATTENTION but never acknowledge it */
+    TDS_KNOB_TLS_STALL,        /* != 0: take the TLS ClientHello, never answer (until close) */
+    TDS_KNOB_TLS_DROP,         /* != 0: close the connection on the TLS ClientHello */
     TDS_KNOB_COUNT
 } tds_knob;
 
@@ -60,6 +85,17 @@ typedef struct tds_server_stats {
     uint64_t requests;   /* SQL batches and RPCs received, but sp_reset_connection */
     uint64_t attentions; /* ATTENTION messages received */
     uint64_t resets;     /* sessions reset: sp_reset_connection or RESETCONNECTION bit */
+    /* Encryption. A test proves what travelled encrypted from these: after a
+     * login, a session in TLS counts only tls_records_after_login, a clear
+     * (or login-only) one only clear_packets_after_login. */
+    uint64_t tls_handshakes;            /* TLS handshakes completed */
+    uint64_t tls_failures;              /* handshakes broken off (alert, bad record, close) */
+    uint64_t tls_refused;               /* clients refused: they cannot encrypt (ENCRYPT_REQ) */
+    uint64_t login7_encrypted;          /* LOGIN7 messages that arrived inside TLS */
+    uint64_t sessions_login_only;       /* logins with login-only encryption */
+    uint64_t sessions_encrypted;        /* logins with the whole session in TLS */
+    uint64_t tls_records_after_login;   /* TLS records received from logged-in clients */
+    uint64_t clear_packets_after_login; /* clear TDS packets received from logged-in clients */
 } tds_server_stats;
 
 /* Starts listening and serving. Returns a new server, or NULL with a reason in

@@ -5,6 +5,13 @@
  *                  [--sqlite PATH|:memory:] [--port-file F]
  *                  [--control-port N] [--control-port-file F]
  *                  [--readonly-user U2 --readonly-password P2]
+ *                  [--encrypt off|on|req|notsup --cert F --key F]
+ *
+ * --encrypt is what PRELOGIN answers (tds_server.h, tds_server_encrypt):
+ * notsup (the default) never encrypts; off is SQL Server's default
+ * (login-only encryption for a client that can, the whole session for one
+ * that asks); on and req encrypt the whole session and refuse a client that
+ * cannot. --cert and --key are PEM files.
  *
  * Prints "listening on 127.0.0.1:PORT" and "control on 127.0.0.1:CPORT" on
  * stdout, writes the ports to the files if asked (written whole, then
@@ -15,12 +22,17 @@
  *   SET <knob> <value>   knobs: refuse_login login_delay_ms login_hang
  *                        query_delay_ms query_hang close_mid_result
  *                        garbage_token raise_error ignore_attention
+ *                        tls_stall tls_drop
  *   GET <knob>           -> OK <value>
  *   RESET                every knob to 0, filter cleared
  *   FILTER [substring]   query knobs only for SQL containing it (none: all)
  *   STATS                -> OK connections_opened=N connections_closed=N
  *                           connections_active=N connections_refused=N logins=N
- *                           login_failures=N requests=N attentions=N
+ *                           login_failures=N requests=N attentions=N resets=N
+ *                           tls_handshakes=N tls_failures=N tls_refused=N
+ *                           login7_encrypted=N sessions_login_only=N
+ *                           sessions_encrypted=N tls_records_after_login=N
+ *                           clear_packets_after_login=N
  *   PING                 -> OK
  * e.g. from a shell: exec 3<>/dev/tcp/127.0.0.1/$CPORT; echo "SET query_hang 1" >&3;
  * read -r reply <&3. Knobs can also be set over TDS itself with
@@ -67,7 +79,8 @@ static void usage(void)
     fprintf(stderr, "usage: tds-testserver --user U --password P [--port N] [--database D]\n"
                     "       [--sqlite PATH|:memory:] [--port-file F] [--control-port N]\n"
                     "       [--control-port-file F]\n"
-                    "       [--readonly-user U2 --readonly-password P2]\n");
+                    "       [--readonly-user U2 --readonly-password P2]\n"
+                    "       [--encrypt off|on|req|notsup --cert F --key F]\n");
 }
 
 static int write_port_file(const char *path, int port)
@@ -131,7 +144,7 @@ static void reply(int fd, const char *line)
 
 static void command(tds_server *srv, int fd, char *line)
 {
-    char out[512];
+    char out[1024];
     char *save = NULL;
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
@@ -173,16 +186,24 @@ static void command(tds_server *srv, int fd, char *line)
     } else if (strcmp(verb, "STATS") == 0) {
         tds_server_stats st;
         tds_server_get_stats(srv, &st);
-        snprintf(out, sizeof(out),
-                 "OK connections_opened=%llu connections_closed=%llu connections_active=%llu "
-                 "connections_refused=%llu logins=%llu login_failures=%llu requests=%llu "
-                 "attentions=%llu resets=%llu\n",
-                 (unsigned long long)st.connections_opened,
-                 (unsigned long long)st.connections_closed,
-                 (unsigned long long)st.connections_active,
-                 (unsigned long long)st.connections_refused, (unsigned long long)st.logins,
-                 (unsigned long long)st.login_failures, (unsigned long long)st.requests,
-                 (unsigned long long)st.attentions, (unsigned long long)st.resets);
+        snprintf(
+            out, sizeof(out),
+            "OK connections_opened=%llu connections_closed=%llu connections_active=%llu "
+            "connections_refused=%llu logins=%llu login_failures=%llu requests=%llu "
+            "attentions=%llu resets=%llu tls_handshakes=%llu tls_failures=%llu "
+            "tls_refused=%llu login7_encrypted=%llu sessions_login_only=%llu "
+            "sessions_encrypted=%llu tls_records_after_login=%llu "
+            "clear_packets_after_login=%llu\n",
+            (unsigned long long)st.connections_opened, (unsigned long long)st.connections_closed,
+            (unsigned long long)st.connections_active, (unsigned long long)st.connections_refused,
+            (unsigned long long)st.logins, (unsigned long long)st.login_failures,
+            (unsigned long long)st.requests, (unsigned long long)st.attentions,
+            (unsigned long long)st.resets, (unsigned long long)st.tls_handshakes,
+            (unsigned long long)st.tls_failures, (unsigned long long)st.tls_refused,
+            (unsigned long long)st.login7_encrypted, (unsigned long long)st.sessions_login_only,
+            (unsigned long long)st.sessions_encrypted,
+            (unsigned long long)st.tls_records_after_login,
+            (unsigned long long)st.clear_packets_after_login);
         reply(fd, out);
     } else {
         reply(fd, "ERR unknown command\n");
@@ -254,6 +275,20 @@ int main(int argc, char **argv)
             port_file = v;
         } else if (strcmp(a, "--control-port-file") == 0) {
             control_file = v;
+        } else if (strcmp(a, "--encrypt") == 0) {
+            static const char *const modes[] = {"notsup", "off", "on", "req"};
+            size_t m = 0;
+            while (m < 4 && strcmp(v, modes[m]) != 0)
+                m++;
+            if (m == 4) {
+                usage();
+                return 2;
+            }
+            opt.encrypt = (tds_server_encrypt)m;
+        } else if (strcmp(a, "--cert") == 0) {
+            opt.cert_file = v;
+        } else if (strcmp(a, "--key") == 0) {
+            opt.key_file = v;
         } else {
             usage();
             return 2;

@@ -203,6 +203,12 @@ void tds_tok_colmetadata(tds_buf *b, const tds_column *cols, size_t n, uint32_t 
 
 /* ---- client messages ------------------------------------------------------ */
 
+/* PRELOGIN ENCRYPTION values (MS-TDS 2.2.6.5). */
+#define TDS_ENCRYPT_OFF     0x00
+#define TDS_ENCRYPT_ON      0x01
+#define TDS_ENCRYPT_NOT_SUP 0x02
+#define TDS_ENCRYPT_REQ     0x03
+
 typedef struct tds_prelogin {
     bool has_encryption;
     uint8_t encryption;

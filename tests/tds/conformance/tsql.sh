@@ -24,11 +24,12 @@ fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tds-tsql-XXXXXX")
 pid=""
+tls_pid=""
 cleanup() {
-  if [ -n "$pid" ]; then
-    kill -TERM "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  fi
+  for p in $pid $tls_pid; do
+    kill -TERM "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -218,6 +219,108 @@ case "$reply" in
 OK\ connections_opened=*logins=*) ok "control channel: STATS" ;;
 *) ko "control channel: STATS (got '$reply')" ;;
 esac
+
+# ---- TLS inside TDS ----------------------------------------------------------------------------
+# A second server with a certificate (made now) and SQL Server's default
+# ENCRYPTION answer, or one that forces encryption. tsql takes encryption
+# settings only from freetds.conf: one section per case.
+certs="$dir/certs"
+if ! "$(dirname "$0")/../make-test-certs.sh" "$certs"; then
+  ko "make the test certificates"
+fi
+
+# tls_start MODE CERT: the TLS server, its ports in $tls_port and $tls_cport.
+tls_start() {
+  [ -n "$tls_pid" ] && { kill -TERM "$tls_pid"; wait "$tls_pid" 2>/dev/null; }
+  rm -f "$dir/tport" "$dir/tcport"
+  "$server" --user sa --password 'Conf0rm!' --database confdb --sqlite "$dir/tls.sqlite" \
+    --port-file "$dir/tport" --control-port-file "$dir/tcport" --encrypt "$1" \
+    --cert "$certs/$2.pem" --key "$certs/$2.key" >"$dir/tls-server.out" 2>&1 &
+  tls_pid=$!
+  for _ in $(seq 1 100); do
+    [ -s "$dir/tport" ] && [ -s "$dir/tcport" ] && break
+    sleep 0.1
+  done
+  tls_port=$(cat "$dir/tport")
+  tls_cport=$(cat "$dir/tcport")
+}
+
+# tls_stat NAME: a counter of the TLS server, in $stat.
+tls_stat() {
+  exec 3<>"/dev/tcp/127.0.0.1/$tls_cport"
+  printf 'STATS\n' >&3
+  IFS= read -r reply <&3
+  exec 3<&-
+  stat=$(printf '%s\n' "$reply" | tr ' ' '\n' | sed -n "s/^$1=//p")
+}
+
+# tls_run PORT ENCRYPTION [CA-FILE] < script: tsql through a freetds.conf section.
+tls_run() {
+  {
+    printf '[tls]\n\thost = 127.0.0.1\n\tport = %s\n\ttds version = 7.4\n\tencryption = %s\n' "$1" "$2"
+    [ -n "${3:-}" ] && printf '\tca file = %s\n' "$3"
+  } >"$dir/freetds.conf"
+  FREETDSCONF="$dir/freetds.conf" timeout 60 "$TSQL" -S tls -U sa -P 'Conf0rm!' -D confdb -o q \
+    >"$dir/out" 2>"$dir/err"
+}
+
+tls_start off server
+printf 'SELECT 40 + 2 AS answer\ngo\nSELECT 1 AS x\ngo\nexit\n' | tls_run "$tls_port" request
+rc=$?
+tls_stat sessions_login_only; lo=$stat
+tls_stat tls_records_after_login; recs=$stat
+tls_stat clear_packets_after_login; clear=$stat
+if [ $rc -eq 0 ] && has out "42" && [ "$lo" = 1 ] && [ "$recs" = 0 ] && [ "$clear" -ge 2 ]; then
+  ok "encryption = request, server ENCRYPT_OFF: login-only TLS, then clear"
+else
+  ko "encryption = request, server ENCRYPT_OFF: login-only TLS, then clear (login-only $lo, records $recs, clear $clear)" x
+fi
+
+printf 'SELECT 40 + 2 AS answer\ngo\nSELECT 1 AS x\ngo\nexit\n' | tls_run "$tls_port" require "$certs/ca.pem"
+rc=$?
+tls_stat sessions_encrypted; enc=$stat
+tls_stat tls_records_after_login; recs=$stat
+tls_stat clear_packets_after_login
+if [ $rc -eq 0 ] && has out "42" && [ "$enc" = 1 ] && [ "$recs" -ge 2 ] && [ "$stat" = "$clear" ]; then
+  ok "encryption = require with a CA file: the whole session in TLS"
+else
+  ko "encryption = require with a CA file: the whole session in TLS (encrypted $enc, records $recs, clear $stat)" x
+fi
+
+for cert in other wronghost; do
+  tls_start off "$cert"
+  printf 'SELECT 1\ngo\nexit\n' | tls_run "$tls_port" require "$certs/ca.pem"
+  rc=$?
+  tls_stat login7_encrypted; l7=$stat
+  tls_stat tls_failures
+  if [ $rc -ne 0 ] && [ "$l7" = 0 ] && [ "$stat" -ge 1 ]; then
+    ok "encryption = require refuses a certificate ($cert) not for this CA and host"
+  else
+    ko "encryption = require refuses a certificate ($cert) not for this CA and host (LOGIN7 $l7, failures $stat)" x
+  fi
+done
+
+tls_start on server
+printf 'SELECT 1\ngo\nexit\n' | tls_run "$tls_port" off
+rc=$?
+tls_stat tls_refused
+if [ $rc -ne 0 ] && [ "$stat" = 1 ]; then
+  ok "encryption = off refused by a server that forces encryption"
+else
+  ko "encryption = off refused by a server that forces encryption (refused $stat)" x
+fi
+
+control "STATS"
+before=$(printf '%s\n' "$reply" | tr ' ' '\n' | sed -n 's/^logins=//p')
+printf 'SELECT 1\ngo\nexit\n' | tls_run "$port" require
+rc=$?
+control "STATS"
+after=$(printf '%s\n' "$reply" | tr ' ' '\n' | sed -n 's/^logins=//p')
+if [ $rc -ne 0 ] && [ "$before" = "$after" ]; then
+  ok "encryption = require fails against a server without TLS"
+else
+  ko "encryption = require fails against a server without TLS (logins $before -> $after)" x
+fi
 
 # ---- stop on SIGTERM ---------------------------------------------------------------------------
 kill -TERM "$pid"
