@@ -543,11 +543,10 @@ START_TEST(multiple_results_and_counts)
 {
     tds_server *s = start_server();
     DBPROCESS *p = connect_ok(s, versions[_i]);
-    ck_assert_int_eq(
-        run(p, "SET NOCOUNT ON; CREATE TABLE c (x INT); INSERT INTO c VALUES (1), (2), (3)\n"
-               "UPDATE c SET x = x + 10 WHERE x > 1\n"
-               "SELECT x FROM c ORDER BY x SELECT 'a' AS a, 'b' AS b\nDELETE FROM c"),
-        SUCCEED);
+    ck_assert_int_eq(run(p, "CREATE TABLE c (x INT); INSERT INTO c VALUES (1), (2), (3)\n"
+                            "UPDATE c SET x = x + 10 WHERE x > 1\n"
+                            "SELECT x FROM c ORDER BY x SELECT 'a' AS a, 'b' AS b\nDELETE FROM c"),
+                     SUCCEED);
     int results = 0, counts[8], cols[8];
     RETCODE r;
     while ((r = dbresults(p)) != NO_MORE_RESULTS) {
