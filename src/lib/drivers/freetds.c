@@ -797,8 +797,10 @@ static int describe(sg_driver_conn *c, int n, sg_err *err)
             c->cols[i].type = type_name(type, c->names[i], sizeof c->names[i]);
         DBTYPEINFO *ti = dbcoltypeinfo(c->dbp, i + 1);
         c->scales[i] = ti ? ti->scale : 7;
-        if (type == SYBDATETIME || type == SYBDATETIME4)
+        if (type == SYBDATETIME)
             c->scales[i] = 3;
+        if (type == SYBDATETIME4)
+            c->scales[i] = 0; /* whole minutes */
         /* db-lib keeps a sql_variant value's base type to itself and cannot
          * convert it: refusing is better than answering with wrong bytes. */
         if (type == SG_SYBVARIANT)
