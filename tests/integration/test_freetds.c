@@ -766,6 +766,33 @@ START_TEST(multiple_result_sets)
     ck_assert_str_eq(jstr(r.json, "results.2.columns.0.name"), "x");
     ck_assert_int_eq(jint(r.json, "rows_affected", -1), 5);
     http_resp_free(&r);
+
+    /* SET NOCOUNT ON: the server reports no counts, rows_affected is 0, and
+     * the result still comes back whole; the next request counts again. */
+    post_sql(p, CORE_Q, "SET NOCOUNT ON; INSERT INTO m VALUES (4); SELECT x FROM m WHERE x = 4",
+             &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "rows_affected", -1), 0);
+    ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 1);
+    http_resp_free(&r);
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:i}}", "sql",
+               "SET NOCOUNT ON; UPDATE m SET x = @v WHERE x = 4", "params", "v", 5);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "rows_affected", -1), 0);
+    http_resp_free(&r);
+    post_sql(p, CORE_Q, "DELETE FROM m WHERE x = 5", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "rows_affected", -1), 1);
+    http_resp_free(&r);
+
+    /* A statement failing after a result inside sp_executesql is the
+     * request's error, not a 200 with the first result. */
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT @v AS v\nSELECT * FROM nosuch",
+               "params", "v", 1);
+    ASSERT_ERROR(&r, 400, "SQL_ERROR");
+    ck_assert_int_eq(jint(r.json, "error.sql.number", -1), 208);
+    ck_assert_int_eq(jint(r.json, "error.sql.line", -1), 2);
+    http_resp_free(&r);
     assert_logs_clean(p);
 }
 END_TEST
