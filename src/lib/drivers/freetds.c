@@ -689,7 +689,7 @@ static const char *type_name(int type, char *buf, size_t n)
         return "smallmoney";
     case SYBCHAR:
     case SYBVARCHAR:
-        return "nvarchar"; /* db-lib shows char and nchar alike */
+        return "nvarchar"; /* only when db-lib gives no declaration (server_type) */
     case SYBTEXT:
         return "ntext";
     case SYBBINARY:
