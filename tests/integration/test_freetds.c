@@ -1023,6 +1023,7 @@ static const type_case type_cases[] = {
     {"varbinary(8)", "X'00FF10'", "base64"},
     {"varbinary(max)", "X'DEADBEEF'", "base64"},
     {"image", "X'0102'", "base64"},
+    {"rowversion", "X'00000000000007D1'", "base64 of the 8 bytes"},
     {"uniqueidentifier", "'6F9619FF-8B86-D011-B42D-00C04FC964FF'", "upper case"},
     {"date", "'2024-02-29'", "ISO 8601 date"},
     {"time(3)", "'23:59:58.123'", "ISO 8601 time, the column's scale"},

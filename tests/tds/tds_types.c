@@ -92,6 +92,8 @@ static const struct {
     {"ntext", TDS_ST_NVARCHAR},
     {"xml", TDS_ST_NVARCHAR},
     {"sql_variant", TDS_ST_NVARCHAR},
+    {"rowversion", TDS_ST_BINARY},
+    {"timestamp", TDS_ST_BINARY},
     {"binary", TDS_ST_BINARY},
     {"varbinary", TDS_ST_VARBINARY},
     {"image", TDS_ST_VARBINARY},
@@ -169,6 +171,8 @@ const char *tds_type_fullname(const tds_type *t)
         return "xml";
     case TDS_FORM_VARIANT:
         return "sql_variant";
+    case TDS_FORM_ROWVERSION:
+        return "timestamp";
     default:
         return tds_type_name(t->st);
     }
@@ -226,6 +230,11 @@ int tds_type_parse(const char *s, size_t len, tds_type *out)
             if (wl == 11 && strncasecmp(w, "sql_variant", 11) == 0) {
                 out->len = 4000;
                 out->form = TDS_FORM_VARIANT;
+            }
+            if ((wl == 10 && strncasecmp(w, "rowversion", 10) == 0) ||
+                (wl == 9 && strncasecmp(w, "timestamp", 9) == 0)) {
+                out->len = 8;
+                out->form = TDS_FORM_ROWVERSION;
             }
             if (wl == 4 && strncasecmp(w, "blob", 4) == 0)
                 out->is_max = true;

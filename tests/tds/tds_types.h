@@ -48,12 +48,14 @@ typedef enum tds_sqltype {
 /* How a type travels besides its family: the legacy large types TEXT,
  * NTEXT and IMAGE (a text pointer before every value, at every TDS version),
  * XML (an NVARCHAR(MAX) with its own TYPE_INFO), SQL_VARIANT (each value
- * carries its own base type). */
+ * carries its own base type), ROWVERSION/TIMESTAMP (a BINARY(8) column whose
+ * COLMETADATA UserType is 80). */
 typedef enum tds_form {
     TDS_FORM_PLAIN,
-    TDS_FORM_LEGACY,  /* st VARCHAR/NVARCHAR/VARBINARY with is_max */
-    TDS_FORM_XML,     /* st NVARCHAR with is_max */
-    TDS_FORM_VARIANT, /* st NVARCHAR (the family text values take) */
+    TDS_FORM_LEGACY,     /* st VARCHAR/NVARCHAR/VARBINARY with is_max */
+    TDS_FORM_XML,        /* st NVARCHAR with is_max */
+    TDS_FORM_VARIANT,    /* st NVARCHAR (the family text values take) */
+    TDS_FORM_ROWVERSION, /* st BINARY(8), marked by UserType 80 in COLMETADATA */
 } tds_form;
 
 /* A logical column or parameter type. */

@@ -637,7 +637,7 @@ START_TEST(server_type_names)
            "dto DATETIMEOFFSET(3), d2 DATETIME2, sdt SMALLDATETIME, dt DATETIME, d DATE, "
            "t TIME(2), m MONEY, sm SMALLMONEY, de DECIMAL(10,2), nu NUMERIC(38,10), b BIT, "
            "ti TINYINT, si SMALLINT, i INT, bi BIGINT, r REAL, f FLOAT, x XML, "
-           "vm VARCHAR(MAX), nm NVARCHAR(MAX), bm VARBINARY(MAX))",
+           "vm VARCHAR(MAX), nm NVARCHAR(MAX), bm VARBINARY(MAX), rv ROWVERSION)",
            NULL, 0);
     exec_ok(c, "SELECT * FROM tn", NULL, 0);
     size_t nc;
@@ -678,6 +678,7 @@ START_TEST(server_type_names)
         {v72 ? "varchar" : "text", 0, 0},
         {v72 ? "nvarchar" : "ntext", 0, 0},
         {v72 ? "varbinary" : "image", 0, 0},
+        {"timestamp", 0, 0},
     };
     ck_assert_uint_eq(nc, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < nc; i++) {
