@@ -65,6 +65,11 @@ typedef struct sg_param {
 typedef struct sg_column {
     const char *name;
     const char *type;
+    /* decimal and numeric columns: precision (1-38) and scale as the server
+     * declares them; 0 and 0 for every other column (the response then leaves
+     * them out). */
+    int precision;
+    int scale;
 } sg_column;
 
 typedef struct sg_driver_conn sg_driver_conn; /* defined by each driver */

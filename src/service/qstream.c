@@ -138,6 +138,12 @@ static int begin_result(qstream *s, const sg_column *cols, size_t n, sg_err *err
         jw_cstr(&s->out, cand);
         jw_lit(&s->out, ",\"type\":");
         jw_cstr(&s->out, cols[i].type ? cols[i].type : "");
+        if (cols[i].precision > 0) {
+            jw_lit(&s->out, ",\"precision\":");
+            jw_i64(&s->out, cols[i].precision);
+            jw_lit(&s->out, ",\"scale\":");
+            jw_i64(&s->out, cols[i].scale);
+        }
         jw_char(&s->out, '}');
     }
     jw_lit(&s->out, "],\"rows\":[");

@@ -585,7 +585,15 @@ START_TEST(types_as_json)
         ck_assert_str_eq(jstr(c, "name"), cols[i][0]);
         ck_assert_msg(strcmp(jstr(c, "type"), cols[i][1]) == 0, "column %s typed %s, not %s",
                       cols[i][0], jstr(c, "type"), cols[i][1]);
+        bool exact = strcmp(cols[i][1], "decimal") == 0 || strcmp(cols[i][1], "numeric") == 0;
+        ck_assert_msg(
+            exact == (jget(c, "precision") != NULL) && exact == (jget(c, "scale") != NULL),
+            "column %s: precision and scale belong to decimal and numeric only", cols[i][0]);
     }
+    ck_assert_int_eq(jint(json_array_get(columns, 8), "precision", -1), 12);
+    ck_assert_int_eq(jint(json_array_get(columns, 8), "scale", -1), 2);
+    ck_assert_int_eq(jint(json_array_get(columns, 9), "precision", -1), 20);
+    ck_assert_int_eq(jint(json_array_get(columns, 9), "scale", -1), 5);
     json_t *row = jget(r.json, "results.0.rows.0");
     ck_assert(json_is_integer(jget(row, "i")));
     ck_assert_int_eq(jint(row, "i", 0), 2147483647);
@@ -677,11 +685,16 @@ START_TEST(parameters_round_trip)
     http_resp_free(&r);
     free(lng);
 
-    /* An empty string cannot travel through db-lib: refused, naming it. */
-    http_postf(p, CORE_Q, &r, "{s:s, s:{s:s}}", "sql", "SELECT @blank AS b", "params", "blank", "");
-    ASSERT_ERROR(&r, 400, "BAD_REQUEST");
-    ck_assert_msg(strstr(jstr(r.json, "error.message"), "blank") != NULL,
-                  "the parameter is not named: %s", jstr(r.json, "error.message"));
+    /* An empty string is bound as an empty string (db-lib would send a
+     * zero-length value as NULL: the driver declares it in the statement). */
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:s, s:n, s:i}}", "sql",
+               "SELECT @blank AS b, LEN(@blank) AS n, @nul AS nul, @i AS i", "params", "blank", "",
+               "nul", "i", 7);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_str_eq(jstr(r.json, "results.0.rows.0.b"), "");
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 0);
+    ck_assert(json_is_null(jget(r.json, "results.0.rows.0.nul")));
+    ck_assert_int_eq(jint(r.json, "results.0.rows.0.i", -1), 7);
     http_resp_free(&r);
     assert_logs_clean(p);
 }
@@ -752,6 +765,33 @@ START_TEST(multiple_result_sets)
     ck_assert_int_eq(json_array_size(jget(r.json, "results.2.rows")), 0);
     ck_assert_str_eq(jstr(r.json, "results.2.columns.0.name"), "x");
     ck_assert_int_eq(jint(r.json, "rows_affected", -1), 5);
+    http_resp_free(&r);
+
+    /* SET NOCOUNT ON: the server reports no counts, rows_affected is 0, and
+     * the result still comes back whole; the next request counts again. */
+    post_sql(p, CORE_Q, "SET NOCOUNT ON; INSERT INTO m VALUES (4); SELECT x FROM m WHERE x = 4",
+             &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "rows_affected", -1), 0);
+    ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 1);
+    http_resp_free(&r);
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:i}}", "sql",
+               "SET NOCOUNT ON; UPDATE m SET x = @v WHERE x = 4", "params", "v", 5);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "rows_affected", -1), 0);
+    http_resp_free(&r);
+    post_sql(p, CORE_Q, "DELETE FROM m WHERE x = 5", &r);
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "rows_affected", -1), 1);
+    http_resp_free(&r);
+
+    /* A statement failing after a result inside sp_executesql is the
+     * request's error, not a 200 with the first result. */
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT @v AS v\nSELECT * FROM nosuch",
+               "params", "v", 1);
+    ASSERT_ERROR(&r, 400, "SQL_ERROR");
+    ck_assert_int_eq(jint(r.json, "error.sql.number", -1), 208);
+    ck_assert_int_eq(jint(r.json, "error.sql.line", -1), 2);
     http_resp_free(&r);
     assert_logs_clean(p);
 }
@@ -945,6 +985,257 @@ START_TEST(encrypt_required_without_tls)
 }
 END_TEST
 
+/* --- The type conformance table (docs/types.md) ----------------------------------- */
+
+/* One SQL Server type: its declaration, a literal of it, and what the JSON
+ * string stands for (strings only; numbers and booleans say so). Binary
+ * literals are SQLite's X'..': the test server reads T-SQL's 0x.. as a
+ * number (tests/tds/README.md). */
+typedef struct type_case {
+    const char *decl;
+    const char *literal;
+    const char *meaning;
+} type_case;
+
+static const type_case type_cases[] = {
+    {"bit", "1", NULL},
+    {"tinyint", "255", NULL},
+    {"smallint", "-32768", NULL},
+    {"int", "2147483647", NULL},
+    {"bigint", "9007199254740992", NULL},
+    {"bigint", "-9007199254740993", "beyond 2^53: decimal digits"},
+    {"real", "2.25", NULL},
+    {"float", "-1.5", NULL},
+    {"decimal(10,2)", "1234567.89", "exact decimal"},
+    {"numeric(12,5)", "-1.00001", "exact decimal"},
+    {"money", "12.3456", "exact decimal, 4 places"},
+    {"smallmoney", "-3.5", "exact decimal, 4 places"},
+    {"char(4)", "'ab'", "padded to its length"},
+    {"varchar(10)", "'caf\xc3\xa9'", NULL},
+    {"varchar(max)", "'long text'", NULL},
+    {"text", "'caf\xc3\xa9'", NULL},
+    {"nchar(3)", "N'\xe6\x97\xa5'", "padded to its length"},
+    {"nvarchar(10)", "N'\xe6\x97\xa5\xe6\x9c\xac'", NULL},
+    {"nvarchar(max)", "N'\xf0\x9f\x98\x80'", NULL},
+    {"ntext", "N'\xe6\x97\xa5\xe6\x9c\xac'", NULL},
+    {"xml", "N'<a b=\"1\">\xc3\xa9</a>'", "the document"},
+    {"binary(4)", "X'DEAD'", "base64, padded to its length"},
+    {"varbinary(8)", "X'00FF10'", "base64"},
+    {"varbinary(max)", "X'DEADBEEF'", "base64"},
+    {"image", "X'0102'", "base64"},
+    {"rowversion", "X'00000000000007D1'", "base64 of the 8 bytes"},
+    {"uniqueidentifier", "'6F9619FF-8B86-D011-B42D-00C04FC964FF'", "upper case"},
+    {"date", "'2024-02-29'", "ISO 8601 date"},
+    {"time(3)", "'23:59:58.123'", "ISO 8601 time, the column's scale"},
+    {"datetime2", "'2024-01-31 12:34:56.1234567'", "ISO 8601, no offset, the column's scale"},
+    {"datetime2(0)", "'2024-01-31 12:34:56'", "ISO 8601, no offset, the column's scale"},
+    {"datetimeoffset(3)", "'2024-01-31 12:34:56.5 -05:30'", "ISO 8601 with the offset kept"},
+    {"datetime", "'2024-01-31 01:02:03.123'", "ISO 8601, milliseconds"},
+    {"smalldatetime", "'2024-01-31 01:02:00'", "ISO 8601, to the minute"},
+};
+
+#define DOC_BEGIN "<!-- BEGIN GENERATED by tests/integration/test_freetds.c (types_doc) -->\n"
+#define DOC_END   "<!-- END GENERATED -->\n"
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf;
+
+static void sb_addf(sbuf *b, const char *fmt, ...) HX_PRINTF(2, 3);
+
+static void sb_addf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    ck_assert_int_ge(n, 0);
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = (b->len + (size_t)n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        ck_assert_ptr_nonnull(b->p);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+/* The JSON shape of a value, as the doc states it. */
+static const char *shape_of(const json_t *v)
+{
+    if (json_is_true(v) || json_is_false(v))
+        return "boolean";
+    if (json_is_integer(v))
+        return "number (integer)";
+    if (json_is_real(v))
+        return "number";
+    if (json_is_string(v))
+        return "string";
+    return json_is_null(v) ? "null" : "?";
+}
+
+/* Markdown cell text of a compact JSON value (pipes escaped). */
+static void add_json_cell(sbuf *b, const json_t *v)
+{
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    ck_assert_ptr_nonnull(text);
+    sb_addf(b, "`");
+    for (const char *c = text; *c != '\0'; c++)
+        sb_addf(b, *c == '|' ? "\\|" : "%c", *c);
+    sb_addf(b, "`");
+    free(text);
+}
+
+/* Runs every type through the real binary and the TDS test server (TDS 7.4)
+ * and writes the generated part of docs/types.md: a NULL of every type is
+ * null, and the parameters' declared types as the server sees them. The
+ * values are asserted where the contract fixes them; the table itself is
+ * compared with the file (SQLGATE_TYPES_DOC), or written to it when
+ * SQLGATE_TYPES_DOC_WRITE=1. */
+START_TEST(types_doc)
+{
+    const char *doc_path = getenv("SQLGATE_TYPES_DOC");
+    ck_assert_msg(doc_path != NULL, "SQLGATE_TYPES_DOC (the path of docs/types.md) is not set");
+    proc *p = start_all(NULL);
+    size_t n = sizeof type_cases / sizeof type_cases[0];
+    sbuf create = {0}, insert = {0}, nulls = {0};
+    sb_addf(&create, "CREATE TABLE conf (id INT");
+    sb_addf(&insert, "INSERT INTO conf VALUES (1");
+    sb_addf(&nulls, "INSERT INTO conf (id) VALUES (2)");
+    for (size_t i = 0; i < n; i++) {
+        sb_addf(&create, ", c%zu %s", i, type_cases[i].decl);
+        sb_addf(&insert, ", %s", type_cases[i].literal);
+    }
+    sb_addf(&create, ")");
+    sb_addf(&insert, ")");
+    run_ok(p, create.p);
+    run_ok(p, insert.p);
+    run_ok(p, nulls.p);
+    http_resp r;
+    post_sql(p, CORE_Q, "SELECT * FROM conf ORDER BY id", &r);
+    ASSERT_STATUS(&r, 200);
+    json_t *columns = jget(r.json, "results.0.columns");
+    json_t *row = jget(r.json, "results.0.rows.0");
+    json_t *null_row = jget(r.json, "results.0.rows.1");
+    ck_assert_uint_eq(json_array_size(columns), n + 1);
+
+    sbuf doc = {0};
+    sb_addf(&doc, DOC_BEGIN);
+    sb_addf(&doc, "\n| Declared as | `type` in `columns` | JSON value | Example |\n"
+                  "| --- | --- | --- | --- |\n");
+    for (size_t i = 0; i < n; i++) {
+        json_t *col = json_array_get(columns, i + 1);
+        char key[16];
+        snprintf(key, sizeof key, "c%zu", i);
+        json_t *v = json_object_get(row, key);
+        ck_assert_ptr_nonnull(v);
+        ck_assert_msg(json_is_null(json_object_get(null_row, key)), "a NULL %s is not null",
+                      type_cases[i].decl);
+        const char *type = jstr(col, "type");
+        ck_assert_ptr_nonnull(type);
+        /* What the contract fixes, asserted here as well as shown. */
+        if (strncmp(type, "decimal", 7) == 0 || strncmp(type, "numeric", 7) == 0 ||
+            strstr(type, "money") != NULL)
+            ck_assert_msg(json_is_string(v), "%s is not a string", type_cases[i].decl);
+        if (strcmp(type, "bit") == 0)
+            ck_assert(json_is_boolean(v));
+        if (strstr(type, "binary") != NULL || strcmp(type, "image") == 0)
+            ck_assert(json_is_string(v));
+        sb_addf(&doc, "| `%s` | `\"%s\"`", type_cases[i].decl, type);
+        if (jget(col, "precision") != NULL)
+            sb_addf(&doc, ", `precision` %lld, `scale` %lld", (long long)jint(col, "precision", -1),
+                    (long long)jint(col, "scale", -1));
+        sb_addf(&doc, " | %s", shape_of(v));
+        if (json_is_string(v) && type_cases[i].meaning != NULL)
+            sb_addf(&doc, " (%s)", type_cases[i].meaning);
+        sb_addf(&doc, " | ");
+        add_json_cell(&doc, v);
+        sb_addf(&doc, " |\n");
+    }
+    ck_assert_str_eq(jstr(row, "c5"), "-9007199254740993");
+    http_resp_free(&r);
+
+    /* sql_variant: the answer itself. */
+    run_ok(p, "CREATE TABLE conf_v (v SQL_VARIANT); INSERT INTO conf_v VALUES (1)");
+    post_sql(p, CORE_Q, "SELECT v FROM conf_v", &r);
+    ASSERT_ERROR(&r, 400, "BAD_REQUEST");
+    sb_addf(&doc, "| `sql_variant` | | refused: `%s` | %s |\n", jstr(r.json, "error.code"),
+            jstr(r.json, "error.message"));
+    http_resp_free(&r);
+    sb_addf(&doc, "\nEvery type's NULL is `null`.\n\n");
+
+    /* Parameters: what the server sees each JSON value declared as. */
+    sb_addf(&doc,
+            "| JSON parameter | Declared to SQL Server as | Read back with `SELECT @p AS v` |\n"
+            "| --- | --- | --- |\n");
+    static const struct {
+        const char *json;
+        const char *body;
+    } params[] = {
+        {"`42`", "{\"sql\": \"SELECT @p AS v\", \"params\": {\"p\": 42}}"},
+        {"`-9007199254740993`",
+         "{\"sql\": \"SELECT @p AS v\", \"params\": {\"p\": -9007199254740993}}"},
+        {"`2.5`", "{\"sql\": \"SELECT @p AS v\", \"params\": {\"p\": 2.5}}"},
+        {"`true`", "{\"sql\": \"SELECT @p AS v\", \"params\": {\"p\": true}}"},
+        {"`\"text\"`", "{\"sql\": \"SELECT @p AS v\", \"params\": {\"p\": \"text\"}}"},
+        {"`\"\"`", "{\"sql\": \"SELECT @p AS v\", \"params\": {\"p\": \"\"}}"},
+        {"`null`", "{\"sql\": \"SELECT @p AS v, @q AS w\", \"params\": {\"p\": null, \"q\": 1}}"},
+    };
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        http_post(p, CORE_Q, params[i].body, &r);
+        ASSERT_STATUS(&r, 200);
+        json_t *v = jget(r.json, "results.0.rows.0.v");
+        const char *type = jstr(r.json, "results.0.columns.0.type");
+        bool is_null = json_is_null(v);
+        sb_addf(&doc, "| %s | %s | ", params[i].json, is_null ? "NULL (no type of its own)" : type);
+        add_json_cell(&doc, v);
+        sb_addf(&doc, " |\n");
+        http_resp_free(&r);
+    }
+    sb_addf(&doc, "\n" DOC_END);
+
+    /* Compare with, or write into, the file. */
+    FILE *f = fopen(doc_path, "r");
+    ck_assert_msg(f != NULL, "cannot read %s", doc_path);
+    sbuf file = {0};
+    char chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sb_addf(&file, "%.*s", (int)got, chunk);
+    fclose(f);
+    ck_assert_ptr_nonnull(file.p);
+    char *begin = strstr(file.p, DOC_BEGIN);
+    char *end = begin != NULL ? strstr(begin, DOC_END) : NULL;
+    ck_assert_msg(begin != NULL && end != NULL, "%s has no generated section markers", doc_path);
+    end += strlen(DOC_END);
+    size_t old_len = (size_t)(end - begin);
+    bool same = old_len == doc.len && memcmp(begin, doc.p, doc.len) == 0;
+    const char *write = getenv("SQLGATE_TYPES_DOC_WRITE");
+    if (!same && write != NULL && strcmp(write, "1") == 0) {
+        FILE *o = fopen(doc_path, "w");
+        ck_assert_ptr_nonnull(o);
+        fwrite(file.p, 1, (size_t)(begin - file.p), o);
+        fwrite(doc.p, 1, doc.len, o);
+        fputs(end, o);
+        ck_assert_int_eq(fclose(o), 0);
+    } else {
+        ck_assert_msg(same,
+                      "docs/types.md differs from what the types produce; regenerate it with:\n"
+                      "  SQLGATE_TYPES_DOC_WRITE=1 meson test -C build types_doc\n"
+                      "what the test produced:\n%s",
+                      doc.p);
+    }
+    free(file.p);
+    free(doc.p);
+    free(create.p);
+    free(insert.p);
+    free(nulls.p);
+    assert_logs_clean(p);
+}
+END_TEST
+
 static Suite *freetds_suite(void)
 {
     Suite *s = suite_create("integration_freetds");
@@ -964,6 +1255,15 @@ static Suite *freetds_suite(void)
     tcase_add_test(tc, encrypt_required_without_tls);
     tcase_add_test(tc, readonly_login_pool);
     tcase_add_test(tc, readonly_without_login_is_forbidden);
+    suite_add_tcase(s, tc);
+
+    /* Run on its own as the meson test types_doc (CK_RUN_CASE), left out of
+     * the freetds test (CK_EXCLUDE_TAGS). */
+    tc = tcase_create("types_doc");
+    tcase_set_tags(tc, "types_doc");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, types_doc);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,6 +2,7 @@
 #include "tds_exec.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct tds_session {
     char curdb[130];   /* USE: dbname, "master" or "tempdb" */
     char language[64]; /* SET LANGUAGE, @@LANGUAGE */
     long lock_timeout; /* SET LOCK_TIMEOUT, @@LOCK_TIMEOUT; -1: wait forever */
+    bool nocount;      /* SET NOCOUNT ON: DONE tokens carry no count */
     tds_writer *w;
     tds_exec_hooks hooks;
     int trancount;
@@ -48,6 +50,8 @@ struct tds_session {
     size_t nparams;
     char **decl_names; /* names from the @params declaration, by position */
     size_t ndecl;
+    tds_param *vars; /* DECLAREd by the request; owned, freed at its end */
+    size_t nvars;
     /* The batch being run, original and rewritten (same offsets), and the span
      * of the current statement in them. */
     const char *orig;
@@ -217,7 +221,7 @@ static void cast_target(const char *s, size_t len, size_t pos, char *o)
     for (size_t i = 0; i < sizeof(as_text) / sizeof(as_text[0]); i++)
         if (word_eq(s, a, e, as_text[i]))
             repl = "TEXT";
-    if (word_eq(s, a, e, "VARBINARY") || word_eq(s, a, e, "BINARY"))
+    if (word_eq(s, a, e, "VARBINARY") || word_eq(s, a, e, "BINARY") || word_eq(s, a, e, "IMAGE"))
         repl = "BLOB";
     if (repl == NULL)
         return;
@@ -326,6 +330,11 @@ static void flush_pending(tds_session *s)
 static void emit_done(tds_session *s, uint16_t status, uint64_t count)
 {
     flush_pending(s);
+    if (s->nocount) {
+        /* SQL Server clears DONE_COUNT; the count field is then meaningless. */
+        status &= (uint16_t)~TDS_DONE_COUNT;
+        count = 0;
+    }
     s->pending = true;
     s->pend_status = status;
     s->pend_count = count;
@@ -560,6 +569,7 @@ static void session_defaults(tds_session *s)
     snprintf(s->curdb, sizeof s->curdb, "%s", s->dbname);
     snprintf(s->language, sizeof s->language, "us_english");
     s->lock_timeout = -1;
+    s->nocount = false;
 }
 
 tds_session *tds_session_new(const char *path, uint32_t ver, const char *dbname, int spid,
@@ -1049,6 +1059,8 @@ static void emulate_set(tds_session *s, const char *sql, size_t len, size_t pos,
         snprintf(s->language, sizeof s->language, "%s", q);
     } else if (word_eq(sql, pos, oe, "LOCK_TIMEOUT")) {
         s->lock_timeout = strtol(value, NULL, 10);
+    } else if (word_eq(sql, pos, oe, "NOCOUNT")) {
+        s->nocount = strncasecmp(value, "ON", 2) == 0;
     }
 }
 
@@ -1084,6 +1096,163 @@ static bool create_hash_table(tds_session *s, const char *sql, size_t len, size_
     }
     emit_done(s, 0, 0);
     return true;
+}
+
+static const tds_param *find_param(tds_session *s, const char *name);
+
+static void free_vars(tds_session *s)
+{
+    for (size_t i = 0; i < s->nvars; i++) {
+        free(s->vars[i].name);
+        free((void *)s->vars[i].value.p);
+    }
+    free(s->vars);
+    s->vars = NULL;
+    s->nvars = 0;
+}
+
+/* The literal at sql[p..end) as a value: [N]'text', 0x<hex>, NULL or a
+ * number. Text and blobs are new memory (v->p). Returns 0 or -1. */
+static int read_literal(const char *sql, size_t p, size_t end, tds_value *v)
+{
+    memset(v, 0, sizeof *v);
+    while (end > p && isspace((unsigned char)sql[end - 1]))
+        end--;
+    if (p < end && (sql[p] == '\'' ||
+                    ((sql[p] == 'N' || sql[p] == 'n') && p + 1 < end && sql[p + 1] == '\''))) {
+        size_t q = p;
+        char *t = read_string(sql, end, &q);
+        if (t == NULL || q != end) {
+            free(t);
+            return -1;
+        }
+        v->kind = TDS_V_TEXT;
+        v->p = (const uint8_t *)t;
+        v->n = strlen(t);
+        return 0;
+    }
+    if (end - p >= 2 && sql[p] == '0' && (sql[p + 1] == 'x' || sql[p + 1] == 'X')) {
+        size_t digits = end - p - 2;
+        if (digits % 2 != 0)
+            return -1;
+        uint8_t *b = malloc(digits / 2 + 1);
+        if (b == NULL)
+            return -1;
+        for (size_t i = 0; i < digits / 2; i++) {
+            char hx[3] = {sql[p + 2 + 2 * i], sql[p + 3 + 2 * i], '\0'};
+            char *stop;
+            b[i] = (uint8_t)strtoul(hx, &stop, 16);
+            if (*stop != '\0') {
+                free(b);
+                return -1;
+            }
+        }
+        v->kind = TDS_V_BLOB;
+        v->p = b;
+        v->n = digits / 2;
+        return 0;
+    }
+    if (word_eq(sql, p, end, "NULL"))
+        return 0;
+    char num[64];
+    if (end - p == 0 || end - p >= sizeof num)
+        return -1;
+    snprintf(num, sizeof num, "%.*s", (int)(end - p), sql + p);
+    char *stop;
+    errno = 0;
+    long long i = strtoll(num, &stop, 10);
+    if (*stop == '\0' && errno == 0) {
+        v->kind = TDS_V_INT;
+        v->i = i;
+        return 0;
+    }
+    double d = strtod(num, &stop);
+    if (*stop != '\0')
+        return -1;
+    v->kind = TDS_V_REAL;
+    v->d = d;
+    return 0;
+}
+
+/* DECLARE @name [AS] type [= literal] [, ...]: variables for the rest of
+ * the request, found like sp_executesql's parameters (SET @x and
+ * expressions as initial values are not supported). */
+static step_result emulate_declare(tds_session *s, const char *sql, size_t pos, size_t end,
+                                   unsigned line)
+{
+    size_t p = skip_ws(sql, end, pos);
+    for (;;) {
+        if (p >= end || sql[p] != '@')
+            goto unsupported;
+        size_t ne = word_end(sql, end, p);
+        char *name = strndup(sql + p, ne - p);
+        if (name == NULL)
+            goto unsupported;
+        if (find_param(s, name) != NULL) {
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "The variable name '%.200s' has already been declared. Variable names must "
+                     "be unique within a query batch or stored procedure.",
+                     name);
+            free(name);
+            emit_error(s, 134, msg, line);
+            return STEP_ABORT;
+        }
+        p = skip_ws(sql, end, ne);
+        size_t we = word_end(sql, end, p);
+        if (word_eq(sql, p, we, "AS"))
+            p = skip_ws(sql, end, we);
+        /* The type runs to a top-level '=' or ','. */
+        size_t te = p;
+        int depth = 0;
+        while (te < end && !(depth == 0 && (sql[te] == '=' || sql[te] == ','))) {
+            depth += sql[te] == '(' ? 1 : sql[te] == ')' ? -1 : 0;
+            te++;
+        }
+        tds_param v;
+        memset(&v, 0, sizeof v);
+        v.name = name;
+        if (tds_type_parse(sql + p, te - p, &v.type) != 0) {
+            free(name);
+            goto unsupported;
+        }
+        p = te;
+        if (p < end && sql[p] == '=') {
+            /* The literal runs to a ',' outside quotes. */
+            size_t ls = skip_ws(sql, end, p + 1), le = ls;
+            bool quoted = false;
+            while (le < end && (quoted || sql[le] != ',')) {
+                if (sql[le] == '\'')
+                    quoted = !quoted;
+                le++;
+            }
+            if (read_literal(sql, ls, le, &v.value) != 0) {
+                free(name);
+                goto unsupported;
+            }
+            p = le;
+        }
+        tds_param *nv = realloc(s->vars, (s->nvars + 1) * sizeof *nv);
+        if (nv == NULL) {
+            free(name);
+            free((void *)v.value.p);
+            goto unsupported;
+        }
+        s->vars = nv;
+        s->vars[s->nvars++] = v;
+        p = skip_ws(sql, end, p);
+        if (p >= end)
+            return STEP_NEXT;
+        if (sql[p] != ',')
+            goto unsupported;
+        p = skip_ws(sql, end, p + 1);
+    }
+unsupported:
+    emit_error(s, 50000,
+               "sqlgate TDS test server: only DECLARE @name type [= literal] [, ...] is "
+               "supported.",
+               line);
+    return STEP_ABORT;
 }
 
 /* Handles statements SQLite cannot run. Returns true if the word at pos was one
@@ -1239,9 +1408,8 @@ static bool emulate(tds_session *s, const char *sql, size_t len, size_t pos, uns
         return true;
     }
     if (word_eq(sql, pos, e, "DECLARE")) {
-        emit_error(s, 50000, "sqlgate TDS test server: variables are not supported.", line);
-        *next = len;
-        *res = STEP_ABORT;
+        *next = simple_stmt_end(sql, len, e);
+        *res = emulate_declare(s, sql, e, *next, line);
         return true;
     }
     return false;
@@ -1251,6 +1419,9 @@ static bool emulate(tds_session *s, const char *sql, size_t len, size_t pos, uns
 
 static const tds_param *find_param(tds_session *s, const char *name)
 {
+    for (size_t i = 0; i < s->nvars; i++)
+        if (strcasecmp(s->vars[i].name, name) == 0)
+            return &s->vars[i];
     for (size_t i = 2; i < s->nparams; i++) {
         const char *pn = s->params[i].name;
         if ((pn == NULL || pn[0] == '\0') && i - 2 < s->ndecl)
@@ -1668,7 +1839,10 @@ static step_result run_statement(tds_session *s, sqlite3_stmt *st, unsigned line
     sync_trancount(s);
     if (is_dml(sqlite3_sql(st))) {
         s->last_rowcount = sqlite3_changes64(s->db);
-        emit_done(s, TDS_DONE_COUNT, (uint64_t)s->last_rowcount);
+        /* NOCOUNT's purpose: inside a procedure (sp_executesql) SQL Server
+         * sends no DONEINPROC at all for a statement without results. */
+        if (!(s->nocount && s->rpc))
+            emit_done(s, TDS_DONE_COUNT, (uint64_t)s->last_rowcount);
     } else {
         s->last_rowcount = 0;
         emit_done(s, 0, 0);
@@ -1797,6 +1971,7 @@ static void begin_request(tds_session *s, bool rpc, const tds_exec_faults *f)
 
 static tds_exec_status end_request(tds_session *s, step_result res)
 {
+    free_vars(s);
     if (res == STEP_CLOSE)
         return TDS_EXEC_CLOSE;
     if (res == STEP_CANCEL)

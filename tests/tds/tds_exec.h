@@ -7,7 +7,8 @@
  * error at a statement keyword). Emulated: WAITFOR DELAY, SET (LANGUAGE and
  * LOCK_TIMEOUT kept, others ignored), CREATE TABLE #temp, sp_reset_connection,
  * BEGIN TRAN/COMMIT/ROLLBACK, IF @@TRANCOUNT > 0 ROLLBACK|COMMIT, RAISERROR,
- * THROW, PRINT, USE, EXEC sqlgate_test_knob, @@VERSION/@@TRANCOUNT/@@SPID/
+ * THROW, PRINT, USE, EXEC sqlgate_test_knob, SET NOCOUNT, DECLARE @v type = literal,
+ * @@VERSION/@@TRANCOUNT/@@SPID/
  * @@ROWCOUNT/@@IDENTITY/@@ERROR, N'...' literals, "dbo." prefixes, (MAX) lengths, and the
  * functions GETDATE, SYSDATETIME, SYSUTCDATETIME, GETUTCDATE, NEWID, ISNULL,
  * LEN, DATALENGTH, SCOPE_IDENTITY, DB_NAME.

@@ -88,8 +88,12 @@ static const struct {
     {"nchar", TDS_ST_NCHAR},
     {"nvarchar", TDS_ST_NVARCHAR},
     {"sysname", TDS_ST_NVARCHAR},
-    {"text", TDS_ST_NVARCHAR},
+    {"text", TDS_ST_VARCHAR},
     {"ntext", TDS_ST_NVARCHAR},
+    {"xml", TDS_ST_NVARCHAR},
+    {"sql_variant", TDS_ST_NVARCHAR},
+    {"rowversion", TDS_ST_BINARY},
+    {"timestamp", TDS_ST_BINARY},
     {"binary", TDS_ST_BINARY},
     {"varbinary", TDS_ST_VARBINARY},
     {"image", TDS_ST_VARBINARY},
@@ -158,6 +162,22 @@ const char *tds_type_name(tds_sqltype st)
     return "?";
 }
 
+const char *tds_type_fullname(const tds_type *t)
+{
+    switch (t->form) {
+    case TDS_FORM_LEGACY:
+        return t->st == TDS_ST_VARCHAR ? "text" : t->st == TDS_ST_NVARCHAR ? "ntext" : "image";
+    case TDS_FORM_XML:
+        return "xml";
+    case TDS_FORM_VARIANT:
+        return "sql_variant";
+    case TDS_FORM_ROWVERSION:
+        return "timestamp";
+    default:
+        return tds_type_name(t->st);
+    }
+}
+
 static bool parse_uint(const char **s, const char *end, unsigned long *out)
 {
     const char *p = *s;
@@ -198,10 +218,24 @@ int tds_type_parse(const char *s, size_t len, tds_type *out)
         if (strlen(type_names[i].name) == wl && strncasecmp(type_names[i].name, w, wl) == 0) {
             out->st = type_names[i].st;
             found = true;
-            if (wl == 4 && strncasecmp(w, "text", 4) == 0)
+            if ((wl == 4 && strncasecmp(w, "text", 4) == 0) ||
+                (wl == 5 && (strncasecmp(w, "ntext", 5) == 0 || strncasecmp(w, "image", 5) == 0))) {
                 out->is_max = true;
-            if (wl == 5 && (strncasecmp(w, "ntext", 5) == 0 || strncasecmp(w, "image", 5) == 0))
+                out->form = TDS_FORM_LEGACY;
+            }
+            if (wl == 3 && strncasecmp(w, "xml", 3) == 0) {
                 out->is_max = true;
+                out->form = TDS_FORM_XML;
+            }
+            if (wl == 11 && strncasecmp(w, "sql_variant", 11) == 0) {
+                out->len = 4000;
+                out->form = TDS_FORM_VARIANT;
+            }
+            if ((wl == 10 && strncasecmp(w, "rowversion", 10) == 0) ||
+                (wl == 9 && strncasecmp(w, "timestamp", 9) == 0)) {
+                out->len = 8;
+                out->form = TDS_FORM_ROWVERSION;
+            }
             if (wl == 4 && strncasecmp(w, "blob", 4) == 0)
                 out->is_max = true;
             if (wl == 7 && strncasecmp(w, "sysname", 7) == 0)
@@ -245,6 +279,8 @@ int tds_type_parse(const char *s, size_t len, tds_type *out)
         s++;
     }
     skip_sp(&s, end);
+    if (out->form != TDS_FORM_PLAIN)
+        return has_a || is_max ? -1 : 0;
     /* Trailing words (e.g. "NOT NULL" never reaches here; "PRIMARY KEY" might). */
     switch (out->st) {
     case TDS_ST_FLOAT:
@@ -366,7 +402,17 @@ static void legacy_table_name(tds_buf *b, uint32_t ver)
 void tds_typeinfo_write(tds_buf *b, const tds_type *orig, uint32_t ver)
 {
     tds_type t = wire_form(orig, ver);
-    bool legacy_max = t.is_max && TDS_VER(ver) < 0x72;
+    bool legacy_max = t.is_max && (TDS_VER(ver) < 0x72 || t.form == TDS_FORM_LEGACY);
+    if (t.form == TDS_FORM_VARIANT) {
+        tds_buf_u8(b, XT_SSVARIANT);
+        tds_buf_u32le(b, 8009); /* SQL Server's maximum for sql_variant */
+        return;
+    }
+    if (t.form == TDS_FORM_XML && !legacy_max) {
+        tds_buf_u8(b, XT_XML);
+        tds_buf_u8(b, 0); /* no schema collection */
+        return;
+    }
     switch (t.st) {
     case TDS_ST_TINYINT:
     case TDS_ST_SMALLINT:
@@ -1012,7 +1058,7 @@ static void put_legacy_text_header(tds_buf *b, size_t total)
 /* Character and binary targets: v is text/blob (numbers already rendered). */
 static int write_chars(tds_buf *b, const tds_type *t, const tds_value *v, uint32_t ver)
 {
-    bool legacy = t->is_max && TDS_VER(ver) < 0x72;
+    bool legacy = t->is_max && (TDS_VER(ver) < 0x72 || t->form == TDS_FORM_LEGACY);
     bool unicode = t->st == TDS_ST_NCHAR || t->st == TDS_ST_NVARCHAR;
     bool binary = t->st == TDS_ST_BINARY || t->st == TDS_ST_VARBINARY;
     bool fixed = t->st == TDS_ST_NCHAR || t->st == TDS_ST_CHAR || t->st == TDS_ST_BINARY;
@@ -1076,6 +1122,14 @@ static int write_chars(tds_buf *b, const tds_type *t, const tds_value *v, uint32
 static void write_null(tds_buf *b, const tds_type *orig, uint32_t ver)
 {
     tds_type t = wire_form(orig, ver);
+    if (t.form == TDS_FORM_VARIANT) {
+        tds_buf_u32le(b, 0);
+        return;
+    }
+    if (t.form == TDS_FORM_LEGACY) {
+        tds_buf_u8(b, 0); /* no text pointer */
+        return;
+    }
     switch (t.st) {
     case TDS_ST_CHAR:
     case TDS_ST_VARCHAR:
@@ -1134,12 +1188,72 @@ static int value_decimal(const tds_value *v, uint8_t precision, uint8_t scale, b
     return -1;
 }
 
+/* A sql_variant value: its length, then the base type SQL Server would
+ * give the SQLite value (int or bigint, float, nvarchar, varbinary), its
+ * property bytes and the data [MS-TDS 2.2.5.5.4]. */
+static int write_variant(tds_buf *b, const tds_value *v)
+{
+    size_t pos = b->len;
+    tds_buf_u32le(b, 0);
+    size_t start = b->len;
+    switch (v->kind) {
+    case TDS_V_INT:
+        if (v->i >= INT32_MIN && v->i <= INT32_MAX) {
+            tds_buf_u8(b, XT_INT4);
+            tds_buf_u8(b, 0);
+            tds_buf_u32le(b, (uint32_t)(int32_t)v->i);
+        } else {
+            tds_buf_u8(b, XT_INT8);
+            tds_buf_u8(b, 0);
+            tds_buf_u64le(b, (uint64_t)v->i);
+        }
+        break;
+    case TDS_V_REAL: {
+        uint64_t bits;
+        memcpy(&bits, &v->d, sizeof bits);
+        tds_buf_u8(b, XT_FLT8);
+        tds_buf_u8(b, 0);
+        tds_buf_u64le(b, bits);
+        break;
+    }
+    case TDS_V_TEXT: {
+        size_t units = tds_utf16_units((const char *)v->p, v->n);
+        if (units > 4000)
+            return -1;
+        tds_buf_u8(b, XT_NVARCHAR);
+        tds_buf_u8(b, 7); /* collation and maximum length */
+        tds_buf_put(b, tds_collation, 5);
+        tds_buf_u16le(b, 8000);
+        tds_buf_utf16(b, (const char *)v->p, v->n, SIZE_MAX);
+        break;
+    }
+    default:
+        if (v->n > 8000)
+            return -1;
+        tds_buf_u8(b, XT_BIGVARBIN);
+        tds_buf_u8(b, 2);
+        tds_buf_u16le(b, 8000);
+        tds_buf_put(b, v->p, v->n);
+        break;
+    }
+    uint32_t len = (uint32_t)(b->len - start);
+    tds_buf_patch_u16le(b, pos, (uint16_t)(len & 0xFFFF));
+    tds_buf_patch_u16le(b, pos + 2, (uint16_t)(len >> 16));
+    return 0;
+}
+
 int tds_value_write(tds_buf *b, const tds_type *orig, const tds_value *v, uint32_t ver, int *errnum,
                     char *msg, size_t msglen)
 {
-    const char *tn = tds_type_name(orig->st);
+    const char *tn = tds_type_fullname(orig);
     if (v->kind == TDS_V_NULL) {
         write_null(b, orig, ver);
+        return 0;
+    }
+    if (orig->form == TDS_FORM_VARIANT) {
+        if (write_variant(b, v) != 0)
+            return conv_fail(errnum, msg, msglen, 8152,
+                             "String or binary data would be truncated (%s).", tn);
         return 0;
     }
     tds_type t = *orig;

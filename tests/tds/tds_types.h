@@ -45,9 +45,23 @@ typedef enum tds_sqltype {
     TDS_ST_UNIQUEIDENTIFIER,
 } tds_sqltype;
 
+/* How a type travels besides its family: the legacy large types TEXT,
+ * NTEXT and IMAGE (a text pointer before every value, at every TDS version),
+ * XML (an NVARCHAR(MAX) with its own TYPE_INFO), SQL_VARIANT (each value
+ * carries its own base type), ROWVERSION/TIMESTAMP (a BINARY(8) column whose
+ * COLMETADATA UserType is 80). */
+typedef enum tds_form {
+    TDS_FORM_PLAIN,
+    TDS_FORM_LEGACY,     /* st VARCHAR/NVARCHAR/VARBINARY with is_max */
+    TDS_FORM_XML,        /* st NVARCHAR with is_max */
+    TDS_FORM_VARIANT,    /* st NVARCHAR (the family text values take) */
+    TDS_FORM_ROWVERSION, /* st BINARY(8), marked by UserType 80 in COLMETADATA */
+} tds_form;
+
 /* A logical column or parameter type. */
 typedef struct tds_type {
     tds_sqltype st;
+    tds_form form;
     uint32_t len;      /* char/binary types: characters (N types: UTF-16 units) or bytes */
     bool is_max;       /* (N)VARCHAR(MAX), VARBINARY(MAX) */
     uint8_t precision; /* DECIMAL/NUMERIC */
@@ -77,14 +91,17 @@ typedef struct tds_value {
 } tds_value;
 
 /* Parses a SQL Server type name, case-insensitive, with optional (n|MAX) or
- * (p[,s]); INTEGER and TEXT are accepted as INT and NVARCHAR(MAX). Returns 0,
- * or -1 if the name is not a supported type. */
+ * (p[,s]); INTEGER is accepted as INT, BLOB as VARBINARY(MAX). TEXT, NTEXT
+ * and IMAGE are SQL Server's legacy types, as on a real server. Returns 0, or
+ * -1 if the name is not a supported type. */
 int tds_type_parse(const char *s, size_t len, tds_type *out);
 /* Lower-case SQL Server name of the type family ("nvarchar"). */
 const char *tds_type_name(tds_sqltype st);
+/* Lower-case SQL Server name of t itself ("ntext", "xml", "sql_variant"). */
+const char *tds_type_fullname(const tds_type *t);
 
 /* Appends the TYPE_INFO the client sees for t at version ver (date/time types
- * go as NVARCHAR below 7.3, MAX types as NTEXT/TEXT/IMAGE below 7.2),
+ * go as NVARCHAR below 7.3, MAX types and XML as NTEXT/TEXT/IMAGE below 7.2),
  * including the table name of legacy text types (COLMETADATA only). */
 void tds_typeinfo_write(tds_buf *b, const tds_type *t, uint32_t ver);
 

@@ -540,10 +540,12 @@ void tds_tok_colmetadata(tds_buf *b, const tds_column *cols, size_t n, uint32_t 
     tds_buf_u8(b, TDS_TOK_COLMETADATA);
     tds_buf_u16le(b, (uint16_t)n);
     for (size_t i = 0; i < n; i++) {
+        /* UserType: 0, except timestamp (80), as SQL Server sends it. */
+        uint16_t user_type = cols[i].type.form == TDS_FORM_ROWVERSION ? 80 : 0;
         if (TDS_VER(ver) >= 0x72)
-            tds_buf_u32le(b, 0); /* UserType */
+            tds_buf_u32le(b, user_type);
         else
-            tds_buf_u16le(b, 0);
+            tds_buf_u16le(b, user_type);
         tds_buf_u16le(b, 0x0001 | 0x0008); /* nullable, updateable unknown */
         tds_typeinfo_write(b, &cols[i].type, ver);
         tds_buf_bvarchar(b, cols[i].name ? cols[i].name : "");

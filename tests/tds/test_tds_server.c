@@ -543,11 +543,10 @@ START_TEST(multiple_results_and_counts)
 {
     tds_server *s = start_server();
     DBPROCESS *p = connect_ok(s, versions[_i]);
-    ck_assert_int_eq(
-        run(p, "SET NOCOUNT ON; CREATE TABLE c (x INT); INSERT INTO c VALUES (1), (2), (3)\n"
-               "UPDATE c SET x = x + 10 WHERE x > 1\n"
-               "SELECT x FROM c ORDER BY x SELECT 'a' AS a, 'b' AS b\nDELETE FROM c"),
-        SUCCEED);
+    ck_assert_int_eq(run(p, "CREATE TABLE c (x INT); INSERT INTO c VALUES (1), (2), (3)\n"
+                            "UPDATE c SET x = x + 10 WHERE x > 1\n"
+                            "SELECT x FROM c ORDER BY x SELECT 'a' AS a, 'b' AS b\nDELETE FROM c"),
+                     SUCCEED);
     int results = 0, counts[8], cols[8];
     RETCODE r;
     while ((r = dbresults(p)) != NO_MORE_RESULTS) {
@@ -566,6 +565,43 @@ START_TEST(multiple_results_and_counts)
     ck_assert_int_eq(counts[3], 3);
     ck_assert_int_eq(cols[4], 2);
     ck_assert_int_eq(counts[5], 3);
+    disconnect(p);
+    tds_server_stop(s);
+}
+END_TEST
+
+/* DECLARE with a literal gives request-scoped variables read like
+ * parameters; a second declaration of a name is error 134, as on SQL Server. */
+START_TEST(declare_variables)
+{
+    tds_server *s = start_server();
+    DBPROCESS *p = connect_ok(s, DBVERSION_74);
+    ck_assert_int_eq(run(p, "DECLARE @a nvarchar(10) = N'x''y', @b varbinary(max) = 0x, "
+                            "@c INT = -7, @d bigint; SELECT @a AS a, DATALENGTH(@b) AS b, "
+                            "@c AS c, COALESCE(@d, 'null') AS d"),
+                     SUCCEED);
+    ck_assert_int_eq(dbresults(p), SUCCEED);
+    ck_assert_int_eq(dbnextrow(p), REG_ROW);
+    static const char *const want[] = {"x'y", "0", "-7", "null"};
+    char v[64];
+    for (int i = 0; i < 4; i++) {
+        col_text(p, i + 1, v, sizeof(v));
+        ck_assert_str_eq(v, want[i]);
+    }
+    ck_assert_str_eq(dbcolname(p, 1), "a");
+    while (dbnextrow(p) != NO_MORE_ROWS)
+        ;
+    while (dbresults(p) != NO_MORE_RESULTS)
+        ;
+    query_text(p, "DECLARE @e nvarchar(max) = N''; SELECT LEN(@e) + DATALENGTH(@e)", v, sizeof(v));
+    ck_assert_str_eq(v, "0");
+    /* Gone with the request. */
+    ck_assert_int_eq(run_all(p, "SELECT @a"), FAIL);
+    ck_assert_int_eq(rec_of(p)->msgno, 137);
+    ck_assert_int_eq(run_all(p, "DECLARE @a INT = 1, @a INT = 2"), FAIL);
+    ck_assert_int_eq(rec_of(p)->msgno, 134);
+    ck_assert_int_eq(run_all(p, "DECLARE @a INT = 1 + 1"), FAIL);
+    ck_assert_int_eq(rec_of(p)->msgno, 50000);
     disconnect(p);
     tds_server_stop(s);
 }
@@ -1149,6 +1185,21 @@ START_TEST(type_names_and_conversions)
     ck_assert_int_eq(tds_type_parse("VARCHAR(9000)", 13, &t), -1);
     ck_assert_int_eq(tds_type_parse("decimal(39)", 11, &t), -1);
     ck_assert_int_eq(tds_type_parse("geography", 9, &t), -1);
+    /* The legacy types are themselves, not NVARCHAR(MAX). */
+    ck_assert_int_eq(tds_type_parse("TEXT", 4, &t), 0);
+    ck_assert(t.st == TDS_ST_VARCHAR && t.is_max && t.form == TDS_FORM_LEGACY);
+    ck_assert_str_eq(tds_type_fullname(&t), "text");
+    ck_assert_int_eq(tds_type_parse("ntext", 5, &t), 0);
+    ck_assert_str_eq(tds_type_fullname(&t), "ntext");
+    ck_assert_int_eq(tds_type_parse("Image", 5, &t), 0);
+    ck_assert_str_eq(tds_type_fullname(&t), "image");
+    ck_assert_int_eq(tds_type_parse("xml", 3, &t), 0);
+    ck_assert(t.form == TDS_FORM_XML && t.is_max);
+    ck_assert_int_eq(tds_type_parse("sql_variant", 11, &t), 0);
+    ck_assert_str_eq(tds_type_fullname(&t), "sql_variant");
+    ck_assert_int_eq(tds_type_parse("xml(10)", 7, &t), -1);
+    ck_assert_int_eq(tds_type_parse("BLOB", 4, &t), 0);
+    ck_assert(t.st == TDS_ST_VARBINARY && t.is_max && t.form == TDS_FORM_PLAIN);
     bool neg;
     uint32_t mag[4];
     char out[64];
@@ -1374,6 +1425,7 @@ static Suite *suite(void)
     tc = tcase_create("batches");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, multiple_results_and_counts, 0, 4);
+    tcase_add_test(tc, declare_variables);
     tcase_add_loop_test(tc, errors_number_severity_line, 0, 4);
     tcase_add_test(tc, transactions);
     suite_add_tcase(s, tc);

@@ -54,7 +54,7 @@ static struct {
 
 static pthread_once_t fk_once = PTHREAD_ONCE_INIT;
 
-static const sg_column fake_columns[1] = {{"n", "int"}};
+static const sg_column fake_columns[1] = {{.name = "n", .type = "int"}};
 
 static void default_knobs(int64_t *k)
 {

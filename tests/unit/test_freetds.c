@@ -622,6 +622,134 @@ START_TEST(column_names_and_types)
 }
 END_TEST
 
+/* Column types by the server's own names (the declaration FreeTDS rebuilds
+ * from the wire), with the precision and scale of decimal and numeric; at
+ * TDS 7.1 and 7.2 SQL Server sends date and time types as nvarchar, and
+ * below 7.2 the MAX types and xml as ntext, text and image. */
+START_TEST(server_type_names)
+{
+    cfg.tds_version = versions[_i];
+    bool v73 = _i >= 2, v72 = _i >= 1;
+    sg_driver_conn *c = open_ok();
+    run_ok(c,
+           "CREATE TABLE tn (vc VARCHAR(10), nv NVARCHAR(10), ch CHAR(3), nc NCHAR(3), tx TEXT, "
+           "nt NTEXT, vb VARBINARY(4), bn BINARY(2), im IMAGE, g UNIQUEIDENTIFIER, "
+           "dto DATETIMEOFFSET(3), d2 DATETIME2, sdt SMALLDATETIME, dt DATETIME, d DATE, "
+           "t TIME(2), m MONEY, sm SMALLMONEY, de DECIMAL(10,2), nu NUMERIC(38,10), b BIT, "
+           "ti TINYINT, si SMALLINT, i INT, bi BIGINT, r REAL, f FLOAT, x XML, "
+           "vm VARCHAR(MAX), nm NVARCHAR(MAX), bm VARBINARY(MAX), rv ROWVERSION)",
+           NULL, 0);
+    exec_ok(c, "SELECT * FROM tn", NULL, 0);
+    size_t nc;
+    const sg_column *cols = result_ok(c, &nc);
+    const char *dates = v73 ? NULL : "nvarchar";
+    const struct {
+        const char *type;
+        int precision, scale;
+    } want[] = {
+        {"varchar", 0, 0},
+        {"nvarchar", 0, 0},
+        {"char", 0, 0},
+        {"nchar", 0, 0},
+        {"text", 0, 0},
+        {"ntext", 0, 0},
+        {"varbinary", 0, 0},
+        {"binary", 0, 0},
+        {"image", 0, 0},
+        {"uniqueidentifier", 0, 0},
+        {dates ? dates : "datetimeoffset", 0, 0},
+        {dates ? dates : "datetime2", 0, 0},
+        {"smalldatetime", 0, 0},
+        {"datetime", 0, 0},
+        {dates ? dates : "date", 0, 0},
+        {dates ? dates : "time", 0, 0},
+        {"money", 0, 0},
+        {"smallmoney", 0, 0},
+        {"decimal", 10, 2},
+        {"numeric", 38, 10},
+        {"bit", 0, 0},
+        {"tinyint", 0, 0},
+        {"smallint", 0, 0},
+        {"int", 0, 0},
+        {"bigint", 0, 0},
+        {"real", 0, 0},
+        {"float", 0, 0},
+        {v72 ? "xml" : "ntext", 0, 0},
+        {v72 ? "varchar" : "text", 0, 0},
+        {v72 ? "nvarchar" : "ntext", 0, 0},
+        {v72 ? "varbinary" : "image", 0, 0},
+        {"timestamp", 0, 0},
+    };
+    ck_assert_uint_eq(nc, sizeof want / sizeof want[0]);
+    for (size_t i = 0; i < nc; i++) {
+        ck_assert_msg(strcmp(cols[i].type, want[i].type) == 0,
+                      "TDS %s: column %s typed '%s', not '%s'", cfg.tds_version, cols[i].name,
+                      cols[i].type, want[i].type);
+        ck_assert_msg(cols[i].precision == want[i].precision && cols[i].scale == want[i].scale,
+                      "column %s: precision %d scale %d, not %d, %d", cols[i].name,
+                      cols[i].precision, cols[i].scale, want[i].precision, want[i].scale);
+    }
+    no_more_rows(c);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+/* Values of the large and legacy types: xml and ntext as text, image as
+ * bytes, text in the server's code page. */
+START_TEST(xml_and_legacy_values)
+{
+    cfg.tds_version = versions[_i];
+    sg_driver_conn *c = open_ok();
+    run_ok(c, "CREATE TABLE lg (id INT, x XML, tx TEXT, nt NTEXT, im IMAGE)", NULL, 0);
+    run_ok(c,
+           "INSERT INTO lg VALUES (1, N'<a b=\"1\">\xc3\xa9\xe6\x97\xa5</a>', 'caf\xc3\xa9', "
+           "N'\xe6\x97\xa5\xe6\x9c\xac', X'00FF10'), (2, NULL, NULL, NULL, NULL)",
+           NULL, 0);
+    exec_ok(c, "SELECT x, tx, nt, im FROM lg ORDER BY id", NULL, 0);
+    size_t nc;
+    result_ok(c, &nc);
+    ck_assert_uint_eq(nc, 4);
+    const sg_value *v = row_ok(c);
+    ASSERT_TEXT(&v[0], "<a b=\"1\">\xc3\xa9\xe6\x97\xa5</a>");
+    ASSERT_TEXT(&v[1], "caf\xc3\xa9");
+    ASSERT_TEXT(&v[2], "\xe6\x97\xa5\xe6\x9c\xac");
+    ASSERT_BINARY(&v[3], "\x00\xff\x10", 3);
+    v = row_ok(c);
+    for (int i = 0; i < 4; i++)
+        ASSERT_NULL(&v[i]);
+    no_more_rows(c);
+    ck_assert_int_eq(D->finish(c), 0);
+    D->close(c);
+}
+END_TEST
+
+/* db-lib keeps a sql_variant's base type to itself: the column is refused
+ * by name, before any row, and the pool gets a connection it can reuse or
+ * knows to close. */
+START_TEST(sql_variant_refused)
+{
+    sg_driver_conn *c = open_ok();
+    run_ok(c, "CREATE TABLE sv (id INT, v SQL_VARIANT); INSERT INTO sv VALUES (1, 42), (2, 'x')",
+           NULL, 0);
+    exec_ok(c, "SELECT id, v AS val FROM sv", NULL, 0);
+    sg_err err = {0};
+    const sg_column *cols;
+    size_t nc;
+    ck_assert_int_eq(D->next_result(c, &cols, &nc, &err), -1);
+    ck_assert_int_eq(err.code, SG_BAD_REQUEST);
+    ck_assert_msg(strstr(err.message, "val") != NULL && strstr(err.message, "sql_variant") != NULL,
+                  "message: %s", err.message);
+    if (D->finish(c) == 0) {
+        const sg_value *v =
+            scalar_of(c, "SELECT CAST(v AS NVARCHAR(10)) AS s FROM sv WHERE id = 2", NULL, 0);
+        ASSERT_TEXT(v, "x");
+        ck_assert_int_eq(D->finish(c), 0);
+    }
+    D->close(c);
+}
+END_TEST
+
 /* --- Batches ---------------------------------------------------------------------- */
 
 START_TEST(multiple_results)
@@ -698,6 +826,41 @@ START_TEST(rows_affected_with_params)
      * statement (the rows_affected test). */
     ck_assert_int_eq(run_ok(c, "INSERT INTO ra (x, s) VALUES (@lo, @s)", p, 2), 1);
     ck_assert_int_eq(run_ok(c, "DELETE FROM ra WHERE s = @s", p, 2), 3);
+    /* The server sends a DONEINPROC with its count for each of these two
+     * statements (1, then 2: the tds suite checks the wire); db-lib 1.3's
+     * dbresults() passes over DONEINPROC tokens of statements without
+     * results, so only the last count reaches dbcount(). Pinned here so
+     * that a FreeTDS that reports them all is noticed (docs/types.md). */
+    ck_assert_int_eq(
+        run_ok(c, "INSERT INTO ra (x) VALUES (@lo); INSERT INTO ra (x) VALUES (@lo), (@lo)", p, 2),
+        2);
+    D->close(c);
+}
+END_TEST
+
+/* SET NOCOUNT ON: SQL Server reports no counts (DONE without its count bit;
+ * inside sp_executesql no DONEINPROC at all), so rows_affected is 0; the
+ * session reset puts NOCOUNT back for the next batch. */
+START_TEST(nocount)
+{
+    sg_driver_conn *c = open_ok();
+    run_ok(c, "CREATE TABLE nc (x INT)", NULL, 0);
+    ck_assert_int_eq(
+        run_ok(c, "SET NOCOUNT ON; INSERT INTO nc VALUES (1), (2); DELETE FROM nc", NULL, 0), 0);
+    sg_param p[] = {{.name = "x", .value = {.type = SG_V_INT, .u.i = 5}}};
+    ck_assert_int_eq(
+        run_ok(c, "SET NOCOUNT ON; INSERT INTO nc VALUES (@x); INSERT INTO nc VALUES (@x)", p, 1),
+        0);
+    /* A result set still comes back whole. */
+    exec_ok(c, "SET NOCOUNT ON; SELECT x FROM nc", NULL, 0);
+    size_t nc;
+    result_ok(c, &nc);
+    ASSERT_INT(&row_ok(c)[0], 5);
+    ASSERT_INT(&row_ok(c)[0], 5);
+    no_more_rows(c);
+    no_more_results(c);
+    ck_assert_int_eq(D->finish(c), 0);
+    ck_assert_int_eq(run_ok(c, "UPDATE nc SET x = 6", NULL, 0), 2);
     D->close(c);
 }
 END_TEST
@@ -791,27 +954,53 @@ START_TEST(injection_stays_data)
 }
 END_TEST
 
+/* db-lib sends a value of length 0 as NULL; the driver declares empty
+ * values inside the statement instead, so "" arrives as "" (and 0x as 0x),
+ * beside ordinary parameters, alone, and as the only parameters. */
 START_TEST(empty_string_parameter)
 {
+    cfg.tds_version = versions[_i];
     sg_driver_conn *c = open_ok();
     sg_param p[] = {{.name = "ok", .value = {.type = SG_V_INT, .u.i = 1}},
-                    {.name = "blank", .value = {.type = SG_V_TEXT, .u.s = {"", 0}}}};
+                    {.name = "blank", .value = {.type = SG_V_TEXT, .u.s = {"", 0}}},
+                    {.name = "nul", .value = {.type = SG_V_NULL}},
+                    {.name = "empty", .value = {.type = SG_V_BINARY, .u.s = {"", 0}}}};
+    exec_ok(c,
+            "SELECT @ok AS ok, @blank AS blank, @nul AS nul, @empty AS empty, "
+            "LEN(@blank) AS n, DATALENGTH(@empty) AS bytes",
+            p, 4);
+    size_t nc;
+    result_ok(c, &nc);
+    ck_assert_uint_eq(nc, 6);
+    const sg_value *v = row_ok(c);
+    ASSERT_INT(&v[0], 1);
+    ASSERT_TEXT(&v[1], "");
+    ASSERT_NULL(&v[2]);
+    ASSERT_BINARY(&v[3], "", 0);
+    ASSERT_INT(&v[4], 0);
+    ASSERT_INT(&v[5], 0);
+    no_more_rows(c);
+    no_more_results(c);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* Stored and matched as an empty string, not as NULL. */
+    run_ok(c, "CREATE TABLE es (id INT, s NVARCHAR(10))", NULL, 0);
+    ck_assert_int_eq(run_ok(c, "INSERT INTO es VALUES (1, @blank)", &p[1], 1), 1);
+    v = scalar_of(c, "SELECT COUNT(*) AS n FROM es WHERE s = @blank AND s IS NOT NULL", &p[1], 1);
+    ASSERT_INT(v, 1);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* An error keeps the caller's line number. */
     sg_err err = {0};
-    ck_assert_int_eq(D->exec(c, "SELECT @ok, @blank", p, 2, sg_clock_ms() + LONG_MS, &err), -1);
-    ck_assert_int_eq(err.code, SG_BAD_REQUEST);
-    ck_assert_msg(strstr(err.message, "blank") != NULL, "the parameter is not named: %s",
-                  err.message);
+    ck_assert_int_eq(D->exec(c, "SELECT @blank AS b\nSELECT * FROM no_such_table", &p[1], 1,
+                             sg_clock_ms() + LONG_MS, &err) == 0 &&
+                         drain(c, &err) == 0,
+                     0);
+    ck_assert_int_eq(err.code, SG_SQL_ERROR);
+    ck_assert_int_eq(err.sql.number, 208);
+    ck_assert_int_eq(err.sql.line, 2);
     ck_assert_int_eq(D->finish(c), 0);
     ck_assert(!D->unusable(c));
-    sg_param b[] = {{.name = "empty", .value = {.type = SG_V_BINARY, .u.s = {"", 0}}}};
-    sg_err_clear(&err);
-    ck_assert_int_eq(D->exec(c, "SELECT @empty", b, 1, sg_clock_ms() + LONG_MS, &err), -1);
-    ck_assert_int_eq(err.code, SG_BAD_REQUEST);
-    ck_assert_msg(strstr(err.message, "empty") != NULL, "the parameter is not named: %s",
-                  err.message);
-    const sg_value *v = scalar_of(c, "SELECT 5 AS five", NULL, 0);
-    ASSERT_INT(v, 5);
-    ck_assert_int_eq(D->finish(c), 0);
     D->close(c);
 }
 END_TEST
@@ -1473,6 +1662,9 @@ static Suite *freetds_suite(void)
     tcase_add_loop_test(tc, types_each_version, 0, 4);
     tcase_add_loop_test(tc, long_values, 0, 4);
     tcase_add_test(tc, column_names_and_types);
+    tcase_add_loop_test(tc, server_type_names, 0, 4);
+    tcase_add_loop_test(tc, xml_and_legacy_values, 0, 4);
+    tcase_add_test(tc, sql_variant_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("batches");
@@ -1483,7 +1675,8 @@ static Suite *freetds_suite(void)
     tcase_add_loop_test(tc, rows_affected_with_params, 0, 4);
     tcase_add_loop_test(tc, parameters, 0, 4);
     tcase_add_test(tc, injection_stays_data);
-    tcase_add_test(tc, empty_string_parameter);
+    tcase_add_loop_test(tc, empty_string_parameter, 0, 4);
+    tcase_add_test(tc, nocount);
     tcase_add_loop_test(tc, sql_errors, 0, 4);
     tcase_add_test(tc, error_in_later_statement);
     tcase_add_test(tc, open_transaction_not_reused);

@@ -40,11 +40,16 @@
 #include "tsql_scan.h"
 
 #define CONV_MAX         72   /* converted text of one value: decimals, dates, guids */
+#define TYPE_NAME_MAX    32   /* a column's type name: "datetimeoffset", "type241" */
 #define RESET_TIMEOUT_MS 5000 /* longest wait for sp_reset_connection */
 
-/* db-lib reports uniqueidentifier columns with the TDS type number but its
- * header has no name for it. */
-#define SG_SYBUNIQUE 36
+/* TDS type numbers db-lib reports but its header has no names for:
+ * uniqueidentifier (dbcoltype), sql_variant (dbcoltype and server type),
+ * XML (server type; dbcoltype says 175, its long character form). */
+#define SG_SYBUNIQUE   36
+#define SG_SYBVARIANT  98
+#define SG_SYBLONGCHAR 175
+#define SG_SYBMSXML    241
 
 typedef struct login_ctx {
     int64_t deadline;
@@ -86,8 +91,8 @@ struct sg_driver_conn {
     int cap;
     sg_column *cols;
     sg_value *values;
-    char (*conv)[CONV_MAX]; /* per column scratch for converted values */
-    char (*names)[16];      /* per column type name */
+    char (*conv)[CONV_MAX];       /* per column scratch for converted values */
+    char (*names)[TYPE_NAME_MAX]; /* per column type name */
     int *scales;
 };
 
@@ -452,7 +457,15 @@ static const char *declared_type(const sg_value *v)
     }
 }
 
-/* sp_executesql's parameter list, e.g. "@id bigint,@name nvarchar(max)". */
+/* db-lib sends a value of length 0 as NULL (dbrpcparam: "datalen 0 is a
+ * NULL"), so an empty string or binary cannot travel as a parameter value. */
+static bool is_empty(const sg_value *v)
+{
+    return (v->type == SG_V_TEXT || v->type == SG_V_BINARY) && v->u.s.len == 0;
+}
+
+/* sp_executesql's parameter list, e.g. "@id bigint,@name nvarchar(max)",
+ * without the empty values. */
 static char *declarations(const sg_param *params, size_t n)
 {
     size_t len = 1;
@@ -463,10 +476,38 @@ static char *declarations(const sg_param *params, size_t n)
         return NULL;
     size_t used = 0;
     for (size_t i = 0; i < n; i++)
-        used += (size_t)snprintf(d + used, len - used, "%s@%s %s", i ? "," : "", params[i].name,
-                                 declared_type(&params[i].value));
+        if (!is_empty(&params[i].value))
+            used += (size_t)snprintf(d + used, len - used, "%s@%s %s", used ? "," : "",
+                                     params[i].name, declared_type(&params[i].value));
     d[used] = '\0';
     return d;
+}
+
+/* The statement sp_executesql runs: the empty values are declared in it as
+ * constants ("DECLARE @p nvarchar(max) = N'';"), on the statement's first
+ * line so that the server's error line numbers stay the caller's. Only the
+ * parameter's name (an identifier) and a constant are added to the text,
+ * never a value. New string; NULL when out of memory. */
+static char *statement(const char *sql, const sg_param *params, size_t n)
+{
+    size_t len = strlen(sql) + 1;
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        if (is_empty(&params[i].value)) {
+            len += strlen(params[i].name) + 40;
+            any = true;
+        }
+    char *st = malloc(len + 16);
+    if (st == NULL)
+        return NULL;
+    size_t used = 0;
+    for (size_t i = 0; any && i < n; i++)
+        if (is_empty(&params[i].value))
+            used += (size_t)snprintf(
+                st + used, len + 16 - used, "%s@%s %s", used ? ", " : "DECLARE ", params[i].name,
+                params[i].value.type == SG_V_TEXT ? "nvarchar(max) = N''" : "varbinary(max) = 0x");
+    snprintf(st + used, len + 16 - used, "%s%s", any ? "; " : "", sql);
+    return st;
 }
 
 /* db-lib sends SYBVARCHAR as NVARCHAR only up to 4000 bytes; longer text
@@ -488,35 +529,32 @@ typedef union param_slot {
 static int send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n,
                     sg_err *err)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((params[i].value.type == SG_V_TEXT || params[i].value.type == SG_V_BINARY) &&
-            params[i].value.u.s.len == 0)
-            return sg_err_set(err, SG_BAD_REQUEST,
-                              "params.%s: db-lib cannot send an empty string to SQL Server (it "
-                              "would arrive as NULL); use null or N'' in the SQL",
-                              params[i].name);
     char *decl = declarations(params, n);
+    char *stmt = statement(sql, params, n);
     param_slot *slots = calloc(n, sizeof *slots);
     char(*names)[140] = calloc(n, sizeof *names);
     int rc = -1;
-    if (decl == NULL || slots == NULL || names == NULL) {
+    if (decl == NULL || stmt == NULL || slots == NULL || names == NULL) {
         sg_err_set(err, SG_INTERNAL, "out of memory");
         goto done;
     }
     /* A half-built RPC stays in the DBPROCESS until a dbrpcsend succeeds,
      * and every later dbrpcinit would fail: a connection whose RPC could not
-     * be built is not reused. */
+     * be built is not reused. Without a declaration (every value was empty)
+     * @params is left out, as sp_executesql allows. */
     if (dbrpcinit(c->dbp, "sp_executesql", 0) == FAIL ||
-        dbrpcparam(c->dbp, "@stmt", 0, text_type(strlen(sql)), -1, (DBINT)strlen(sql),
-                   (BYTE *)sql) == FAIL ||
-        dbrpcparam(c->dbp, "@params", 0, text_type(strlen(decl)), -1, (DBINT)strlen(decl),
-                   (BYTE *)decl) == FAIL) {
+        dbrpcparam(c->dbp, "@stmt", 0, text_type(strlen(stmt)), -1, (DBINT)strlen(stmt),
+                   (BYTE *)stmt) == FAIL ||
+        (decl[0] != '\0' && dbrpcparam(c->dbp, "@params", 0, text_type(strlen(decl)), -1,
+                                       (DBINT)strlen(decl), (BYTE *)decl) == FAIL)) {
         c->dead = true;
         batch_error(c, err);
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
         const sg_value *v = &params[i].value;
+        if (is_empty(v))
+            continue;
         snprintf(names[i], sizeof names[i], "@%s", params[i].name);
         RETCODE r;
         switch (v->type) {
@@ -558,6 +596,7 @@ static int send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, 
     rc = 0;
 done:
     free(decl);
+    free(stmt);
     free(slots);
     free(names);
     return rc;
@@ -679,7 +718,7 @@ static const char *type_name(int type, char *buf, size_t n)
         return "smallmoney";
     case SYBCHAR:
     case SYBVARCHAR:
-        return "nvarchar"; /* db-lib shows char and nchar alike */
+        return "nvarchar"; /* only when db-lib gives no declaration (server_type) */
     case SYBTEXT:
         return "ntext";
     case SYBBINARY:
@@ -720,7 +759,7 @@ static int grow_columns(sg_driver_conn *c, int n, sg_err *err)
     char(*conv)[CONV_MAX] = realloc(c->conv, (size_t)n * sizeof *conv);
     if (conv != NULL)
         c->conv = conv;
-    char(*names)[16] = realloc(c->names, (size_t)n * sizeof *names);
+    char(*names)[TYPE_NAME_MAX] = realloc(c->names, (size_t)n * sizeof *names);
     if (names != NULL)
         c->names = names;
     int *scales = realloc(c->scales, (size_t)n * sizeof *scales);
@@ -732,6 +771,45 @@ static int grow_columns(sg_driver_conn *c, int n, sg_err *err)
     return 0;
 }
 
+/* The server's own name of column col's type, lower case, into out: the
+ * first word of the declaration FreeTDS rebuilds from the wire TYPE_INFO
+ * ("NVARCHAR(20)", "DECIMAL(10,2)", "XML"), which tells varchar from
+ * nvarchar and char from nchar where dbcoltype() cannot. 0, or -1 when
+ * db-lib gives no declaration. Sets the precision and scale of decimal and
+ * numeric columns. */
+static int server_type(sg_driver_conn *c, int col, sg_column *out, char *name, size_t n)
+{
+    DBCOL2 info;
+    memset(&info, 0, sizeof info);
+    info.SizeOfStruct = sizeof info;
+    RETCODE rc = dbtablecolinfo(c->dbp, col, (DBCOL *)&info);
+    /* FreeTDS 1.3 has no declaration for XML: it fails after filling in
+     * the server type. */
+    if (info.ServerType == SG_SYBMSXML || info.ServerType == SG_SYBVARIANT) {
+        snprintf(name, n, "%s", info.ServerType == SG_SYBMSXML ? "xml" : "sql_variant");
+        return 0;
+    }
+    if (rc == FAIL)
+        return -1;
+    size_t len = 0;
+    const char *d = info.ServerTypeDeclaration;
+    while (len + 1 < n && (isalnum((unsigned char)d[len]) || d[len] == '_')) {
+        name[len] = (char)tolower((unsigned char)d[len]);
+        len++;
+    }
+    name[len] = '\0';
+    if (len == 0 || isalnum((unsigned char)d[len]) || d[len] == '_')
+        return -1;
+    /* rowversion travels as binary(8) marked by user type 80. */
+    if (info.UserType == 80 && strcmp(name, "binary") == 0)
+        snprintf(name, n, "timestamp");
+    if (strcmp(name, "decimal") == 0 || strcmp(name, "numeric") == 0) {
+        out->precision = info.Precision;
+        out->scale = info.Scale;
+    }
+    return 0;
+}
+
 static int describe(sg_driver_conn *c, int n, sg_err *err)
 {
     if (grow_columns(c, n, err) != 0)
@@ -740,11 +818,25 @@ static int describe(sg_driver_conn *c, int n, sg_err *err)
         const char *name = dbcolname(c->dbp, i + 1);
         int type = dbcoltype(c->dbp, i + 1);
         c->cols[i].name = name ? name : "";
-        c->cols[i].type = type_name(type, c->names[i], sizeof c->names[i]);
+        c->cols[i].precision = 0;
+        c->cols[i].scale = 0;
+        if (server_type(c, i + 1, &c->cols[i], c->names[i], sizeof c->names[i]) == 0)
+            c->cols[i].type = c->names[i];
+        else
+            c->cols[i].type = type_name(type, c->names[i], sizeof c->names[i]);
         DBTYPEINFO *ti = dbcoltypeinfo(c->dbp, i + 1);
         c->scales[i] = ti ? ti->scale : 7;
-        if (type == SYBDATETIME || type == SYBDATETIME4)
+        if (type == SYBDATETIME)
             c->scales[i] = 3;
+        if (type == SYBDATETIME4)
+            c->scales[i] = 0; /* whole minutes */
+        /* db-lib keeps a sql_variant value's base type to itself and cannot
+         * convert it: refusing is better than answering with wrong bytes. */
+        if (type == SG_SYBVARIANT)
+            return sg_err_set(err, SG_BAD_REQUEST,
+                              "column %d (%s) is sql_variant, which FreeTDS db-lib cannot read; "
+                              "CAST it to a concrete type in the SQL",
+                              i + 1, name != NULL && name[0] != '\0' ? name : "unnamed");
     }
     c->n_cols = n;
     return 0;
@@ -761,6 +853,11 @@ static int ft_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
     c->rows_pending = false;
     for (;;) {
         RETCODE rc = dbresults(c->dbp);
+        /* Inside sp_executesql, a statement that fails after a result set
+         * reaches only the message handler: dbresults() passes over its
+         * DONEINPROC and ends the batch without a FAIL. */
+        if (rc == NO_MORE_RESULTS && c->err.code == SG_SQL_ERROR)
+            return batch_error(c, err);
         if (rc == NO_MORE_RESULTS)
             return 0;
         if (rc == FAIL)
@@ -864,6 +961,8 @@ static void convert_value(sg_driver_conn *c, int i, sg_value *v)
     case SYBCHAR:
     case SYBVARCHAR:
     case SYBTEXT:
+    case SYBNTEXT:
+    case SG_SYBLONGCHAR: /* XML, already converted to UTF-8 */
         v->type = SG_V_TEXT, v->u.s.ptr = (const char *)data, v->u.s.len = (size_t)len;
         return;
     case SYBBINARY:

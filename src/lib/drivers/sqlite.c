@@ -809,6 +809,8 @@ static int describe(sg_driver_conn *c, size_t n, sg_err *err)
         memcpy(out, decl, len + 1);
         lower_type(out);
         c->cols[i].type = out;
+        c->cols[i].precision = 0; /* the declared type keeps its (p,s) as written */
+        c->cols[i].scale = 0;
         c->kinds[i] = declared ? kind_of(out) : KIND_PLAIN;
         out += len + 1;
     }

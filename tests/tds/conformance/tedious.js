@@ -420,6 +420,45 @@ async function main() {
     eq(u.rowCount, 2, 'update count');
   });
 
+  // ---- legacy, XML and variant types; counts as SQL Server reports them ---------------------
+  await check('TEXT, NTEXT, IMAGE, XML and SQL_VARIANT as SQL Server sends them', async () => {
+    await execOk(conn, 'CREATE TABLE lx (id INT, tx TEXT, nt NTEXT, im IMAGE, x XML, v SQL_VARIANT)',
+      [], true);
+    await execOk(conn, "INSERT INTO lx VALUES (1, 'caf\u00e9', N'\u65e5\u672c', X'00FF', "
+      + "N'<a>\u00e9</a>', 42), (2, NULL, NULL, NULL, NULL, 'str'), (3, NULL, NULL, NULL, NULL, 1.5), "
+      + '(4, NULL, NULL, NULL, NULL, NULL)', [], true);
+    const r = await execOk(conn, 'SELECT tx, nt, im, x, v FROM lx ORDER BY id', [], true);
+    const want = [['tx', 'Text', 'caf\u00e9'], ['nt', 'NText', '\u65e5\u672c'], ['im', 'Image', '00ff'],
+      ['x', 'Xml', '<a>\u00e9</a>'], ['v', 'Variant', 42]];
+    want.forEach(([name, type, value], k) => {
+      eq(r.sets[0].columns[k].type.name, type, `${name} type`);
+      eq(r.sets[0].rows[0][k], value, `${name} value`);
+    });
+    eq(r.sets[0].rows[1][4], 'str', 'variant nvarchar');
+    eq(r.sets[0].rows[2][4], 1.5, 'variant float');
+    eq(r.sets[0].rows[3].every((x) => x === null), true, 'NULLs');
+  });
+
+  await check('DONEINPROC counts inside sp_executesql, none with SET NOCOUNT ON', async () => {
+    await execOk(conn, 'CREATE TABLE dc (x INT)', [], true);
+    const counts = [];
+    const run = (sql) => new Promise((resolve) => {
+      const req = new Request(sql, (err, rowCount) => resolve({ err, rowCount }));
+      req.on('doneInProc', (rowCount) => counts.push(rowCount));
+      req.addParameter('v', TYPES.Int, 7);
+      conn.execSql(req);
+    });
+    let r = await run('INSERT INTO dc VALUES (@v); INSERT INTO dc VALUES (@v), (@v); '
+      + 'UPDATE dc SET x = 8 WHERE x = 0');
+    eq(r.err, undefined, 'error');
+    eq(counts.join(','), '1,2,0', 'DONEINPROC counts');
+    eq(r.rowCount, 3, 'request count');
+    counts.length = 0;
+    r = await run('SET NOCOUNT ON; INSERT INTO dc VALUES (@v); DELETE FROM dc');
+    eq(counts.length, 0, 'DONEINPROC tokens with NOCOUNT');
+    eq(r.rowCount, 0, 'request count with NOCOUNT');
+  });
+
   // ---- errors -----------------------------------------------------------------------------
   await check('errors carry number, class, state and line', async () => {
     let r = await exec(conn, 'SELECT 1\nSELECT * FROM nosuch', [], true);

@@ -138,6 +138,26 @@ fi
 printf "SELECT CAST(replace(hex(zeroblob(6000)), '00', 'xy') AS NVARCHAR(MAX)) AS big\ngo\nexit\n" | tsql_run 7.4
 if [ "$(sed -n 2p "$dir/out" | wc -c)" -eq 12001 ]; then ok "12000-character NVARCHAR(MAX) over several packets"; else ko "12000-character NVARCHAR(MAX) over several packets"; fi
 
+# TEXT, NTEXT, IMAGE (text pointers at every version) and XML (0xF1 PLP from 7.2, NTEXT
+# below), as SQL Server sends them.
+cat >"$dir/legacy.sql" <<'EOF'
+CREATE TABLE lt (tx TEXT, nt NTEXT, im IMAGE, x XML)
+go
+INSERT INTO lt VALUES ('café', N'日本', X'00FF', N'<a>é</a>'), (NULL, NULL, NULL, NULL)
+go
+exit
+EOF
+tsql_run 7.4 <"$dir/legacy.sql"
+for ver in 7.1 7.4; do
+  printf 'SELECT * FROM lt\ngo\nexit\n' | tsql_run "$ver"
+  if has out "tx${tab}nt${tab}im${tab}x" && has out "café${tab}日本${tab}00ff${tab}<a>é</a>" &&
+    has out "NULL${tab}NULL${tab}NULL${tab}NULL"; then
+    ok "TEXT, NTEXT, IMAGE and XML with TDS $ver"
+  else
+    ko "TEXT, NTEXT, IMAGE and XML with TDS $ver" x
+  fi
+done
+
 # ---- multiple result sets and counts ------------------------------------------------------
 cat >"$dir/multi.sql" <<'EOF'
 CREATE TABLE c (x INT)
