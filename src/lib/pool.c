@@ -481,10 +481,9 @@ sg_pool *sg_pool_new(const sg_driver *drv, const sg_db_config *cfg, sg_err *err)
         goto fail_mutex;
     if (pthread_mutex_init(&p->login_mu, NULL) != 0)
         goto fail_login_mutex;
-    if (pthread_condattr_init(&p->cond_attr) != 0)
+    if (sg_condattr_init_monotonic(&p->cond_attr) != 0)
         goto fail_attr;
-    if (pthread_condattr_setclock(&p->cond_attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&p->changed, &p->cond_attr) != 0)
+    if (pthread_cond_init(&p->changed, &p->cond_attr) != 0)
         goto fail_cond;
     return p;
 

@@ -225,14 +225,23 @@ void sg_sleep_ms(int64_t ms)
     }
 }
 
+int sg_condattr_init_monotonic(pthread_condattr_t *attr)
+{
+    if (pthread_condattr_init(attr) != 0)
+        return -1;
+    if (pthread_condattr_setclock(attr, CLOCK_MONOTONIC) != 0) {
+        pthread_condattr_destroy(attr);
+        return -1;
+    }
+    return 0;
+}
+
 int sg_cond_init_monotonic(pthread_cond_t *cv)
 {
     pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0)
+    if (sg_condattr_init_monotonic(&attr) != 0)
         return -1;
-    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(cv, &attr);
+    int rc = pthread_cond_init(cv, &attr);
     pthread_condattr_destroy(&attr);
     return rc == 0 ? 0 : -1;
 }

@@ -81,6 +81,11 @@ int sg_hex_value(int c);
 /* Sleeps ms milliseconds (nothing for ms <= 0), resuming after signals. */
 void sg_sleep_ms(int64_t ms);
 
+/* Initialises attr (destroyed by the caller) for condition variables on the
+ * monotonic clock: for a caller that makes many (one per pool waiter).
+ * Returns 0, or -1 with nothing to destroy. */
+int sg_condattr_init_monotonic(pthread_condattr_t *attr);
+
 /* Initialises cv on the monotonic clock, so that sg_cond_wait_until takes
  * sg_clock_ms() deadlines (a wall-clock wait would jump with the clock).
  * Returns 0 or -1. */
