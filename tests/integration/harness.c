@@ -2,6 +2,8 @@
  * helpers. See harness.h for the contract of each function. */
 #include "harness.h"
 
+#include <check.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1377,4 +1379,52 @@ bool check_error_resp(const http_resp *r, long status, const char *code, char *b
         buf_[cap - 1] = '\0';
     }
     return false;
+}
+
+/* --- Environments ------------------------------------------------------------ */
+
+void env_add(env_list *e, const char *fmt, ...)
+{
+    ck_assert_uint_lt(e->n, ENV_LIST_MAX);
+    char line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    e->items[e->n] = strdup(line);
+    ck_assert_ptr_nonnull(e->items[e->n]);
+    e->n++;
+    e->items[e->n] = NULL;
+}
+
+void env_set(env_list *e, const char *key, const char *fmt, ...)
+{
+    char value[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(value, sizeof value, fmt, ap);
+    va_end(ap);
+    size_t klen = strlen(key);
+    size_t len = klen + strlen(value) + 2;
+    char *kv = malloc(len);
+    ck_assert_ptr_nonnull(kv);
+    snprintf(kv, len, "%s=%s", key, value);
+    for (size_t i = 0; i < e->n; i++) {
+        if (strncmp(e->items[i], key, klen) == 0 && e->items[i][klen] == '=') {
+            free(e->items[i]);
+            e->items[i] = kv;
+            return;
+        }
+    }
+    ck_assert_uint_lt(e->n, ENV_LIST_MAX);
+    e->items[e->n++] = kv;
+    e->items[e->n] = NULL;
+}
+
+void env_free(env_list *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->items[i]);
+    e->n = 0;
+    e->items[0] = NULL;
 }

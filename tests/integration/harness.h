@@ -76,6 +76,25 @@ int write_file(const char *dir, const char *name, const char *content);
 /* True when dir/name exists (any type). dir may be NULL: name is a path. */
 bool file_exists(const char *dir, const char *name);
 
+/* --- Environments ------------------------------------------------------------ */
+
+/* The environment of one sqlgate or helper run, built line by line: owned
+ * strings, NULL-terminated in items, ready for proc_start. */
+#define ENV_LIST_MAX 64
+typedef struct env_list {
+    char *items[ENV_LIST_MAX + 1];
+    size_t n;
+} env_list;
+
+/* Appends one formatted "NAME=value" (at most 1,200 bytes); fails the test
+ * past ENV_LIST_MAX. */
+void env_add(env_list *e, const char *fmt, ...) HX_PRINTF(2, 3);
+/* Sets key=value (value formatted, at most 511 bytes), replacing an
+ * earlier value of key. */
+void env_set(env_list *e, const char *key, const char *fmt, ...) HX_PRINTF(3, 4);
+/* Frees the strings; e can be filled again. */
+void env_free(env_list *e);
+
 /* --- The service process ---------------------------------------------------- */
 
 typedef struct proc proc;

@@ -384,49 +384,8 @@ static int free_port(void)
 
 /* --- The service -------------------------------------------------------------- */
 
-#define ENV_MAX 64
-
-typedef struct envb {
-    char *kv[ENV_MAX + 1];
-    size_t n;
-} envb;
-
-/* Sets key=value, replacing an earlier value of key. */
-static void env_set(envb *e, const char *key, const char *fmt, ...) HX_PRINTF(3, 4);
-static void env_set(envb *e, const char *key, const char *fmt, ...)
-{
-    char value[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(value, sizeof value, fmt, ap);
-    va_end(ap);
-    size_t klen = strlen(key);
-    size_t len = klen + strlen(value) + 2;
-    char *kv = malloc(len);
-    ck_assert_ptr_nonnull(kv);
-    snprintf(kv, len, "%s=%s", key, value);
-    for (size_t i = 0; i < e->n; i++) {
-        if (strncmp(e->kv[i], key, klen) == 0 && e->kv[i][klen] == '=') {
-            free(e->kv[i]);
-            e->kv[i] = kv;
-            return;
-        }
-    }
-    ck_assert_uint_lt(e->n, ENV_MAX);
-    e->kv[e->n++] = kv;
-    e->kv[e->n] = NULL;
-}
-
-static void env_free(envb *e)
-{
-    for (size_t i = 0; i < e->n; i++) {
-        free(e->kv[i]);
-    }
-    memset(e, 0, sizeof *e);
-}
-
 /* core on the TDS server at core_port, app on a SQLite file; small timeouts. */
-static void base_env(envb *e, int core_port)
+static void base_env(env_list *e, int core_port)
 {
     char app_db[512];
     memset(e, 0, sizeof *e);
@@ -456,25 +415,25 @@ static void base_env(envb *e, int core_port)
 }
 
 /* Starts sqlgate in g_dir with e (freed here); kept in g_svc. */
-static proc *svc_start(envb *e, bool wait_ready)
+static proc *svc_start(env_list *e, bool wait_ready)
 {
     proc_free(g_svc);
-    g_svc = proc_start((const char *const *)e->kv, g_dir, wait_ready);
+    g_svc = proc_start((const char *const *)e->items, g_dir, wait_ready);
     env_free(e);
     ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
     return g_svc;
 }
 
 /* The usual start: test server on a free port, sqlgate ready. */
-static proc *start_both(envb *extra)
+static proc *start_both(env_list *extra)
 {
     tds_start(0);
-    envb e;
+    env_list e;
     base_env(&e, g_tds.port);
     for (size_t i = 0; extra != NULL && i < extra->n; i++) {
-        char *eq = strchr(extra->kv[i], '=');
+        char *eq = strchr(extra->items[i], '=');
         *eq = '\0';
-        env_set(&e, extra->kv[i], "%s", eq + 1);
+        env_set(&e, extra->items[i], "%s", eq + 1);
         *eq = '=';
     }
     if (extra != NULL) {
@@ -841,7 +800,7 @@ static void check_core_refused_app_serves(proc *p)
 START_TEST(down_at_start_critical)
 {
     int port = free_port();
-    envb e;
+    env_list e;
     base_env(&e, port);
     proc *p = svc_start(&e, false);
 
@@ -894,7 +853,7 @@ END_TEST
 START_TEST(down_at_start_noncritical)
 {
     int port = free_port();
-    envb e;
+    env_list e;
     base_env(&e, port);
     env_set(&e, "CORE_DB_CRITICAL", "false");
     proc *p = svc_start(&e, false);
@@ -994,7 +953,7 @@ static void outage_round(proc *p, bool inflight)
 
 START_TEST(outage_server_killed)
 {
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "CORE_DB_QUERY_TIMEOUT_MS", "15000"); /* the cut statement must not time out */
     proc *p = start_both(&x);
     pid_t pid = proc_pid(p);
@@ -1034,7 +993,7 @@ static void hang_end(hang_mode mode)
 
 static void hang_scenario(hang_mode mode)
 {
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "CORE_DB_POOL_MAX", "3");
     proc *p = start_both(&x);
     /* warm both pools: an idle core connection and a live health check */
@@ -1197,7 +1156,7 @@ END_TEST
 START_TEST(slow_and_hung_login)
 {
     enum { CONNECT = 1000 };
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "CORE_DB_CONNECT_TIMEOUT_MS", "%d", CONNECT);
     env_set(&x, "CORE_DB_ACQUIRE_TIMEOUT_MS", "5000");
     proc *p = start_both(&x);
@@ -1316,7 +1275,7 @@ END_TEST
 START_TEST(pool_exhaustion)
 {
     enum { POOL = 2, EXTRA = 3 };
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "CORE_DB_POOL_MAX", "%d", POOL);
     env_set(&x, "CORE_DB_QUERY_TIMEOUT_MS", "15000");
     proc *p = start_both(&x);
@@ -1445,7 +1404,7 @@ static long post_and_cut(proc *p, const char *path, const char *body, size_t *go
 
 START_TEST(client_disconnect_mid_stream)
 {
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "SQLGATE_MAX_ROWS", "2000000");
     env_set(&x, "CORE_DB_POOL_MAX", "1"); /* the next query must get the same slot */
     proc *p = start_both(&x);
@@ -1508,7 +1467,7 @@ END_TEST
 START_TEST(lifetime_replaces_connections)
 {
     enum { LIFETIME = 1500, WINDOW = 5000 };
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "CORE_DB_MAX_LIFETIME_MS", "%d", LIFETIME);
     env_set(&x, "CORE_DB_POOL_MAX", "1");
     proc *p = start_both(&x);
@@ -1567,7 +1526,7 @@ END_TEST
 START_TEST(lifetime_replaces_idle_min_connection)
 {
     enum { LIFETIME = 1500 };
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "CORE_DB_MAX_LIFETIME_MS", "%d", LIFETIME);
     env_set(&x, "CORE_DB_POOL_MIN", "1");
     proc *p = start_both(&x);
@@ -1594,7 +1553,7 @@ END_TEST
 START_TEST(idle_connections_close_above_min)
 {
     enum { IDLE = 2000, MIN = 1, BURST = 4 };
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "CORE_DB_IDLE_TIMEOUT_MS", "%d", IDLE);
     env_set(&x, "CORE_DB_POOL_MIN", "%d", MIN);
     env_set(&x, "CORE_DB_POOL_MAX", "%d", BURST);
@@ -1876,7 +1835,7 @@ static json_int_t logged_cancelled(const char *text)
 START_TEST(shutdown_under_load)
 {
     enum { DELAY = 1200, DRAIN = 10000 };
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "SQLGATE_SHUTDOWN_DELAY_MS", "%d", DELAY);
     env_set(&x, "SQLGATE_DRAIN_TIMEOUT_MS", "%d", DRAIN);
     env_set(&x, "CORE_DB_QUERY_TIMEOUT_MS", "30000");
@@ -1965,7 +1924,7 @@ END_TEST
 START_TEST(shutdown_with_hung_database)
 {
     enum { DRAIN = 2000 };
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "SQLGATE_DRAIN_TIMEOUT_MS", "%d", DRAIN);
     env_set(&x, "CORE_DB_QUERY_TIMEOUT_MS", "60000");
     env_set(&x, "APP_DB_QUERY_TIMEOUT_MS", "60000");
@@ -2009,7 +1968,7 @@ END_TEST
 
 START_TEST(shutdown_second_signal_with_hung_database)
 {
-    envb x = {0};
+    env_list x = {0};
     env_set(&x, "SQLGATE_DRAIN_TIMEOUT_MS", "20000");
     env_set(&x, "CORE_DB_QUERY_TIMEOUT_MS", "60000");
     proc *p = start_both(&x);
@@ -2046,7 +2005,7 @@ START_TEST(shutdown_with_login_hung)
     enum { DRAIN = 1000, GRACE = 1000 };
     tds_start(0);
     ctl("SET login_hang 1");
-    envb e;
+    env_list e;
     base_env(&e, g_tds.port);
     env_set(&e, "SQLGATE_DRAIN_TIMEOUT_MS", "%d", DRAIN);
     env_set(&e, "CORE_DB_CONNECT_TIMEOUT_MS", "60000");
@@ -2131,7 +2090,7 @@ START_TEST(reconnect_storm_bounded_logins)
 {
     /* Before coalescing and the login limit, two such loops made 8,050 logins
      * to the server in 10 s. */
-    envb extra;
+    env_list extra;
     memset(&extra, 0, sizeof extra);
     env_set(&extra, "CORE_DB_MAX_LOGINS_PER_SEC", "%d", STORM_RATE);
     env_set(&extra, "APP_DB_MAX_LOGINS_PER_SEC", "%d", STORM_RATE);

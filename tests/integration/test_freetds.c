@@ -16,7 +16,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,13 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "harness.h"
+#include "tds_child.h"
 
 #define TDS_USER     "sa"
 #define TDS_PASSWORD "Pw-SECRET-8642"
@@ -42,144 +38,33 @@
 
 /* --- The TDS test server as a child process ---------------------------------- */
 
-typedef struct tds_child {
-    pid_t pid;
-    int port;
-    int cport;     /* control channel */
-    char log[600]; /* its stdout and stderr */
-} tds_child;
-
 /* Per-test state, set up and torn down by the checked fixture. */
 static char *g_dir;
 static proc *g_svc;
 static tds_child g_tds;
-static int g_tds_starts; /* names the port files of each start */
-
-static int read_port_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    int port = 0;
-    if (fscanf(f, "%d", &port) != 1)
-        port = 0;
-    fclose(f);
-    return port;
-}
-
-static void tds_stop(tds_child *t)
-{
-    if (t->pid <= 0)
-        return;
-    kill(t->pid, SIGTERM);
-    int64_t deadline = now_ms() + 5000;
-    while (waitpid(t->pid, NULL, WNOHANG) == 0) {
-        if (now_ms() >= deadline) {
-            kill(t->pid, SIGKILL);
-            waitpid(t->pid, NULL, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    bool reported = sanitizer_report_in_file(t->log, "tds-testserver");
-    memset(t, 0, sizeof *t);
-    ck_assert_msg(!reported, "tds-testserver printed a sanitizer report (above)");
-}
 
 /* Starts tds-testserver on `port` (0: a free one) in g_dir and waits (10 s)
  * until it has written both port files. */
 static void tds_start(tds_child *t, int port)
 {
-    const char *bin = getenv("TDS_TESTSERVER");
-    ck_assert_msg(bin != NULL && access(bin, X_OK) == 0,
-                  "TDS_TESTSERVER is not set to an executable (%s)", bin ? bin : "unset");
-    int n = ++g_tds_starts;
-    char port_file[600], cport_file[600], out_file[600], port_arg[16];
-    snprintf(port_file, sizeof port_file, "%s/tds-port-%d", g_dir, n);
-    snprintf(cport_file, sizeof cport_file, "%s/tds-cport-%d", g_dir, n);
-    snprintf(out_file, sizeof out_file, "%s/tds-out-%d.log", g_dir, n);
+    char port_arg[16];
     snprintf(port_arg, sizeof port_arg, "%d", port);
-    char *const argv[] = {(char *)bin,  "--readonly-user",
-                          TDS_RO_USER,  "--readonly-password",
-                          TDS_RO_PASS,  "--user",
-                          TDS_USER,     "--password",
-                          TDS_PASSWORD, "--database",
-                          TDS_DB,       "--sqlite",
-                          ":memory:",   "--port",
-                          port_arg,     "--port-file",
-                          port_file,    "--control-port-file",
-                          cport_file,   NULL};
-    int out = open(out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ck_assert_int_ge(out, 0);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-#ifdef __linux__
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-        if (getppid() != parent)
-            _exit(127);
-        if (dup2(out, 1) < 0 || dup2(out, 2) < 0)
-            _exit(126);
-        execv(bin, argv);
-        _exit(127);
-    }
-    close(out);
-    t->pid = pid;
-    snprintf(t->log, sizeof t->log, "%s", out_file);
-    int64_t deadline = now_ms() + scaled_ms(10000);
-    while ((t->port = read_port_file(port_file)) == 0 ||
-           (t->cport = read_port_file(cport_file)) == 0) {
-        int st;
-        ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "tds-testserver exited at start (see %s)",
-                      out_file);
-        ck_assert_msg(now_ms() < deadline, "tds-testserver wrote no port files in time");
-        sleep_ms(20);
-    }
-    if (port != 0)
-        ck_assert_int_eq(t->port, port);
-}
-
-/* Sends one control command; returns the reply line in out (without the
- * newline). The reply must start with "OK". */
-static void tds_ctl(const tds_child *t, const char *cmd, char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)t->cport);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "control connect: %s",
-                  strerror(errno));
-    char line[256];
-    int n = snprintf(line, sizeof line, "%s\n", cmd);
-    ck_assert_int_eq(send(fd, line, (size_t)n, MSG_NOSIGNAL), n);
-    size_t got = 0;
-    while (got + 1 < cap) {
-        ssize_t r = recv(fd, out + got, 1, 0);
-        if (r <= 0 || out[got] == '\n')
-            break;
-        got++;
-    }
-    out[got] = '\0';
-    close(fd);
-    ck_assert_msg(strncmp(out, "OK", 2) == 0, "control %s: %s", cmd, out);
-}
-
-/* One counter from STATS. */
-static long tds_stat(const tds_child *t, const char *name)
-{
-    char reply[512], key[64];
-    tds_ctl(t, "STATS", reply, sizeof reply);
-    snprintf(key, sizeof key, " %s=", name);
-    const char *p = strstr(reply, key);
-    ck_assert_msg(p != NULL, "STATS has no %s: %s", name, reply);
-    return strtol(p + strlen(key), NULL, 10);
+    const char *const args[] = {"--readonly-user",
+                                TDS_RO_USER,
+                                "--readonly-password",
+                                TDS_RO_PASS,
+                                "--user",
+                                TDS_USER,
+                                "--password",
+                                TDS_PASSWORD,
+                                "--database",
+                                TDS_DB,
+                                "--sqlite",
+                                ":memory:",
+                                "--port",
+                                port_arg,
+                                NULL};
+    tds_child_start(t, g_dir, args);
 }
 
 /* A loopback port nothing listens on (bound, then closed). */
@@ -212,46 +97,15 @@ static void teardown(void)
 {
     proc_free(g_svc);
     g_svc = NULL;
-    tds_stop(&g_tds);
+    tds_child_stop(&g_tds);
     tmp_dir_free(g_dir);
     g_dir = NULL;
 }
 
 /* --- The service ---------------------------------------------------------------- */
 
-#define ENV_MAX 40
-
-/* The environment of one sqlgate run: owned strings. */
-typedef struct envb {
-    char *items[ENV_MAX + 1];
-    size_t n;
-} envb;
-
-static void env_add(envb *e, const char *fmt, ...) HX_PRINTF(2, 3);
-
-static void env_add(envb *e, const char *fmt, ...)
-{
-    ck_assert_uint_lt(e->n, ENV_MAX);
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    e->items[e->n] = strdup(buf);
-    ck_assert_ptr_nonnull(e->items[e->n]);
-    e->n++;
-    e->items[e->n] = NULL;
-}
-
-static void env_free(envb *e)
-{
-    for (size_t i = 0; i < e->n; i++)
-        free(e->items[i]);
-    e->n = 0;
-}
-
 /* Service-wide settings and the app database; core is up to the caller. */
-static void env_base(envb *e)
+static void env_base(env_list *e)
 {
     memset(e, 0, sizeof *e);
     env_add(e, "SQLGATE_LISTEN=127.0.0.1:0");
@@ -263,7 +117,7 @@ static void env_base(envb *e)
 }
 
 /* core on the TDS server at port, with the variables one by one. */
-static void env_core(envb *e, int port, const char *password)
+static void env_core(env_list *e, int port, const char *password)
 {
     env_add(e, "CORE_DB_HOST=127.0.0.1");
     env_add(e, "CORE_DB_PORT=%d", port);
@@ -273,7 +127,7 @@ static void env_core(envb *e, int port, const char *password)
     env_add(e, "CORE_DB_TDS_VERSION=7.4");
 }
 
-static proc *start_svc(envb *e, bool wait_ready)
+static proc *start_svc(env_list *e, bool wait_ready)
 {
     proc_free(g_svc);
     g_svc = proc_start((const char *const *)e->items, g_dir, wait_ready);
@@ -286,7 +140,7 @@ static proc *start_svc(envb *e, bool wait_ready)
 static proc *start_all(const char *extra)
 {
     tds_start(&g_tds, 0);
-    envb e;
+    env_list e;
     env_base(&e);
     env_core(&e, g_tds.port, TDS_PASSWORD);
     if (extra != NULL)
@@ -432,7 +286,7 @@ START_TEST(health_both_ready)
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.db"), TDS_DB);
     ck_assert_ptr_nonnull(strstr(jstr(r.json, "results.0.rows.0.v"), "TDS test server"));
     http_resp_free(&r);
-    ck_assert_int_ge(tds_stat(&g_tds, "logins"), 1);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "logins"), 1);
     assert_logs_clean(p);
 }
 END_TEST
@@ -470,7 +324,7 @@ static proc *start_with_tokens(bool readonly_login)
 {
     ck_assert_int_eq(write_file(g_dir, "tokens", TOK_RW " db=* rw\n" TOK_RO " db=* ro\n"), 0);
     tds_start(&g_tds, 0);
-    envb e;
+    env_list e;
     env_base(&e);
     env_core(&e, g_tds.port, TDS_PASSWORD);
     env_add(&e, "SQLGATE_TOKENS_FILE=%s/tokens", g_dir);
@@ -740,7 +594,7 @@ START_TEST(injection_stays_data)
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 1);
     http_resp_free(&r);
     char reply[128];
-    tds_ctl(&g_tds, "GET raise_error", reply, sizeof reply);
+    tds_child_ctl(&g_tds, "GET raise_error", reply, sizeof reply);
     ck_assert_str_eq(reply, "OK 0");
     assert_logs_clean(p);
 }
@@ -867,7 +721,7 @@ START_TEST(query_timeout)
     http_resp_free(&r);
     ck_assert_msg(took <= 1000 + scaled_ms(2500), "answered after %lld ms", (long long)took);
     ck_assert_msg(took >= 900, "timed out after only %lld ms", (long long)took);
-    ck_assert_msg(tds_stat(&g_tds, "attentions") >= 1, "the statement was not cancelled");
+    ck_assert_msg(tds_child_stat(&g_tds, "attentions") >= 1, "the statement was not cancelled");
 
     post_sql(p, CORE_Q, "SELECT 1 AS one", &r);
     ASSERT_STATUS(&r, 200);
@@ -897,7 +751,7 @@ END_TEST
 START_TEST(wrong_password)
 {
     tds_start(&g_tds, 0);
-    envb e;
+    env_list e;
     env_base(&e);
     env_core(&e, g_tds.port, "Wrong-SECRET-pw-1234");
     proc *p = start_svc(&e, false);
@@ -907,7 +761,7 @@ START_TEST(wrong_password)
     const char *why = jstr(r.json, "databases.core.error.message");
     ck_assert_msg(why != NULL && strstr(why, "Wrong") == NULL, "reason: %s", why ? why : "");
     http_resp_free(&r);
-    ck_assert_int_ge(tds_stat(&g_tds, "login_failures"), 1);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "login_failures"), 1);
     assert_logs_clean(p);
 }
 END_TEST
@@ -915,7 +769,7 @@ END_TEST
 START_TEST(not_listening_then_recovers)
 {
     int port = closed_port();
-    envb e;
+    env_list e;
     env_base(&e);
     env_core(&e, port, TDS_PASSWORD);
     env_add(&e, "CORE_DB_RETRY_MAX_MS=500");
@@ -948,7 +802,7 @@ END_TEST
 START_TEST(url_form)
 {
     tds_start(&g_tds, 0);
-    envb e;
+    env_list e;
     env_base(&e);
     env_add(&e,
             "CORE_DB_URL=mssql://" TDS_USER ":" TDS_PASSWORD "@127.0.0.1:%d/" TDS_DB
@@ -973,14 +827,14 @@ END_TEST
 START_TEST(encrypt_required_without_tls)
 {
     tds_start(&g_tds, 0);
-    envb e;
+    env_list e;
     env_base(&e);
     env_core(&e, g_tds.port, TDS_PASSWORD);
     env_add(&e, "CORE_DB_ENCRYPT=require");
     proc *p = start_svc(&e, false);
     assert_core_down(p);
-    ck_assert_msg(tds_stat(&g_tds, "connections_opened") >= 1, "core never tried the server");
-    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
+    ck_assert_msg(tds_child_stat(&g_tds, "connections_opened") >= 1, "core never tried the server");
+    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
     assert_logs_clean(p);
 }
 END_TEST

@@ -24,22 +24,17 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "harness.h"
+#include "tds_child.h"
 
 #define TOKEN_A      "hostile-sql-token-A-9f3k2q"
 #define TOKEN_B      "hostile-sql-token-B-7q1m8w"
@@ -54,80 +49,15 @@ static proc *g_svc;
 
 /* --- The TDS test server as a child process ---------------------------------- */
 
-typedef struct tds_child {
-    pid_t pid;
-    int port;
-} tds_child;
-
 static tds_child g_tds;
 
-static int read_port_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    int port = 0;
-    if (fscanf(f, "%d", &port) != 1)
-        port = 0;
-    fclose(f);
-    return port;
-}
-
-static void tds_stop(tds_child *t)
-{
-    if (t->pid <= 0)
-        return;
-    kill(t->pid, SIGTERM);
-    int64_t deadline = now_ms() + 5000;
-    while (waitpid(t->pid, NULL, WNOHANG) == 0) {
-        if (now_ms() >= deadline) {
-            kill(t->pid, SIGKILL);
-            waitpid(t->pid, NULL, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    memset(t, 0, sizeof *t);
-}
-
-/* Starts tds-testserver on a free port in g_dir; waits (10 s) for its port. */
+/* Starts tds-testserver on a free port in g_dir. */
 static void tds_start(tds_child *t)
 {
-    const char *bin = getenv("TDS_TESTSERVER");
-    ck_assert_msg(bin != NULL && access(bin, X_OK) == 0,
-                  "TDS_TESTSERVER is not set to an executable (%s)", bin ? bin : "unset");
-    char port_file[600], out_file[600];
-    snprintf(port_file, sizeof port_file, "%s/tds-port", g_dir);
-    snprintf(out_file, sizeof out_file, "%s/tds-out.log", g_dir);
-    char *const argv[] = {(char *)bin,  "--user",      TDS_USER,   "--password", TDS_PASSWORD,
-                          "--database", TDS_DB,        "--sqlite", ":memory:",   "--port",
-                          "0",          "--port-file", port_file,  NULL};
-    int out = open(out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ck_assert_int_ge(out, 0);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-#ifdef __linux__
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-        if (getppid() != parent)
-            _exit(127);
-        if (dup2(out, 1) < 0 || dup2(out, 2) < 0)
-            _exit(126);
-        execv(bin, argv);
-        _exit(127);
-    }
-    close(out);
-    t->pid = pid;
-    int64_t deadline = now_ms() + scaled_ms(10000);
-    while ((t->port = read_port_file(port_file)) == 0) {
-        int st;
-        ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "tds-testserver exited at start (see %s)",
-                      out_file);
-        ck_assert_msg(now_ms() < deadline, "tds-testserver wrote no port file in time");
-        sleep_ms(20);
-    }
+    const char *const args[] = {
+        "--user",   TDS_USER,   "--password", TDS_PASSWORD, "--database", TDS_DB,
+        "--sqlite", ":memory:", "--port",     "0",          NULL};
+    tds_child_start(t, g_dir, args);
 }
 
 /* --- Fixture and helpers ------------------------------------------------------ */
@@ -144,36 +74,13 @@ static void teardown(void)
 {
     proc_free(g_svc);
     g_svc = NULL;
-    tds_stop(&g_tds);
+    tds_child_stop(&g_tds);
     tmp_dir_free(g_dir);
     g_dir = NULL;
 }
 
-#define ENV_MAX 24
-
-typedef struct envb {
-    char *items[ENV_MAX + 1];
-    size_t n;
-} envb;
-
-static void env_add(envb *e, const char *fmt, ...) HX_PRINTF(2, 3);
-
-static void env_add(envb *e, const char *fmt, ...)
-{
-    ck_assert_uint_lt(e->n, ENV_MAX);
-    char buf[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    e->items[e->n] = strdup(buf);
-    ck_assert_ptr_nonnull(e->items[e->n]);
-    e->n++;
-    e->items[e->n] = NULL;
-}
-
 /* Listen address and the two tokens of every run. */
-static void env_base(envb *e)
+static void env_base(env_list *e)
 {
     memset(e, 0, sizeof *e);
     env_add(e, "SQLGATE_LISTEN=127.0.0.1:0");
@@ -181,13 +88,11 @@ static void env_base(envb *e)
     env_add(e, "FREETDSCONF=/dev/null");
 }
 
-static proc *start_svc(envb *e)
+static proc *start_svc(env_list *e)
 {
     proc_free(g_svc);
     g_svc = proc_start((const char *const *)e->items, g_dir, true);
-    for (size_t i = 0; i < e->n; i++)
-        free(e->items[i]);
-    e->n = 0;
+    env_free(e);
     ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
     return g_svc;
 }
@@ -195,7 +100,7 @@ static proc *start_svc(envb *e)
 /* The embedded databases core and app in g_dir/var. */
 static proc *start_embedded(void)
 {
-    envb e;
+    env_list e;
     env_base(&e);
     return start_svc(&e);
 }
@@ -205,7 +110,7 @@ static proc *start_embedded(void)
 static proc *start_tds(const char *extra)
 {
     tds_start(&g_tds);
-    envb e;
+    env_list e;
     env_base(&e);
     env_add(&e, "SQLGATE_DATABASES=core,app");
     env_add(&e, "APP_DB_PATH=%s/app.db", g_dir);
@@ -357,7 +262,7 @@ END_TEST
 
 START_TEST(sqlite_temp_objects_do_not_leak)
 {
-    envb e;
+    env_list e;
     env_base(&e);
     env_add(&e, "SQLGATE_DATABASES=core");
     env_add(&e, "CORE_DB_PATH=%s/core.db", g_dir);
@@ -462,7 +367,7 @@ START_TEST(freetds_conf_with_long_tmpdir)
     snprintf(extra, sizeof extra, "TMPDIR=%s", tmp);
     /* ENCRYPT=off is only in freetds.conf: sqlgate must write its own. */
     tds_start(&g_tds);
-    envb e;
+    env_list e;
     env_base(&e);
     env_add(&e, "SQLGATE_DATABASES=core");
     env_add(&e, "CORE_DB_HOST=127.0.0.1");

@@ -15,23 +15,15 @@
  */
 #include <check.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include "harness.h"
+#include "tds_child.h"
 
 #define TDS_USER     "sa"
 #define TDS_PASSWORD "Pw-SECRET-8642"
@@ -41,146 +33,30 @@
 /* Made once in main, before the tests fork. */
 static char g_certs[600];
 
-typedef struct tds_child {
-    pid_t pid;
-    int port;
-    int cport;
-    char log[700];
-} tds_child;
-
 static char *g_dir;
 static proc *g_svc;
 static tds_child g_tds;
 
 /* --- The TDS test server ------------------------------------------------------- */
 
-static int read_port_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    int port = 0;
-    if (fscanf(f, "%d", &port) != 1)
-        port = 0;
-    fclose(f);
-    return port;
-}
-
-static void tds_stop(tds_child *t)
-{
-    if (t->pid <= 0)
-        return;
-    kill(t->pid, SIGTERM);
-    int64_t deadline = now_ms() + 5000;
-    while (waitpid(t->pid, NULL, WNOHANG) == 0) {
-        if (now_ms() >= deadline) {
-            kill(t->pid, SIGKILL);
-            waitpid(t->pid, NULL, 0);
-            break;
-        }
-        sleep_ms(10);
-    }
-    bool reported = sanitizer_report_in_file(t->log, "tds-testserver");
-    memset(t, 0, sizeof *t);
-    ck_assert_msg(!reported, "tds-testserver printed a sanitizer report (above)");
-}
-
 /* Starts tds-testserver with `encrypt` (off|on|req|notsup) and the
  * certificate `cert` (<cert>.pem / <cert>.key in g_certs); waits for its
  * port files. */
 static void tds_start(tds_child *t, const char *encrypt, const char *cert)
 {
-    const char *bin = getenv("TDS_TESTSERVER");
-    ck_assert_msg(bin != NULL && access(bin, X_OK) == 0,
-                  "TDS_TESTSERVER is not set to an executable (%s)", bin ? bin : "unset");
-    char port_file[700], cport_file[700], out_file[700], cert_file[700], key_file[700];
-    snprintf(port_file, sizeof port_file, "%s/tds-port", g_dir);
-    snprintf(cport_file, sizeof cport_file, "%s/tds-cport", g_dir);
-    snprintf(out_file, sizeof out_file, "%s/tds-out.log", g_dir);
+    char cert_file[700], key_file[700];
     snprintf(cert_file, sizeof cert_file, "%s/%s.pem", g_certs, cert);
     snprintf(key_file, sizeof key_file, "%s/%s.key", g_certs, cert);
-    char *const argv[] = {(char *)bin,     "--user",
-                          TDS_USER,        "--password",
-                          TDS_PASSWORD,    "--database",
-                          TDS_DB,          "--port-file",
-                          port_file,       "--control-port-file",
-                          cport_file,      "--encrypt",
-                          (char *)encrypt, "--cert",
-                          cert_file,       "--key",
-                          key_file,        NULL};
-    int out = open(out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ck_assert_int_ge(out, 0);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) {
-#ifdef __linux__
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-        if (getppid() != parent)
-            _exit(127);
-        if (dup2(out, 1) < 0 || dup2(out, 2) < 0)
-            _exit(126);
-        execv(bin, argv);
-        _exit(127);
-    }
-    close(out);
-    t->pid = pid;
-    snprintf(t->log, sizeof t->log, "%s", out_file);
-    int64_t deadline = now_ms() + scaled_ms(10000);
-    while ((t->port = read_port_file(port_file)) == 0 ||
-           (t->cport = read_port_file(cport_file)) == 0) {
-        int st;
-        ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "tds-testserver exited at start (see %s)",
-                      out_file);
-        ck_assert_msg(now_ms() < deadline, "tds-testserver wrote no port files in time");
-        sleep_ms(20);
-    }
-}
-
-/* One control command; the reply must start with "OK". */
-static void tds_ctl(const tds_child *t, const char *cmd, char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)t->cport);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "control connect: %s",
-                  strerror(errno));
-    char line[256];
-    int n = snprintf(line, sizeof line, "%s\n", cmd);
-    ck_assert_int_eq(send(fd, line, (size_t)n, MSG_NOSIGNAL), n);
-    size_t got = 0;
-    while (got + 1 < cap) {
-        ssize_t r = recv(fd, out + got, 1, 0);
-        if (r <= 0 || out[got] == '\n')
-            break;
-        got++;
-    }
-    out[got] = '\0';
-    close(fd);
-    ck_assert_msg(strncmp(out, "OK", 2) == 0, "control %s: %s", cmd, out);
+    const char *const args[] = {"--user", TDS_USER,    "--password", TDS_PASSWORD, "--database",
+                                TDS_DB,   "--encrypt", encrypt,      "--cert",     cert_file,
+                                "--key",  key_file,    NULL};
+    tds_child_start(t, g_dir, args);
 }
 
 static void tds_cmd(const tds_child *t, const char *cmd)
 {
     char reply[256];
-    tds_ctl(t, cmd, reply, sizeof reply);
-}
-
-static long tds_stat(const tds_child *t, const char *name)
-{
-    char reply[2048], key[64];
-    tds_ctl(t, "STATS", reply, sizeof reply);
-    snprintf(key, sizeof key, " %s=", name);
-    const char *p = strstr(reply, key);
-    ck_assert_msg(p != NULL, "STATS has no %s: %s", name, reply);
-    return strtol(p + strlen(key), NULL, 10);
+    tds_child_ctl(t, cmd, reply, sizeof reply);
 }
 
 /* --- Fixture and the service ---------------------------------------------------- */
@@ -197,45 +73,15 @@ static void teardown(void)
 {
     proc_free(g_svc);
     g_svc = NULL;
-    tds_stop(&g_tds);
+    tds_child_stop(&g_tds);
     tmp_dir_free(g_dir);
     g_dir = NULL;
-}
-
-#define ENV_MAX 40
-
-typedef struct envb {
-    char *items[ENV_MAX + 1];
-    size_t n;
-} envb;
-
-static void env_add(envb *e, const char *fmt, ...) HX_PRINTF(2, 3);
-
-static void env_add(envb *e, const char *fmt, ...)
-{
-    ck_assert_uint_lt(e->n, ENV_MAX);
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    e->items[e->n] = strdup(buf);
-    ck_assert_ptr_nonnull(e->items[e->n]);
-    e->n++;
-    e->items[e->n] = NULL;
-}
-
-static void env_free(envb *e)
-{
-    for (size_t i = 0; i < e->n; i++)
-        free(e->items[i]);
-    e->n = 0;
 }
 
 /* core on the TDS server, with up to three more variables (NULL ends). */
 static proc *start_svc(bool wait_ready, const char *const *extra)
 {
-    envb e;
+    env_list e;
     memset(&e, 0, sizeof e);
     env_add(&e, "SQLGATE_LISTEN=127.0.0.1:0");
     env_add(&e, "SQLGATE_DATABASES=core");
@@ -340,11 +186,11 @@ START_TEST(request_gets_login_only_encryption)
     tds_start(&g_tds, "off", "server");
     proc *p = start_svc(true, NULL);
     query_ok(p);
-    ck_assert_int_ge(tds_stat(&g_tds, "sessions_login_only"), 1);
-    ck_assert_int_eq(tds_stat(&g_tds, "login7_encrypted"), tds_stat(&g_tds, "logins"));
-    ck_assert_int_eq(tds_stat(&g_tds, "sessions_encrypted"), 0);
-    ck_assert_int_eq(tds_stat(&g_tds, "tls_records_after_login"), 0);
-    ck_assert_int_gt(tds_stat(&g_tds, "clear_packets_after_login"), 0);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_login_only"), 1);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "login7_encrypted"), tds_child_stat(&g_tds, "logins"));
+    ck_assert_int_eq(tds_child_stat(&g_tds, "sessions_encrypted"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "tls_records_after_login"), 0);
+    ck_assert_int_gt(tds_child_stat(&g_tds, "clear_packets_after_login"), 0);
     assert_logs_clean(p);
 }
 END_TEST
@@ -358,8 +204,8 @@ START_TEST(request_with_ca_file_verifies_login_only_tls)
     const char *extra[] = {ca_var(ca, sizeof ca, "ca"), NULL};
     proc *p = start_svc(true, extra);
     query_ok(p);
-    ck_assert_int_ge(tds_stat(&g_tds, "sessions_login_only"), 1);
-    ck_assert_int_eq(tds_stat(&g_tds, "tls_records_after_login"), 0);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_login_only"), 1);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "tls_records_after_login"), 0);
     assert_logs_clean(p);
 }
 END_TEST
@@ -372,9 +218,9 @@ START_TEST(off_is_clear_against_default_server)
     const char *extra[] = {"CORE_DB_ENCRYPT=off", NULL};
     proc *p = start_svc(true, extra);
     query_ok(p);
-    ck_assert_int_eq(tds_stat(&g_tds, "tls_handshakes"), 0);
-    ck_assert_int_eq(tds_stat(&g_tds, "login7_encrypted"), 0);
-    ck_assert_int_gt(tds_stat(&g_tds, "clear_packets_after_login"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "tls_handshakes"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "login7_encrypted"), 0);
+    ck_assert_int_gt(tds_child_stat(&g_tds, "clear_packets_after_login"), 0);
     assert_logs_clean(p);
 }
 END_TEST
@@ -389,10 +235,10 @@ START_TEST(require_encrypts_whole_session)
     proc *p = start_svc(true, extra);
     for (int i = 0; i < 3; i++)
         query_ok(p);
-    ck_assert_int_ge(tds_stat(&g_tds, "sessions_encrypted"), 1);
-    ck_assert_int_eq(tds_stat(&g_tds, "sessions_login_only"), 0);
-    ck_assert_int_ge(tds_stat(&g_tds, "tls_records_after_login"), 3);
-    ck_assert_int_eq(tds_stat(&g_tds, "clear_packets_after_login"), 0);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_encrypted"), 1);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "sessions_login_only"), 0);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "tls_records_after_login"), 3);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "clear_packets_after_login"), 0);
     /* The warning about an unverified certificate is for require without a CA. */
     char *err = proc_stderr(p);
     ck_assert_msg(strstr(err, "not verified") == NULL, "%s", err);
@@ -408,9 +254,9 @@ START_TEST(forcing_server_encrypts_request_session)
     tds_start(&g_tds, _i == 0 ? "on" : "req", "server");
     proc *p = start_svc(true, NULL);
     query_ok(p);
-    ck_assert_int_ge(tds_stat(&g_tds, "sessions_encrypted"), 1);
-    ck_assert_int_gt(tds_stat(&g_tds, "tls_records_after_login"), 0);
-    ck_assert_int_eq(tds_stat(&g_tds, "clear_packets_after_login"), 0);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_encrypted"), 1);
+    ck_assert_int_gt(tds_child_stat(&g_tds, "tls_records_after_login"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "clear_packets_after_login"), 0);
     assert_logs_clean(p);
 }
 END_TEST
@@ -433,9 +279,9 @@ START_TEST(untrusted_certificate_fails)
                            _i == 2 ? "CORE_DB_ENCRYPT=request" : "CORE_DB_ENCRYPT=require", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "certificate was not trusted");
-    ck_assert_int_ge(tds_stat(&g_tds, "tls_failures"), 1);
-    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
-    ck_assert_int_eq(tds_stat(&g_tds, "login7_encrypted"), 0);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "tls_failures"), 1);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "login7_encrypted"), 0);
     assert_logs_clean(p);
 }
 END_TEST
@@ -446,7 +292,7 @@ START_TEST(require_against_server_without_tls)
     const char *extra[] = {"CORE_DB_ENCRYPT=require", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "server does not support it");
-    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
     assert_logs_clean(p);
 }
 END_TEST
@@ -457,8 +303,8 @@ START_TEST(off_against_server_that_requires_tls)
     const char *extra[] = {"CORE_DB_ENCRYPT=off", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "server requires encryption");
-    ck_assert_int_ge(tds_stat(&g_tds, "tls_refused"), 1);
-    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "tls_refused"), 1);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
     assert_logs_clean(p);
 }
 END_TEST
@@ -483,8 +329,8 @@ START_TEST(stalled_handshake_bounded_by_connect_timeout)
                   "/health says '%s'", why ? why : "(none)");
     json_decref(report);
     ck_assert_msg(took < 1500 + 1000 + scaled_ms(4000), "down after %lld ms", (long long)took);
-    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
-    ck_assert_int_eq(tds_stat(&g_tds, "login7_encrypted"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "login7_encrypted"), 0);
 
     t0 = now_ms();
     http_resp r;
@@ -508,19 +354,19 @@ START_TEST(dropped_handshake_retried_with_backoff)
                            "CORE_DB_HEALTH_INTERVAL_MS=300", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "EOF");
-    long before = tds_stat(&g_tds, "tls_failures");
+    long before = tds_child_stat(&g_tds, "tls_failures");
     sleep_ms(2000);
-    long tries = tds_stat(&g_tds, "tls_failures") - before;
+    long tries = tds_child_stat(&g_tds, "tls_failures") - before;
     /* Backoff capped at 400 ms: a few tries in 2 s, never a tight loop. */
     ck_assert_msg(tries >= 2 && tries <= 40, "%ld handshakes in 2 s", tries);
-    ck_assert_int_eq(tds_stat(&g_tds, "logins"), 0);
+    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
 
     tds_cmd(&g_tds, "RESET");
     json_t *report = wait_core(p, "ready", 400 + 300 + scaled_ms(5000));
     ck_assert_msg(report != NULL, "core did not recover once the handshake worked");
     json_decref(report);
     query_ok(p);
-    ck_assert_int_ge(tds_stat(&g_tds, "sessions_encrypted"), 1);
+    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_encrypted"), 1);
     assert_logs_clean(p);
 }
 END_TEST
