@@ -639,6 +639,16 @@ START_TEST(multiple_result_sets)
     ck_assert_int_eq(jint(r.json, "rows_affected", -1), 1);
     http_resp_free(&r);
 
+    /* Several DML statements with parameters: every count is added (the
+     * batch travels with its parameters declared in it, docs/types.md). */
+    http_postf(p, CORE_Q, &r, "{s:s, s:{s:i, s:s}}", "sql",
+               "INSERT INTO m VALUES (@v); INSERT INTO m VALUES (@v), (@v);\n"
+               "UPDATE m SET x = x + 1 WHERE x = @v AND @note = 'it''s'",
+               "params", "v", 7, "note", "it's");
+    ASSERT_STATUS(&r, 200);
+    ck_assert_int_eq(jint(r.json, "rows_affected", -1), 6);
+    http_resp_free(&r);
+
     /* A statement failing after a result inside sp_executesql is the
      * request's error, not a 200 with the first result. */
     http_postf(p, CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT @v AS v\nSELECT * FROM nosuch",

@@ -826,14 +826,36 @@ START_TEST(rows_affected_with_params)
      * statement (the rows_affected test). */
     ck_assert_int_eq(run_ok(c, "INSERT INTO ra (x, s) VALUES (@lo, @s)", p, 2), 1);
     ck_assert_int_eq(run_ok(c, "DELETE FROM ra WHERE s = @s", p, 2), 3);
-    /* The server sends a DONEINPROC with its count for each of these two
-     * statements (1, then 2: the tds suite checks the wire); db-lib 1.3's
-     * dbresults() passes over DONEINPROC tokens of statements without
-     * results, so only the last count reaches dbcount(). Pinned here so
-     * that a FreeTDS that reports them all is noticed (docs/types.md). */
+    /* Inside sp_executesql db-lib 1.3's dbresults() passes over the
+     * DONEINPROC tokens of statements without results, so only the last
+     * count would reach dbcount(): a batch of several DML statements runs
+     * as a plain batch with its parameters declared in it, counted
+     * statement by statement (1 + 2). */
     ck_assert_int_eq(
         run_ok(c, "INSERT INTO ra (x) VALUES (@lo); INSERT INTO ra (x) VALUES (@lo), (@lo)", p, 2),
+        3);
+    ck_assert_int_eq(
+        run_ok(c, "UPDATE ra SET s = @s WHERE x = @lo; DELETE FROM ra WHERE x = 1", p, 2), 4);
+    /* Every type of value is declared with its own literal. */
+    sg_param all[] = {{.name = "i", .value = {.type = SG_V_INT, .u.i = -9007199254740993LL}},
+                      {.name = "f", .value = {.type = SG_V_FLOAT, .u.f = 0.1}},
+                      {.name = "b", .value = {.type = SG_V_BOOL, .u.b = true}},
+                      {.name = "t", .value = {.type = SG_V_TEXT, .u.s = {"it's", 4}}},
+                      {.name = "e", .value = {.type = SG_V_TEXT, .u.s = {"", 0}}},
+                      {.name = "n", .value = {.type = SG_V_NULL}}};
+    ck_assert_int_eq(
+        run_ok(c,
+               "INSERT INTO ra (x, s) VALUES (1, @t); "
+               "UPDATE ra SET s = @t WHERE s = @t AND @e = '' AND @n IS NULL AND @b = 1 "
+               "AND @i < 0 AND @f > 0.09",
+               all, 6),
         2);
+    exec_ok(c, "SELECT s FROM ra WHERE x = 1", NULL, 0);
+    size_t nc;
+    result_ok(c, &nc);
+    ASSERT_TEXT(&row_ok(c)[0], "it's");
+    no_more_rows(c);
+    ck_assert_int_eq(D->finish(c), 0);
     D->close(c);
 }
 END_TEST
@@ -932,7 +954,17 @@ START_TEST(injection_stays_data)
         sg_param p[] = {
             {.name = "id", .value = {.type = SG_V_INT, .u.i = (int64_t)i}},
             {.name = "s", .value = {.type = SG_V_TEXT, .u.s = {evil[i], strlen(evil[i])}}}};
-        ck_assert_int_eq(run_ok(c, "INSERT INTO victims (id, s) VALUES (@id, @s)", p, 2), 1);
+        /* Every other value also goes through the plain batch that a
+         * batch of several DML statements becomes (its values declared as
+         * literals in the text). */
+        if (i % 2 == 0)
+            ck_assert_int_eq(run_ok(c, "INSERT INTO victims (id, s) VALUES (@id, @s)", p, 2), 1);
+        else
+            ck_assert_int_eq(run_ok(c,
+                                    "INSERT INTO victims (id, s) VALUES (@id, @s); "
+                                    "UPDATE victims SET s = @s WHERE id = @id AND s = @s",
+                                    p, 2),
+                             2);
     }
     ck_assert_int_eq(tds_server_get_knob(srv, TDS_KNOB_RAISE_ERROR), 0);
     exec_ok(c, "SELECT id, s FROM victims ORDER BY id", NULL, 0);

@@ -80,12 +80,35 @@ START_TEST(scan_non_ascii_is_not_a_word)
 }
 END_TEST
 
+START_TEST(scan_counts_dml_words)
+{
+    static const struct {
+        const char *sql;
+        unsigned dml;
+    } c[] = {
+        {"SELECT 1", 0},
+        {"UPDATE t SET a = @update WHERE b = 1", 1},
+        {"INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)", 2},
+        {"insert into t values (@x) update t set a=1 delete from t merge t using s on 1=1", 4},
+        {"SELECT inserted, updates, deleted FROM t", 0},
+        {"SELECT 'insert' + N'update'", 2}, /* lexical: words in strings count too */
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        tsql_traits t;
+        tsql_scan(c[i].sql, &t);
+        ck_assert_msg(t.dml_words == c[i].dml, "dml_words of [%s]: %u, expected %u", c[i].sql,
+                      (unsigned)t.dml_words, c[i].dml);
+    }
+}
+END_TEST
+
 static Suite *tsql_scan_suite(void)
 {
     Suite *s = suite_create("tsql_scan");
     TCase *tc = tcase_create("scan");
     tcase_add_loop_test(tc, scan_table, 0, (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, scan_non_ascii_is_not_a_word);
+    tcase_add_test(tc, scan_counts_dml_words);
     suite_add_tcase(s, tc);
     return s;
 }

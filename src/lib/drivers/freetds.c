@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "sqlgate/driver.h"
+#include "../util.h"
 #include "tsql_scan.h"
 
 #define CONV_MAX         72   /* converted text of one value: decimals, dates, guids */
@@ -510,6 +511,85 @@ static char *statement(const char *sql, const sg_param *params, size_t n)
     return st;
 }
 
+/* Appends the T-SQL literal of v to b: a number, N'text' (quotes doubled),
+ * 0x hex, or NULL. Text holding a NUL byte never comes here (inlinable). */
+static bool put_literal(sg_buf *b, const sg_value *v)
+{
+    char num[40];
+    switch (v->type) {
+    case SG_V_INT:
+        snprintf(num, sizeof num, "%lld", (long long)v->u.i);
+        return sg_buf_append(b, num, strlen(num));
+    case SG_V_FLOAT:
+        snprintf(num, sizeof num, "%.17g", v->u.f);
+        return sg_buf_append(b, num, strlen(num));
+    case SG_V_BOOL:
+        return sg_buf_append(b, v->u.b ? "1" : "0", 1);
+    case SG_V_TEXT: {
+        if (!sg_buf_append(b, "N'", 2))
+            return false;
+        for (size_t i = 0; i < v->u.s.len; i++) {
+            char ch = v->u.s.ptr[i];
+            bool ok = ch == '\'' ? sg_buf_append(b, "''", 2) : sg_buf_append(b, &ch, 1);
+            if (!ok)
+                return false;
+        }
+        return sg_buf_append(b, "'", 1);
+    }
+    case SG_V_BINARY: {
+        static const char hex[] = "0123456789ABCDEF";
+        if (!sg_buf_append(b, "0x", 2))
+            return false;
+        for (size_t i = 0; i < v->u.s.len; i++) {
+            unsigned char byte = (unsigned char)v->u.s.ptr[i];
+            char two[2] = {hex[byte >> 4], hex[byte & 15]};
+            if (!sg_buf_append(b, two, 2))
+                return false;
+        }
+        return true;
+    }
+    default:
+        return sg_buf_append(b, "NULL", 4);
+    }
+}
+
+/* Whether every value can be written into a batch's text: db-lib takes the
+ * text as a C string, so a NUL byte in a string could not travel. */
+static bool inlinable(const sg_param *params, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (params[i].value.type == SG_V_TEXT &&
+            memchr(params[i].value.u.s.ptr, '\0', params[i].value.u.s.len) != NULL)
+            return false;
+    return true;
+}
+
+/* The batch run instead of sp_executesql when the statement holds several
+ * DML statements (see ft_exec): the parameters declared as local variables
+ * with their values as literals, "DECLARE @id bigint = 7, @s nvarchar(max)
+ * = N'x'; ", on the first line so that error line numbers stay the caller's.
+ * Each value is a literal of its declared type, so it stays data. New
+ * string; NULL when out of memory. */
+static char *inline_batch(const char *sql, const sg_param *params, size_t n)
+{
+    sg_buf b = {0};
+    bool ok = sg_buf_append(&b, "DECLARE ", 8);
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *type = declared_type(&params[i].value);
+        ok = (i == 0 || sg_buf_append(&b, ", ", 2)) && sg_buf_append(&b, "@", 1) &&
+             sg_buf_append(&b, params[i].name, strlen(params[i].name)) &&
+             sg_buf_append(&b, " ", 1) && sg_buf_append(&b, type, strlen(type)) &&
+             sg_buf_append(&b, " = ", 3) && put_literal(&b, &params[i].value);
+    }
+    ok = ok && sg_buf_append(&b, "; ", 2) && sg_buf_append(&b, sql, strlen(sql));
+    if (!ok) {
+        sg_buf_free(&b);
+        return NULL;
+    }
+    size_t len;
+    return sg_buf_steal(&b, &len);
+}
+
 /* db-lib sends SYBVARCHAR as NVARCHAR only up to 4000 bytes; longer text
  * would go as VARCHAR(8000) in the server's code page (cut at 8000 bytes,
  * characters outside the code page refused), so it goes as NTEXT. The
@@ -678,6 +758,21 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     int rc;
     if (n_params == 0) {
         rc = dbcmd(c->dbp, sql) == FAIL || dbsqlexec(c->dbp) == FAIL ? batch_error(c, err) : 0;
+    } else if (t.dml_words >= 2 && inlinable(params, n_params)) {
+        /* Inside sp_executesql db-lib reports only the last statement's row
+         * count (it passes over the DONEINPROC tokens of statements without
+         * results), so a batch of several DML statements runs as a plain
+         * batch with its parameters declared in it, which db-lib counts
+         * statement by statement. The price: SQL Server caches such a batch
+         * by its text, values included. A string holding a NUL byte cannot
+         * be written into the text: its batch goes by sp_executesql. */
+        char *batch = inline_batch(sql, params, n_params);
+        if (batch == NULL)
+            rc = sg_err_set(err, SG_INTERNAL, "out of memory");
+        else
+            rc =
+                dbcmd(c->dbp, batch) == FAIL || dbsqlexec(c->dbp) == FAIL ? batch_error(c, err) : 0;
+        free(batch);
     } else {
         rc = send_rpc(c, sql, params, n_params, err);
     }

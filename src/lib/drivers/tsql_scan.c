@@ -19,6 +19,8 @@
  *   space and the word AS.
  * - may_open_tran: "tran" or "exec" anywhere; tran_options:
  *   "implicit_transactions" or "ansi_defaults" anywhere.
+ * - dml_words: the words INSERT, UPDATE, DELETE and MERGE, as whole words
+ *   other than variables, wherever they stand.
  */
 #include "tsql_scan.h"
 
@@ -68,6 +70,13 @@ static const char *const session_words[][8] = {
     [8] = {"truncate"},
     [10] = {"checkpoint"},
 };
+
+static bool is_dml_word(const unsigned char *w, size_t len)
+{
+    return (len == 6 && (starts_with(w, len, "insert", 6) || starts_with(w, len, "update", 6) ||
+                         starts_with(w, len, "delete", 6))) ||
+           (len == 5 && starts_with(w, len, "merge", 5));
+}
 
 static bool is_session_word(const unsigned char *w, size_t len)
 {
@@ -154,6 +163,8 @@ void tsql_scan(const char *sql, tsql_traits *out)
             p++;
         size_t len = (size_t)(p - start);
         scan_inside(start, p, out);
+        if (*start != '@' && out->dml_words < 255 && is_dml_word(start, len))
+            out->dml_words++;
         if (first) {
             first = false;
             if (!((len == 6 && starts_with(start, len, "select", 6)) ||

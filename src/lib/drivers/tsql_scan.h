@@ -25,6 +25,9 @@ typedef struct tsql_traits {
     /* IMPLICIT_TRANSACTIONS or ANSI_DEFAULTS anywhere: after this batch any
      * statement may open a transaction. */
     bool tran_options;
+    /* INSERT, UPDATE, DELETE and MERGE words (not variables), at most 255:
+     * an estimate of the statements whose row counts the batch reports. */
+    unsigned char dml_words;
 } tsql_traits;
 
 /* Fills *out from sql (borrowed, NUL-terminated). */
