@@ -3,7 +3,7 @@
  *
  *   loadgen --url http://127.0.0.1:PORT/path --rate R --seconds S
  *           [--connections C] [--method GET|POST] [--body TEXT]
- *           [--warmup S]
+ *           [--warmup S] [--interval S]
  *
  * Request i is due at start + i/R. A due request goes out on the first idle
  * keep-alive connection; when none is idle it waits, and its latency still
@@ -13,6 +13,9 @@
  * Requests due during the warm-up are sent but not recorded.
  *
  * Prints one JSON object on stdout: counts, statuses and percentiles in ms.
+ * With --interval, first one line per interval of the measured time (after
+ * the warm-up) with the percentiles of the requests that completed in it, so
+ * that a long run on the same connections shows whether latency drifts.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -51,7 +54,7 @@ typedef struct run {
     struct sockaddr_in addr;
     char req[REQ_MAX];
     size_t req_len;
-    double rate, seconds, warmup;
+    double rate, seconds, warmup, interval;
     int n_conns;
     conn conns[MAX_CONNS];
     int ep;
@@ -60,6 +63,7 @@ typedef struct run {
     size_t n_lat, cap_lat;
     uint64_t sent, completed, errors, reconnects;
     uint64_t status[MAX_STATUS];
+    uint64_t not_ok; /* answers other than 2xx, for the interval lines */
 } run;
 
 static double now_s(void)
@@ -108,6 +112,7 @@ static void record(run *r, conn *c, int status)
     r->completed++;
     if (status >= 0 && status < MAX_STATUS)
         r->status[status]++;
+    r->not_ok += status < 200 || status >= 300;
     if (!c->record)
         return;
     if (r->n_lat == r->cap_lat) {
@@ -257,6 +262,26 @@ static double pct(const run *r, double p)
     return r->lat[i];
 }
 
+/* One --interval line: the requests recorded since index from. */
+static void interval_line(run *r, int index, size_t from, uint64_t errors, uint64_t not_ok)
+{
+    size_t n = r->n_lat - from;
+    double *l = n ? malloc(n * sizeof *l) : NULL;
+    if (n && l == NULL)
+        return;
+    if (n)
+        memcpy(l, r->lat + from, n * sizeof *l);
+    qsort(l, n, sizeof *l, cmp_double);
+    printf("{\"interval\":%d,\"completed\":%zu,\"errors\":%llu,\"not_ok\":%llu,"
+           "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+           index, n, (unsigned long long)errors, (unsigned long long)not_ok,
+           n ? l[(size_t)(0.50 * (double)(n - 1) + 0.5)] : 0.0,
+           n ? l[(size_t)(0.90 * (double)(n - 1) + 0.5)] : 0.0,
+           n ? l[(size_t)(0.99 * (double)(n - 1) + 0.5)] : 0.0, n ? l[n - 1] : 0.0);
+    fflush(stdout);
+    free(l);
+}
+
 static int parse_url(run *r, const char *url, char *path, size_t path_len)
 {
     if (strncmp(url, "http://", 7) != 0)
@@ -283,7 +308,8 @@ static int parse_url(run *r, const char *url, char *path, size_t path_len)
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen --url http://IP:PORT/path --rate R --seconds S "
-                    "[--connections C] [--method M] [--body TEXT] [--warmup S]\n");
+                    "[--connections C] [--method M] [--body TEXT] [--warmup S] "
+                    "[--interval S]\n");
 }
 
 int main(int argc, char **argv)
@@ -302,6 +328,8 @@ int main(int argc, char **argv)
             r.seconds = atof(v);
         else if (strcmp(k, "--warmup") == 0)
             r.warmup = atof(v);
+        else if (strcmp(k, "--interval") == 0)
+            r.interval = atof(v);
         else if (strcmp(k, "--connections") == 0)
             r.n_conns = atoi(v);
         else if (strcmp(k, "--method") == 0)
@@ -349,8 +377,26 @@ int main(int argc, char **argv)
     const double end = start + r.warmup + r.seconds;
     const double interval = 1.0 / r.rate;
     uint64_t scheduled = 0, dispatched = 0;
+    int n_interval = 0;
+    bool warm_done = false;
+    size_t interval_from = 0;
+    uint64_t interval_errors = 0, interval_not_ok = 0;
     for (;;) {
         double now = now_s();
+        if (!warm_done && now >= start + r.warmup) {
+            warm_done = true;
+            interval_errors = r.errors;
+            interval_not_ok = r.not_ok;
+        }
+        if (r.interval > 0 && now >= start + r.warmup + (n_interval + 1) * r.interval &&
+            n_interval + 1 <= (int)(r.seconds / r.interval + 1e-9)) {
+            interval_line(&r, n_interval, interval_from, r.errors - interval_errors,
+                          r.not_ok - interval_not_ok);
+            n_interval++;
+            interval_from = r.n_lat;
+            interval_errors = r.errors;
+            interval_not_ok = r.not_ok;
+        }
         while (start + (double)scheduled * interval <= now &&
                start + (double)scheduled * interval < end)
             scheduled++;
