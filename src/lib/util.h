@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* --- Secrets ---------------------------------------------------------------- */
 
@@ -61,6 +62,18 @@ void sg_buf_free(sg_buf *b);
 bool sg_buf_reserve(sg_buf *b, size_t extra);
 /* Appends n bytes at s (borrowed). False (and b->failed) when it cannot. */
 bool sg_buf_append(sg_buf *b, const void *s, size_t n);
+/* sg_buf_append with its common case (room left, nothing failed) inline:
+ * the JSON writer appends every token through it. */
+static inline bool sg_buf_put(sg_buf *b, const void *s, size_t n)
+{
+    if (!b->failed && n < b->cap - b->len && (b->max == 0 || n <= b->max - b->len)) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return true;
+    }
+    return sg_buf_append(b, s, n);
+}
 /* Drops the first n bytes, keeping the rest. */
 void sg_buf_consume(sg_buf *b, size_t n);
 /* Hands the data over (new: caller frees with free()); b is left empty. */

@@ -31,7 +31,7 @@ char *jw_steal(jw_buf *b, size_t *len)
 
 void jw_raw(jw_buf *b, const char *s, size_t len)
 {
-    sg_buf_append(b, s, len);
+    sg_buf_put(b, s, len);
 }
 
 void jw_lit(jw_buf *b, const char *s)

@@ -905,6 +905,36 @@ static int server_type(sg_driver_conn *c, int col, sg_column *out, char *name, s
     return 0;
 }
 
+/* Whether db-lib's type alone names the column's type as the server
+ * declares it: then dbtablecolinfo (which formats a declaration for every
+ * call) is not needed. Strings, binaries, decimals and anything unusual
+ * still ask for the declaration. */
+static bool type_is_plain(int type)
+{
+    switch (type) {
+    case SYBINT1:
+    case SYBINT2:
+    case SYBINT4:
+    case SYBINT8:
+    case SYBBIT:
+    case SYBBITN:
+    case SYBFLT8:
+    case SYBREAL:
+    case SYBMONEY:
+    case SYBMONEY4:
+    case SYBMSDATE:
+    case SYBMSTIME:
+    case SYBMSDATETIME2:
+    case SYBMSDATETIMEOFFSET:
+    case SYBDATETIME:
+    case SYBDATETIME4:
+    case SG_SYBUNIQUE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static int describe(sg_driver_conn *c, int n, sg_err *err)
 {
     if (grow_columns(c, n, err) != 0)
@@ -915,7 +945,8 @@ static int describe(sg_driver_conn *c, int n, sg_err *err)
         c->cols[i].name = name ? name : "";
         c->cols[i].precision = 0;
         c->cols[i].scale = 0;
-        if (server_type(c, i + 1, &c->cols[i], c->names[i], sizeof c->names[i]) == 0)
+        if (!type_is_plain(type) &&
+            server_type(c, i + 1, &c->cols[i], c->names[i], sizeof c->names[i]) == 0)
             c->cols[i].type = c->names[i];
         else
             c->cols[i].type = type_name(type, c->names[i], sizeof c->names[i]);
