@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define EXIT_CONFIG 2
@@ -529,9 +530,5 @@ static Suite *access_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(access_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(access_suite());
 }

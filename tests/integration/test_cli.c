@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define EXIT_CONFIG 2
@@ -784,9 +785,5 @@ static Suite *cli_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(cli_suite());
 }

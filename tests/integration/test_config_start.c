@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define EXIT_CONFIG 2
@@ -858,9 +859,5 @@ static Suite *config_start_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(config_start_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(config_start_suite());
 }

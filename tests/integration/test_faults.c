@@ -39,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 /* Settings of `core` (and `app` where it applies). */
@@ -2191,9 +2192,5 @@ static Suite *faults_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(faults_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(faults_suite());
 }

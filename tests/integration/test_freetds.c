@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 #include "tds_child.h"
 
@@ -1135,9 +1136,5 @@ static Suite *freetds_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(freetds_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(freetds_suite());
 }

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define TOKEN  "hostile-token-7Qx"
@@ -911,9 +912,5 @@ static Suite *hostile_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(hostile_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(hostile_suite());
 }

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 #include "tds_child.h"
 
@@ -436,9 +437,5 @@ static Suite *hostile_sql_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(hostile_sql_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(hostile_sql_suite());
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define CORE_Q "/v1/databases/core/query"
@@ -1911,9 +1912,5 @@ static Suite *http_api_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(http_api_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(http_api_suite());
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define CORE_Q "/v1/databases/core/query"
@@ -294,9 +295,5 @@ static Suite *limits_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(limits_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(limits_suite());
 }

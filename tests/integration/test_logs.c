@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define URL_SECRET   "url-SECRET-pw1"
@@ -593,9 +594,5 @@ static Suite *logs_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(logs_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(logs_suite());
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 /* app: a pool of one, a short acquire timeout and a query timeout that
@@ -1371,9 +1372,5 @@ static Suite *metrics_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(metrics_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(metrics_suite());
 }

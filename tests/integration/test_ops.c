@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define TRACE_ID "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -392,9 +393,5 @@ static Suite *ops_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(ops_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(ops_suite());
 }

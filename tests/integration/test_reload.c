@@ -19,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define TOKEN_A "tok-alpha-5d1e-0001" /* stays across the reload */
@@ -592,9 +593,5 @@ static Suite *reload_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(reload_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(reload_suite());
 }

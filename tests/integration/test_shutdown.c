@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define CORE_Q "/v1/databases/core/query"
@@ -433,9 +434,5 @@ static Suite *shutdown_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(shutdown_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(shutdown_suite());
 }

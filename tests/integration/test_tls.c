@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 #include "tds_child.h"
 
@@ -414,10 +415,7 @@ int main(void)
         fprintf(stderr, "%s failed: cannot make the test certificates\n", cmd);
         return EXIT_FAILURE;
     }
-    SRunner *sr = srunner_create(tls_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = check_run(tls_suite());
     tmp_dir_free(dir);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return status;
 }
