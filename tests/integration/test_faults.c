@@ -79,34 +79,29 @@ typedef struct tds_proc {
     bool stopped; /* SIGSTOPped by the test */
 } tds_proc;
 
-static char *g_dir;
-static proc *g_svc;
 static tds_proc g_tds;
 
 static void tds_kill(void);
 
+/* The harness's fixture plus this file's own test server. */
 static void setup(void)
 {
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
+    fixture_setup();
     memset(&g_tds, 0, sizeof g_tds);
 }
 
 static void teardown(void)
 {
-    proc_free(g_svc);
-    g_svc = NULL;
+    fixture_stop();
     tds_kill();
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
+    fixture_teardown();
 }
 
 /* --- The TDS test server ---------------------------------------------------- */
 
 static char *dir_path(const char *name, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s/%s", g_dir, name);
+    snprintf(buf, cap, "%s/%s", fixture_dir, name);
     return buf;
 }
 
@@ -141,7 +136,7 @@ static void print_tds_log(void)
 }
 
 /* Starts the test server on `port` (0: a free one) over the SQLite file
- * g_dir/core.sqlite, which survives a restart. Waits for its port files. */
+ * fixture_dir/core.sqlite, which survives a restart. Waits for its port files. */
 static void tds_start(int port)
 {
     const char *bin = getenv("TDS_TESTSERVER");
@@ -415,14 +410,10 @@ static void base_env(env_list *e, int core_port)
     }
 }
 
-/* Starts sqlgate in g_dir with e (freed here); kept in g_svc. */
+/* Starts sqlgate in fixture_dir with e (freed here); kept in fixture_svc. */
 static proc *svc_start(env_list *e, bool wait_ready)
 {
-    proc_free(g_svc);
-    g_svc = proc_start((const char *const *)e->items, g_dir, wait_ready);
-    env_free(e);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    return fixture_start_env(e, wait_ready);
 }
 
 /* The usual start: test server on a free port, sqlgate ready. */
@@ -1814,25 +1805,6 @@ static http_async *app_count_async(proc *p, long n)
     return query_async(p, "app", sql, 60000);
 }
 
-/* The largest "cancelled" count among the JSON log lines, or -1. */
-static json_int_t logged_cancelled(const char *text)
-{
-    json_int_t best = -1;
-    const char *line = text;
-    while (line != NULL && *line != '\0') {
-        const char *nl = strchr(line, '\n');
-        size_t n = nl != NULL ? (size_t)(nl - line) : strlen(line);
-        json_t *obj = json_loadb(line, n, 0, NULL);
-        json_t *c = json_object_get(obj, "cancelled");
-        if (json_is_integer(c) && json_integer_value(c) > best) {
-            best = json_integer_value(c);
-        }
-        json_decref(obj);
-        line = nl != NULL ? nl + 1 : NULL;
-    }
-    return best;
-}
-
 START_TEST(shutdown_under_load)
 {
     enum { DELAY = 1200, DRAIN = 10000 };
@@ -1949,7 +1921,7 @@ START_TEST(shutdown_with_hung_database)
     ck_assert_msg(code == 1, "exit status %d with a hung database; stderr:\n%s", code, err);
     ck_assert_msg(took >= DRAIN - 100 && took <= DRAIN + 1000 + 700,
                   "exit %lld ms after SIGTERM (drain %d ms)", (long long)took, DRAIN);
-    json_int_t cancelled = logged_cancelled(err);
+    json_int_t cancelled = log_max_int(err, "cancelled");
     ck_assert_msg(cancelled >= 1, "no log line counting the cancelled work:\n%s", err);
     free(err);
 
