@@ -4,10 +4,12 @@
 
 #include <check.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -264,6 +267,22 @@ static char *read_all(const char *path)
     }
     buf[len] = '\0';
     return buf;
+}
+
+int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
 }
 
 /* --- Process ----------------------------------------------------------------- */
@@ -1438,6 +1457,13 @@ proc *fixture_service(void)
 }
 
 /* --- Assertions ------------------------------------------------------------- */
+
+void assert_retry_after_seconds(const http_resp *r)
+{
+    const char *ra = http_header_get(r, "Retry-After");
+    ck_assert_msg(ra != NULL && ra[0] != '\0' && strspn(ra, "0123456789") == strlen(ra),
+                  "Retry-After '%s' is not a number of seconds", ra ? ra : "(none)");
+}
 
 void assert_stderr_lacks(const proc *p, const char *needle)
 {

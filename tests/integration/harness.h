@@ -76,6 +76,10 @@ int write_file(const char *dir, const char *name, const char *content);
 /* True when dir/name exists (any type). dir may be NULL: name is a path. */
 bool file_exists(const char *dir, const char *name);
 
+/* A loopback port nothing listens on right now (bound, then closed): one to
+ * listen on, or whose connections are refused. -1 when none could be had. */
+int free_port(void);
+
 /* --- Environments ------------------------------------------------------------ */
 
 /* The environment of one sqlgate or helper run, built line by line: owned
@@ -303,6 +307,10 @@ bool check_error_resp(const http_resp *r, long status, const char *code, char *b
 /* Fails the test, showing the text, when p's stderr contains needle (the
  * suites put "SECRET" in every password they hand to sqlgate). */
 void assert_stderr_lacks(const proc *p, const char *needle);
+
+/* Fails the test unless r has a Retry-After header holding a whole number
+ * of seconds. */
+void assert_retry_after_seconds(const http_resp *r);
 
 /* Renders "status N, curl C, body <first bytes>" for failure messages into buf. */
 const char *resp_desc(const http_resp *r, char *buf, size_t cap);

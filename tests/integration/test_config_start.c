@@ -470,13 +470,6 @@ END_TEST
 
 /* ===== databases down at start ============================================== */
 
-static void assert_retry_after(const http_resp *r)
-{
-    const char *ra = http_header_get(r, "Retry-After");
-    ck_assert_msg(ra != NULL && ra[0] != '\0' && strspn(ra, "0123456789") == strlen(ra),
-                  "Retry-After '%s' is not a number of seconds", ra ? ra : "(none)");
-}
-
 static void check_down_entry(const json_t *e, bool critical)
 {
     ck_assert_msg(json_is_object(e), "no entry for the down database");
@@ -496,7 +489,7 @@ static void check_db_unavailable(proc *p)
     http_postf(p, "/v1/databases/b/query", &r, "{s:s}", "sql", "SELECT 1");
     int64_t took = now_ms() - t0;
     ASSERT_ERROR(&r, 503, "DB_UNAVAILABLE");
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     ck_assert_msg(took < 3000, "did not fail fast: %lld ms", (long long)took);
     http_resp_free(&r);
 
@@ -538,7 +531,7 @@ START_TEST(down_at_start_non_critical)
     ASSERT_STATUS(&r, 503);
     ck_assert_str_eq(jstr(r.json, "state"), "down");
     ck_assert_str_eq(jstr(r.json, "error.code"), "DB_UNAVAILABLE");
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     http_resp_free(&r);
 
     http_get(p, "/v1/databases/b", &r);
@@ -563,7 +556,7 @@ START_TEST(down_at_start_critical)
     http_resp r;
     http_get(p, "/health", &r);
     ASSERT_STATUS(&r, 503);
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     ck_assert(json_is_false(jget(r.json, "healthy")));
     ck_assert_str_eq(jstr(r.json, "status"), "down");
     check_down_entry(jget(r.json, "databases.b"), true);
@@ -574,7 +567,7 @@ START_TEST(down_at_start_critical)
     ck_assert(json_is_false(jget(r.json, "healthy")));
     ck_assert(json_is_object(jget(r.json, "databases.b")));
     ck_assert_msg(jget(r.json, "databases.b.pool") == NULL, "pool figures in /health/ready");
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     http_resp_free(&r);
 
     http_get(p, "/health/live", &r);

@@ -362,22 +362,6 @@ static tds_stats tds_get_stats(void)
     return s;
 }
 
-/* A loopback port nobody listens on right now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* --- The service -------------------------------------------------------------- */
 
 /* core on the TDS server at core_port, app on a SQLite file; small timeouts. */
@@ -792,6 +776,7 @@ static void check_core_refused_app_serves(proc *p)
 START_TEST(down_at_start_critical)
 {
     int port = free_port();
+    ck_assert_int_gt(port, 0);
     env_list e;
     base_env(&e, port);
     proc *p = svc_start(&e, false);
@@ -845,6 +830,7 @@ END_TEST
 START_TEST(down_at_start_noncritical)
 {
     int port = free_port();
+    ck_assert_int_gt(port, 0);
     env_list e;
     base_env(&e, port);
     env_set(&e, "CORE_DB_CRITICAL", "false");

@@ -63,22 +63,6 @@ static void tds_start(tds_child *t, int port)
     tds_child_start(t, fixture_dir, args);
 }
 
-/* A loopback port nothing listens on (bound, then closed). */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* --- The service ---------------------------------------------------------------- */
 
 /* Service-wide settings and the app database; core is up to the caller. */
@@ -138,13 +122,6 @@ static void run_ok(const proc *p, const char *sql)
     http_resp_free(&r);
 }
 
-static void assert_retry_after(const http_resp *r)
-{
-    const char *ra = http_header_get(r, "Retry-After");
-    ck_assert_msg(ra != NULL && ra[0] != '\0' && strspn(ra, "0123456789") == strlen(ra),
-                  "Retry-After '%s' is not a number of seconds", ra ? ra : "(none)");
-}
-
 /* core is down (critical), app is fine: the shape every failed login gives. */
 static void assert_core_down(const proc *p)
 {
@@ -179,7 +156,7 @@ static void assert_core_down(const proc *p)
     int64_t t0 = now_ms();
     post_sql(p, CORE_Q, "SELECT 1 AS one", &r);
     ASSERT_ERROR(&r, 503, "DB_UNAVAILABLE");
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     ASSERT_NO_SECRET(r.body);
     ck_assert_msg(now_ms() - t0 < scaled_ms(5000), "a query to a down database took %lld ms",
                   (long long)(now_ms() - t0));
@@ -720,7 +697,8 @@ END_TEST
 
 START_TEST(not_listening_then_recovers)
 {
-    int port = closed_port();
+    int port = free_port();
+    ck_assert_int_gt(port, 0);
     env_list e;
     env_base(&e);
     env_core(&e, port, TDS_PASSWORD);
