@@ -4,10 +4,12 @@
 
 #include <check.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -264,6 +267,22 @@ static char *read_all(const char *path)
     }
     buf[len] = '\0';
     return buf;
+}
+
+int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
 }
 
 /* --- Process ----------------------------------------------------------------- */
@@ -1261,6 +1280,28 @@ int http_async_join(http_async *a, http_resp *out)
     return rc;
 }
 
+json_t *proc_wait_db_state(const proc *p, const char *db, const char *state, int timeout_ms)
+{
+    char path[128];
+    snprintf(path, sizeof path, "databases.%s.state", db);
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        http_resp r;
+        http_get(p, "/health", &r);
+        const char *s = jstr(r.json, path);
+        if (s != NULL && strcmp(s, state) == 0) {
+            json_t *report = json_incref(r.json);
+            http_resp_free(&r);
+            return report;
+        }
+        http_resp_free(&r);
+        if (now_ms() >= deadline) {
+            return NULL;
+        }
+        sleep_ms(50);
+    }
+}
+
 /* --- JSON --------------------------------------------------------------------- */
 
 json_t *jget(const json_t *root, const char *path)
@@ -1331,7 +1372,106 @@ json_t *log_find(const char *text, const char *const *kv)
     return NULL;
 }
 
+json_int_t log_max_int(const char *text, const char *key)
+{
+    json_int_t best = -1;
+    const char *line = text;
+    while (line != NULL && *line != '\0') {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - line) : strlen(line);
+        json_t *obj = json_loadb(line, n, 0, NULL);
+        json_t *v = json_object_get(obj, key);
+        if (json_is_integer(v) && json_integer_value(v) > best) {
+            best = json_integer_value(v);
+        }
+        json_decref(obj);
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    return best;
+}
+
+json_t *proc_log_wait(const proc *p, const char *const *kv, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        char *text = proc_stderr(p);
+        json_t *line = text != NULL ? log_find(text, kv) : NULL;
+        free(text);
+        if (line != NULL || now_ms() >= deadline) {
+            return line;
+        }
+        sleep_ms(20);
+    }
+}
+
+/* --- The per-test fixture ----------------------------------------------------- */
+
+char *fixture_dir;
+proc *fixture_svc;
+
+void fixture_setup(void)
+{
+    fixture_dir = tmp_dir_new();
+    ck_assert_ptr_nonnull(fixture_dir);
+    fixture_svc = NULL;
+}
+
+void fixture_stop(void)
+{
+    proc_free(fixture_svc);
+    fixture_svc = NULL;
+}
+
+void fixture_teardown(void)
+{
+    fixture_stop();
+    tmp_dir_free(fixture_dir);
+    fixture_dir = NULL;
+}
+
+proc *fixture_start(const char *const *env, bool wait_ready)
+{
+    fixture_stop();
+    fixture_svc = proc_start(env, fixture_dir, wait_ready);
+    return fixture_service();
+}
+
+proc *fixture_start_env(env_list *e, bool wait_ready)
+{
+    fixture_stop();
+    fixture_svc = proc_start((const char *const *)e->items, fixture_dir, wait_ready);
+    env_free(e);
+    return fixture_service();
+}
+
+void fixture_start_unchecked(const char *const *env, bool wait_ready)
+{
+    fixture_dir = tmp_dir_new();
+    fixture_svc = fixture_dir != NULL ? proc_start(env, fixture_dir, wait_ready) : NULL;
+}
+
+proc *fixture_service(void)
+{
+    ck_assert_msg(fixture_svc != NULL, "sqlgate did not start (its stderr is printed above)");
+    return fixture_svc;
+}
+
 /* --- Assertions ------------------------------------------------------------- */
+
+void assert_retry_after_seconds(const http_resp *r)
+{
+    const char *ra = http_header_get(r, "Retry-After");
+    ck_assert_msg(ra != NULL && ra[0] != '\0' && strspn(ra, "0123456789") == strlen(ra),
+                  "Retry-After '%s' is not a number of seconds", ra ? ra : "(none)");
+}
+
+void assert_stderr_lacks(const proc *p, const char *needle)
+{
+    char *text = proc_stderr(p);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, needle) == NULL, "sqlgate's stderr shows \"%s\":\n%s", needle, text);
+    free(text);
+}
 
 const char *resp_desc(const http_resp *r, char *buf_, size_t cap)
 {

@@ -76,6 +76,10 @@ int write_file(const char *dir, const char *name, const char *content);
 /* True when dir/name exists (any type). dir may be NULL: name is a path. */
 bool file_exists(const char *dir, const char *name);
 
+/* A loopback port nothing listens on right now (bound, then closed): one to
+ * listen on, or whose connections are refused. -1 when none could be had. */
+int free_port(void);
+
 /* --- Environments ------------------------------------------------------------ */
 
 /* The environment of one sqlgate or helper run, built line by line: owned
@@ -152,6 +156,45 @@ void proc_free(proc *p);
  * processes through the environment, so they report as sqlgate does. */
 bool sanitizer_report_in_file(const char *path, const char *who);
 
+/* --- The per-test fixture ----------------------------------------------------- */
+
+/* One test's directory and service. Check's fixture functions take no
+ * argument, so this state is global to the test process; a checked fixture
+ * makes it for each test, an unchecked one for each test case. */
+extern char *fixture_dir; /* the test's temporary directory (tmp_dir_new) */
+extern proc *fixture_svc; /* the service the test started, or NULL */
+
+/* Checked setup: makes fixture_dir (fails the test when it cannot); no
+ * service yet. */
+void fixture_setup(void);
+
+/* Teardown of both kinds of fixture: fixture_stop, then removes fixture_dir.
+ * Either may be NULL (a setup that failed half-way). */
+void fixture_teardown(void);
+
+/* Frees fixture_svc (stopping it as proc_free does) and clears it; a
+ * teardown with more to stop calls this first, then stops the rest, then
+ * fixture_teardown. */
+void fixture_stop(void);
+
+/* Starts sqlgate in fixture_dir with env (borrowed) as proc_start does, after
+ * freeing a service the test started before; fails the test when it does
+ * not start. Returns fixture_svc. */
+proc *fixture_start(const char *const *env, bool wait_ready);
+
+/* fixture_start with the environment in e, whose strings it frees (e can be
+ * filled again). */
+proc *fixture_start_env(env_list *e, bool wait_ready);
+
+/* For unchecked setups, which run in the runner process where a failed
+ * assertion would end the whole suite: makes fixture_dir and starts sqlgate
+ * in it; when either fails, fixture_svc stays NULL (the child's stderr is
+ * printed) and each test of the case fails in fixture_service. */
+void fixture_start_unchecked(const char *const *env, bool wait_ready);
+
+/* fixture_svc (borrowed), failing the test when the service did not start. */
+proc *fixture_service(void);
+
 /* --- HTTP -------------------------------------------------------------------- */
 
 typedef struct http_header {
@@ -221,6 +264,10 @@ http_async *http_async_start(const http_req *rq);
  * into *out; frees a. Returns the status as http_do. */
 int http_async_join(http_async *a, http_resp *out);
 
+/* Polls GET /health until databases.<db>.state is `state`; returns that
+ * report (new reference), or NULL when timeout_ms passed first. */
+json_t *proc_wait_db_state(const proc *p, const char *db, const char *state, int timeout_ms);
+
 /* --- JSON --------------------------------------------------------------------- */
 
 /* Follows a dotted path ("results.0.rows.1.name"; numeric parts index
@@ -241,12 +288,29 @@ double jnum(const json_t *root, const char *path, double def);
  * as a new reference; NULL when none. */
 json_t *log_find(const char *text, const char *const *kv);
 
+/* The largest integer value of key among the JSON lines of text, or -1 when
+ * no line holds one. */
+json_int_t log_max_int(const char *text, const char *key);
+
+/* Waits up to timeout_ms for a JSON line on p's stderr holding every (key,
+ * string value) pair of kv (as log_find); returns it as a new reference, or
+ * NULL on timeout. */
+json_t *proc_log_wait(const proc *p, const char *const *kv, int timeout_ms);
+
 /* --- Assertions (for Check tests) ------------------------------------------- */
 
 /* Checks that r is an error response: status, JSON body with error.code ==
  * code, non-empty error.message, error.request_id equal to X-Request-Id and
  * application/json content. On mismatch writes why into buf and returns false. */
 bool check_error_resp(const http_resp *r, long status, const char *code, char *buf, size_t cap);
+
+/* Fails the test, showing the text, when p's stderr contains needle (the
+ * suites put "SECRET" in every password they hand to sqlgate). */
+void assert_stderr_lacks(const proc *p, const char *needle);
+
+/* Fails the test unless r has a Retry-After header holding a whole number
+ * of seconds. */
+void assert_retry_after_seconds(const http_resp *r);
 
 /* Renders "status N, curl C, body <first bytes>" for failure messages into buf. */
 const char *resp_desc(const http_resp *r, char *buf, size_t cap);

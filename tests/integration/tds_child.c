@@ -154,3 +154,18 @@ long tds_child_stat(const tds_child *t, const char *name)
     ck_assert_msg(p != NULL, "STATS has no %s: %s", name, reply);
     return strtol(p + strlen(key), NULL, 10);
 }
+
+tds_child fixture_tds;
+
+void fixture_tds_setup(void)
+{
+    fixture_setup();
+    memset(&fixture_tds, 0, sizeof fixture_tds);
+}
+
+void fixture_tds_teardown(void)
+{
+    fixture_stop();
+    tds_child_stop(&fixture_tds);
+    fixture_teardown();
+}

@@ -33,4 +33,14 @@ void tds_child_ctl(const tds_child *t, const char *cmd, char *out, size_t cap);
 /* One counter from the control channel's STATS. */
 long tds_child_stat(const tds_child *t, const char *name);
 
+/* The fixture of the suites with a TDS server behind sqlgate: the harness's
+ * (fixture_dir, fixture_svc) plus this server, which the test starts. */
+extern tds_child fixture_tds;
+
+/* Checked setup: fixture_setup, and fixture_tds not running. */
+void fixture_tds_setup(void);
+
+/* Stops the service, then the server, then removes the directory. */
+void fixture_tds_teardown(void);
+
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define EXIT_CONFIG 2
@@ -40,14 +41,11 @@ static const char tokens_file[] =
 static const char *const all_tokens[] = {T_FULL, T_APP_RW,   T_APP_RO,  T_DEF_RO,
                                          T_OPS,  T_APPADMIN, T_METRICS, T_UNKNOWN};
 
-static proc *g_svc;
-static char *g_dir;
-
 /* Starts the service with the tokens file and the extra variables. */
 static void start_access(const char *details, const char *metrics)
 {
-    g_dir = tmp_dir_new();
-    if (g_dir == NULL || write_file(g_dir, "tokens", tokens_file) != 0)
+    fixture_dir = tmp_dir_new();
+    if (fixture_dir == NULL || write_file(fixture_dir, "tokens", tokens_file) != 0)
         return;
     char det[64], met[64];
     snprintf(det, sizeof det, "SQLGATE_HEALTH_DETAILS=%s", details);
@@ -63,7 +61,7 @@ static void start_access(const char *details, const char *metrics)
                          det,
                          met,
                          NULL};
-    g_svc = proc_start(env, g_dir, true);
+    fixture_svc = proc_start(env, fixture_dir, true);
 }
 
 static void setup_token_metrics(void)
@@ -81,20 +79,6 @@ static void setup_details_never(void)
     start_access("never", "open");
 }
 
-static void teardown_svc(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
-
-static proc *svc(void)
-{
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
-}
-
 /* A request with an optional bearer token and JSON body. */
 static int call(const char *token, const char *method, const char *path, const char *body,
                 http_resp *r)
@@ -108,7 +92,7 @@ static int call(const char *token, const char *method, const char *path, const c
     }
     if (body != NULL)
         headers[n++] = "Content-Type: application/json";
-    return http_send(svc(), method, path, headers, body, body ? strlen(body) : 0, r);
+    return http_send(fixture_service(), method, path, headers, body, body ? strlen(body) : 0, r);
 }
 
 static json_int_t count_rows(const char *db)
@@ -345,9 +329,9 @@ START_TEST(audit_and_no_token_in_logs)
     call(T_APP_RW, "POST", Q("core"), RD, &r);
     ASSERT_STATUS(&r, 403);
     http_resp_free(&r);
-    ck_assert(proc_stderr_wait(svc(), "\"outcome\":\"resumed\"", 5000));
+    ck_assert(proc_stderr_wait(fixture_service(), "\"outcome\":\"resumed\"", 5000));
 
-    char *text = proc_stderr(svc());
+    char *text = proc_stderr(fixture_service());
     json_t *l = log_find(text, (const char *const[]){"msg", "audit", "token", FP_APP_RO, "outcome",
                                                      "refused", "db", "app", NULL});
     ck_assert_msg(l != NULL, "no audit line for the read-only refusal:\n%s", text);
@@ -502,7 +486,7 @@ static Suite *access_suite(void)
 {
     Suite *s = suite_create("access");
     TCase *tc = tcase_create("scopes");
-    tcase_add_unchecked_fixture(tc, setup_token_metrics, teardown_svc);
+    tcase_add_unchecked_fixture(tc, setup_token_metrics, fixture_teardown);
     tcase_add_test(tc, scope_table);
     tcase_add_test(tc, listing_follows_scope);
     tcase_add_test(tc, audit_and_no_token_in_logs);
@@ -510,13 +494,13 @@ static Suite *access_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("details_always");
-    tcase_add_unchecked_fixture(tc, setup_details_always, teardown_svc);
+    tcase_add_unchecked_fixture(tc, setup_details_always, fixture_teardown);
     tcase_add_test(tc, details_always);
     tcase_add_test(tc, metrics_open_by_default);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("details_never");
-    tcase_add_unchecked_fixture(tc, setup_details_never, teardown_svc);
+    tcase_add_unchecked_fixture(tc, setup_details_never, fixture_teardown);
     tcase_add_test(tc, details_never);
     suite_add_tcase(s, tc);
 
@@ -529,9 +513,5 @@ static Suite *access_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(access_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(access_suite());
 }

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define EXIT_CONFIG 2
@@ -112,22 +113,21 @@ typedef struct run_result {
     int64_t elapsed_ms;
 } run_result;
 
-static char *g_dir;  /* the binary's working directory */
-static char *g_logs; /* where its stdout and stderr go */
+/* The binary runs in fixture_dir; its stdout and stderr go in g_logs. */
+static char *g_logs;
 
 static void setup(void)
 {
-    g_dir = tmp_dir_new();
+    fixture_setup();
     g_logs = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
     ck_assert_ptr_nonnull(g_logs);
 }
 
 static void teardown(void)
 {
-    tmp_dir_free(g_dir);
     tmp_dir_free(g_logs);
-    g_dir = g_logs = NULL;
+    g_logs = NULL;
+    fixture_teardown();
 }
 
 static char *slurp(const char *path)
@@ -184,7 +184,7 @@ static bool find_program(const char *name, char *out, size_t cap)
     return false;
 }
 
-/* Runs $SQLGATE_BIN with args (NULL-terminated, borrowed) in g_dir with only
+/* Runs $SQLGATE_BIN with args (NULL-terminated, borrowed) in fixture_dir with only
  * env and PATH in its environment; waits at most RUN_TIMEOUT. */
 static void run_cli(const char *const *args, const char *const *env, run_result *r)
 {
@@ -249,7 +249,7 @@ static void run_cli(const char *const *args, const char *const *env, run_result 
         /* The child holds no descriptor of the test beyond 0-2, in
          * particular no socket a test keeps open. */
         int null_fd = open("/dev/null", O_RDONLY);
-        if (chdir(g_dir) != 0 || null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+        if (chdir(fixture_dir) != 0 || null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
             dup2(err_fd, 2) < 0)
             _exit(126);
         for (int fd = 3; fd < 1024; fd++)
@@ -465,7 +465,7 @@ END_TEST
 START_TEST(check_config_good_prints_effective_values)
 {
     char app_path[PATH_CAP];
-    snprintf(app_path, sizeof app_path, "APP_DB_PATH=%s/app.db", g_dir);
+    snprintf(app_path, sizeof app_path, "APP_DB_PATH=%s/app.db", fixture_dir);
     const char *const env[] = {"SQLGATE_DATABASES=core,app",
                                "SQLGATE_DEFAULT_DATABASE=core",
                                "SQLGATE_LISTEN=127.0.0.1:18080",
@@ -515,14 +515,14 @@ START_TEST(check_config_good_prints_effective_values)
     ASSERT_SETTING(r.out, "APP_DB_MAX_LIFETIME_MS", "1800000");
     ck_assert_msg(strstr(r.err, "\"listening\"") == NULL, "it listened:\n%s", r.err);
     /* A read-only SQLite file that does not exist was not created. */
-    ck_assert(!file_exists(g_dir, "app.db"));
+    ck_assert(!file_exists(fixture_dir, "app.db"));
     run_free(&r);
 }
 END_TEST
 
 START_TEST(check_config_reads_dotenv_like_a_start)
 {
-    ck_assert_int_eq(write_file(g_dir, ".env",
+    ck_assert_int_eq(write_file(fixture_dir, ".env",
                                 "# a comment\n"
                                 "SQLGATE_DATABASES=sales\n"
                                 "SALES_DB_PATH=:memory:\n"
@@ -546,7 +546,8 @@ START_TEST(check_config_reads_dotenv_like_a_start)
     run_free(&r);
 
     /* A malformed .env stops it like a start: exit 2, the file named. */
-    ck_assert_int_eq(write_file(g_dir, ".env", "SQLGATE_DATABASES=core\nthis is not a pair\n"), 0);
+    ck_assert_int_eq(
+        write_file(fixture_dir, ".env", "SQLGATE_DATABASES=core\nthis is not a pair\n"), 0);
     run_cli(CHECK, NULL, &r);
     ASSERT_EXIT(&r, EXIT_CONFIG);
     ASSERT_CONTAINS(r.err, ".env");
@@ -568,7 +569,7 @@ START_TEST(check_config_embedded_and_legacy_modes)
     ASSERT_SETTING(r.out, "CORE_DB_PATH", "./var/core.db");
     ASSERT_SETTING(r.out, "APP_DB_PATH", "./var/app.db");
     /* Never opens a database: the embedded files and ./var are not made. */
-    ck_assert_msg(!file_exists(g_dir, "var"), "--check-config created ./var");
+    ck_assert_msg(!file_exists(fixture_dir, "var"), "--check-config created ./var");
     run_free(&r);
 
     const char *const legacy[] = {"DB_PATH=:memory:", "DB_POOL_MAX=2", NULL};
@@ -586,10 +587,11 @@ END_TEST
 START_TEST(check_config_never_prints_secrets)
 {
     char pw_file[PATH_CAP], tokens_file[PATH_CAP];
-    ck_assert_int_eq(write_file(g_dir, "pw", "FilePw-4431\n"), 0);
-    ck_assert_int_eq(write_file(g_dir, "tokens", "FileTok-1-abcdefgh,FileTok-2-abcdefgh\n"), 0);
-    snprintf(pw_file, sizeof pw_file, "OPS_DB_PASSWORD_FILE=%s/pw", g_dir);
-    snprintf(tokens_file, sizeof tokens_file, "%s/tokens", g_dir);
+    ck_assert_int_eq(write_file(fixture_dir, "pw", "FilePw-4431\n"), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "tokens", "FileTok-1-abcdefgh,FileTok-2-abcdefgh\n"),
+                     0);
+    snprintf(pw_file, sizeof pw_file, "OPS_DB_PASSWORD_FILE=%s/pw", fixture_dir);
+    snprintf(tokens_file, sizeof tokens_file, "%s/tokens", fixture_dir);
     const char *const env[] = {
         "SQLGATE_DATABASES=core,app,ops,azure",
         "SQLGATE_LISTEN=0.0.0.0:8080",
@@ -696,9 +698,9 @@ START_TEST(check_config_warns_unverified_certificate)
     ASSERT_CONTAINS(r.out, "warning: CORE_DB_ENCRYPT is require but CORE_DB_CA_FILE is not set");
     run_free(&r);
 
-    ck_assert_int_eq(write_file(g_dir, "ca.pem", "not checked here\n"), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "ca.pem", "not checked here\n"), 0);
     char ca[PATH_CAP];
-    snprintf(ca, sizeof ca, "CORE_DB_CA_FILE=%s/ca.pem", g_dir);
+    snprintf(ca, sizeof ca, "CORE_DB_CA_FILE=%s/ca.pem", fixture_dir);
     const char *const env_ca[] = {"SQLGATE_DATABASES=core", "CORE_DB_HOST=db1.example.com",
                                   "CORE_DB_ENCRYPT=require", ca, NULL};
     run_cli(CHECK, env_ca, &r);
@@ -784,9 +786,5 @@ static Suite *cli_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(cli_suite());
 }

@@ -13,43 +13,16 @@
 #include <string.h>
 #include <strings.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define EXIT_CONFIG 2
-
-/* Per-test state, set up and torn down by the checked fixture. */
-static char *g_dir;
-static proc *g_svc;
-
-static void setup(void)
-{
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
-}
-
-static void teardown(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
-
-/* Starts the service in g_dir and keeps it in g_svc (freed by teardown). */
-static proc *start(const char *const *env, bool wait_ready)
-{
-    proc_free(g_svc);
-    g_svc = proc_start(env, g_dir, wait_ready);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
-}
 
 /* Runs a configuration that must be refused: exit status 2 within 10 s and
  * no listening line. Returns the child's stderr (caller frees). */
 static char *run_refused(const char *const *env)
 {
-    proc *p = proc_spawn(env, g_dir);
+    proc *p = proc_spawn(env, fixture_dir);
     ck_assert_ptr_nonnull(p);
     int code = proc_wait_exit(p, 10000);
     char *err = proc_stderr(p);
@@ -69,7 +42,7 @@ static char *run_refused(const char *const *env)
 
 static char *path_in_dir(const char *name, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s/%s", g_dir, name);
+    snprintf(buf, cap, "%s/%s", fixture_dir, name);
     return buf;
 }
 
@@ -126,7 +99,7 @@ START_TEST(listen_host_name_refused)
     /* localhost, in any case, is the one name taken (as 127.0.0.1). */
     static const char *const local[] = {"SQLGATE_LISTEN=LocalHost:0", "SQLGATE_DATABASES=core",
                                         "CORE_DB_PATH=./core.db", NULL};
-    proc *p = proc_start(local, g_dir, false);
+    proc *p = proc_start(local, fixture_dir, false);
     ck_assert_msg(p != NULL, "a start with SQLGATE_LISTEN=LocalHost:0 failed");
     proc_free(p);
 }
@@ -167,7 +140,7 @@ END_TEST
 
 START_TEST(secret_token_file_not_printed)
 {
-    ck_assert_int_eq(write_file(g_dir, "tokens", "filetok-SECRET-9876\n"), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "tokens", "filetok-SECRET-9876\n"), 0);
     char tokens[600], var[700];
     snprintf(var, sizeof var, "SQLGATE_API_TOKENS_FILE=%s",
              path_in_dir("tokens", tokens, sizeof tokens));
@@ -244,7 +217,7 @@ START_TEST(non_loopback_needs_tokens)
 
     static const char *const anon[] = {"SQLGATE_LISTEN=0.0.0.0:0", "SQLGATE_ALLOW_ANONYMOUS=1",
                                        NULL};
-    proc *p = start(anon, true);
+    proc *p = fixture_start(anon, true);
     http_resp r;
     http_get(p, "/v1/databases", &r);
     ASSERT_STATUS(&r, 200);
@@ -254,7 +227,7 @@ START_TEST(non_loopback_needs_tokens)
 
     static const char *const tokens[] = {"SQLGATE_LISTEN=0.0.0.0:0",
                                          "SQLGATE_API_TOKENS=tok-SECRET-4444-ab", NULL};
-    p = start(tokens, true);
+    p = fixture_start(tokens, true);
     http_get(p, "/v1/databases", &r);
     ASSERT_ERROR(&r, 401, "UNAUTHORIZED");
     http_resp_free(&r);
@@ -263,12 +236,12 @@ END_TEST
 
 START_TEST(token_file_works)
 {
-    ck_assert_int_eq(write_file(g_dir, "tokens", "filetok-SECRET-9876\n"), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "tokens", "filetok-SECRET-9876\n"), 0);
     char tokens[600], var[700];
     snprintf(var, sizeof var, "SQLGATE_API_TOKENS_FILE=%s",
              path_in_dir("tokens", tokens, sizeof tokens));
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_LOG_LEVEL=debug", var, NULL};
-    proc *p = start(env, true);
+    proc *p = fixture_start(env, true);
     http_resp r;
     http_get(p, "/v1/databases", &r);
     ASSERT_ERROR(&r, 401, "UNAUTHORIZED");
@@ -291,7 +264,7 @@ START_TEST(legacy_single_database)
     char db[600], var[700];
     snprintf(var, sizeof var, "DB_PATH=%s", path_in_dir("x.db", db, sizeof db));
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", var, NULL};
-    proc *p = start(env, true);
+    proc *p = fixture_start(env, true);
     http_resp r;
     http_get(p, "/v1/databases", &r);
     ASSERT_STATUS(&r, 200);
@@ -318,7 +291,7 @@ START_TEST(legacy_single_database)
     ck_assert(json_is_object(jget(r.json, "databases.default")));
     http_resp_free(&r);
     ck_assert_msg(file_exists(NULL, db), "%s was not created", db);
-    ck_assert_msg(!file_exists(g_dir, "var"), "embedded databases created in legacy mode");
+    ck_assert_msg(!file_exists(fixture_dir, "var"), "embedded databases created in legacy mode");
 }
 END_TEST
 
@@ -326,7 +299,7 @@ START_TEST(single_named_is_default)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_DATABASES=main",
                                       "MAIN_DB_PATH=./main.db", NULL};
-    proc *p = start(env, true);
+    proc *p = fixture_start(env, true);
     http_resp r;
     http_get(p, "/v1/databases", &r);
     ASSERT_STATUS(&r, 200);
@@ -344,7 +317,7 @@ START_TEST(single_named_is_default)
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "state"), "ready");
     http_resp_free(&r);
-    ck_assert(file_exists(g_dir, "main.db"));
+    ck_assert(file_exists(fixture_dir, "main.db"));
 }
 END_TEST
 
@@ -352,7 +325,7 @@ START_TEST(two_without_default)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_DATABASES=a,b",
                                       "A_DB_PATH=./a.db", "B_DB_PATH=./b.db", NULL};
-    proc *p = start(env, true);
+    proc *p = fixture_start(env, true);
     http_resp r;
     http_get(p, "/v1/databases", &r);
     ASSERT_STATUS(&r, 200);
@@ -397,7 +370,7 @@ START_TEST(explicit_default)
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_DATABASES=a,b",
                                       "A_DB_PATH=./a.db",           "B_DB_PATH=./b.db",
                                       "SQLGATE_DEFAULT_DATABASE=b", NULL};
-    proc *p = start(env, true);
+    proc *p = fixture_start(env, true);
     http_resp r;
     http_get(p, "/v1/databases", &r);
     ASSERT_STATUS(&r, 200);
@@ -419,7 +392,7 @@ END_TEST
 
 START_TEST(dotenv_read_and_env_wins)
 {
-    ck_assert_int_eq(write_file(g_dir, ".env",
+    ck_assert_int_eq(write_file(fixture_dir, ".env",
                                 "# settings for the test\n"
                                 "export SQLGATE_DATABASES=envdb\n"
                                 "ENVDB_DB_PATH=\"./env.db\"\n"
@@ -428,7 +401,7 @@ START_TEST(dotenv_read_and_env_wins)
                                 "\n"),
                      0);
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_MAX_ROWS=2", NULL};
-    proc *p = start(env, true);
+    proc *p = fixture_start(env, true);
     http_resp r;
     http_get(p, "/v1/databases", &r);
     ASSERT_STATUS(&r, 200);
@@ -441,7 +414,7 @@ START_TEST(dotenv_read_and_env_wins)
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 2);
     http_resp_free(&r);
-    ck_assert(file_exists(g_dir, "env.db"));
+    ck_assert(file_exists(fixture_dir, "env.db"));
 }
 END_TEST
 
@@ -451,7 +424,7 @@ START_TEST(sqlite_url_and_memory)
     snprintf(var, sizeof var, "CORE_DB_URL=sqlite://%s", path_in_dir("u.db", db, sizeof db));
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_DATABASES=core,mem", var,
                                "MEM_DB_PATH=:memory:", NULL};
-    proc *p = start(env, true);
+    proc *p = fixture_start(env, true);
     http_resp r;
     http_get(p, "/v1/databases/core", &r);
     ASSERT_STATUS(&r, 200);
@@ -469,7 +442,7 @@ START_TEST(read_only_database)
 {
     static const char *const rw[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_DATABASES=ro",
                                      "RO_DB_PATH=./ro.db", NULL};
-    proc *p = start(rw, true);
+    proc *p = fixture_start(rw, true);
     http_resp r;
     http_postf(p, "/v1/query", &r, "{s:s}", "sql",
                "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7)");
@@ -480,7 +453,7 @@ START_TEST(read_only_database)
 
     static const char *const ro[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_DATABASES=ro",
                                      "RO_DB_PATH=./ro.db", "RO_DB_READ_ONLY=YES", NULL};
-    p = start(ro, true);
+    p = fixture_start(ro, true);
     http_get(p, "/v1/databases/ro", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert(json_is_true(jget(r.json, "read_only")));
@@ -496,37 +469,6 @@ START_TEST(read_only_database)
 END_TEST
 
 /* ===== databases down at start ============================================== */
-
-/* Polls /health until databases.<name>.state is `state`; returns the last
- * report (new reference) or NULL on timeout. */
-static json_t *wait_db_state(proc *p, const char *name, const char *state, int timeout_ms)
-{
-    char path[128];
-    snprintf(path, sizeof path, "databases.%s.state", name);
-    int64_t deadline = now_ms() + timeout_ms;
-    for (;;) {
-        http_resp r;
-        http_get(p, "/health", &r);
-        const char *s = jstr(r.json, path);
-        if (s != NULL && strcmp(s, state) == 0) {
-            json_t *report = json_incref(r.json);
-            http_resp_free(&r);
-            return report;
-        }
-        http_resp_free(&r);
-        if (now_ms() >= deadline) {
-            return NULL;
-        }
-        sleep_ms(100);
-    }
-}
-
-static void assert_retry_after(const http_resp *r)
-{
-    const char *ra = http_header_get(r, "Retry-After");
-    ck_assert_msg(ra != NULL && ra[0] != '\0' && strspn(ra, "0123456789") == strlen(ra),
-                  "Retry-After '%s' is not a number of seconds", ra ? ra : "(none)");
-}
 
 static void check_down_entry(const json_t *e, bool critical)
 {
@@ -547,7 +489,7 @@ static void check_db_unavailable(proc *p)
     http_postf(p, "/v1/databases/b/query", &r, "{s:s}", "sql", "SELECT 1");
     int64_t took = now_ms() - t0;
     ASSERT_ERROR(&r, 503, "DB_UNAVAILABLE");
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     ck_assert_msg(took < 3000, "did not fail fast: %lld ms", (long long)took);
     http_resp_free(&r);
 
@@ -566,8 +508,8 @@ START_TEST(down_at_start_non_critical)
                                       "B_DB_CRITICAL=false",
                                       "SQLGATE_DEFAULT_DATABASE=a",
                                       NULL};
-    proc *p = start(env, true);
-    json_t *report = wait_db_state(p, "b", "down", 10000);
+    proc *p = fixture_start(env, true);
+    json_t *report = proc_wait_db_state(p, "b", "down", 10000);
     ck_assert_msg(report != NULL, "b never reported down");
     json_decref(report);
 
@@ -589,7 +531,7 @@ START_TEST(down_at_start_non_critical)
     ASSERT_STATUS(&r, 503);
     ck_assert_str_eq(jstr(r.json, "state"), "down");
     ck_assert_str_eq(jstr(r.json, "error.code"), "DB_UNAVAILABLE");
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     http_resp_free(&r);
 
     http_get(p, "/v1/databases/b", &r);
@@ -606,15 +548,15 @@ START_TEST(down_at_start_critical)
     static const char *const env[] = {
         "SQLGATE_LISTEN=127.0.0.1:0",      "SQLGATE_DATABASES=a,b",      "A_DB_PATH=./a.db",
         "B_DB_PATH=/nonexistent-dir/x.db", "SQLGATE_DEFAULT_DATABASE=a", NULL};
-    proc *p = start(env, false);
-    json_t *report = wait_db_state(p, "b", "down", 10000);
+    proc *p = fixture_start(env, false);
+    json_t *report = proc_wait_db_state(p, "b", "down", 10000);
     ck_assert_msg(report != NULL, "b never reported down");
     json_decref(report);
 
     http_resp r;
     http_get(p, "/health", &r);
     ASSERT_STATUS(&r, 503);
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     ck_assert(json_is_false(jget(r.json, "healthy")));
     ck_assert_str_eq(jstr(r.json, "status"), "down");
     check_down_entry(jget(r.json, "databases.b"), true);
@@ -625,7 +567,7 @@ START_TEST(down_at_start_critical)
     ck_assert(json_is_false(jget(r.json, "healthy")));
     ck_assert(json_is_object(jget(r.json, "databases.b")));
     ck_assert_msg(jget(r.json, "databases.b.pool") == NULL, "pool figures in /health/ready");
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     http_resp_free(&r);
 
     http_get(p, "/health/live", &r);
@@ -641,9 +583,9 @@ END_TEST
 START_TEST(embedded_default_and_json_logs)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", NULL};
-    proc *p = start(env, true);
-    ck_assert(file_exists(g_dir, "var/core.db"));
-    ck_assert(file_exists(g_dir, "var/app.db"));
+    proc *p = fixture_start(env, true);
+    ck_assert(file_exists(fixture_dir, "var/core.db"));
+    ck_assert(file_exists(fixture_dir, "var/app.db"));
     http_resp r;
     http_postf(p, "/v1/query", &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
@@ -681,7 +623,7 @@ END_TEST
 START_TEST(embedded_data_persists)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", NULL};
-    proc *p = start(env, true);
+    proc *p = fixture_start(env, true);
     http_resp r;
     http_postf(p, "/v1/query", &r, "{s:s}", "sql",
                "INSERT INTO users(id, name, email) VALUES (4, 'Edsger Dijkstra', NULL)");
@@ -692,7 +634,7 @@ START_TEST(embedded_data_persists)
     ck_assert_int_eq(proc_wait_exit(p, 15000), 0);
 
     /* second start in the same directory: no new demo rows, ours kept */
-    p = start(env, true);
+    p = fixture_start(env, true);
     http_postf(p, "/v1/query", &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 4);
@@ -738,13 +680,13 @@ static int https_get(proc *p, const char *path, http_resp *r)
 
 START_TEST(tls_listener)
 {
-    ck_assert_int_eq(write_file(g_dir, "cert.pem", TEST_CERT), 0);
-    ck_assert_int_eq(write_file(g_dir, "key.pem", TEST_KEY), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "cert.pem", TEST_CERT), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "key.pem", TEST_KEY), 0);
     char cert[600], key[600], v1[700], v2[700];
     snprintf(v1, sizeof v1, "SQLGATE_TLS_CERT_FILE=%s", path_in_dir("cert.pem", cert, sizeof cert));
     snprintf(v2, sizeof v2, "SQLGATE_TLS_KEY_FILE=%s", path_in_dir("key.pem", key, sizeof key));
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", v1, v2, NULL};
-    proc *p = start(env, false);
+    proc *p = fixture_start(env, false);
 
     http_resp r;
     int64_t deadline = now_ms() + 15000;
@@ -777,7 +719,7 @@ END_TEST
 
 START_TEST(tls_needs_both_files)
 {
-    ck_assert_int_eq(write_file(g_dir, "cert.pem", TEST_CERT), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "cert.pem", TEST_CERT), 0);
     char cert[600], v1[700];
     snprintf(v1, sizeof v1, "SQLGATE_TLS_CERT_FILE=%s", path_in_dir("cert.pem", cert, sizeof cert));
     const char *const only_cert[] = {"SQLGATE_LISTEN=127.0.0.1:0", v1, NULL};
@@ -797,8 +739,8 @@ START_TEST(tls_unusable_files)
 {
     /* Readable files that are not a PEM certificate and key: refused before
      * listening, as a configuration error naming the variables. */
-    ck_assert_int_eq(write_file(g_dir, "cert.pem", "not a certificate\n"), 0);
-    ck_assert_int_eq(write_file(g_dir, "key.pem", "not a key\n"), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "cert.pem", "not a certificate\n"), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "key.pem", "not a key\n"), 0);
     char cert[600], key[600], v1[700], v2[700];
     snprintf(v1, sizeof v1, "SQLGATE_TLS_CERT_FILE=%s", path_in_dir("cert.pem", cert, sizeof cert));
     snprintf(v2, sizeof v2, "SQLGATE_TLS_KEY_FILE=%s", path_in_dir("key.pem", key, sizeof key));
@@ -814,7 +756,7 @@ static Suite *config_start_suite(void)
     Suite *s = suite_create("config_start");
 
     TCase *tc = tcase_create("refused");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, every_problem_reported);
     tcase_add_test(tc, every_problem_reported_service_wide);
@@ -831,7 +773,7 @@ static Suite *config_start_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("modes");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, legacy_single_database);
     tcase_add_test(tc, single_named_is_default);
@@ -846,7 +788,7 @@ static Suite *config_start_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("down_at_start");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, down_at_start_non_critical);
     tcase_add_test(tc, down_at_start_critical);
@@ -858,9 +800,5 @@ static Suite *config_start_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(config_start_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(config_start_suite());
 }

@@ -39,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 /* Settings of `core` (and `app` where it applies). */
@@ -78,34 +79,29 @@ typedef struct tds_proc {
     bool stopped; /* SIGSTOPped by the test */
 } tds_proc;
 
-static char *g_dir;
-static proc *g_svc;
 static tds_proc g_tds;
 
 static void tds_kill(void);
 
+/* The harness's fixture plus this file's own test server. */
 static void setup(void)
 {
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
+    fixture_setup();
     memset(&g_tds, 0, sizeof g_tds);
 }
 
 static void teardown(void)
 {
-    proc_free(g_svc);
-    g_svc = NULL;
+    fixture_stop();
     tds_kill();
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
+    fixture_teardown();
 }
 
 /* --- The TDS test server ---------------------------------------------------- */
 
 static char *dir_path(const char *name, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s/%s", g_dir, name);
+    snprintf(buf, cap, "%s/%s", fixture_dir, name);
     return buf;
 }
 
@@ -140,7 +136,7 @@ static void print_tds_log(void)
 }
 
 /* Starts the test server on `port` (0: a free one) over the SQLite file
- * g_dir/core.sqlite, which survives a restart. Waits for its port files. */
+ * fixture_dir/core.sqlite, which survives a restart. Waits for its port files. */
 static void tds_start(int port)
 {
     const char *bin = getenv("TDS_TESTSERVER");
@@ -366,22 +362,6 @@ static tds_stats tds_get_stats(void)
     return s;
 }
 
-/* A loopback port nobody listens on right now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof sa;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 /* --- The service -------------------------------------------------------------- */
 
 /* core on the TDS server at core_port, app on a SQLite file; small timeouts. */
@@ -414,14 +394,10 @@ static void base_env(env_list *e, int core_port)
     }
 }
 
-/* Starts sqlgate in g_dir with e (freed here); kept in g_svc. */
+/* Starts sqlgate in fixture_dir with e (freed here); kept in fixture_svc. */
 static proc *svc_start(env_list *e, bool wait_ready)
 {
-    proc_free(g_svc);
-    g_svc = proc_start((const char *const *)e->items, g_dir, wait_ready);
-    env_free(e);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    return fixture_start_env(e, wait_ready);
 }
 
 /* The usual start: test server on a free port, sqlgate ready. */
@@ -800,6 +776,7 @@ static void check_core_refused_app_serves(proc *p)
 START_TEST(down_at_start_critical)
 {
     int port = free_port();
+    ck_assert_int_gt(port, 0);
     env_list e;
     base_env(&e, port);
     proc *p = svc_start(&e, false);
@@ -853,6 +830,7 @@ END_TEST
 START_TEST(down_at_start_noncritical)
 {
     int port = free_port();
+    ck_assert_int_gt(port, 0);
     env_list e;
     base_env(&e, port);
     env_set(&e, "CORE_DB_CRITICAL", "false");
@@ -1813,25 +1791,6 @@ static http_async *app_count_async(proc *p, long n)
     return query_async(p, "app", sql, 60000);
 }
 
-/* The largest "cancelled" count among the JSON log lines, or -1. */
-static json_int_t logged_cancelled(const char *text)
-{
-    json_int_t best = -1;
-    const char *line = text;
-    while (line != NULL && *line != '\0') {
-        const char *nl = strchr(line, '\n');
-        size_t n = nl != NULL ? (size_t)(nl - line) : strlen(line);
-        json_t *obj = json_loadb(line, n, 0, NULL);
-        json_t *c = json_object_get(obj, "cancelled");
-        if (json_is_integer(c) && json_integer_value(c) > best) {
-            best = json_integer_value(c);
-        }
-        json_decref(obj);
-        line = nl != NULL ? nl + 1 : NULL;
-    }
-    return best;
-}
-
 START_TEST(shutdown_under_load)
 {
     enum { DELAY = 1200, DRAIN = 10000 };
@@ -1948,7 +1907,7 @@ START_TEST(shutdown_with_hung_database)
     ck_assert_msg(code == 1, "exit status %d with a hung database; stderr:\n%s", code, err);
     ck_assert_msg(took >= DRAIN - 100 && took <= DRAIN + 1000 + 700,
                   "exit %lld ms after SIGTERM (drain %d ms)", (long long)took, DRAIN);
-    json_int_t cancelled = logged_cancelled(err);
+    json_int_t cancelled = log_max_int(err, "cancelled");
     ck_assert_msg(cancelled >= 1, "no log line counting the cancelled work:\n%s", err);
     free(err);
 
@@ -2191,9 +2150,5 @@ static Suite *faults_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(faults_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(faults_suite());
 }

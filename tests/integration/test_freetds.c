@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 #include "tds_child.h"
 
@@ -38,12 +39,7 @@
 
 /* --- The TDS test server as a child process ---------------------------------- */
 
-/* Per-test state, set up and torn down by the checked fixture. */
-static char *g_dir;
-static proc *g_svc;
-static tds_child g_tds;
-
-/* Starts tds-testserver on `port` (0: a free one) in g_dir and waits (10 s)
+/* Starts tds-testserver on `port` (0: a free one) in fixture_dir and waits (10 s)
  * until it has written both port files. */
 static void tds_start(tds_child *t, int port)
 {
@@ -64,42 +60,7 @@ static void tds_start(tds_child *t, int port)
                                 "--port",
                                 port_arg,
                                 NULL};
-    tds_child_start(t, g_dir, args);
-}
-
-/* A loopback port nothing listens on (bound, then closed). */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-/* --- Fixture ------------------------------------------------------------------ */
-
-static void setup(void)
-{
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
-    memset(&g_tds, 0, sizeof g_tds);
-}
-
-static void teardown(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tds_child_stop(&g_tds);
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
+    tds_child_start(t, fixture_dir, args);
 }
 
 /* --- The service ---------------------------------------------------------------- */
@@ -111,9 +72,9 @@ static void env_base(env_list *e)
     env_add(e, "SQLGATE_LISTEN=127.0.0.1:0");
     env_add(e, "SQLGATE_DATABASES=core,app");
     env_add(e, "SQLGATE_LOG_LEVEL=debug");
-    env_add(e, "APP_DB_PATH=%s/app.db", g_dir);
+    env_add(e, "APP_DB_PATH=%s/app.db", fixture_dir);
     env_add(e, "FREETDSCONF=/dev/null");
-    env_add(e, "TMPDIR=%s", g_dir);
+    env_add(e, "TMPDIR=%s", fixture_dir);
 }
 
 /* core on the TDS server at port, with the variables one by one. */
@@ -129,20 +90,16 @@ static void env_core(env_list *e, int port, const char *password)
 
 static proc *start_svc(env_list *e, bool wait_ready)
 {
-    proc_free(g_svc);
-    g_svc = proc_start((const char *const *)e->items, g_dir, wait_ready);
-    env_free(e);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    return fixture_start_env(e, wait_ready);
 }
 
 /* The usual run: TDS server up, core and app configured, both ready. */
 static proc *start_all(const char *extra)
 {
-    tds_start(&g_tds, 0);
+    tds_start(&fixture_tds, 0);
     env_list e;
     env_base(&e);
-    env_core(&e, g_tds.port, TDS_PASSWORD);
+    env_core(&e, fixture_tds.port, TDS_PASSWORD);
     if (extra != NULL)
         env_add(&e, "%s", extra);
     return start_svc(&e, true);
@@ -150,15 +107,6 @@ static proc *start_all(const char *extra)
 
 #define ASSERT_NO_SECRET(text)                                                                     \
     ck_assert_msg(strstr((text), "SECRET") == NULL, "a password was shown:\n%s", (text))
-
-/* sqlgate's stderr never shows a password. */
-static void assert_logs_clean(const proc *p)
-{
-    char *err = proc_stderr(p);
-    ck_assert_ptr_nonnull(err);
-    ASSERT_NO_SECRET(err);
-    free(err);
-}
 
 /* POSTs {"sql": sql} to path. */
 static void post_sql(const proc *p, const char *path, const char *sql, http_resp *r)
@@ -174,43 +122,13 @@ static void run_ok(const proc *p, const char *sql)
     http_resp_free(&r);
 }
 
-/* Polls /health until databases.<name>.state is `state`; returns the last
- * report (new reference) or NULL on timeout. */
-static json_t *wait_db_state(const proc *p, const char *name, const char *state, int timeout_ms)
-{
-    char path[128];
-    snprintf(path, sizeof path, "databases.%s.state", name);
-    int64_t deadline = now_ms() + timeout_ms;
-    for (;;) {
-        http_resp r;
-        http_get(p, "/health", &r);
-        const char *s = jstr(r.json, path);
-        if (s != NULL && strcmp(s, state) == 0) {
-            json_t *report = json_incref(r.json);
-            http_resp_free(&r);
-            return report;
-        }
-        http_resp_free(&r);
-        if (now_ms() >= deadline)
-            return NULL;
-        sleep_ms(50);
-    }
-}
-
-static void assert_retry_after(const http_resp *r)
-{
-    const char *ra = http_header_get(r, "Retry-After");
-    ck_assert_msg(ra != NULL && ra[0] != '\0' && strspn(ra, "0123456789") == strlen(ra),
-                  "Retry-After '%s' is not a number of seconds", ra ? ra : "(none)");
-}
-
 /* core is down (critical), app is fine: the shape every failed login gives. */
 static void assert_core_down(const proc *p)
 {
-    json_t *report = wait_db_state(p, "core", "down", scaled_ms(20000));
+    json_t *report = proc_wait_db_state(p, "core", "down", scaled_ms(20000));
     ck_assert_msg(report != NULL, "core was never reported down");
     json_decref(report);
-    report = wait_db_state(p, "app", "ready", scaled_ms(20000));
+    report = proc_wait_db_state(p, "app", "ready", scaled_ms(20000));
     ck_assert_msg(report != NULL, "app never became ready");
     json_decref(report);
 
@@ -238,7 +156,7 @@ static void assert_core_down(const proc *p)
     int64_t t0 = now_ms();
     post_sql(p, CORE_Q, "SELECT 1 AS one", &r);
     ASSERT_ERROR(&r, 503, "DB_UNAVAILABLE");
-    assert_retry_after(&r);
+    assert_retry_after_seconds(&r);
     ASSERT_NO_SECRET(r.body);
     ck_assert_msg(now_ms() - t0 < scaled_ms(5000), "a query to a down database took %lld ms",
                   (long long)(now_ms() - t0));
@@ -286,8 +204,8 @@ START_TEST(health_both_ready)
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.db"), TDS_DB);
     ck_assert_ptr_nonnull(strstr(jstr(r.json, "results.0.rows.0.v"), "TDS test server"));
     http_resp_free(&r);
-    ck_assert_int_ge(tds_child_stat(&g_tds, "logins"), 1);
-    assert_logs_clean(p);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "logins"), 1);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -322,12 +240,12 @@ static const char *login_of(proc *p, const char *token)
 
 static proc *start_with_tokens(bool readonly_login)
 {
-    ck_assert_int_eq(write_file(g_dir, "tokens", TOK_RW " db=* rw\n" TOK_RO " db=* ro\n"), 0);
-    tds_start(&g_tds, 0);
+    ck_assert_int_eq(write_file(fixture_dir, "tokens", TOK_RW " db=* rw\n" TOK_RO " db=* ro\n"), 0);
+    tds_start(&fixture_tds, 0);
     env_list e;
     env_base(&e);
-    env_core(&e, g_tds.port, TDS_PASSWORD);
-    env_add(&e, "SQLGATE_TOKENS_FILE=%s/tokens", g_dir);
+    env_core(&e, fixture_tds.port, TDS_PASSWORD);
+    env_add(&e, "SQLGATE_TOKENS_FILE=%s/tokens", fixture_dir);
     if (readonly_login) {
         env_add(&e, "CORE_DB_READONLY_USER=" TDS_RO_USER);
         env_add(&e, "CORE_DB_READONLY_PASSWORD=" TDS_RO_PASS);
@@ -370,7 +288,7 @@ START_TEST(readonly_login_pool)
     post_as(p, TOK_RO, APP_Q, "SELECT 1 AS one", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
     char *err = proc_stderr(p);
     ck_assert_msg(strstr(err, TOK_RO) == NULL && strstr(err, TOK_RW) == NULL, "a token is logged");
     free(err);
@@ -386,7 +304,7 @@ START_TEST(readonly_without_login_is_forbidden)
     ck_assert_ptr_nonnull(strstr(jstr(r.json, "error.message"), "CORE_DB_READONLY_USER"));
     http_resp_free(&r);
     ck_assert_str_eq(login_of(p, TOK_RW), TDS_USER);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -491,7 +409,7 @@ START_TEST(types_as_json)
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.1"), "9007199254740993");
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.2"), "AN6tvu8A");
     http_resp_free(&r);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -550,7 +468,7 @@ START_TEST(parameters_round_trip)
     ck_assert(json_is_null(jget(r.json, "results.0.rows.0.nul")));
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.i", -1), 7);
     http_resp_free(&r);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -594,9 +512,9 @@ START_TEST(injection_stays_data)
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 1);
     http_resp_free(&r);
     char reply[128];
-    tds_child_ctl(&g_tds, "GET raise_error", reply, sizeof reply);
+    tds_child_ctl(&fixture_tds, "GET raise_error", reply, sizeof reply);
     ck_assert_str_eq(reply, "OK 0");
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -657,7 +575,7 @@ START_TEST(multiple_result_sets)
     ck_assert_int_eq(jint(r.json, "error.sql.number", -1), 208);
     ck_assert_int_eq(jint(r.json, "error.sql.line", -1), 2);
     http_resp_free(&r);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -698,7 +616,7 @@ START_TEST(sql_errors)
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.seven", -1), 7);
     http_resp_free(&r);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -731,7 +649,8 @@ START_TEST(query_timeout)
     http_resp_free(&r);
     ck_assert_msg(took <= 1000 + scaled_ms(2500), "answered after %lld ms", (long long)took);
     ck_assert_msg(took >= 900, "timed out after only %lld ms", (long long)took);
-    ck_assert_msg(tds_child_stat(&g_tds, "attentions") >= 1, "the statement was not cancelled");
+    ck_assert_msg(tds_child_stat(&fixture_tds, "attentions") >= 1,
+                  "the statement was not cancelled");
 
     post_sql(p, CORE_Q, "SELECT 1 AS one", &r);
     ASSERT_STATUS(&r, 200);
@@ -754,16 +673,16 @@ START_TEST(query_timeout)
     http_get(p, "/health", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
 START_TEST(wrong_password)
 {
-    tds_start(&g_tds, 0);
+    tds_start(&fixture_tds, 0);
     env_list e;
     env_base(&e);
-    env_core(&e, g_tds.port, "Wrong-SECRET-pw-1234");
+    env_core(&e, fixture_tds.port, "Wrong-SECRET-pw-1234");
     proc *p = start_svc(&e, false);
     assert_core_down(p);
     http_resp r;
@@ -771,14 +690,15 @@ START_TEST(wrong_password)
     const char *why = jstr(r.json, "databases.core.error.message");
     ck_assert_msg(why != NULL && strstr(why, "Wrong") == NULL, "reason: %s", why ? why : "");
     http_resp_free(&r);
-    ck_assert_int_ge(tds_child_stat(&g_tds, "login_failures"), 1);
-    assert_logs_clean(p);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "login_failures"), 1);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
 START_TEST(not_listening_then_recovers)
 {
-    int port = closed_port();
+    int port = free_port();
+    ck_assert_int_gt(port, 0);
     env_list e;
     env_base(&e);
     env_core(&e, port, TDS_PASSWORD);
@@ -787,10 +707,10 @@ START_TEST(not_listening_then_recovers)
     proc *p = start_svc(&e, false);
     assert_core_down(p);
 
-    tds_start(&g_tds, port);
+    tds_start(&fixture_tds, port);
     int64_t t0 = now_ms();
     /* RETRY_MAX_MS + HEALTH_INTERVAL_MS, plus a generous margin. */
-    json_t *report = wait_db_state(p, "core", "ready", 500 + 500 + scaled_ms(5000));
+    json_t *report = proc_wait_db_state(p, "core", "ready", 500 + 500 + scaled_ms(5000));
     int64_t took = now_ms() - t0;
     ck_assert_msg(report != NULL, "core did not recover in time after the server started");
     json_decref(report);
@@ -805,19 +725,19 @@ START_TEST(not_listening_then_recovers)
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.five", -1), 5);
     http_resp_free(&r);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
 START_TEST(url_form)
 {
-    tds_start(&g_tds, 0);
+    tds_start(&fixture_tds, 0);
     env_list e;
     env_base(&e);
     env_add(&e,
             "CORE_DB_URL=mssql://" TDS_USER ":" TDS_PASSWORD "@127.0.0.1:%d/" TDS_DB
             "?tds_version=7.4",
-            g_tds.port);
+            fixture_tds.port);
     proc *p = start_svc(&e, true);
     http_resp r;
     http_get(p, "/v1/databases/core", &r);
@@ -830,22 +750,23 @@ START_TEST(url_form)
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.db"), TDS_DB);
     http_resp_free(&r);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
 START_TEST(encrypt_required_without_tls)
 {
-    tds_start(&g_tds, 0);
+    tds_start(&fixture_tds, 0);
     env_list e;
     env_base(&e);
-    env_core(&e, g_tds.port, TDS_PASSWORD);
+    env_core(&e, fixture_tds.port, TDS_PASSWORD);
     env_add(&e, "CORE_DB_ENCRYPT=require");
     proc *p = start_svc(&e, false);
     assert_core_down(p);
-    ck_assert_msg(tds_child_stat(&g_tds, "connections_opened") >= 1, "core never tried the server");
-    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
-    assert_logs_clean(p);
+    ck_assert_msg(tds_child_stat(&fixture_tds, "connections_opened") >= 1,
+                  "core never tried the server");
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "logins"), 0);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -1096,7 +1017,7 @@ START_TEST(types_doc)
     free(create.p);
     free(insert.p);
     free(nulls.p);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -1104,7 +1025,7 @@ static Suite *freetds_suite(void)
 {
     Suite *s = suite_create("integration_freetds");
     TCase *tc = tcase_create("freetds");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_tds_setup, fixture_tds_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, health_both_ready);
     tcase_add_test(tc, types_as_json);
@@ -1125,7 +1046,7 @@ static Suite *freetds_suite(void)
      * the freetds test (CK_EXCLUDE_TAGS). */
     tc = tcase_create("types_doc");
     tcase_set_tags(tc, "types_doc");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_tds_setup, fixture_tds_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, types_doc);
     suite_add_tcase(s, tc);
@@ -1135,9 +1056,5 @@ static Suite *freetds_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(freetds_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(freetds_suite());
 }

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define TOKEN  "hostile-token-7Qx"
@@ -47,31 +48,11 @@
 #define RAW_REPLY     8192
 #define LEAK_REQUESTS 3000
 
-/* Set by the unchecked fixture, read by the tests (Check's fixture API has
- * no user data pointer). */
-static proc *g_svc;
-static char *g_dir;
-
 static void setup_service(void)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_API_TOKENS=" TOKEN,
                                       NULL};
-    g_dir = tmp_dir_new();
-    g_svc = g_dir != NULL ? proc_start(env, g_dir, true) : NULL;
-}
-
-static void teardown_service(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
-
-static proc *svc(void)
-{
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    fixture_start_unchecked(env, true);
 }
 
 /* --- The HTTP catalogue ------------------------------------------------------- */
@@ -416,7 +397,7 @@ static char *make_body(const bad_req *e, size_t *len)
 static void send_bad(const bad_req *e, CURL *h, http_resp *r)
 {
     char url[512];
-    proc_url(svc(), e->path, url, sizeof url);
+    proc_url(fixture_service(), e->path, url, sizeof url);
     size_t len;
     char *body = make_body(e, &len);
     http_req rq = {.method = e->method,
@@ -451,12 +432,12 @@ static bool error_ok(const bad_req *e, const http_resp *r, char *why, size_t cap
 static void assert_serving(void)
 {
     http_resp r;
-    http_get(svc(), "/health/live", &r);
+    http_get(fixture_service(), "/health/live", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
     static const char *const hdr[] = {AUTH, JSON, NULL};
     static const char q[] = "{\"sql\":\"SELECT count(*) AS n FROM users\"}";
-    http_send(svc(), "POST", CORE_Q, hdr, q, sizeof q - 1, &r);
+    http_send(fixture_service(), "POST", CORE_Q, hdr, q, sizeof q - 1, &r);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     http_resp_free(&r);
@@ -593,7 +574,8 @@ static int raw_connect(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)proc_port(svc()))};
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)proc_port(fixture_service()))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s",
                   strerror(errno));
@@ -745,7 +727,7 @@ START_TEST(many_connections)
     static const char q[] = "{\"sql\":\"SELECT 1 AS one\"}";
     for (int i = 0; i < 5; i++) {
         http_resp r;
-        http_send(svc(), "POST", CORE_Q, hdr, q, sizeof q - 1, &r);
+        http_send(fixture_service(), "POST", CORE_Q, hdr, q, sizeof q - 1, &r);
         if (r.status == 503) {
             ASSERT_ERROR(&r, 503, "OVERLOADED");
         } else {
@@ -834,7 +816,7 @@ static int bad_round(CURL *h)
 
 START_TEST(no_growth)
 {
-    pid_t pid = proc_pid(svc());
+    pid_t pid = proc_pid(fixture_service());
     const char *vg = getenv("SQLGATE_UNDER_VALGRIND");
     const char *slack_env = getenv("SQLGATE_RSS_SLACK_MB");
     long slack_kb = (slack_env != NULL ? strtol(slack_env, NULL, 10) : 8) * 1024;
@@ -879,7 +861,7 @@ START_TEST(nothing_ran)
     /* The NUL-injected DELETEs of the catalogue must not have run, and the
      * log must not show a crash or an internal error. */
     assert_serving();
-    char *log = proc_stderr(svc());
+    char *log = proc_stderr(fixture_service());
     ck_assert_ptr_nonnull(log);
     static const char *const kv[] = {"level", "error", NULL};
     json_t *err = log_find(log, kv);
@@ -896,7 +878,7 @@ static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
     TCase *tc = tcase_create("hostile");
-    tcase_add_unchecked_fixture(tc, setup_service, teardown_service);
+    tcase_add_unchecked_fixture(tc, setup_service, fixture_teardown);
     tcase_set_timeout(tc, 240);
     tcase_add_loop_test(tc, catalogue, 0, N_CATALOGUE);
     tcase_add_loop_test(tc, transport_abuse, 0, N_RAW);
@@ -911,9 +893,5 @@ static Suite *hostile_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(hostile_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(hostile_suite());
 }

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 #include "tds_child.h"
 
@@ -44,40 +45,18 @@
 #define CORE_Q       "/v1/databases/core/query"
 #define APP_Q        "/v1/databases/app/query"
 
-static char *g_dir;
-static proc *g_svc;
-
 /* --- The TDS test server as a child process ---------------------------------- */
 
-static tds_child g_tds;
-
-/* Starts tds-testserver on a free port in g_dir. */
+/* Starts tds-testserver on a free port in fixture_dir. */
 static void tds_start(tds_child *t)
 {
     const char *const args[] = {
         "--user",   TDS_USER,   "--password", TDS_PASSWORD, "--database", TDS_DB,
         "--sqlite", ":memory:", "--port",     "0",          NULL};
-    tds_child_start(t, g_dir, args);
+    tds_child_start(t, fixture_dir, args);
 }
 
-/* --- Fixture and helpers ------------------------------------------------------ */
-
-static void setup(void)
-{
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
-    memset(&g_tds, 0, sizeof g_tds);
-}
-
-static void teardown(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tds_child_stop(&g_tds);
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
+/* --- Helpers ------------------------------------------------------------------ */
 
 /* Listen address and the two tokens of every run. */
 static void env_base(env_list *e)
@@ -90,14 +69,10 @@ static void env_base(env_list *e)
 
 static proc *start_svc(env_list *e)
 {
-    proc_free(g_svc);
-    g_svc = proc_start((const char *const *)e->items, g_dir, true);
-    env_free(e);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    return fixture_start_env(e, true);
 }
 
-/* The embedded databases core and app in g_dir/var. */
+/* The embedded databases core and app in fixture_dir/var. */
 static proc *start_embedded(void)
 {
     env_list e;
@@ -109,13 +84,13 @@ static proc *start_embedded(void)
  * reuses it), app on SQLite. extra: one more variable or NULL. */
 static proc *start_tds(const char *extra)
 {
-    tds_start(&g_tds);
+    tds_start(&fixture_tds);
     env_list e;
     env_base(&e);
     env_add(&e, "SQLGATE_DATABASES=core,app");
-    env_add(&e, "APP_DB_PATH=%s/app.db", g_dir);
+    env_add(&e, "APP_DB_PATH=%s/app.db", fixture_dir);
     env_add(&e, "CORE_DB_HOST=127.0.0.1");
-    env_add(&e, "CORE_DB_PORT=%d", g_tds.port);
+    env_add(&e, "CORE_DB_PORT=%d", fixture_tds.port);
     env_add(&e, "CORE_DB_USER=" TDS_USER);
     env_add(&e, "CORE_DB_PASSWORD=" TDS_PASSWORD);
     env_add(&e, "CORE_DB_NAME=" TDS_DB);
@@ -124,7 +99,7 @@ static proc *start_tds(const char *extra)
     if (extra != NULL)
         env_add(&e, "%s", extra);
     else
-        env_add(&e, "TMPDIR=%s", g_dir);
+        env_add(&e, "TMPDIR=%s", fixture_dir);
     return start_svc(&e);
 }
 
@@ -243,16 +218,16 @@ START_TEST(attach_and_vacuum_into_refused)
 {
     proc *p = start_embedded();
     char sql[1200], path[1100];
-    snprintf(path, sizeof path, "%s/stolen.db", g_dir);
+    snprintf(path, sizeof path, "%s/stolen.db", fixture_dir);
     snprintf(sql, sizeof sql, "ATTACH '%s' AS s", path);
     refused(p, CORE_Q, sql, "ATTACH is not allowed");
     refused(p, CORE_Q, "ATTACH ':memory:' AS s", "ATTACH is not allowed");
-    snprintf(path, sizeof path, "%s/copy.db", g_dir);
+    snprintf(path, sizeof path, "%s/copy.db", fixture_dir);
     snprintf(sql, sizeof sql, "VACUUM INTO '%s'", path);
     refused(p, CORE_Q, sql, "ATTACH is not allowed");
     refused(p, CORE_Q, "DETACH main", "DETACH is not allowed");
-    ck_assert(!file_exists(g_dir, "stolen.db"));
-    ck_assert(!file_exists(g_dir, "copy.db"));
+    ck_assert(!file_exists(fixture_dir, "stolen.db"));
+    ck_assert(!file_exists(fixture_dir, "copy.db"));
     run_ok(p, TOKEN_A, CORE_Q, "VACUUM");
     expect_value(p, TOKEN_A, CORE_Q, "SELECT count(*) AS n FROM users", "3");
 }
@@ -265,7 +240,7 @@ START_TEST(sqlite_temp_objects_do_not_leak)
     env_list e;
     env_base(&e);
     env_add(&e, "SQLGATE_DATABASES=core");
-    env_add(&e, "CORE_DB_PATH=%s/core.db", g_dir);
+    env_add(&e, "CORE_DB_PATH=%s/core.db", fixture_dir);
     env_add(&e, "CORE_DB_POOL_MAX=1");
     proc *p = start_svc(&e);
     run_ok(p, TOKEN_A, CORE_Q,
@@ -361,17 +336,18 @@ START_TEST(freetds_conf_with_long_tmpdir)
 {
     char tmp[1100];
     snprintf(tmp, sizeof tmp,
-             "%s/a-temporary-directory-whose-name-is-much-longer-than-forty-characters", g_dir);
+             "%s/a-temporary-directory-whose-name-is-much-longer-than-forty-characters",
+             fixture_dir);
     ck_assert_int_eq(mkdir(tmp, 0700), 0);
     char extra[1200];
     snprintf(extra, sizeof extra, "TMPDIR=%s", tmp);
     /* ENCRYPT=off is only in freetds.conf: sqlgate must write its own. */
-    tds_start(&g_tds);
+    tds_start(&fixture_tds);
     env_list e;
     env_base(&e);
     env_add(&e, "SQLGATE_DATABASES=core");
     env_add(&e, "CORE_DB_HOST=127.0.0.1");
-    env_add(&e, "CORE_DB_PORT=%d", g_tds.port);
+    env_add(&e, "CORE_DB_PORT=%d", fixture_tds.port);
     env_add(&e, "CORE_DB_USER=" TDS_USER);
     env_add(&e, "CORE_DB_PASSWORD=" TDS_PASSWORD);
     env_add(&e, "CORE_DB_NAME=" TDS_DB);
@@ -394,7 +370,7 @@ END_TEST
 static void assert_mode(const char *rel, mode_t want)
 {
     char path[1200];
-    snprintf(path, sizeof path, "%s/%s", g_dir, rel);
+    snprintf(path, sizeof path, "%s/%s", fixture_dir, rel);
     struct stat st;
     ck_assert_msg(stat(path, &st) == 0, "%s: %s", rel, strerror(errno));
     ck_assert_msg((st.st_mode & 0777) == want, "%s has mode %03o, expected %03o", rel,
@@ -420,7 +396,7 @@ static Suite *hostile_sql_suite(void)
 {
     Suite *s = suite_create("hostile_sql");
     TCase *tc = tcase_create("hostile_sql");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_tds_setup, fixture_tds_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, pragma_process_settings_refused);
     tcase_add_test(tc, attach_and_vacuum_into_refused);
@@ -436,9 +412,5 @@ static Suite *hostile_sql_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(hostile_sql_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(hostile_sql_suite());
 }

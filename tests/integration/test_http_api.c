@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define CORE_Q "/v1/databases/core/query"
@@ -19,22 +20,11 @@
 
 #define MAX_BODY 65536
 
-/* Set by the unchecked fixtures, read by the tests (Check's fixture API has
- * no user data pointer). */
-static proc *g_svc;
-static char *g_dir;
-
-static void start_with(const char *const *env)
-{
-    g_dir = tmp_dir_new();
-    g_svc = g_dir != NULL ? proc_start(env, g_dir, true) : NULL;
-}
-
 static void setup_default(void)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_MAX_BODY_BYTES=65536",
                                       NULL};
-    start_with(env);
+    fixture_start_unchecked(env, true);
 }
 
 static void setup_auth(void)
@@ -42,7 +32,7 @@ static void setup_auth(void)
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
                                       "SQLGATE_API_TOKENS=s3cr3t-tok-AAAA1111,s3cr3t-tok-BBBB2222",
                                       "SQLGATE_LOG_LEVEL=debug", NULL};
-    start_with(env);
+    fixture_start_unchecked(env, true);
 }
 
 /* Two named databases: "core" with a short query timeout, "busy" with a pool
@@ -60,21 +50,7 @@ static void setup_limits(void)
                                       "BUSY_DB_ACQUIRE_TIMEOUT_MS=300",
                                       "BUSY_DB_QUERY_TIMEOUT_MS=3000",
                                       NULL};
-    start_with(env);
-}
-
-static void teardown_svc(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
-
-static proc *svc(void)
-{
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    fixture_start_unchecked(env, true);
 }
 
 /* --- helpers -------------------------------------------------------------- */
@@ -192,7 +168,7 @@ static void check_users(const json_t *rows)
 START_TEST(health_full_report)
 {
     http_resp r;
-    http_get(svc(), "/health", &r);
+    http_get(fixture_service(), "/health", &r);
     ASSERT_STATUS(&r, 200);
     assert_request_id(&r);
     ck_assert(ctype_is(&r, "application/json"));
@@ -209,7 +185,7 @@ END_TEST
 START_TEST(health_live)
 {
     http_resp r;
-    http_get(svc(), "/health/live", &r);
+    http_get(fixture_service(), "/health/live", &r);
     ASSERT_STATUS(&r, 200);
     assert_request_id(&r);
     ck_assert(ctype_is(&r, "application/json"));
@@ -221,7 +197,7 @@ END_TEST
 START_TEST(health_ready_has_no_pool)
 {
     http_resp r;
-    http_get(svc(), "/health/ready", &r);
+    http_get(fixture_service(), "/health/ready", &r);
     ASSERT_STATUS(&r, 200);
     assert_request_id(&r);
     ck_assert(json_is_true(jget(r.json, "healthy")));
@@ -236,19 +212,19 @@ END_TEST
 START_TEST(health_one_database)
 {
     http_resp r;
-    http_get(svc(), "/health/core", &r);
+    http_get(fixture_service(), "/health/core", &r);
     ASSERT_STATUS(&r, 200);
     assert_request_id(&r);
     check_healthy_entry(r.json, true);
     http_resp_free(&r);
 
-    http_get(svc(), "/health/app", &r);
+    http_get(fixture_service(), "/health/app", &r);
     ASSERT_STATUS(&r, 200);
     check_healthy_entry(r.json, true);
     http_resp_free(&r);
 
     /* "default" is core */
-    http_get(svc(), "/health/default", &r);
+    http_get(fixture_service(), "/health/default", &r);
     ASSERT_STATUS(&r, 200);
     check_healthy_entry(r.json, true);
     http_resp_free(&r);
@@ -258,7 +234,7 @@ END_TEST
 START_TEST(health_unknown_database)
 {
     http_resp r;
-    http_get(svc(), "/health/nope", &r);
+    http_get(fixture_service(), "/health/nope", &r);
     ASSERT_ERROR(&r, 404, "UNKNOWN_DATABASE");
     http_resp_free(&r);
 }
@@ -280,7 +256,7 @@ static void check_db_entry(const json_t *e, const char *name)
 START_TEST(databases_list)
 {
     http_resp r;
-    http_get(svc(), "/v1/databases", &r);
+    http_get(fixture_service(), "/v1/databases", &r);
     ASSERT_STATUS(&r, 200);
     assert_request_id(&r);
     ck_assert(ctype_is(&r, "application/json"));
@@ -296,17 +272,17 @@ END_TEST
 START_TEST(databases_one)
 {
     http_resp r;
-    http_get(svc(), "/v1/databases/app", &r);
+    http_get(fixture_service(), "/v1/databases/app", &r);
     ASSERT_STATUS(&r, 200);
     check_db_entry(r.json, "app");
     http_resp_free(&r);
 
-    http_get(svc(), "/v1/databases/default", &r);
+    http_get(fixture_service(), "/v1/databases/default", &r);
     ASSERT_STATUS(&r, 200);
     check_db_entry(r.json, "core");
     http_resp_free(&r);
 
-    http_get(svc(), "/v1/databases/nope", &r);
+    http_get(fixture_service(), "/v1/databases/nope", &r);
     ASSERT_ERROR(&r, 404, "UNKNOWN_DATABASE");
     http_resp_free(&r);
 }
@@ -317,7 +293,8 @@ END_TEST
 START_TEST(query_users)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT id, name, email FROM users ORDER BY id");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
+               "SELECT id, name, email FROM users ORDER BY id");
     ASSERT_STATUS(&r, 200);
     assert_request_id(&r);
     ck_assert(ctype_is(&r, "application/json"));
@@ -344,7 +321,7 @@ END_TEST
 START_TEST(query_default_alias_and_v1_query)
 {
     http_resp r;
-    http_postf(svc(), "/v1/databases/default/query", &r, "{s:s}", "sql",
+    http_postf(fixture_service(), "/v1/databases/default/query", &r, "{s:s}", "sql",
                "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "database"), "core");
@@ -352,30 +329,32 @@ START_TEST(query_default_alias_and_v1_query)
     http_resp_free(&r);
 
     /* no "database": the default */
-    http_postf(svc(), "/v1/query", &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
+    http_postf(fixture_service(), "/v1/query", &r, "{s:s}", "sql",
+               "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "database"), "core");
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     http_resp_free(&r);
 
-    http_postf(svc(), "/v1/query", &r, "{s:s, s:s}", "database", "app", "sql",
+    http_postf(fixture_service(), "/v1/query", &r, "{s:s, s:s}", "database", "app", "sql",
                "SELECT count(*) AS n FROM orders");
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "database"), "app");
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     http_resp_free(&r);
 
-    http_postf(svc(), "/v1/query", &r, "{s:s, s:s}", "database", "default", "sql",
+    http_postf(fixture_service(), "/v1/query", &r, "{s:s, s:s}", "database", "default", "sql",
                "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "database"), "core");
     http_resp_free(&r);
 
-    http_postf(svc(), "/v1/query", &r, "{s:s, s:s}", "database", "nope", "sql", "SELECT 1");
+    http_postf(fixture_service(), "/v1/query", &r, "{s:s, s:s}", "database", "nope", "sql",
+               "SELECT 1");
     ASSERT_ERROR(&r, 404, "UNKNOWN_DATABASE");
     http_resp_free(&r);
 
-    http_postf(svc(), "/v1/databases/nope/query", &r, "{s:s}", "sql", "SELECT 1");
+    http_postf(fixture_service(), "/v1/databases/nope/query", &r, "{s:s}", "sql", "SELECT 1");
     ASSERT_ERROR(&r, 404, "UNKNOWN_DATABASE");
     http_resp_free(&r);
 }
@@ -384,7 +363,7 @@ END_TEST
 START_TEST(query_app_orders_types)
 {
     http_resp r;
-    http_postf(svc(), APP_Q, &r, "{s:s}", "sql",
+    http_postf(fixture_service(), APP_Q, &r, "{s:s}", "sql",
                "SELECT id, user_id, item, amount, paid FROM orders ORDER BY id");
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "database"), "app");
@@ -429,14 +408,14 @@ END_TEST
 START_TEST(query_params_bind)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT name FROM users WHERE id = @id",
-               "params", "id", 2);
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:{s:i}}", "sql",
+               "SELECT name FROM users WHERE id = @id", "params", "id", 2);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 1);
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.name"), "Grace Hopper");
     http_resp_free(&r);
 
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:{s:i, s:s, s:n, s:f, s:b}}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:{s:i, s:s, s:n, s:f, s:b}}", "sql",
                "SELECT @i AS i, @s AS s, @n AS n, @f AS f, typeof(@i) AS ti, typeof(@s) AS ts,"
                " typeof(@n) AS tn, typeof(@f) AS tf, @b AS b",
                "params", "i", 7, "s", "x", "n", "f", 2.5, "b", 1);
@@ -458,8 +437,8 @@ START_TEST(query_params_bind)
     http_resp_free(&r);
 
     /* a big integer parameter keeps all 64 bits */
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:{s:I}}", "sql", "SELECT @v AS v", "params", "v",
-               (json_int_t)9007199254740993LL);
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:{s:I}}", "sql", "SELECT @v AS v", "params",
+               "v", (json_int_t)9007199254740993LL);
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.v"), "9007199254740993");
     http_resp_free(&r);
@@ -470,12 +449,13 @@ START_TEST(query_params_are_not_pasted)
 {
     const char *evil = "x'; DELETE FROM users; --";
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:{s:s}}", "sql", "SELECT @v AS v", "params", "v", evil);
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:{s:s}}", "sql", "SELECT @v AS v", "params",
+               "v", evil);
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.v"), evil);
     http_resp_free(&r);
 
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     http_resp_free(&r);
@@ -487,7 +467,7 @@ START_TEST(query_unicode_roundtrip)
     const char *text = "Zo\xc3\xab \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e "
                        "\xf0\x9f\x8e\x89";
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:{s:s}}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:{s:s}}", "sql",
                "SELECT @t AS t, length(@t) AS chars, 'h\xc3\xa9llo' AS lit", "params", "t", text);
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "results.0.rows.0.t"), text);
@@ -501,12 +481,13 @@ END_TEST
 START_TEST(query_missing_param)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT name FROM users WHERE id = @id");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
+               "SELECT name FROM users WHERE id = @id");
     ASSERT_ERROR(&r, 400, "SQL_ERROR");
     http_resp_free(&r);
 
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT @a AS a, @b AS b", "params", "a",
-               1);
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT @a AS a, @b AS b",
+               "params", "a", 1);
     ASSERT_ERROR(&r, 400, "SQL_ERROR");
     http_resp_free(&r);
 }
@@ -526,26 +507,27 @@ static void check_sql_error_details(const http_resp *r)
 START_TEST(query_sql_errors)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT * FROM no_such_table");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT * FROM no_such_table");
     ASSERT_ERROR(&r, 400, "SQL_ERROR");
     check_sql_error_details(&r);
     ck_assert_msg(strstr(jstr(r.json, "error.message"), "no_such_table") != NULL,
                   "message does not name the table: %s", jstr(r.json, "error.message"));
     http_resp_free(&r);
 
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELEC 1");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELEC 1");
     ASSERT_ERROR(&r, 400, "SQL_ERROR");
     check_sql_error_details(&r);
     http_resp_free(&r);
 
     /* constraint violation: name is NOT NULL */
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "INSERT INTO users(id, name) VALUES (99, NULL)");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
+               "INSERT INTO users(id, name) VALUES (99, NULL)");
     ASSERT_ERROR(&r, 400, "SQL_ERROR");
     check_sql_error_details(&r);
     http_resp_free(&r);
 
     /* the database still answers */
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     http_resp_free(&r);
@@ -560,14 +542,14 @@ START_TEST(query_timeout)
 {
     http_resp r;
     int64_t t0 = now_ms();
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:i}", "sql", SLOW_CTE, "timeout_ms", 300);
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:i}", "sql", SLOW_CTE, "timeout_ms", 300);
     int64_t took = now_ms() - t0;
     ASSERT_ERROR(&r, 504, "QUERY_TIMEOUT");
     ck_assert_msg(took < 6000, "timeout answered after %lld ms", (long long)took);
     ck_assert_msg(took >= 250, "timeout answered too early: %lld ms", (long long)took);
     http_resp_free(&r);
 
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     http_resp_free(&r);
@@ -577,8 +559,8 @@ END_TEST
 START_TEST(query_rows_as)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:s}", "sql", "SELECT id, name FROM users ORDER BY id",
-               "rows_as", "arrays");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:s}", "sql",
+               "SELECT id, name FROM users ORDER BY id", "rows_as", "arrays");
     ASSERT_STATUS(&r, 200);
     json_t *rows = jget(r.json, "results.0.rows");
     ck_assert_int_eq(json_array_size(rows), 3);
@@ -591,8 +573,8 @@ START_TEST(query_rows_as)
     ck_assert_str_eq(jstr(r.json, "results.0.columns.1.name"), "name");
     http_resp_free(&r);
 
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:s}", "sql", "SELECT id FROM users ORDER BY id",
-               "rows_as", "objects");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:s}", "sql",
+               "SELECT id FROM users ORDER BY id", "rows_as", "objects");
     ASSERT_STATUS(&r, 200);
     ck_assert(json_is_object(jget(r.json, "results.0.rows.0")));
     ck_assert_int_eq(jint(r.json, "results.0.rows.2.id", -1), 3);
@@ -603,8 +585,8 @@ END_TEST
 START_TEST(query_max_rows)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:i}", "sql", "SELECT id FROM users ORDER BY id",
-               "max_rows", 2);
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:i}", "sql",
+               "SELECT id FROM users ORDER BY id", "max_rows", 2);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(json_array_size(jget(r.json, "results.0.rows")), 2);
     ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 2);
@@ -613,15 +595,15 @@ START_TEST(query_max_rows)
     http_resp_free(&r);
 
     /* exactly as many rows as allowed: not truncated */
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:i}", "sql", "SELECT id FROM users ORDER BY id",
-               "max_rows", 3);
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:i}", "sql",
+               "SELECT id FROM users ORDER BY id", "max_rows", 3);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 3);
     ck_assert(json_is_false(jget(r.json, "results.0.truncated")));
     http_resp_free(&r);
 
     /* the default cap (SQLGATE_MAX_ROWS = 10000) */
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000) "
                "SELECT x FROM c");
     ASSERT_STATUS(&r, 200);
@@ -636,7 +618,7 @@ END_TEST
 START_TEST(query_column_names)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
                "SELECT 1 AS \"\", 2 AS a, 3 AS a, 4 AS a, 5 AS b, 6 AS \"\"");
     ASSERT_STATUS(&r, 200);
     json_t *rs = jget(r.json, "results.0");
@@ -653,8 +635,8 @@ START_TEST(query_column_names)
     http_resp_free(&r);
 
     /* arrays show the same names in columns */
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:s}", "sql", "SELECT 1 AS x, 2 AS x", "rows_as",
-               "arrays");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:s}", "sql", "SELECT 1 AS x, 2 AS x",
+               "rows_as", "arrays");
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "results.0.columns.0.name"), "x");
     ck_assert_str_eq(jstr(r.json, "results.0.columns.1.name"), "x_2");
@@ -666,7 +648,7 @@ END_TEST
 START_TEST(query_declared_types)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
                "CREATE TABLE typed_t (a VARCHAR(20), b DOUBLE PRECISION, c NUMERIC(5), "
                "d DECIMAL(10, 2)); "
                "INSERT INTO typed_t VALUES ('x', 1.5, 3, 12.5); "
@@ -693,20 +675,21 @@ START_TEST(query_small_forms)
 {
     http_resp r;
     /* trailing semicolon and whitespace: still one statement */
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT 1 AS a;  \n ");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT 1 AS a;  \n ");
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(json_array_size(jget(r.json, "results")), 1);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.a", -1), 1);
     http_resp_free(&r);
 
     /* one parameter used twice */
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT @a + @a AS s", "params", "a", 2);
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:{s:i}}", "sql", "SELECT @a + @a AS s",
+               "params", "a", 2);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.s", -1), 4);
     http_resp_free(&r);
 
     /* a generated name never collides with a real one */
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT 1 AS x, 2 AS x_2, 3 AS x");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT 1 AS x, 2 AS x_2, 3 AS x");
     ASSERT_STATUS(&r, 200);
     json_t *cols = jget(r.json, "results.0.columns");
     ck_assert_int_eq(json_array_size(cols), 3);
@@ -723,7 +706,7 @@ END_TEST
 START_TEST(query_batch)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
                "UPDATE users SET email = email WHERE id <= 2; "
                "SELECT count(*) AS n FROM users; "
                "UPDATE users SET name = name WHERE id = 3; "
@@ -741,7 +724,7 @@ END_TEST
 START_TEST(query_batch_with_ddl)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
                "CREATE TABLE batch_t (x INTEGER); "
                "INSERT INTO batch_t VALUES (1), (2), (3); "
                "UPDATE batch_t SET x = x + 10 WHERE x > 1; "
@@ -759,7 +742,7 @@ START_TEST(query_batch_with_ddl)
     http_resp_free(&r);
 
     /* only DML: no result sets */
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
                "INSERT INTO users(id, name, email) VALUES (100, 'Tmp', NULL); "
                "DELETE FROM users WHERE id = 100");
     ASSERT_STATUS(&r, 200);
@@ -773,8 +756,8 @@ END_TEST
 START_TEST(query_empty_result_and_operation)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s, s:s}", "sql", "SELECT id, name FROM users WHERE id < 0",
-               "operation", "users.none");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s, s:s}", "sql",
+               "SELECT id, name FROM users WHERE id < 0", "operation", "users.none");
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "operation"), "users.none");
     json_t *rows = jget(r.json, "results.0.rows");
@@ -791,7 +774,7 @@ END_TEST
 START_TEST(query_value_types)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql",
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql",
                "SELECT 9007199254740993 AS big, 9007199254740992 AS edge, "
                "-9007199254740993 AS nbig, -9007199254740992 AS nedge, 1.5 AS f, "
                "x'00ff' AS b, NULL AS n, 'txt' AS t, 0 AS zero");
@@ -821,18 +804,9 @@ END_TEST
 /* Waits (bounded) for a JSON log line holding all the given string pairs. */
 static bool log_has(const char *const *kv)
 {
-    int64_t deadline = now_ms() + 3000;
-    for (;;) {
-        char *err = proc_stderr(svc());
-        json_t *line = err != NULL ? log_find(err, kv) : NULL;
-        free(err);
-        bool found = line != NULL;
-        json_decref(line);
-        if (found || now_ms() >= deadline) {
-            return found;
-        }
-        sleep_ms(50);
-    }
+    json_t *line = proc_log_wait(fixture_service(), kv, 3000);
+    json_decref(line);
+    return line != NULL;
 }
 
 START_TEST(query_logged_with_id_and_operation)
@@ -842,7 +816,7 @@ START_TEST(query_logged_with_id_and_operation)
     static const char ok_body[] =
         "{\"sql\":\"SELECT count(*) AS n FROM users\",\"operation\":\"users.count\"}";
     http_resp r;
-    http_send(svc(), "POST", CORE_Q, hdr_ok, ok_body, strlen(ok_body), &r);
+    http_send(fixture_service(), "POST", CORE_Q, hdr_ok, ok_body, strlen(ok_body), &r);
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "operation"), "users.count");
     http_resp_free(&r);
@@ -854,7 +828,7 @@ START_TEST(query_logged_with_id_and_operation)
     static const char *const hdr_err[] = {"Content-Type: application/json",
                                           "X-Request-Id: trace-log-err-1", NULL};
     static const char err_body[] = "{\"sql\":\"SELECT * FROM nope\",\"operation\":\"nope.read\"}";
-    http_send(svc(), "POST", CORE_Q, hdr_err, err_body, strlen(err_body), &r);
+    http_send(fixture_service(), "POST", CORE_Q, hdr_err, err_body, strlen(err_body), &r);
     ASSERT_ERROR(&r, 400, "SQL_ERROR");
     http_resp_free(&r);
     static const char *const want_err[] = {"request_id", "trace-log-err-1", "operation",
@@ -870,8 +844,8 @@ END_TEST
 START_TEST(query_concurrent)
 {
     char url_core[128], url_app[128];
-    proc_url(svc(), CORE_Q, url_core, sizeof url_core);
-    proc_url(svc(), APP_Q, url_app, sizeof url_app);
+    proc_url(fixture_service(), CORE_Q, url_core, sizeof url_core);
+    proc_url(fixture_service(), APP_Q, url_app, sizeof url_app);
     static const char *const hdr[] = {"Content-Type: application/json", NULL};
     static const char core_body[] = "{\"sql\":\"SELECT count(*) AS n FROM users\"}";
     static const char app_body[] = "{\"sql\":\"SELECT count(*) AS n FROM orders\"}";
@@ -957,7 +931,7 @@ static void post_bad(const char *path, int i)
     const bad_body *b = &BAD[i];
     size_t len = b->len != 0 ? b->len : strlen(b->body);
     http_resp r;
-    http_send(svc(), "POST", path, hdr, b->body, len, &r);
+    http_send(fixture_service(), "POST", path, hdr, b->body, len, &r);
     char why[800];
     ck_assert_msg(check_error_resp(&r, 400, "BAD_REQUEST", why, sizeof why), "%s on %s: %s",
                   b->what, path, why);
@@ -979,7 +953,7 @@ END_TEST
 START_TEST(bad_database_type)
 {
     http_resp r;
-    http_post(svc(), "/v1/query", "{\"sql\":\"SELECT 1\",\"database\":5}", &r);
+    http_post(fixture_service(), "/v1/query", "{\"sql\":\"SELECT 1\",\"database\":5}", &r);
     ASSERT_ERROR(&r, 400, "BAD_REQUEST");
     http_resp_free(&r);
 }
@@ -999,11 +973,11 @@ START_TEST(deep_nesting_rejected)
     body[len - 1] = '}';
     body[len] = '\0';
     http_resp r;
-    http_post(svc(), CORE_Q, body, &r);
+    http_post(fixture_service(), CORE_Q, body, &r);
     free(body);
     ASSERT_ERROR(&r, 400, "BAD_REQUEST");
     http_resp_free(&r);
-    http_get(svc(), "/health/live", &r);
+    http_get(fixture_service(), "/health/live", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 }
@@ -1012,8 +986,8 @@ END_TEST
 START_TEST(unknown_keys_ignored)
 {
     http_resp r;
-    http_post(svc(), CORE_Q, "{\"sql\":\"SELECT 1 AS one\",\"foo\":{\"bar\":[1,2]},\"x\":null}",
-              &r);
+    http_post(fixture_service(), CORE_Q,
+              "{\"sql\":\"SELECT 1 AS one\",\"foo\":{\"bar\":[1,2]},\"x\":null}", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.one", -1), 1);
     http_resp_free(&r);
@@ -1024,7 +998,7 @@ START_TEST(bad_input_ran_nothing)
 {
     /* the NUL-injected DELETE of the bad-input cases must not have run */
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     http_resp_free(&r);
@@ -1047,7 +1021,7 @@ static char *padded_body(size_t size)
 static void send_sized(size_t size, bool chunked, http_resp *r)
 {
     char url[128];
-    proc_url(svc(), CORE_Q, url, sizeof url);
+    proc_url(fixture_service(), CORE_Q, url, sizeof url);
     static const char *const hdr[] = {"Content-Type: application/json", NULL};
     char *body = padded_body(size);
     http_req rq = {.method = "POST",
@@ -1099,7 +1073,7 @@ START_TEST(body_limit_chunked)
     http_resp_free(&r);
 
     /* the service is fine afterwards */
-    http_get(svc(), "/health/live", &r);
+    http_get(fixture_service(), "/health/live", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 }
@@ -1117,7 +1091,7 @@ START_TEST(content_type)
     for (size_t i = 0; i < sizeof ok_types / sizeof ok_types[0]; i++) {
         const char *hdr[] = {ok_types[i], NULL};
         http_resp r;
-        http_send(svc(), "POST", CORE_Q, hdr, body, strlen(body), &r);
+        http_send(fixture_service(), "POST", CORE_Q, hdr, body, strlen(body), &r);
         char d[600];
         ck_assert_msg(r.status == 200, "%s: %s", ok_types[i], resp_desc(&r, d, sizeof d));
         http_resp_free(&r);
@@ -1132,7 +1106,7 @@ START_TEST(content_type)
     for (size_t i = 0; i < sizeof bad_types / sizeof bad_types[0]; i++) {
         const char *hdr[] = {bad_types[i], NULL};
         http_resp r;
-        http_send(svc(), "POST", CORE_Q, hdr, body, strlen(body), &r);
+        http_send(fixture_service(), "POST", CORE_Q, hdr, body, strlen(body), &r);
         char why[800];
         ck_assert_msg(check_error_resp(&r, 415, "UNSUPPORTED_MEDIA_TYPE", why, sizeof why),
                       "%s: %s", bad_types[i], why);
@@ -1147,7 +1121,7 @@ START_TEST(routes_not_found)
         "/nope", "/v1/nope", "/v1", "/health/core/extra", "/v1/databases/core/nope", "/v2/query"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         http_resp r;
-        http_get(svc(), paths[i], &r);
+        http_get(fixture_service(), paths[i], &r);
         char why[800];
         ck_assert_msg(check_error_resp(&r, 404, "NOT_FOUND", why, sizeof why), "GET %s: %s",
                       paths[i], why);
@@ -1159,11 +1133,11 @@ END_TEST
 START_TEST(query_string_ignored)
 {
     http_resp r;
-    http_get(svc(), "/health/live?probe=1", &r);
+    http_get(fixture_service(), "/health/live?probe=1", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "status"), "live");
     http_resp_free(&r);
-    http_postf(svc(), CORE_Q "?x=y", &r, "{s:s}", "sql", "SELECT 1 AS one");
+    http_postf(fixture_service(), CORE_Q "?x=y", &r, "{s:s}", "sql", "SELECT 1 AS one");
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 }
@@ -1190,7 +1164,7 @@ START_TEST(routes_method_not_allowed)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         http_resp r;
-        http_send(svc(), cases[i].method, cases[i].path, NULL, NULL, 0, &r);
+        http_send(fixture_service(), cases[i].method, cases[i].path, NULL, NULL, 0, &r);
         char why[800];
         ck_assert_msg(check_error_resp(&r, 405, "METHOD_NOT_ALLOWED", why, sizeof why), "%s %s: %s",
                       cases[i].method, cases[i].path, why);
@@ -1214,13 +1188,13 @@ START_TEST(request_id_echo)
         snprintf(h, sizeof h, "X-Request-Id: %s", good[i]);
         const char *hdr[] = {h, NULL};
         http_resp r;
-        http_send(svc(), "GET", "/health/live", hdr, NULL, 0, &r);
+        http_send(fixture_service(), "GET", "/health/live", hdr, NULL, 0, &r);
         ASSERT_STATUS(&r, 200);
         ck_assert_str_eq(http_header_get(&r, "X-Request-Id"), good[i]);
         http_resp_free(&r);
 
         /* and in an error body */
-        http_send(svc(), "GET", "/nope", hdr, NULL, 0, &r);
+        http_send(fixture_service(), "GET", "/nope", hdr, NULL, 0, &r);
         ASSERT_ERROR(&r, 404, "NOT_FOUND");
         ck_assert_str_eq(jstr(r.json, "error.request_id"), good[i]);
         http_resp_free(&r);
@@ -1242,7 +1216,7 @@ START_TEST(request_id_replaced)
         snprintf(h, sizeof h, "X-Request-Id: %s", bad[i]);
         const char *hdr[] = {h, NULL};
         http_resp r;
-        http_send(svc(), "GET", "/nope", hdr, NULL, 0, &r);
+        http_send(fixture_service(), "GET", "/nope", hdr, NULL, 0, &r);
         ASSERT_ERROR(&r, 404, "NOT_FOUND");
         const char *rid = http_header_get(&r, "X-Request-Id");
         ck_assert_msg(is_request_id(rid), "generated id '%s' malformed", rid ? rid : "-");
@@ -1253,8 +1227,8 @@ START_TEST(request_id_replaced)
 
     /* generated ids differ between requests */
     http_resp a, b;
-    http_get(svc(), "/health/live", &a);
-    http_get(svc(), "/health/live", &b);
+    http_get(fixture_service(), "/health/live", &a);
+    http_get(fixture_service(), "/health/live", &b);
     assert_request_id(&a);
     assert_request_id(&b);
     ck_assert_str_ne(http_header_get(&a, "X-Request-Id"), http_header_get(&b, "X-Request-Id"));
@@ -1270,7 +1244,7 @@ START_TEST(request_id_on_every_response)
                                         "/",           "/openapi.json"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         http_resp r;
-        http_get(svc(), paths[i], &r);
+        http_get(fixture_service(), paths[i], &r);
         char d[600];
         ck_assert_msg(r.status == 200, "GET %s: %s", paths[i], resp_desc(&r, d, sizeof d));
         const char *rid = http_header_get(&r, "X-Request-Id");
@@ -1278,7 +1252,7 @@ START_TEST(request_id_on_every_response)
         http_resp_free(&r);
     }
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT 1");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT 1");
     ASSERT_STATUS(&r, 200);
     assert_request_id(&r);
     http_resp_free(&r);
@@ -1290,7 +1264,7 @@ END_TEST
 START_TEST(openapi_served)
 {
     http_resp r;
-    http_get(svc(), "/openapi.json", &r);
+    http_get(fixture_service(), "/openapi.json", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert(ctype_is(&r, "application/json"));
     ck_assert_msg(json_is_object(r.json), "not a JSON object");
@@ -1329,7 +1303,7 @@ END_TEST
 START_TEST(status_page)
 {
     http_resp r;
-    http_get(svc(), "/", &r);
+    http_get(fixture_service(), "/", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert(ctype_is(&r, "text/html"));
     ck_assert_msg(contains_ci(r.body, "<html"), "not an HTML document");
@@ -1371,9 +1345,9 @@ static bool metric_family(const json_t *types, const char *name, char *fam, size
 START_TEST(metrics_format)
 {
     http_resp r;
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT 1");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT 1");
     http_resp_free(&r);
-    http_get(svc(), "/metrics", &r);
+    http_get(fixture_service(), "/metrics", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert(ctype_is(&r, "text/plain"));
     assert_request_id(&r);
@@ -1434,7 +1408,7 @@ END_TEST
 START_TEST(reconnect_database)
 {
     http_resp r;
-    http_send(svc(), "POST", "/v1/databases/core/reconnect", NULL, NULL, 0, &r);
+    http_send(fixture_service(), "POST", "/v1/databases/core/reconnect", NULL, NULL, 0, &r);
     ASSERT_STATUS(&r, 202);
     assert_request_id(&r);
     ck_assert_str_eq(jstr(r.json, "name"), "core");
@@ -1445,13 +1419,13 @@ START_TEST(reconnect_database)
     ck_assert_int_eq(jint(r.json, "pool.max", -1), 10);
     http_resp_free(&r);
 
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     http_resp_free(&r);
 
     /* default alias, and an empty JSON body is fine too */
-    http_post(svc(), "/v1/databases/default/reconnect", "{}", &r);
+    http_post(fixture_service(), "/v1/databases/default/reconnect", "{}", &r);
     ASSERT_STATUS(&r, 202);
     ck_assert_str_eq(jstr(r.json, "name"), "core");
     http_resp_free(&r);
@@ -1460,7 +1434,7 @@ START_TEST(reconnect_database)
     for (size_t i = 0; i < 3; i++) {
         char path[64];
         snprintf(path, sizeof path, "/v1/databases/nope/%s", verbs[i]);
-        http_send(svc(), "POST", path, NULL, NULL, 0, &r);
+        http_send(fixture_service(), "POST", path, NULL, NULL, 0, &r);
         char why[800];
         ck_assert_msg(check_error_resp(&r, 404, "UNKNOWN_DATABASE", why, sizeof why), "%s: %s",
                       path, why);
@@ -1475,7 +1449,7 @@ static bool wait_health_status(const char *want, int timeout_ms)
     int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
         http_resp r;
-        http_get(svc(), "/health", &r);
+        http_get(fixture_service(), "/health", &r);
         bool ok = jstr(r.json, "status") != NULL && strcmp(jstr(r.json, "status"), want) == 0;
         http_resp_free(&r);
         if (ok) {
@@ -1491,19 +1465,19 @@ static bool wait_health_status(const char *want, int timeout_ms)
 START_TEST(pause_and_resume)
 {
     http_resp r;
-    http_send(svc(), "POST", "/v1/databases/app/pause", NULL, NULL, 0, &r);
+    http_send(fixture_service(), "POST", "/v1/databases/app/pause", NULL, NULL, 0, &r);
     ASSERT_STATUS(&r, 202);
     ck_assert_str_eq(jstr(r.json, "name"), "app");
     ck_assert_str_eq(jstr(r.json, "state"), "paused");
     http_resp_free(&r);
 
-    http_get(svc(), "/v1/databases/app", &r);
+    http_get(fixture_service(), "/v1/databases/app", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "state"), "paused");
     http_resp_free(&r);
 
     /* a paused database counts as healthy; the service is degraded, still ready */
-    http_get(svc(), "/health", &r);
+    http_get(fixture_service(), "/health", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert(json_is_true(jget(r.json, "healthy")));
     ck_assert_str_eq(jstr(r.json, "status"), "degraded");
@@ -1511,21 +1485,21 @@ START_TEST(pause_and_resume)
     ck_assert(json_is_true(jget(r.json, "databases.app.healthy")));
     ck_assert_str_eq(jstr(r.json, "databases.core.state"), "ready");
     http_resp_free(&r);
-    http_get(svc(), "/health/ready", &r);
+    http_get(fixture_service(), "/health/ready", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
-    http_get(svc(), "/health/app", &r);
+    http_get(fixture_service(), "/health/app", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 
     /* the other database is not affected */
-    http_postf(svc(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
+    http_postf(fixture_service(), CORE_Q, &r, "{s:s}", "sql", "SELECT count(*) AS n FROM users");
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 
     /* a query waits while paused and runs after resume */
     char url[128];
-    proc_url(svc(), APP_Q, url, sizeof url);
+    proc_url(fixture_service(), APP_Q, url, sizeof url);
     static const char *const hdr[] = {"Content-Type: application/json", NULL};
     static const char body[] = "{\"sql\":\"SELECT count(*) AS n FROM orders\"}";
     http_req rq = {
@@ -1533,7 +1507,7 @@ START_TEST(pause_and_resume)
     http_async *a = http_async_start(&rq);
     ck_assert_ptr_nonnull(a);
     sleep_ms(800);
-    http_send(svc(), "POST", "/v1/databases/app/resume", NULL, NULL, 0, &r);
+    http_send(fixture_service(), "POST", "/v1/databases/app/resume", NULL, NULL, 0, &r);
     ASSERT_STATUS(&r, 202);
     ck_assert_str_eq(jstr(r.json, "name"), "app");
     ck_assert_str_ne(jstr(r.json, "state"), "paused");
@@ -1554,12 +1528,12 @@ END_TEST
 START_TEST(paused_query_times_out)
 {
     http_resp r;
-    http_send(svc(), "POST", "/v1/databases/app/pause", NULL, NULL, 0, &r);
+    http_send(fixture_service(), "POST", "/v1/databases/app/pause", NULL, NULL, 0, &r);
     ASSERT_STATUS(&r, 202);
     http_resp_free(&r);
 
     int64_t t0 = now_ms();
-    http_postf(svc(), APP_Q, &r, "{s:s}", "sql", "SELECT 1");
+    http_postf(fixture_service(), APP_Q, &r, "{s:s}", "sql", "SELECT 1");
     int64_t took = now_ms() - t0;
     ASSERT_ERROR(&r, 503, "DB_PAUSED");
     const char *ra = http_header_get(&r, "Retry-After");
@@ -1569,10 +1543,10 @@ START_TEST(paused_query_times_out)
     ck_assert_msg(took >= 3000 && took < 12000, "DB_PAUSED after %lld ms", (long long)took);
     http_resp_free(&r);
 
-    http_send(svc(), "POST", "/v1/databases/app/resume", NULL, NULL, 0, &r);
+    http_send(fixture_service(), "POST", "/v1/databases/app/resume", NULL, NULL, 0, &r);
     ASSERT_STATUS(&r, 202);
     http_resp_free(&r);
-    http_postf(svc(), APP_Q, &r, "{s:s}", "sql", "SELECT 1 AS one");
+    http_postf(fixture_service(), APP_Q, &r, "{s:s}", "sql", "SELECT 1 AS one");
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 }
@@ -1593,7 +1567,7 @@ static void auth_get(json_t *seen, const char *path, const char *auth, long want
 {
     const char *hdr[] = {auth, NULL};
     http_resp r;
-    http_send(svc(), "GET", path, auth != NULL ? hdr : NULL, NULL, 0, &r);
+    http_send(fixture_service(), "GET", path, auth != NULL ? hdr : NULL, NULL, 0, &r);
     char d[600];
     ck_assert_msg(r.status == want_status, "GET %s with '%s': expected %ld, got %s", path,
                   auth ? auth : "(no auth)", want_status, resp_desc(&r, d, sizeof d));
@@ -1625,20 +1599,20 @@ START_TEST(auth_required_on_v1)
     static const char body[] = "{\"sql\":\"SELECT count(*) AS n FROM users\"}";
     const char *no_auth[] = {"Content-Type: application/json", NULL};
     http_resp r;
-    http_send(svc(), "POST", CORE_Q, no_auth, body, strlen(body), &r);
+    http_send(fixture_service(), "POST", CORE_Q, no_auth, body, strlen(body), &r);
     ASSERT_ERROR(&r, 401, "UNAUTHORIZED");
     remember(seen, &r);
     http_resp_free(&r);
-    http_send(svc(), "POST", "/v1/query", no_auth, body, strlen(body), &r);
+    http_send(fixture_service(), "POST", "/v1/query", no_auth, body, strlen(body), &r);
     ASSERT_ERROR(&r, 401, "UNAUTHORIZED");
     http_resp_free(&r);
-    http_send(svc(), "POST", "/v1/databases/core/pause", NULL, NULL, 0, &r);
+    http_send(fixture_service(), "POST", "/v1/databases/core/pause", NULL, NULL, 0, &r);
     ASSERT_ERROR(&r, 401, "UNAUTHORIZED");
     http_resp_free(&r);
 
     const char *with_b[] = {"Content-Type: application/json",
                             "Authorization: Bearer s3cr3t-tok-BBBB2222", NULL};
-    http_send(svc(), "POST", CORE_Q, with_b, body, strlen(body), &r);
+    http_send(fixture_service(), "POST", CORE_Q, with_b, body, strlen(body), &r);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.n", -1), 3);
     remember(seen, &r);
@@ -1647,7 +1621,7 @@ START_TEST(auth_required_on_v1)
     /* the scheme name is case-insensitive (RFC 9110) */
     const char *lower[] = {"Content-Type: application/json",
                            "Authorization: bearer s3cr3t-tok-AAAA1111", NULL};
-    http_send(svc(), "POST", "/v1/query", lower, body, strlen(body), &r);
+    http_send(fixture_service(), "POST", "/v1/query", lower, body, strlen(body), &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 
@@ -1682,8 +1656,8 @@ END_TEST
 
 START_TEST(auth_tokens_not_logged)
 {
-    char *err = proc_stderr(svc());
-    char *out = proc_stdout(svc());
+    char *err = proc_stderr(fixture_service());
+    char *out = proc_stdout(fixture_service());
     ck_assert_ptr_nonnull(err);
     ck_assert_ptr_nonnull(out);
     ck_assert_msg(strlen(err) > 0, "no logs at all");
@@ -1704,7 +1678,7 @@ END_TEST
 START_TEST(max_rows_clamped)
 {
     http_resp r;
-    http_postf(svc(), "/v1/query", &r, "{s:s}", "sql", FIVE_ROWS);
+    http_postf(fixture_service(), "/v1/query", &r, "{s:s}", "sql", FIVE_ROWS);
     ASSERT_STATUS(&r, 200);
     ck_assert_str_eq(jstr(r.json, "database"), "core");
     ck_assert_int_eq(json_array_size(jget(r.json, "results.0.rows")), 2);
@@ -1712,13 +1686,13 @@ START_TEST(max_rows_clamped)
     ck_assert(json_is_true(jget(r.json, "results.0.truncated")));
     http_resp_free(&r);
 
-    http_postf(svc(), "/v1/query", &r, "{s:s, s:i}", "sql", FIVE_ROWS, "max_rows", 100);
+    http_postf(fixture_service(), "/v1/query", &r, "{s:s, s:i}", "sql", FIVE_ROWS, "max_rows", 100);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 2);
     ck_assert(json_is_true(jget(r.json, "results.0.truncated")));
     http_resp_free(&r);
 
-    http_postf(svc(), "/v1/query", &r, "{s:s, s:i}", "sql", FIVE_ROWS, "max_rows", 1);
+    http_postf(fixture_service(), "/v1/query", &r, "{s:s, s:i}", "sql", FIVE_ROWS, "max_rows", 1);
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.row_count", -1), 1);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.x", -1), 1);
@@ -1732,21 +1706,22 @@ START_TEST(timeout_ms_clamped_to_database)
     /* CORE_DB_QUERY_TIMEOUT_MS=500: a larger timeout_ms cannot raise it */
     http_resp r;
     int64_t t0 = now_ms();
-    http_postf(svc(), "/v1/databases/core/query", &r, "{s:s, s:i}", "sql", SLOW_CTE, "timeout_ms",
-               60000);
+    http_postf(fixture_service(), "/v1/databases/core/query", &r, "{s:s, s:i}", "sql", SLOW_CTE,
+               "timeout_ms", 60000);
     int64_t took = now_ms() - t0;
     ASSERT_ERROR(&r, 504, "QUERY_TIMEOUT");
     ck_assert_msg(took < 6000, "answered after %lld ms", (long long)took);
     http_resp_free(&r);
 
     t0 = now_ms();
-    http_postf(svc(), "/v1/databases/core/query", &r, "{s:s}", "sql", SLOW_CTE);
+    http_postf(fixture_service(), "/v1/databases/core/query", &r, "{s:s}", "sql", SLOW_CTE);
     took = now_ms() - t0;
     ASSERT_ERROR(&r, 504, "QUERY_TIMEOUT");
     ck_assert_msg(took < 6000, "answered after %lld ms", (long long)took);
     http_resp_free(&r);
 
-    http_postf(svc(), "/v1/databases/core/query", &r, "{s:s}", "sql", "SELECT 2 AS two");
+    http_postf(fixture_service(), "/v1/databases/core/query", &r, "{s:s}", "sql",
+               "SELECT 2 AS two");
     ASSERT_STATUS(&r, 200);
     ck_assert_int_eq(jint(r.json, "results.0.rows.0.two", -1), 2);
     http_resp_free(&r);
@@ -1757,7 +1732,7 @@ START_TEST(pool_exhausted)
 {
     /* busy: POOL_MAX=1, ACQUIRE_TIMEOUT_MS=300, QUERY_TIMEOUT_MS=3000 */
     char url[128];
-    proc_url(svc(), "/v1/databases/busy/query", url, sizeof url);
+    proc_url(fixture_service(), "/v1/databases/busy/query", url, sizeof url);
     static const char *const hdr[] = {"Content-Type: application/json", NULL};
     static const char body[] = "{\"sql\":\"" SLOW_CTE "\"}";
     http_req rq = {
@@ -1768,7 +1743,7 @@ START_TEST(pool_exhausted)
     http_resp r;
     json_int_t in_use = 0;
     for (int64_t end = now_ms() + scaled_ms(10000); in_use != 1 && now_ms() < end;) {
-        http_get(svc(), "/health/busy", &r);
+        http_get(fixture_service(), "/health/busy", &r);
         in_use = jint(r.json, "pool.in_use", -1);
         http_resp_free(&r);
         if (in_use != 1)
@@ -1777,7 +1752,7 @@ START_TEST(pool_exhausted)
     ck_assert_msg(in_use == 1, "the slow query never took the connection");
 
     int64_t t0 = now_ms();
-    http_postf(svc(), "/v1/databases/busy/query", &r, "{s:s}", "sql", "SELECT 1");
+    http_postf(fixture_service(), "/v1/databases/busy/query", &r, "{s:s}", "sql", "SELECT 1");
     int64_t took = now_ms() - t0;
     ASSERT_ERROR(&r, 503, "POOL_EXHAUSTED");
     const char *ra = http_header_get(&r, "Retry-After");
@@ -1788,7 +1763,7 @@ START_TEST(pool_exhausted)
 
     /* a saturated pool is busy, not down, and health never waits on it */
     t0 = now_ms();
-    http_get(svc(), "/health/busy", &r);
+    http_get(fixture_service(), "/health/busy", &r);
     took = now_ms() - t0;
     ASSERT_STATUS(&r, 200);
     ck_assert_msg(took < 1000, "/health/busy took %lld ms", (long long)took);
@@ -1798,7 +1773,8 @@ START_TEST(pool_exhausted)
     http_resp_free(&r);
 
     /* the other database serves */
-    http_postf(svc(), "/v1/databases/core/query", &r, "{s:s}", "sql", "SELECT 1 AS one");
+    http_postf(fixture_service(), "/v1/databases/core/query", &r, "{s:s}", "sql",
+               "SELECT 1 AS one");
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 
@@ -1807,7 +1783,8 @@ START_TEST(pool_exhausted)
     http_resp_free(&r);
 
     /* the connection came back */
-    http_postf(svc(), "/v1/databases/busy/query", &r, "{s:s}", "sql", "SELECT 1 AS one");
+    http_postf(fixture_service(), "/v1/databases/busy/query", &r, "{s:s}", "sql",
+               "SELECT 1 AS one");
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
 }
@@ -1818,7 +1795,7 @@ END_TEST
 static TCase *tcase(const char *name, void (*setup)(void))
 {
     TCase *tc = tcase_create(name);
-    tcase_add_unchecked_fixture(tc, setup, teardown_svc);
+    tcase_add_unchecked_fixture(tc, setup, fixture_teardown);
     tcase_set_timeout(tc, 120);
     return tc;
 }
@@ -1911,9 +1888,5 @@ static Suite *http_api_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(http_api_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(http_api_suite());
 }

@@ -14,35 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define CORE_Q "/v1/databases/core/query"
 #define MIB    (1024L * 1024L)
-
-static char *g_dir;
-static proc *g_svc;
-
-static void setup(void)
-{
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
-}
-
-static void teardown(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
-
-static proc *start(const char *const *env)
-{
-    g_svc = proc_start(env, g_dir, true);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
-}
 
 /* Peak resident memory of pid in KiB (VmHWM), or -1. */
 static long vm_hwm_kib(pid_t pid)
@@ -139,7 +115,7 @@ START_TEST(large_value_streams_in_bounded_memory)
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
                                       "SQLGATE_MAX_VALUE_BYTES=100000000",
                                       "SQLGATE_MAX_RESPONSE_BYTES=200000000", NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     long base_kib = vm_hwm_kib(proc_pid(p));
     ck_assert_int_gt(base_kib, 0);
 
@@ -202,7 +178,7 @@ START_TEST(value_cap_answers_before_first_byte)
 {
     /* Defaults: SQLGATE_MAX_VALUE_BYTES is 16 MiB. */
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     static const char *const sqls[] = {
         "{\"sql\": \"SELECT zeroblob(16777217) AS b\"}",
         "{\"sql\": \"SELECT 1 AS a, hex(zeroblob(8388609)) AS b\"}",
@@ -235,7 +211,7 @@ START_TEST(response_cap_before_and_during_stream)
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
                                       "SQLGATE_MAX_RESPONSE_BYTES=1000000",
                                       "SQLGATE_MAX_ROWS=1000000", "CORE_DB_POOL_MAX=1", NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     /* A value that cannot fit: refused before any of it is encoded. */
     http_resp r;
     http_post(p, CORE_Q, "{\"sql\": \"SELECT zeroblob(800000) AS b\"}", &r);
@@ -282,7 +258,7 @@ static Suite *limits_suite(void)
 {
     Suite *s = suite_create("limits");
     TCase *tc = tcase_create("values");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, large_value_streams_in_bounded_memory);
     tcase_add_test(tc, value_cap_answers_before_first_byte);
@@ -294,9 +270,5 @@ static Suite *limits_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(limits_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(limits_suite());
 }

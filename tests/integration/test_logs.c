@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define URL_SECRET   "url-SECRET-pw1"
@@ -39,34 +40,14 @@
 
 static const char *const SECRETS[] = {URL_SECRET, ENV_SECRET, TOKEN_A, TOKEN_B, WRONG_SECRET};
 
-static proc *g_svc;
-static char *g_dir;
 static int g_port;
 
 static void setup_json(void)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_LOG_LEVEL=debug",
                                       COMMON_ENV, NULL};
-    g_dir = tmp_dir_new();
-    g_svc = g_dir != NULL ? proc_start(env, g_dir, true) : NULL;
-    g_port = proc_port(g_svc);
-}
-
-/* A loopback port that was free a moment ago. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
+    fixture_start_unchecked(env, true);
+    g_port = proc_port(fixture_svc);
 }
 
 static int send_to(const char *method, const char *path, const char *const *headers,
@@ -76,29 +57,29 @@ static int send_to(const char *method, const char *path, const char *const *head
  * read the port from the log: listen on a chosen one and poll readiness. */
 static void start_fixed_port(const char *extra1, const char *extra2)
 {
-    g_dir = tmp_dir_new();
+    fixture_dir = tmp_dir_new();
     g_port = free_port();
-    if (g_dir == NULL || g_port <= 0) {
+    if (fixture_dir == NULL || g_port <= 0) {
         return;
     }
     char listen[64];
     snprintf(listen, sizeof listen, "SQLGATE_LISTEN=127.0.0.1:%d", g_port);
     const char *const env[] = {listen, extra1, extra2, COMMON_ENV, NULL};
-    g_svc = proc_spawn(env, g_dir);
+    fixture_svc = proc_spawn(env, fixture_dir);
     int64_t deadline = now_ms() + scaled_ms(15000);
-    while (g_svc != NULL) {
+    while (fixture_svc != NULL) {
         http_resp r;
         int st = send_to("GET", "/health/ready", NULL, NULL, &r);
         http_resp_free(&r);
         if (st == 200) {
             return;
         }
-        if (!proc_running(g_svc) || now_ms() >= deadline) {
-            char *text = proc_stderr(g_svc);
+        if (!proc_running(fixture_svc) || now_ms() >= deadline) {
+            char *text = proc_stderr(fixture_svc);
             fprintf(stderr, "sqlgate did not become ready; its stderr:\n%s\n", text ? text : "");
             free(text);
-            proc_free(g_svc);
-            g_svc = NULL;
+            proc_free(fixture_svc);
+            fixture_svc = NULL;
             return;
         }
         sleep_ms(50);
@@ -107,17 +88,8 @@ static void start_fixed_port(const char *extra1, const char *extra2)
 
 static void teardown_svc(void)
 {
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
+    fixture_teardown();
     g_port = 0;
-}
-
-static proc *svc(void)
-{
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
 }
 
 /* --- helpers ------------------------------------------------------------------ */
@@ -195,19 +167,9 @@ static void check_json_line(const char *line, size_t n, void *ud)
 static json_t *access_line(const char *id)
 {
     const char *const kv[] = {"msg", "request", "request_id", id, NULL};
-    json_t *found = NULL;
-    int64_t deadline = now_ms() + scaled_ms(5000);
-    char *text = NULL;
-    for (;;) {
-        free(text);
-        text = proc_stderr(svc());
-        ck_assert_ptr_nonnull(text);
-        found = log_find(text, kv);
-        if (found != NULL || now_ms() >= deadline) {
-            break;
-        }
-        sleep_ms(20);
-    }
+    json_t *found = proc_log_wait(fixture_service(), kv, scaled_ms(5000));
+    char *text = proc_stderr(fixture_svc);
+    ck_assert_ptr_nonnull(text);
     ck_assert_msg(found != NULL, "no access line for request %s in:\n%s", id, text);
     /* exactly one: the line after the first match must not match again */
     char needle[128];
@@ -367,7 +329,7 @@ START_TEST(every_line_is_json)
     http_resp_free(&r);
     json_decref(access_line("logs-last"));
 
-    char *text = proc_stderr(svc());
+    char *text = proc_stderr(fixture_service());
     ck_assert_ptr_nonnull(text);
     size_t count = 0;
     each_line(text, check_json_line, &count);
@@ -422,8 +384,8 @@ START_TEST(secrets_never_logged)
     send_to("GET", "/health/live", last, NULL, &r);
     http_resp_free(&r);
     json_decref(access_line("logs-secrets-last"));
-    char *text = proc_stderr(svc());
-    char *out = proc_stdout(svc());
+    char *text = proc_stderr(fixture_service());
+    char *out = proc_stdout(fixture_service());
     ck_assert_ptr_nonnull(text);
     ck_assert_ptr_nonnull(out);
     assert_no_secret(text, "stderr");
@@ -463,9 +425,9 @@ START_TEST(warn_level_suppresses_info)
         http_resp_free(&r);
     }
     /* the whole log is written once the process is gone */
-    ck_assert_int_eq(proc_signal(svc(), SIGTERM), 0);
-    ck_assert_int_eq(proc_wait_exit(svc(), scaled_ms(30000)), 0);
-    char *text = proc_stderr(svc());
+    ck_assert_int_eq(proc_signal(fixture_service(), SIGTERM), 0);
+    ck_assert_int_eq(proc_wait_exit(fixture_service(), scaled_ms(30000)), 0);
+    char *text = proc_stderr(fixture_service());
     ck_assert_ptr_nonnull(text);
     size_t warns = 0;
     each_line(text, check_not_info, &warns);
@@ -524,9 +486,9 @@ START_TEST(text_format_for_humans)
         do_case(&CASES[i], NULL, &r);
         http_resp_free(&r);
     }
-    ck_assert_int_eq(proc_signal(svc(), SIGTERM), 0);
-    ck_assert_int_eq(proc_wait_exit(svc(), scaled_ms(30000)), 0);
-    char *text = proc_stderr(svc());
+    ck_assert_int_eq(proc_signal(fixture_service(), SIGTERM), 0);
+    ck_assert_int_eq(proc_wait_exit(fixture_service(), scaled_ms(30000)), 0);
+    char *text = proc_stderr(fixture_service());
     ck_assert_ptr_nonnull(text);
     struct text_scan s = {0};
     each_line(text, check_text_line, &s);
@@ -550,9 +512,9 @@ START_TEST(text_one_line_per_event)
             "{\"sql\":\"SELECT 1\",\"operation\":\"" MULTILINE_OP "\"}", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
-    ck_assert_int_eq(proc_signal(svc(), SIGTERM), 0);
-    ck_assert_int_eq(proc_wait_exit(svc(), scaled_ms(30000)), 0);
-    char *text = proc_stderr(svc());
+    ck_assert_int_eq(proc_signal(fixture_service(), SIGTERM), 0);
+    ck_assert_int_eq(proc_wait_exit(fixture_service(), scaled_ms(30000)), 0);
+    char *text = proc_stderr(fixture_service());
     ck_assert_ptr_nonnull(text);
     struct text_scan s = {0};
     each_line(text, check_text_line, &s);
@@ -593,9 +555,5 @@ static Suite *logs_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(logs_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(logs_suite());
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 /* app: a pool of one, a short acquire timeout and a query timeout that
@@ -37,9 +38,6 @@
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "        \
     "SELECT count(*) AS n FROM c"
 
-static proc *g_svc;
-static char *g_dir;
-
 static void setup_embedded(void)
 {
     char acquire[64], query[64];
@@ -47,8 +45,7 @@ static void setup_embedded(void)
     snprintf(query, sizeof query, "APP_DB_QUERY_TIMEOUT_MS=%d", scaled_ms(APP_QUERY_MS));
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "APP_DB_POOL_MAX=1", acquire, query,
                                NULL};
-    g_dir = tmp_dir_new();
-    g_svc = g_dir != NULL ? proc_start(env, g_dir, true) : NULL;
+    fixture_start_unchecked(env, true);
 }
 
 /* core is fine; broken cannot be opened (its directory does not exist); ro
@@ -67,27 +64,13 @@ static void setup_down(void)
                                       "RO_DB_CRITICAL=false",
                                       "RO_DB_HEALTH_INTERVAL_MS=600000",
                                       NULL};
-    g_dir = tmp_dir_new();
+    fixture_dir = tmp_dir_new();
     /* an empty file is an empty SQLite database */
-    if (g_dir != NULL && write_file(g_dir, "ro.db", "") != 0) {
-        tmp_dir_free(g_dir);
-        g_dir = NULL;
+    if (fixture_dir != NULL && write_file(fixture_dir, "ro.db", "") != 0) {
+        tmp_dir_free(fixture_dir);
+        fixture_dir = NULL;
     }
-    g_svc = g_dir != NULL ? proc_start(env, g_dir, false) : NULL;
-}
-
-static void teardown_svc(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
-
-static proc *svc(void)
-{
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    fixture_svc = fixture_dir != NULL ? proc_start(env, fixture_dir, false) : NULL;
 }
 
 /* --- Exposition parser ------------------------------------------------------ */
@@ -562,9 +545,9 @@ static double val0(const expo *e, const char *name, const char *const *kv)
 static void scrape(expo *e)
 {
     http_resp r;
-    http_get(svc(), "/metrics", &r);
+    http_get(fixture_service(), "/metrics", &r);
     if (r.status == 0) {
-        char *log = proc_stderr(svc());
+        char *log = proc_stderr(fixture_service());
         size_t n = log != NULL ? strlen(log) : 0;
         ck_abort_msg("GET /metrics got no answer (%s); the service's last log:\n%s", r.errbuf,
                      log != NULL ? log + (n > 2000 ? n - 2000 : 0) : "");
@@ -585,7 +568,7 @@ static void query(const char *db, const char *sql, long want)
     char path[128];
     snprintf(path, sizeof path, "/v1/databases/%s/query", db);
     http_resp r;
-    http_postf(svc(), path, &r, "{s:s}", "sql", sql);
+    http_postf(fixture_service(), path, &r, "{s:s}", "sql", sql);
     ASSERT_STATUS(&r, want);
     http_resp_free(&r);
 }
@@ -721,7 +704,7 @@ START_TEST(pool_gauges_match_databases)
     }
     query("app", "SELECT 1", 200);
     http_resp r;
-    http_get(svc(), "/v1/databases", &r);
+    http_get(fixture_service(), "/v1/databases", &r);
     ASSERT_STATUS(&r, 200);
     expo e;
     scrape(&e);
@@ -775,7 +758,7 @@ START_TEST(query_counts_by_outcome)
     /* refused before any database is involved: not a query outcome */
     query("nope", "SELECT 1", 404);
     http_resp r;
-    http_post(svc(), "/v1/databases/core/query", "{\"sql\":5}", &r);
+    http_post(fixture_service(), "/v1/databases/core/query", "{\"sql\":5}", &r);
     ASSERT_STATUS(&r, 400);
     http_resp_free(&r);
     scrape(&b);
@@ -841,7 +824,7 @@ START_TEST(pool_exhausted_counts)
     expo a, b;
     scrape(&a);
     char url[128];
-    proc_url(svc(), "/v1/databases/app/query", url, sizeof url);
+    proc_url(fixture_service(), "/v1/databases/app/query", url, sizeof url);
     static const char *const hdr[] = {"Content-Type: application/json", NULL};
     static const char slow_body[] = "{\"sql\":\"" SLOW_CTE "\"}";
     static const char quick_body[] = "{\"sql\":\"SELECT 1\"}";
@@ -903,7 +886,7 @@ START_TEST(reconnects_counted)
     expo a, b;
     scrape(&a);
     http_resp r;
-    http_send(svc(), "POST", "/v1/databases/core/reconnect", NULL, NULL, 0, &r);
+    http_send(fixture_service(), "POST", "/v1/databases/core/reconnect", NULL, NULL, 0, &r);
     ASSERT_STATUS(&r, 202);
     http_resp_free(&r);
     scrape(&b);
@@ -959,19 +942,19 @@ START_TEST(http_requests_by_route_and_status)
     scrape(&a);
     http_resp r;
     for (int i = 0; i < 2; i++) {
-        http_get(svc(), "/health/live", &r);
+        http_get(fixture_service(), "/health/live", &r);
         ASSERT_STATUS(&r, 200);
         http_resp_free(&r);
     }
-    http_get(svc(), "/v1/databases/nope-db", &r);
+    http_get(fixture_service(), "/v1/databases/nope-db", &r);
     ASSERT_STATUS(&r, 404);
     http_resp_free(&r);
-    http_get(svc(), "/v1/databases/app", &r);
+    http_get(fixture_service(), "/v1/databases/app", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
     query("core", "SELECT 1", 200);
     query("core", "SELEC 1", 400);
-    http_send(svc(), "DELETE", "/health/live", NULL, NULL, 0, &r);
+    http_send(fixture_service(), "DELETE", "/health/live", NULL, NULL, 0, &r);
     ASSERT_STATUS(&r, 405);
     http_resp_free(&r);
 
@@ -1058,7 +1041,7 @@ START_TEST(connection_errors_counted)
      * gone, a read-only open fails */
     ck_assert(val(&a, "sqlgate_pool_open_connections", DB("ro")) == 0);
     char path[512];
-    snprintf(path, sizeof path, "%s/ro.db", g_dir);
+    snprintf(path, sizeof path, "%s/ro.db", fixture_dir);
     ck_assert_int_eq(unlink(path), 0);
     query("ro", "SELECT 1", 503);
     scrape(&b);
@@ -1168,7 +1151,7 @@ START_TEST(http_duration_by_route_template)
     size_t n = sizeof reqs / sizeof reqs[0];
     for (size_t i = 0; i < n; i++) {
         http_resp r;
-        http_get(svc(), reqs[i].path, &r);
+        http_get(fixture_service(), reqs[i].path, &r);
         ASSERT_STATUS(&r, reqs[i].status);
         http_resp_free(&r);
     }
@@ -1318,7 +1301,7 @@ START_TEST(no_negative_sentinels)
     expo_free(&e);
 
     http_resp r;
-    http_get(svc(), "/metrics", &r);
+    http_get(fixture_service(), "/metrics", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert_msg(strstr(r.body, " -1\n") == NULL, "a -1 in /metrics");
     http_resp_free(&r);
@@ -1336,7 +1319,7 @@ static Suite *metrics_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("embedded");
-    tcase_add_unchecked_fixture(tc, setup_embedded, teardown_svc);
+    tcase_add_unchecked_fixture(tc, setup_embedded, fixture_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, exposition_well_formed);
     tcase_add_test(tc, pool_gauges_match_databases);
@@ -1353,13 +1336,13 @@ static Suite *metrics_suite(void)
      * promise, not run under memcheck's slowdown (tag `timing`). */
     tc = tcase_create("embedded_timing");
     tcase_set_tags(tc, "timing");
-    tcase_add_unchecked_fixture(tc, setup_embedded, teardown_svc);
+    tcase_add_unchecked_fixture(tc, setup_embedded, fixture_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, pool_exhausted_counts);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("down");
-    tcase_add_unchecked_fixture(tc, setup_down, teardown_svc);
+    tcase_add_unchecked_fixture(tc, setup_down, fixture_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, down_database_state);
     tcase_add_test(tc, connection_errors_counted);
@@ -1371,9 +1354,5 @@ static Suite *metrics_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(metrics_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(metrics_suite());
 }

@@ -24,36 +24,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define TRACE_ID "4bf92f3577b34da6a3ce929d0e0e4736"
 #define TP_VALID "00-" TRACE_ID "-00f067aa0ba902b7-01"
 
-static proc *g_svc;
-static char *g_dir;
-
-static void setup(void)
-{
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-}
-
-static void teardown(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
-
 static proc *start_plain(void)
 {
     char core[600];
-    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", g_dir);
+    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", fixture_dir);
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", "SQLGATE_DATABASES=core", core, NULL};
-    g_svc = proc_start(env, g_dir, true);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    return fixture_start(env, true);
 }
 
 /* The access line of request id `rid` (new reference), waiting for it: the
@@ -61,21 +43,13 @@ static proc *start_plain(void)
 static json_t *access_line(const char *rid)
 {
     const char *const kv[] = {"msg", "request", "request_id", rid, NULL};
-    int64_t deadline = now_ms() + scaled_ms(5000);
-    for (;;) {
-        char *text = proc_stderr(g_svc);
-        json_t *line = text != NULL ? log_find(text, kv) : NULL;
-        free(text);
-        if (line != NULL || now_ms() >= deadline)
-            return line;
-        sleep_ms(20);
-    }
+    return proc_log_wait(fixture_svc, kv, scaled_ms(5000));
 }
 
 /* GET path with the given extra headers; returns the response (caller frees). */
 static void get_with(const char *path, const char *const *headers, http_resp *r)
 {
-    http_send(g_svc, "GET", path, headers, NULL, 0, r);
+    http_send(fixture_svc, "GET", path, headers, NULL, 0, r);
 }
 
 /* ===== traceparent =========================================================== */
@@ -102,7 +76,7 @@ START_TEST(traceparent_echoed_and_logged)
     const char *const h2[] = {"traceparent: " TP_VALID, "X-Request-Id: trace-test-2",
                               "Content-Type: application/json", NULL};
     static const char body[] = "{\"sql\":\"SELEC 1\"}";
-    http_send(g_svc, "POST", "/v1/databases/core/query", h2, body, strlen(body), &r);
+    http_send(fixture_svc, "POST", "/v1/databases/core/query", h2, body, strlen(body), &r);
     ASSERT_ERROR(&r, 400, "SQL_ERROR");
     ck_assert_str_eq(http_header_get(&r, "traceparent"), TP_VALID);
     http_resp_free(&r);
@@ -112,7 +86,7 @@ START_TEST(traceparent_echoed_and_logged)
     ck_assert_str_eq(jstr(line, "db"), "core");
     json_decref(line);
     /* the query's own failure line names it too */
-    char *text = proc_stderr(g_svc);
+    char *text = proc_stderr(fixture_svc);
     line = log_find(
         text, (const char *const[]){"msg", "query failed", "request_id", "trace-test-2", NULL});
     free(text);
@@ -258,12 +232,12 @@ static int silent_server(int *port)
 START_TEST(ready_after_first_checks)
 {
     char sock[512], notify_env[600], core[600], slow_port[64];
-    snprintf(sock, sizeof sock, "%s/notify.sock", g_dir);
+    snprintf(sock, sizeof sock, "%s/notify.sock", fixture_dir);
     int fd = notify_bind(sock);
     int port;
     int silent = silent_server(&port);
     snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", sock);
-    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", g_dir);
+    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", fixture_dir);
     snprintf(slow_port, sizeof slow_port, "SLOW_DB_PORT=%d", port);
     /* slow: its first check lasts its timeout (db-lib rounds to whole seconds) */
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
@@ -280,13 +254,13 @@ START_TEST(ready_after_first_checks)
                                "SLOW_DB_HEALTH_TIMEOUT_MS=1000",
                                notify_env,
                                NULL};
-    g_svc = proc_spawn(env, g_dir);
-    ck_assert_ptr_nonnull(g_svc);
-    ck_assert_msg(proc_wait_listening(g_svc, scaled_ms(10000)) > 0, "sqlgate did not listen");
+    fixture_svc = proc_spawn(env, fixture_dir);
+    ck_assert_ptr_nonnull(fixture_svc);
+    ck_assert_msg(proc_wait_listening(fixture_svc, scaled_ms(10000)) > 0, "sqlgate did not listen");
     ck_assert_msg(notify_wait(fd, "READY=1", scaled_ms(20000), NULL), "READY=1 never came");
     /* at READY=1, no database is still waiting for its first check */
     http_resp r;
-    http_get(g_svc, "/health", &r);
+    http_get(fixture_svc, "/health", &r);
     ck_assert_msg(r.json != NULL, "GET /health: no JSON");
     ck_assert_str_ne(jstr(r.json, "databases.core.state"), "starting");
     const char *slow_state = jstr(r.json, "databases.slow.state");
@@ -294,11 +268,11 @@ START_TEST(ready_after_first_checks)
                   "slow is '%s' at READY=1", slow_state ? slow_state : "-");
     http_resp_free(&r);
     /* slow's check failed (its login timed out): down, not starting */
-    ck_assert(proc_stderr_wait(g_svc, "\"database is down\"", scaled_ms(5000)));
+    ck_assert(proc_stderr_wait(fixture_svc, "\"database is down\"", scaled_ms(5000)));
 
-    ck_assert_int_eq(proc_signal(g_svc, SIGTERM), 0);
+    ck_assert_int_eq(proc_signal(fixture_svc, SIGTERM), 0);
     ck_assert_msg(notify_wait(fd, "STOPPING=1", scaled_ms(10000), NULL), "STOPPING=1 never came");
-    ck_assert_int_eq(proc_wait_exit(g_svc, scaled_ms(20000)), 0);
+    ck_assert_int_eq(proc_wait_exit(fixture_svc, scaled_ms(20000)), 0);
     close(silent);
     close(fd);
 }
@@ -307,10 +281,10 @@ END_TEST
 START_TEST(watchdog_repeats_then_stopping)
 {
     char sock[512], notify_env[600], core[600];
-    snprintf(sock, sizeof sock, "%s/notify.sock", g_dir);
+    snprintf(sock, sizeof sock, "%s/notify.sock", fixture_dir);
     int fd = notify_bind(sock);
     snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", sock);
-    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", g_dir);
+    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", fixture_dir);
     /* every 100 ms */
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
                                "SQLGATE_DATABASES=core",
@@ -319,8 +293,8 @@ START_TEST(watchdog_repeats_then_stopping)
                                "WATCHDOG_USEC=200000",
                                notify_env,
                                NULL};
-    g_svc = proc_start(env, g_dir, false);
-    ck_assert_ptr_nonnull(g_svc);
+    fixture_svc = proc_start(env, fixture_dir, false);
+    ck_assert_ptr_nonnull(fixture_svc);
     int watchdogs = 0;
     ck_assert_msg(notify_wait(fd, "READY=1", scaled_ms(10000), &watchdogs), "READY=1 never came");
     int64_t until = now_ms() + scaled_ms(5000);
@@ -328,9 +302,9 @@ START_TEST(watchdog_repeats_then_stopping)
         notify_wait(fd, "WATCHDOG=1", (int)(until - now_ms()), &watchdogs);
     ck_assert_msg(watchdogs >= 5, "%d WATCHDOG=1 in 5 s at a 100 ms interval", watchdogs);
 
-    ck_assert_int_eq(proc_signal(g_svc, SIGTERM), 0);
+    ck_assert_int_eq(proc_signal(fixture_svc, SIGTERM), 0);
     ck_assert_msg(notify_wait(fd, "STOPPING=1", scaled_ms(10000), NULL), "STOPPING=1 never came");
-    ck_assert_int_eq(proc_wait_exit(g_svc, scaled_ms(20000)), 0);
+    ck_assert_int_eq(proc_wait_exit(fixture_svc, scaled_ms(20000)), 0);
     close(fd);
 }
 END_TEST
@@ -343,7 +317,7 @@ START_TEST(watchdog_for_another_pid_abstract_socket)
     snprintf(name, sizeof name, "@sqlgate-test-notify-%d-%lld", (int)getpid(), (long long)now_ms());
     int fd = notify_bind(name);
     snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", name);
-    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", g_dir);
+    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", fixture_dir);
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
                                "SQLGATE_DATABASES=core",
                                core,
@@ -351,19 +325,19 @@ START_TEST(watchdog_for_another_pid_abstract_socket)
                                "WATCHDOG_PID=1",
                                notify_env,
                                NULL};
-    g_svc = proc_start(env, g_dir, false);
-    ck_assert_ptr_nonnull(g_svc);
+    fixture_svc = proc_start(env, fixture_dir, false);
+    ck_assert_ptr_nonnull(fixture_svc);
     int watchdogs = 0;
     ck_assert_msg(notify_wait(fd, "READY=1", scaled_ms(10000), &watchdogs),
                   "READY=1 never came on the abstract socket");
     /* 20 intervals' worth of silence */
     notify_wait(fd, "WATCHDOG=1", 1000, &watchdogs);
     ck_assert_int_eq(watchdogs, 0);
-    ck_assert_int_eq(proc_signal(g_svc, SIGTERM), 0);
+    ck_assert_int_eq(proc_signal(fixture_svc, SIGTERM), 0);
     ck_assert_msg(notify_wait(fd, "STOPPING=1", scaled_ms(10000), &watchdogs),
                   "STOPPING=1 never came");
     ck_assert_int_eq(watchdogs, 0);
-    ck_assert_int_eq(proc_wait_exit(g_svc, scaled_ms(20000)), 0);
+    ck_assert_int_eq(proc_wait_exit(fixture_svc, scaled_ms(20000)), 0);
     close(fd);
 }
 END_TEST
@@ -372,7 +346,7 @@ static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("traceparent");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, traceparent_echoed_and_logged);
     tcase_add_test(tc, traceparent_malformed_ignored);
@@ -380,7 +354,7 @@ static Suite *ops_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("notify");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, ready_after_first_checks);
     tcase_add_test(tc, watchdog_repeats_then_stopping);
@@ -392,9 +366,5 @@ static Suite *ops_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(ops_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(ops_suite());
 }

@@ -19,29 +19,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define TOKEN_A "tok-alpha-5d1e-0001" /* stays across the reload */
 #define TOKEN_B "tok-bravo-77c2-0002" /* removed by the reload */
 #define TOKEN_C "tok-charlie-0b9f-03" /* added by the reload */
-
-static char *g_dir;
-static proc *g_svc;
-
-static void setup(void)
-{
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
-}
-
-static void teardown(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
 
 /* Writes the env file from printf-style text with "%1$s" for the directory. */
 static void write_env(const char *text)
@@ -51,33 +34,31 @@ static void write_env(const char *text)
     size_t o = 0;
     for (const char *p = text; *p != '\0' && o + 1 < sizeof buf; p++) {
         if (p[0] == '%' && p[1] == 's') {
-            o += (size_t)snprintf(buf + o, sizeof buf - o, "%s", g_dir);
+            o += (size_t)snprintf(buf + o, sizeof buf - o, "%s", fixture_dir);
             p++;
         } else {
             buf[o++] = *p;
         }
     }
     buf[o] = '\0';
-    ck_assert_int_eq(write_file(g_dir, "sqlgate.env", buf), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "sqlgate.env", buf), 0);
 }
 
 static proc *start_service(void)
 {
     char env_file[512];
-    snprintf(env_file, sizeof env_file, "SQLGATE_ENV_FILE=%s/sqlgate.env", g_dir);
+    snprintf(env_file, sizeof env_file, "SQLGATE_ENV_FILE=%s/sqlgate.env", fixture_dir);
     const char *env[] = {env_file, NULL};
-    g_svc = proc_start(env, g_dir, true);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    return fixture_start(env, true);
 }
 
 /* SIGTERM, and exit status 0; on anything else the child's last words. */
 static void stop_cleanly(void)
 {
-    ck_assert_int_eq(proc_signal(g_svc, SIGTERM), 0);
-    int status = proc_wait_exit(g_svc, scaled_ms(20000));
+    ck_assert_int_eq(proc_signal(fixture_svc, SIGTERM), 0);
+    int status = proc_wait_exit(fixture_svc, scaled_ms(20000));
     if (status != 0) {
-        char *log = proc_stderr(g_svc);
+        char *log = proc_stderr(fixture_svc);
         size_t len = strlen(log);
         fprintf(stderr, "sqlgate exited with %d; the end of its stderr:\n%s\n", status,
                 log + (len > 6000 ? len - 6000 : 0));
@@ -92,7 +73,7 @@ static int post_auth(const char *path, const char *token, const char *json, http
     char auth[128];
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     const char *hdr[] = {"Content-Type: application/json", auth, NULL};
-    return http_send(g_svc, "POST", path, hdr, json, json ? strlen(json) : 0, r);
+    return http_send(fixture_svc, "POST", path, hdr, json, json ? strlen(json) : 0, r);
 }
 
 static int get_auth(const char *path, const char *token, http_resp *r)
@@ -100,7 +81,7 @@ static int get_auth(const char *path, const char *token, http_resp *r)
     char auth[128];
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     const char *hdr[] = {auth, NULL};
-    return http_send(g_svc, "GET", path, hdr, NULL, 0, r);
+    return http_send(fixture_svc, "GET", path, hdr, NULL, 0, r);
 }
 
 static json_int_t pool_figure(const char *db, const char *figure)
@@ -142,7 +123,7 @@ static void *hammer_main(void *arg)
 {
     hammer *h = arg;
     char url[128];
-    proc_url(g_svc, "/v1/databases/core/query", url, sizeof url);
+    proc_url(fixture_svc, "/v1/databases/core/query", url, sizeof url);
     static const char body[] = "{\"sql\":\"SELECT count(*) AS n FROM marker\"}";
     const char *hdr[] = {"Content-Type: application/json", "Authorization: Bearer " TOKEN_A, NULL};
     CURL *handle = curl_easy_init();
@@ -242,7 +223,7 @@ static const char env_after[] = "SQLGATE_LISTEN=127.0.0.1:0\n"
 static void reload_under_load(bool by_signal)
 {
     write_env(env_before);
-    ck_assert_int_eq(write_file(g_dir, "tokens.txt", TOKEN_A "," TOKEN_B "\n"), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "tokens.txt", TOKEN_A "," TOKEN_B "\n"), 0);
     start_service();
 
     /* core's only connection must stay open across the reload: its pool's
@@ -268,18 +249,18 @@ static void reload_under_load(bool by_signal)
     sleep_ms(scaled_ms(300));
 
     write_env(env_after);
-    ck_assert_int_eq(write_file(g_dir, "tokens.txt", TOKEN_A "," TOKEN_C "\n"), 0);
+    ck_assert_int_eq(write_file(fixture_dir, "tokens.txt", TOKEN_A "," TOKEN_C "\n"), 0);
     json_t *report = NULL;
     if (by_signal) {
-        ck_assert_int_eq(proc_signal(g_svc, SIGHUP), 0);
-        ck_assert(proc_stderr_wait(g_svc, "configuration reloaded", scaled_ms(10000)));
+        ck_assert_int_eq(proc_signal(fixture_svc, SIGHUP), 0);
+        ck_assert(proc_stderr_wait(fixture_svc, "configuration reloaded", scaled_ms(10000)));
     } else {
         post_auth("/v1/admin/reload", TOKEN_A, NULL, &r);
         ASSERT_STATUS(&r, 200);
         report = json_incref(r.json);
         http_resp_free(&r);
     }
-    char *log = proc_stderr(g_svc);
+    char *log = proc_stderr(fixture_svc);
     static const char *const kv[] = {"msg", "configuration reloaded", NULL};
     json_t *line = log_find(log, kv);
     free(log);
@@ -320,7 +301,7 @@ static void reload_under_load(bool by_signal)
 
     /* Metrics follow the registry: the new database is there, the removed
      * one is gone, the unchanged one kept counting. */
-    http_get(g_svc, "/metrics", &r);
+    http_get(fixture_svc, "/metrics", &r);
     ASSERT_STATUS(&r, 200);
     ck_assert_ptr_nonnull(strstr(r.body, "sqlgate_db_up{db=\"fresh\"}"));
     ck_assert_ptr_null(strstr(r.body, "{db=\"gone\""));
@@ -333,7 +314,7 @@ static void reload_under_load(bool by_signal)
                   resp_desc(&slow.r, buf, sizeof buf));
     ck_assert_int_eq(jint(slow.r.json, "results.0.rows.0.n", -1), rows);
     http_resp_free(&slow.r);
-    ck_assert(proc_stderr_wait(g_svc,
+    ck_assert(proc_stderr_wait(fixture_svc,
                                "\"msg\":\"retired database drained and closed\",\"db\":\"gone\"",
                                scaled_ms(10000)));
 
@@ -347,7 +328,7 @@ static void reload_under_load(bool by_signal)
     ck_assert_int_eq(pool_figure("core", "opened_total"), core_opened);
 
     /* No secret in any log line. */
-    log = proc_stderr(g_svc);
+    log = proc_stderr(fixture_svc);
     ck_assert_ptr_null(strstr(log, TOKEN_A));
     ck_assert_ptr_null(strstr(log, TOKEN_B));
     ck_assert_ptr_null(strstr(log, TOKEN_C));
@@ -437,9 +418,9 @@ START_TEST(bad_reload_changes_nothing)
               "SQLGATE_API_TOKENS=" TOKEN_A "\n"
               "CORE_DB_PATH=%s/core.db\n"
               "SQLGATE_MAX_ROWS=-5\n");
-    ck_assert_int_eq(proc_signal(g_svc, SIGHUP), 0);
-    ck_assert(proc_stderr_wait(g_svc, "SQLGATE_MAX_ROWS", scaled_ms(10000)));
-    char *log = proc_stderr(g_svc);
+    ck_assert_int_eq(proc_signal(fixture_svc, SIGHUP), 0);
+    ck_assert(proc_stderr_wait(fixture_svc, "SQLGATE_MAX_ROWS", scaled_ms(10000)));
+    char *log = proc_stderr(fixture_svc);
     static const char *const kv[] = {"msg", "reload refused; nothing changed", "trigger", "SIGHUP",
                                      NULL};
     json_t *line = log_find(log, kv);
@@ -450,7 +431,7 @@ START_TEST(bad_reload_changes_nothing)
     ck_assert_ptr_null(strstr(log, TOKEN_A));
     ck_assert_ptr_null(strstr(log, TOKEN_B));
     free(log);
-    ck_assert(proc_running(g_svc));
+    ck_assert(proc_running(fixture_svc));
     post_auth("/v1/databases/core/query", TOKEN_A, "{\"sql\":\"SELECT 1 AS one\"}", &r);
     ASSERT_STATUS(&r, 200);
     http_resp_free(&r);
@@ -469,7 +450,7 @@ START_TEST(reload_route_needs_a_token)
               "CORE_DB_PATH=%s/core.db\n");
     start_service();
     http_resp r;
-    http_send(g_svc, "POST", "/v1/admin/reload", NULL, NULL, 0, &r);
+    http_send(fixture_svc, "POST", "/v1/admin/reload", NULL, NULL, 0, &r);
     ASSERT_ERROR(&r, 401, "UNAUTHORIZED");
     http_resp_free(&r);
     get_auth("/v1/admin/reload", TOKEN_A, &r);
@@ -530,7 +511,7 @@ END_TEST
 START_TEST(systemd_hears_reloading_then_ready)
 {
     char sock_path[256], notify_env[300], env_file[512];
-    snprintf(sock_path, sizeof sock_path, "%s/notify.sock", g_dir);
+    snprintf(sock_path, sizeof sock_path, "%s/notify.sock", fixture_dir);
     int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
     ck_assert_int_ge(fd, 0);
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -544,11 +525,11 @@ START_TEST(systemd_hears_reloading_then_ready)
               "SQLGATE_DATABASES=core\n"
               "CORE_DB_PATH=%s/core.db\n");
     snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", sock_path);
-    snprintf(env_file, sizeof env_file, "SQLGATE_ENV_FILE=%s/sqlgate.env", g_dir);
+    snprintf(env_file, sizeof env_file, "SQLGATE_ENV_FILE=%s/sqlgate.env", fixture_dir);
     const char *env[] = {env_file, notify_env, NULL};
-    g_svc = proc_start(env, g_dir, true);
-    ck_assert_ptr_nonnull(g_svc);
-    ck_assert_int_eq(proc_signal(g_svc, SIGHUP), 0);
+    fixture_svc = proc_start(env, fixture_dir, true);
+    ck_assert_ptr_nonnull(fixture_svc);
+    ck_assert_int_eq(proc_signal(fixture_svc, SIGHUP), 0);
 
     /* Other messages (READY=1 at start, WATCHDOG=1) may come too; in order,
      * RELOADING=1 with MONOTONIC_USEC, then READY=1. */
@@ -568,7 +549,7 @@ START_TEST(systemd_hears_reloading_then_ready)
     }
     close(fd);
     ck_assert_msg(reloading && ready_after, "RELOADING=1 then READY=1 not received");
-    ck_assert(proc_stderr_wait(g_svc, "configuration reloaded", scaled_ms(10000)));
+    ck_assert(proc_stderr_wait(fixture_svc, "configuration reloaded", scaled_ms(10000)));
     stop_cleanly();
 }
 END_TEST
@@ -577,7 +558,7 @@ static Suite *reload_suite(void)
 {
     Suite *s = suite_create("reload");
     TCase *tc = tcase_create("reload");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, sighup_reload_under_load);
     tcase_add_test(tc, http_reload_under_load);
@@ -592,9 +573,5 @@ static Suite *reload_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(reload_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(reload_suite());
 }

@@ -15,34 +15,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "check_main.h"
 #include "harness.h"
 
 #define CORE_Q "/v1/databases/core/query"
-
-static char *g_dir;
-static proc *g_svc;
-
-static void setup(void)
-{
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
-}
-
-static void teardown(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
-
-static proc *start(const char *const *env)
-{
-    g_svc = proc_start(env, g_dir, true);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
-}
 
 static void count_body(long n, char *buf, size_t cap)
 {
@@ -158,32 +134,13 @@ static void wait_draining_ready(proc *p)
     check_draining_ready(p);
 }
 
-/* The largest "cancelled" count among the JSON log lines, or -1. */
-static json_int_t logged_cancelled(const char *text)
-{
-    json_int_t best = -1;
-    const char *line = text;
-    while (line != NULL && *line != '\0') {
-        const char *nl = strchr(line, '\n');
-        size_t n = nl != NULL ? (size_t)(nl - line) : strlen(line);
-        json_t *obj = json_loadb(line, n, 0, NULL);
-        json_t *c = json_object_get(obj, "cancelled");
-        if (json_is_integer(c) && json_integer_value(c) > best) {
-            best = json_integer_value(c);
-        }
-        json_decref(obj);
-        line = nl != NULL ? nl + 1 : NULL;
-    }
-    return best;
-}
-
 START_TEST(graceful_sigterm)
 {
     /* The delay is long enough for the checks below to run inside it on a
      * loaded machine, and the slow queries outlast it. */
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", SLOW_QUERY_TIMEOUT,
                                       "SQLGATE_SHUTDOWN_DELAY_MS=3000", NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     long n = calibrate(p, 8000);
 
     /* a keep-alive connection opened before the signal */
@@ -257,7 +214,7 @@ END_TEST
 START_TEST(idle_sigterm_exits_zero)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", SLOW_QUERY_TIMEOUT, NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     int64_t t0 = now_ms();
     ck_assert_int_eq(proc_signal(p, SIGTERM), 0);
     int code = proc_wait_exit(p, 10000);
@@ -270,7 +227,7 @@ START_TEST(drain_timeout_cancels)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", SLOW_QUERY_TIMEOUT,
                                       "SQLGATE_DRAIN_TIMEOUT_MS=300", NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     long n = calibrate(p, 10000);
     http_async *slow = start_count(p, n);
     sleep_ms(500);
@@ -288,7 +245,7 @@ START_TEST(drain_timeout_cancels)
     http_resp_free(&r);
 
     char *err = proc_stderr(p);
-    json_int_t cancelled = logged_cancelled(err);
+    json_int_t cancelled = log_max_int(err, "cancelled");
     ck_assert_msg(cancelled >= 1, "no log line with \"cancelled\" >= 1:\n%s", err);
     free(err);
 }
@@ -298,7 +255,7 @@ START_TEST(second_signal_exits_at_once)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", SLOW_QUERY_TIMEOUT,
                                       "SQLGATE_DRAIN_TIMEOUT_MS=20000", NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     long n = calibrate(p, 10000);
     http_async *slow = start_count(p, n);
     sleep_ms(500);
@@ -323,7 +280,7 @@ START_TEST(sigint_like_sigterm)
 {
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", SLOW_QUERY_TIMEOUT,
                                       "SQLGATE_SHUTDOWN_DELAY_MS=3000", NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     long n = calibrate(p, 2500);
     http_async *slow = start_count(p, n);
     sleep_ms(300);
@@ -349,7 +306,7 @@ START_TEST(second_signal_mixed)
     /* SIGINT then SIGTERM counts as two signals */
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", SLOW_QUERY_TIMEOUT,
                                       "SQLGATE_SHUTDOWN_DELAY_MS=20000", NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     ck_assert_int_eq(proc_signal(p, SIGINT), 0);
     wait_draining_ready(p);
     ck_assert_msg(proc_running(p), "exited during the delay");
@@ -376,10 +333,10 @@ static int generated_confs(const char *dir)
 START_TEST(hard_exit_removes_generated_conf)
 {
     char tmp[512], tmp_env[600], core_env[600];
-    snprintf(tmp, sizeof tmp, "%s/tmp", g_dir);
+    snprintf(tmp, sizeof tmp, "%s/tmp", fixture_dir);
     ck_assert_int_eq(mkdir(tmp, 0700), 0);
     snprintf(tmp_env, sizeof tmp_env, "TMPDIR=%s", tmp);
-    snprintf(core_env, sizeof core_env, "CORE_DB_PATH=%s/core.db", g_dir);
+    snprintf(core_env, sizeof core_env, "CORE_DB_PATH=%s/core.db", fixture_dir);
     /* tds: nothing listens on port 1; not critical, so sqlgate gets ready */
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
                                "SQLGATE_DATABASES=core,tds",
@@ -394,7 +351,7 @@ START_TEST(hard_exit_removes_generated_conf)
                                "SQLGATE_SHUTDOWN_DELAY_MS=60000",
                                tmp_env,
                                NULL};
-    proc *p = start(env);
+    proc *p = fixture_start(env, true);
     ck_assert_int_eq(generated_confs(tmp), 1);
     ck_assert_int_eq(proc_signal(p, SIGTERM), 0);
     ck_assert(proc_stderr_wait(p, "shutdown started", 30000));
@@ -412,7 +369,7 @@ static Suite *shutdown_suite(void)
     /* Promises about time (delays, drain deadlines): not run under memcheck's
      * slowdown (meson.build, setup memcheck); ASan covers their memory. */
     tcase_set_tags(tc, "timing");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, graceful_sigterm);
     tcase_add_test(tc, idle_sigterm_exits_zero);
@@ -423,7 +380,7 @@ static Suite *shutdown_suite(void)
     suite_add_tcase(s, tc);
     /* No promise about time: runs under memcheck too. */
     TCase *files = tcase_create("files");
-    tcase_add_checked_fixture(files, setup, teardown);
+    tcase_add_checked_fixture(files, fixture_setup, fixture_teardown);
     tcase_set_timeout(files, 120);
     tcase_add_test(files, hard_exit_removes_generated_conf);
     suite_add_tcase(s, files);
@@ -433,9 +390,5 @@ static Suite *shutdown_suite(void)
 int main(void)
 {
     harness_init();
-    SRunner *sr = srunner_create(shutdown_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(shutdown_suite());
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "harness.h"
 #include "tds_child.h"
 
@@ -32,10 +33,6 @@
 
 /* Made once in main, before the tests fork. */
 static char g_certs[600];
-
-static char *g_dir;
-static proc *g_svc;
-static tds_child g_tds;
 
 /* --- The TDS test server ------------------------------------------------------- */
 
@@ -50,7 +47,7 @@ static void tds_start(tds_child *t, const char *encrypt, const char *cert)
     const char *const args[] = {"--user", TDS_USER,    "--password", TDS_PASSWORD, "--database",
                                 TDS_DB,   "--encrypt", encrypt,      "--cert",     cert_file,
                                 "--key",  key_file,    NULL};
-    tds_child_start(t, g_dir, args);
+    tds_child_start(t, fixture_dir, args);
 }
 
 static void tds_cmd(const tds_child *t, const char *cmd)
@@ -59,24 +56,7 @@ static void tds_cmd(const tds_child *t, const char *cmd)
     tds_child_ctl(t, cmd, reply, sizeof reply);
 }
 
-/* --- Fixture and the service ---------------------------------------------------- */
-
-static void setup(void)
-{
-    g_dir = tmp_dir_new();
-    ck_assert_ptr_nonnull(g_dir);
-    g_svc = NULL;
-    memset(&g_tds, 0, sizeof g_tds);
-}
-
-static void teardown(void)
-{
-    proc_free(g_svc);
-    g_svc = NULL;
-    tds_child_stop(&g_tds);
-    tmp_dir_free(g_dir);
-    g_dir = NULL;
-}
+/* --- The service ------------------------------------------------------------------ */
 
 /* core on the TDS server, with up to three more variables (NULL ends). */
 static proc *start_svc(bool wait_ready, const char *const *extra)
@@ -87,19 +67,16 @@ static proc *start_svc(bool wait_ready, const char *const *extra)
     env_add(&e, "SQLGATE_DATABASES=core");
     env_add(&e, "SQLGATE_LOG_LEVEL=debug");
     env_add(&e, "FREETDSCONF=/dev/null");
-    env_add(&e, "TMPDIR=%s", g_dir);
+    env_add(&e, "TMPDIR=%s", fixture_dir);
     env_add(&e, "CORE_DB_HOST=127.0.0.1");
-    env_add(&e, "CORE_DB_PORT=%d", g_tds.port);
+    env_add(&e, "CORE_DB_PORT=%d", fixture_tds.port);
     env_add(&e, "CORE_DB_USER=" TDS_USER);
     env_add(&e, "CORE_DB_PASSWORD=" TDS_PASSWORD);
     env_add(&e, "CORE_DB_NAME=" TDS_DB);
     env_add(&e, "CORE_DB_TDS_VERSION=7.4");
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
         env_add(&e, "%s", extra[i]);
-    g_svc = proc_start((const char *const *)e.items, g_dir, wait_ready);
-    env_free(&e);
-    ck_assert_msg(g_svc != NULL, "sqlgate did not start (its stderr is printed above)");
-    return g_svc;
+    return fixture_start_env(&e, wait_ready);
 }
 
 /* "CORE_DB_CA_FILE=<certs>/<name>.pem" in buf. */
@@ -111,34 +88,6 @@ static const char *ca_var(char *buf, size_t n, const char *name)
 
 #define ASSERT_NO_SECRET(text)                                                                     \
     ck_assert_msg(strstr((text), "SECRET") == NULL, "a password was shown:\n%s", (text))
-
-static void assert_logs_clean(const proc *p)
-{
-    char *err = proc_stderr(p);
-    ck_assert_ptr_nonnull(err);
-    ASSERT_NO_SECRET(err);
-    free(err);
-}
-
-/* Polls /health until databases.core.state is `state`; new reference or NULL. */
-static json_t *wait_core(const proc *p, const char *state, int timeout_ms)
-{
-    int64_t deadline = now_ms() + timeout_ms;
-    for (;;) {
-        http_resp r;
-        http_get(p, "/health", &r);
-        const char *s = jstr(r.json, "databases.core.state");
-        if (s != NULL && strcmp(s, state) == 0) {
-            json_t *report = json_incref(r.json);
-            http_resp_free(&r);
-            return report;
-        }
-        http_resp_free(&r);
-        if (now_ms() >= deadline)
-            return NULL;
-        sleep_ms(50);
-    }
-}
 
 /* A query that must work, and what it returned. */
 static void query_ok(const proc *p)
@@ -155,7 +104,7 @@ static void query_ok(const proc *p)
  * containing `why` (and no secret). */
 static void assert_core_down_because(const proc *p, const char *why)
 {
-    json_t *report = wait_core(p, "down", scaled_ms(20000));
+    json_t *report = proc_wait_db_state(p, "core", "down", scaled_ms(20000));
     ck_assert_msg(report != NULL, "core was never reported down");
     json_decref(report);
     http_resp r;
@@ -183,15 +132,16 @@ static void assert_core_down_because(const proc *p, const char *why)
  * default) only LOGIN7 travels in TLS, then the session is clear. */
 START_TEST(request_gets_login_only_encryption)
 {
-    tds_start(&g_tds, "off", "server");
+    tds_start(&fixture_tds, "off", "server");
     proc *p = start_svc(true, NULL);
     query_ok(p);
-    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_login_only"), 1);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "login7_encrypted"), tds_child_stat(&g_tds, "logins"));
-    ck_assert_int_eq(tds_child_stat(&g_tds, "sessions_encrypted"), 0);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "tls_records_after_login"), 0);
-    ck_assert_int_gt(tds_child_stat(&g_tds, "clear_packets_after_login"), 0);
-    assert_logs_clean(p);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "sessions_login_only"), 1);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "login7_encrypted"),
+                     tds_child_stat(&fixture_tds, "logins"));
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "sessions_encrypted"), 0);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "tls_records_after_login"), 0);
+    ck_assert_int_gt(tds_child_stat(&fixture_tds, "clear_packets_after_login"), 0);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -199,14 +149,14 @@ END_TEST
  * handshake too. */
 START_TEST(request_with_ca_file_verifies_login_only_tls)
 {
-    tds_start(&g_tds, "off", "server");
+    tds_start(&fixture_tds, "off", "server");
     char ca[700];
     const char *extra[] = {ca_var(ca, sizeof ca, "ca"), NULL};
     proc *p = start_svc(true, extra);
     query_ok(p);
-    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_login_only"), 1);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "tls_records_after_login"), 0);
-    assert_logs_clean(p);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "sessions_login_only"), 1);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "tls_records_after_login"), 0);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -214,14 +164,14 @@ END_TEST
  * session, login included, is clear (MS-TDS 2.2.6.5). */
 START_TEST(off_is_clear_against_default_server)
 {
-    tds_start(&g_tds, "off", "server");
+    tds_start(&fixture_tds, "off", "server");
     const char *extra[] = {"CORE_DB_ENCRYPT=off", NULL};
     proc *p = start_svc(true, extra);
     query_ok(p);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "tls_handshakes"), 0);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "login7_encrypted"), 0);
-    ck_assert_int_gt(tds_child_stat(&g_tds, "clear_packets_after_login"), 0);
-    assert_logs_clean(p);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "tls_handshakes"), 0);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "login7_encrypted"), 0);
+    ck_assert_int_gt(tds_child_stat(&fixture_tds, "clear_packets_after_login"), 0);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -229,21 +179,21 @@ END_TEST
  * TLS, and nothing but TLS records arrives after the login. */
 START_TEST(require_encrypts_whole_session)
 {
-    tds_start(&g_tds, "off", "server");
+    tds_start(&fixture_tds, "off", "server");
     char ca[700];
     const char *extra[] = {"CORE_DB_ENCRYPT=require", ca_var(ca, sizeof ca, "ca"), NULL};
     proc *p = start_svc(true, extra);
     for (int i = 0; i < 3; i++)
         query_ok(p);
-    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_encrypted"), 1);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "sessions_login_only"), 0);
-    ck_assert_int_ge(tds_child_stat(&g_tds, "tls_records_after_login"), 3);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "clear_packets_after_login"), 0);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "sessions_encrypted"), 1);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "sessions_login_only"), 0);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "tls_records_after_login"), 3);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "clear_packets_after_login"), 0);
     /* The warning about an unverified certificate is for require without a CA. */
     char *err = proc_stderr(p);
     ck_assert_msg(strstr(err, "not verified") == NULL, "%s", err);
     free(err);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -251,13 +201,13 @@ END_TEST
  * encrypted session from `request`, certificate unverified without CA_FILE. */
 START_TEST(forcing_server_encrypts_request_session)
 {
-    tds_start(&g_tds, _i == 0 ? "on" : "req", "server");
+    tds_start(&fixture_tds, _i == 0 ? "on" : "req", "server");
     proc *p = start_svc(true, NULL);
     query_ok(p);
-    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_encrypted"), 1);
-    ck_assert_int_gt(tds_child_stat(&g_tds, "tls_records_after_login"), 0);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "clear_packets_after_login"), 0);
-    assert_logs_clean(p);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "sessions_encrypted"), 1);
+    ck_assert_int_gt(tds_child_stat(&fixture_tds, "tls_records_after_login"), 0);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "clear_packets_after_login"), 0);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -269,7 +219,7 @@ END_TEST
 START_TEST(untrusted_certificate_fails)
 {
     static const char *const certs[] = {"other", "wronghost", "other", "server"};
-    tds_start(&g_tds, "off", certs[_i]);
+    tds_start(&fixture_tds, "off", certs[_i]);
     char ca[700];
     if (_i == 3)
         snprintf(ca, sizeof ca, "CORE_DB_CA_FILE=system");
@@ -279,33 +229,33 @@ START_TEST(untrusted_certificate_fails)
                            _i == 2 ? "CORE_DB_ENCRYPT=request" : "CORE_DB_ENCRYPT=require", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "certificate was not trusted");
-    ck_assert_int_ge(tds_child_stat(&g_tds, "tls_failures"), 1);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "login7_encrypted"), 0);
-    assert_logs_clean(p);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "tls_failures"), 1);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "logins"), 0);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "login7_encrypted"), 0);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
 START_TEST(require_against_server_without_tls)
 {
-    tds_start(&g_tds, "notsup", "server");
+    tds_start(&fixture_tds, "notsup", "server");
     const char *extra[] = {"CORE_DB_ENCRYPT=require", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "server does not support it");
-    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
-    assert_logs_clean(p);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "logins"), 0);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
 START_TEST(off_against_server_that_requires_tls)
 {
-    tds_start(&g_tds, "on", "server");
+    tds_start(&fixture_tds, "on", "server");
     const char *extra[] = {"CORE_DB_ENCRYPT=off", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "server requires encryption");
-    ck_assert_int_ge(tds_child_stat(&g_tds, "tls_refused"), 1);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
-    assert_logs_clean(p);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "tls_refused"), 1);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "logins"), 0);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -314,13 +264,13 @@ END_TEST
  * max(CONNECT_TIMEOUT_MS, HEALTH_TIMEOUT_MS), here the former. */
 START_TEST(stalled_handshake_bounded_by_connect_timeout)
 {
-    tds_start(&g_tds, "off", "server");
-    tds_cmd(&g_tds, "SET tls_stall 1");
+    tds_start(&fixture_tds, "off", "server");
+    tds_cmd(&fixture_tds, "SET tls_stall 1");
     const char *extra[] = {"CORE_DB_ENCRYPT=require", "CORE_DB_CONNECT_TIMEOUT_MS=1500",
                            "CORE_DB_HEALTH_TIMEOUT_MS=1000", "CORE_DB_RETRY_MAX_MS=60000", NULL};
     int64_t t0 = now_ms();
     proc *p = start_svc(false, extra);
-    json_t *report = wait_core(p, "down", scaled_ms(20000));
+    json_t *report = proc_wait_db_state(p, "core", "down", scaled_ms(20000));
     int64_t took = now_ms() - t0;
     ck_assert_msg(report != NULL, "core was never reported down");
     const char *why = jstr(report, "databases.core.error.message");
@@ -329,8 +279,8 @@ START_TEST(stalled_handshake_bounded_by_connect_timeout)
                   "/health says '%s'", why ? why : "(none)");
     json_decref(report);
     ck_assert_msg(took < 1500 + 1000 + scaled_ms(4000), "down after %lld ms", (long long)took);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "login7_encrypted"), 0);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "logins"), 0);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "login7_encrypted"), 0);
 
     t0 = now_ms();
     http_resp r;
@@ -339,7 +289,7 @@ START_TEST(stalled_handshake_bounded_by_connect_timeout)
     http_resp_free(&r);
     took = now_ms() - t0;
     ck_assert_msg(took < 1500 + 1000 + scaled_ms(4000), "a query waited %lld ms", (long long)took);
-    assert_logs_clean(p);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -348,26 +298,26 @@ END_TEST
  * server behaves. */
 START_TEST(dropped_handshake_retried_with_backoff)
 {
-    tds_start(&g_tds, "off", "server");
-    tds_cmd(&g_tds, "SET tls_drop 1");
+    tds_start(&fixture_tds, "off", "server");
+    tds_cmd(&fixture_tds, "SET tls_drop 1");
     const char *extra[] = {"CORE_DB_ENCRYPT=require", "CORE_DB_RETRY_MAX_MS=400",
                            "CORE_DB_HEALTH_INTERVAL_MS=300", NULL};
     proc *p = start_svc(false, extra);
     assert_core_down_because(p, "EOF");
-    long before = tds_child_stat(&g_tds, "tls_failures");
+    long before = tds_child_stat(&fixture_tds, "tls_failures");
     sleep_ms(2000);
-    long tries = tds_child_stat(&g_tds, "tls_failures") - before;
+    long tries = tds_child_stat(&fixture_tds, "tls_failures") - before;
     /* Backoff capped at 400 ms: a few tries in 2 s, never a tight loop. */
     ck_assert_msg(tries >= 2 && tries <= 40, "%ld handshakes in 2 s", tries);
-    ck_assert_int_eq(tds_child_stat(&g_tds, "logins"), 0);
+    ck_assert_int_eq(tds_child_stat(&fixture_tds, "logins"), 0);
 
-    tds_cmd(&g_tds, "RESET");
-    json_t *report = wait_core(p, "ready", 400 + 300 + scaled_ms(5000));
+    tds_cmd(&fixture_tds, "RESET");
+    json_t *report = proc_wait_db_state(p, "core", "ready", 400 + 300 + scaled_ms(5000));
     ck_assert_msg(report != NULL, "core did not recover once the handshake worked");
     json_decref(report);
     query_ok(p);
-    ck_assert_int_ge(tds_child_stat(&g_tds, "sessions_encrypted"), 1);
-    assert_logs_clean(p);
+    ck_assert_int_ge(tds_child_stat(&fixture_tds, "sessions_encrypted"), 1);
+    assert_stderr_lacks(p, "SECRET");
 }
 END_TEST
 
@@ -375,7 +325,7 @@ static Suite *tls_suite(void)
 {
     Suite *s = suite_create("integration_tls");
     TCase *tc = tcase_create("tls");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_tds_setup, fixture_tds_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, request_gets_login_only_encryption);
     tcase_add_test(tc, request_with_ca_file_verifies_login_only_tls);
@@ -389,7 +339,7 @@ static Suite *tls_suite(void)
     /* Bounds in time (a login of 1.5 s, tries per second) cannot hold at
      * memcheck's slowdown; the sanitizer runs check their memory. */
     tc = tcase_create("tls_timing");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_tds_setup, fixture_tds_teardown);
     tcase_set_timeout(tc, 120);
     tcase_set_tags(tc, "timing");
     tcase_add_test(tc, stalled_handshake_bounded_by_connect_timeout);
@@ -414,10 +364,7 @@ int main(void)
         fprintf(stderr, "%s failed: cannot make the test certificates\n", cmd);
         return EXIT_FAILURE;
     }
-    SRunner *sr = srunner_create(tls_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = check_run(tls_suite());
     tmp_dir_free(dir);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return status;
 }

@@ -21,6 +21,7 @@
 
 #include <sybdb.h>
 
+#include "check_main.h"
 #include "tds_server.h"
 #include "tds_types.h"
 #include "tds_wire.h"
@@ -1476,10 +1477,7 @@ int main(void)
     }
     dberrhandle(err_handler);
     dbmsghandle(msg_handler);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = check_run(suite());
     dbexit();
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return status;
 }

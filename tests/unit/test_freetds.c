@@ -1739,13 +1739,11 @@ static Suite *freetds_suite(void)
     return s;
 }
 
+#include "check_main.h"
+
 int main(void)
 {
     /* Before db-lib or anything else reads it. */
     setenv("FREETDSCONF", "/dev/null", 1);
-    SRunner *sr = srunner_create(freetds_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(freetds_suite());
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "fake_driver.h"
 #include "sqlgate/hist.h"
 #include "sqlgate/pool.h"
@@ -161,9 +162,5 @@ static Suite *hist_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(hist_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(hist_suite());
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "jsonw.h"
 
 /* The reference: jw_double as it was before the fast path. */
@@ -535,9 +536,5 @@ static Suite *jsonw_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(jsonw_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(jsonw_suite());
 }

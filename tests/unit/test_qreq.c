@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "qreq.h"
 
 #define SYN(line, col, why) "the body is not valid JSON (line " #line ", column " #col "): " why
@@ -861,9 +862,5 @@ static Suite *qreq_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(qreq_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(qreq_suite());
 }

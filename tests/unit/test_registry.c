@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check_main.h"
 #include "fake_driver.h"
 #include "sqlgate/db.h"
 #include "sqlgate/registry.h"
@@ -1241,9 +1242,5 @@ static Suite *registry_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(registry_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(registry_suite());
 }

@@ -1825,11 +1825,9 @@ static Suite *sqlite_suite(void)
     return s;
 }
 
+#include "check_main.h"
+
 int main(void)
 {
-    SRunner *sr = srunner_create(sqlite_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(sqlite_suite());
 }

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "fake_driver.h"
 #include "sqlgate/db.h"
 #include "sqlgate/pool.h"
@@ -727,9 +728,5 @@ static Suite *stress_suite(void)
 int main(void)
 {
     stress_init();
-    SRunner *sr = srunner_create(stress_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(stress_suite());
 }

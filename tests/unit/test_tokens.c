@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "sqlgate/sha256.h"
 #include "sqlgate/tokens.h"
 
@@ -297,9 +298,5 @@ static Suite *tokens_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(tokens_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(tokens_suite());
 }

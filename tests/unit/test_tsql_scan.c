@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "check_main.h"
 #include "tsql_scan.h"
 
 typedef struct {
@@ -115,9 +116,5 @@ static Suite *tsql_scan_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(tsql_scan_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(tsql_scan_suite());
 }
