@@ -367,9 +367,12 @@ START_TEST(parameter_values)
     };
     /* Empty text and binary stay empty: not NULL. */
     sg_param empty[] = {
-        {"id", {.type = SG_V_INT, .u.i = 3}},       {"i", {.type = SG_V_INT, .u.i = INT64_MAX}},
-        {"f", {.type = SG_V_FLOAT, .u.f = 1e300}},  {"b", {.type = SG_V_BOOL, .u.b = false}},
-        {"t", {.type = SG_V_TEXT, .u.s = {"", 0}}}, {"bin", {.type = SG_V_BINARY, .u.s = {"", 0}}},
+        {"id", {.type = SG_V_INT, .u.i = 3}},
+        {"i", {.type = SG_V_INT, .u.i = INT64_MAX}},
+        {"f", {.type = SG_V_FLOAT, .u.f = 1e300}},
+        {"b", {.type = SG_V_BOOL, .u.b = false}},
+        {"t", {.type = SG_V_TEXT, .u.s = {"", 0}}},
+        {"bin", {.type = SG_V_BINARY, .u.s = {NULL, 0}}}, /* no bytes, no pointer */
     };
     static const char insert[] = "INSERT INTO dc_v (id, i, f, b, t, bin) "
                                  "VALUES (@id, @i, @f, @b, @t, @bin)";
@@ -659,6 +662,10 @@ START_TEST(ping)
     for (int i = 0; i < 3; i++)
         ck_assert_msg(D->ping(c, cfg.health_query, sg_clock_ms() + DC_LONG_MS, &err) == 0,
                       "ping: %s", err.message);
+    /* A health query of several results is read to its end. */
+    char sql[1024];
+    T->results_sql(sql, sizeof sql, 2, 3);
+    ck_assert_msg(D->ping(c, sql, sg_clock_ms() + DC_LONG_MS, &err) == 0, "ping: %s", err.message);
     ck_assert(!D->unusable(c));
     still_serves(c);
     ck_assert_int_eq(D->ping(c, cfg.health_query, sg_clock_ms() + DC_LONG_MS, &err), 0);
