@@ -5,11 +5,12 @@
  */
 #include "driver_contract.h"
 
-#include <pthread.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const dc_target *T; /* the suite being built or run */
 static const sg_driver *D; /* T->driver */
@@ -39,6 +40,119 @@ int64_t dc_slack_ms(int64_t ms)
     return ms * (scale < 1 ? 1 : scale > 100 ? 100 : scale);
 }
 
+void dc_exec_ok(const sg_driver *d, sg_driver_conn *c, const char *sql, const sg_param *params,
+                size_t n)
+{
+    sg_err err = {0};
+    int rc = d->exec(c, sql, params, n, sg_clock_ms() + DC_LONG_MS, &err);
+    ck_assert_msg(rc == 0, "exec(%s): %s %s", sql, sg_code_name(err.code), err.message);
+}
+
+int64_t dc_run_ok(const sg_driver *d, sg_driver_conn *c, const char *sql, const sg_param *params,
+                  size_t n)
+{
+    sg_err err = {0};
+    dc_exec_ok(d, c, sql, params, n);
+    int rc = dc_drain(d, c, &err);
+    ck_assert_msg(rc == 0, "drain(%s): %s %s", sql, sg_code_name(err.code), err.message);
+    int64_t affected = d->rows_affected(c);
+    ck_assert_msg(d->finish(c) == 0, "finish after %s says the connection is unusable", sql);
+    ck_assert(!d->unusable(c));
+    return affected;
+}
+
+const sg_column *dc_result_ok(const sg_driver *d, sg_driver_conn *c, size_t *n_cols)
+{
+    sg_err err = {0};
+    const sg_column *cols = NULL;
+    int rc = d->next_result(c, &cols, n_cols, &err);
+    ck_assert_msg(rc == 1, "next_result gave %d: %s %s", rc, sg_code_name(err.code), err.message);
+    ck_assert_ptr_nonnull(cols);
+    return cols;
+}
+
+const sg_value *dc_row_ok(const sg_driver *d, sg_driver_conn *c)
+{
+    sg_err err = {0};
+    const sg_value *v = NULL;
+    int rc = d->next_row(c, &v, &err);
+    ck_assert_msg(rc == 1, "next_row gave %d: %s %s", rc, sg_code_name(err.code), err.message);
+    ck_assert_ptr_nonnull(v);
+    return v;
+}
+
+void dc_no_more_rows(const sg_driver *d, sg_driver_conn *c)
+{
+    sg_err err = {0};
+    const sg_value *v;
+    int rc = d->next_row(c, &v, &err);
+    ck_assert_msg(rc == 0, "next_row gave %d, expected the end: %s", rc, err.message);
+}
+
+void dc_no_more_results(const sg_driver *d, sg_driver_conn *c)
+{
+    sg_err err = {0};
+    const sg_column *cols;
+    size_t n;
+    int rc = d->next_result(c, &cols, &n, &err);
+    ck_assert_msg(rc == 0, "next_result gave %d, expected the end: %s", rc, err.message);
+}
+
+void dc_cfg_defaults(sg_db_config *c, const char *driver)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "core");
+    snprintf(c->prefix, sizeof c->prefix, "CORE_DB_");
+    c->driver = driver;
+    c->critical = true;
+    c->pool_max = 4;
+    c->acquire_timeout_ms = 5000;
+    c->connect_timeout_ms = 5000;
+    c->query_timeout_ms = 5000;
+    c->idle_timeout_ms = 30000;
+    c->max_lifetime_ms = 1800000;
+    c->retry_max_ms = 5000;
+    c->health_query = "SELECT 1";
+    c->health_interval_ms = 5000;
+    c->health_timeout_ms = 2000;
+}
+
+void dc_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[1024];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static void *interrupter_main(void *arg)
+{
+    dc_interrupter *it = arg;
+    struct timespec ts = {it->delay_ms / 1000, (long)(it->delay_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    it->d->interrupt(it->c);
+    return NULL;
+}
+
+void dc_interrupt_start(dc_interrupter *it)
+{
+    ck_assert_int_eq(pthread_create(&it->thread, NULL, interrupter_main, it), 0);
+}
+
+void dc_interrupt_join(dc_interrupter *it)
+{
+    pthread_join(it->thread, NULL);
+}
+
 static sg_driver_conn *open_ok(void)
 {
     sg_err err = {0};
@@ -47,27 +161,6 @@ static sg_driver_conn *open_ok(void)
                   err.message);
     ck_assert(!D->unusable(c));
     return c;
-}
-
-static void exec_ok(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n)
-{
-    sg_err err = {0};
-    int rc = D->exec(c, sql, params, n, sg_clock_ms() + DC_LONG_MS, &err);
-    ck_assert_msg(rc == 0, "exec(%s): %s %s", sql, sg_code_name(err.code), err.message);
-}
-
-/* Runs a whole batch that must succeed and leave the connection reusable;
- * its rows_affected. */
-static int64_t run_ok(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n)
-{
-    sg_err err = {0};
-    exec_ok(c, sql, params, n);
-    int rc = dc_drain(D, c, &err);
-    ck_assert_msg(rc == 0, "drain(%s): %s %s", sql, sg_code_name(err.code), err.message);
-    int64_t affected = D->rows_affected(c);
-    ck_assert_msg(D->finish(c) == 0, "finish after %s says the connection is unusable", sql);
-    ck_assert(!D->unusable(c));
-    return affected;
 }
 
 /* Runs a batch that must fail somewhere (exec, a result or a row); finishes
@@ -82,63 +175,15 @@ static void run_fails(sg_driver_conn *c, const char *sql, int64_t deadline_ms, s
     ck_assert_msg(rc == -1, "%s did not fail", sql);
 }
 
-static const sg_column *result_ok(sg_driver_conn *c, size_t *n_cols)
-{
-    sg_err err = {0};
-    const sg_column *cols = NULL;
-    int rc = D->next_result(c, &cols, n_cols, &err);
-    ck_assert_msg(rc == 1, "next_result gave %d: %s %s", rc, sg_code_name(err.code), err.message);
-    ck_assert_ptr_nonnull(cols);
-    return cols;
-}
-
-static const sg_value *row_ok(sg_driver_conn *c)
-{
-    sg_err err = {0};
-    const sg_value *v = NULL;
-    int rc = D->next_row(c, &v, &err);
-    ck_assert_msg(rc == 1, "next_row gave %d: %s %s", rc, sg_code_name(err.code), err.message);
-    ck_assert_ptr_nonnull(v);
-    return v;
-}
-
-static void no_more_rows(sg_driver_conn *c)
-{
-    sg_err err = {0};
-    const sg_value *v;
-    int rc = D->next_row(c, &v, &err);
-    ck_assert_msg(rc == 0, "next_row gave %d, expected the end: %s", rc, err.message);
-}
-
-static void no_more_results(sg_driver_conn *c)
-{
-    sg_err err = {0};
-    const sg_column *cols;
-    size_t n;
-    int rc = D->next_result(c, &cols, &n, &err);
-    ck_assert_msg(rc == 0, "next_result gave %d, expected the end: %s", rc, err.message);
-}
-
-#define ASSERT_INT(v, expected)                                                                    \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        int64_t e_ = (expected);                                                                   \
-        ck_assert_msg(v_->type == SG_V_INT, "%s: type %d, expected int", #v, (int)v_->type);       \
-        ck_assert_msg(v_->u.i == e_, "%s: %lld, expected %lld", #v, (long long)v_->u.i,            \
-                      (long long)e_);                                                              \
-    } while (0)
-
-#define ASSERT_BYTES(v, vtype, bytes, n)                                                           \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        ck_assert_msg(v_->type == (vtype), "%s: type %d, expected %d", #v, (int)v_->type,          \
-                      (int)(vtype));                                                               \
-        ck_assert_msg(v_->u.s.len == (n) && ((n) == 0 || memcmp(v_->u.s.ptr, (bytes), (n)) == 0),  \
-                      "%s: '%.*s' (%zu bytes) differs", #v, (int)v_->u.s.len, v_->u.s.ptr,         \
-                      v_->u.s.len);                                                                \
-    } while (0)
-
-#define ASSERT_TEXT(v, s) ASSERT_BYTES(v, SG_V_TEXT, s, strlen(s))
+/* The shared helpers, on the target's driver. */
+#define exec_ok(c, sql, params, n) dc_exec_ok(D, c, sql, params, n)
+#define run_ok(c, sql, params, n)  dc_run_ok(D, c, sql, params, n)
+#define result_ok(c, n_cols)       dc_result_ok(D, c, n_cols)
+#define row_ok(c)                  dc_row_ok(D, c)
+#define no_more_rows(c)            dc_no_more_rows(D, c)
+#define no_more_results(c)         dc_no_more_results(D, c)
+#define ASSERT_INT                 DC_ASSERT_INT
+#define ASSERT_TEXT                DC_ASSERT_TEXT
 
 /* The single integer of the first row of `sql`; the batch is finished. */
 static int64_t query_int(sg_driver_conn *c, const char *sql)
@@ -407,7 +452,7 @@ START_TEST(parameter_values)
     ck_assert_int_eq(v[3].type, SG_V_BOOL);
     ck_assert(v[3].u.b);
     ASSERT_TEXT(&v[4], NONASCII);
-    ASSERT_BYTES(&v[5], SG_V_BINARY, bin, sizeof bin);
+    DC_ASSERT_BINARY(&v[5], bin, sizeof bin);
     v = row_ok(c);
     ASSERT_INT(&v[0], 2);
     for (int i = 1; i < 6; i++)
@@ -421,7 +466,7 @@ START_TEST(parameter_values)
     ck_assert_int_eq(v[3].type, SG_V_BOOL);
     ck_assert(!v[3].u.b);
     ASSERT_TEXT(&v[4], "");
-    ASSERT_BYTES(&v[5], SG_V_BINARY, "", 0);
+    DC_ASSERT_BINARY(&v[5], "", 0);
     no_more_rows(c);
     no_more_results(c);
     ck_assert_int_eq(D->finish(c), 0);
@@ -614,32 +659,17 @@ START_TEST(interrupt_at_rest)
 }
 END_TEST
 
-typedef struct interrupter {
-    sg_driver_conn *c;
-    int delay_ms;
-} interrupter;
-
-static void *interrupt_later(void *arg)
-{
-    interrupter *it = arg;
-    struct timespec ts = {it->delay_ms / 1000, (long)(it->delay_ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    D->interrupt(it->c);
-    return NULL;
-}
-
 START_TEST(interrupt_from_thread)
 {
     sg_driver_conn *c = open_ok();
     for (int round = 0; round < 2; round++) {
-        interrupter it = {.c = c, .delay_ms = 300};
-        pthread_t th;
-        ck_assert_int_eq(pthread_create(&th, NULL, interrupt_later, &it), 0);
+        dc_interrupter it = {.d = D, .c = c, .delay_ms = 300};
+        dc_interrupt_start(&it);
         sg_err err = {0};
         int64_t t0 = sg_clock_ms();
         run_fails(c, T->slow_sql, t0 + DC_LONG_MS, &err);
         int64_t took = sg_clock_ms() - t0;
-        pthread_join(th, NULL);
+        dc_interrupt_join(&it);
         /* "cancelled" proves the interrupt, not the far deadline, stopped it;
          * the bound is loose: valgrind may starve the interrupting thread. */
         ck_assert_msg(err.code == SG_QUERY_TIMEOUT && strstr(err.message, "cancelled") != NULL,

@@ -13,8 +13,10 @@
 #ifndef SQLGATE_TEST_DRIVER_CONTRACT_H
 #define SQLGATE_TEST_DRIVER_CONTRACT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <check.h>
 
@@ -99,8 +101,90 @@ int dc_case_count(const dc_target *t);
  * set). Does not call finish(). */
 int dc_drain(const sg_driver *d, sg_driver_conn *c, sg_err *err);
 
+/* Starts a batch that must start (deadline far away). */
+void dc_exec_ok(const sg_driver *d, sg_driver_conn *c, const char *sql, const sg_param *params,
+                size_t n);
+
+/* Runs a whole batch that must succeed and leave the connection reusable;
+ * its rows_affected(). */
+int64_t dc_run_ok(const sg_driver *d, sg_driver_conn *c, const char *sql, const sg_param *params,
+                  size_t n);
+
+/* Moves to the next result, which must exist; its columns (borrowed). */
+const sg_column *dc_result_ok(const sg_driver *d, sg_driver_conn *c, size_t *n_cols);
+
+/* Fetches the next row, which must exist; its values (borrowed). */
+const sg_value *dc_row_ok(const sg_driver *d, sg_driver_conn *c);
+
+/* The current result, or the batch, must be at its end. */
+void dc_no_more_rows(const sg_driver *d, sg_driver_conn *c);
+void dc_no_more_results(const sg_driver *d, sg_driver_conn *c);
+
+/* Zeroes *c and sets what every driver suite opens with: name "core",
+ * `driver` (static), pool and timeouts as the pool would pass them, health
+ * query "SELECT 1". The caller adds where the database is. */
+void dc_cfg_defaults(sg_db_config *c, const char *driver);
+
+/* Removes the plain files directly in dir, then dir. */
+void dc_remove_dir(const char *dir);
+
+/* Calls d->interrupt(c) from another thread delay_ms after
+ * dc_interrupt_start(); dc_interrupt_join() waits for that thread. */
+typedef struct dc_interrupter {
+    const sg_driver *d;
+    sg_driver_conn *c;
+    int delay_ms;
+    pthread_t thread;
+} dc_interrupter;
+
+void dc_interrupt_start(dc_interrupter *it);
+void dc_interrupt_join(dc_interrupter *it);
+
 /* A timing margin in ms, times $SQLGATE_TIMEOUT_SCALE (1..100) so the suites
  * keep their meaning under valgrind; deadlines themselves never scale. */
 int64_t dc_slack_ms(int64_t ms);
+
+/* Value assertions naming the expression that failed. */
+#define DC_ASSERT_INT(v, expected)                                                                 \
+    do {                                                                                           \
+        const sg_value *v_ = (v);                                                                  \
+        int64_t e_ = (expected);                                                                   \
+        ck_assert_msg(v_->type == SG_V_INT, "%s: type %d, expected int", #v, (int)v_->type);       \
+        ck_assert_msg(v_->u.i == e_, "%s: %lld, expected %lld", #v, (long long)v_->u.i,            \
+                      (long long)e_);                                                              \
+    } while (0)
+
+#define DC_ASSERT_FLOAT(v, expected)                                                               \
+    do {                                                                                           \
+        const sg_value *v_ = (v);                                                                  \
+        ck_assert_msg(v_->type == SG_V_FLOAT, "%s: type %d, expected float", #v, (int)v_->type);   \
+        ck_assert_msg(v_->u.f == (expected), "%s: %.17g, expected %.17g", #v, v_->u.f,             \
+                      (double)(expected));                                                         \
+    } while (0)
+
+#define DC_ASSERT_BOOL(v, expected)                                                                \
+    do {                                                                                           \
+        const sg_value *v_ = (v);                                                                  \
+        ck_assert_msg(v_->type == SG_V_BOOL, "%s: type %d, expected bool", #v, (int)v_->type);     \
+        ck_assert_msg(v_->u.b == (expected), "%s: %d", #v, (int)v_->u.b);                          \
+    } while (0)
+
+#define DC_ASSERT_NULL(v)                                                                          \
+    ck_assert_msg((v)->type == SG_V_NULL, "%s: type %d, expected NULL", #v, (int)(v)->type)
+
+/* Text or binary (vtype) holding exactly the n bytes at `bytes`. */
+#define DC_ASSERT_BYTES(v, vtype, bytes, n)                                                        \
+    do {                                                                                           \
+        const sg_value *v_ = (v);                                                                  \
+        size_t n_ = (n);                                                                           \
+        ck_assert_msg(v_->type == (vtype), "%s: type %d, expected %d", #v, (int)v_->type,          \
+                      (int)(vtype));                                                               \
+        ck_assert_msg(v_->u.s.len == n_ && (n_ == 0 || memcmp(v_->u.s.ptr, (bytes), n_) == 0),     \
+                      "%s: '%.*s' (%zu bytes) differs", #v, (int)v_->u.s.len, v_->u.s.ptr,         \
+                      v_->u.s.len);                                                                \
+    } while (0)
+
+#define DC_ASSERT_TEXT(v, s)          DC_ASSERT_BYTES(v, SG_V_TEXT, s, strlen(s))
+#define DC_ASSERT_BINARY(v, bytes, n) DC_ASSERT_BYTES(v, SG_V_BINARY, bytes, n)
 
 #endif

@@ -13,32 +13,12 @@
 #include <check.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* The same timeouts for every target, as the pool would pass them. */
-static void cfg_common(sg_db_config *c, const char *driver)
-{
-    snprintf(c->name, sizeof c->name, "core");
-    snprintf(c->prefix, sizeof c->prefix, "CORE_DB_");
-    c->driver = driver;
-    c->critical = true;
-    c->pool_max = 4;
-    c->acquire_timeout_ms = 5000;
-    c->connect_timeout_ms = 5000;
-    c->query_timeout_ms = 5000;
-    c->idle_timeout_ms = 30000;
-    c->max_lifetime_ms = 1800000;
-    c->retry_max_ms = 5000;
-    c->health_query = "SELECT 1";
-    c->health_interval_ms = 5000;
-    c->health_timeout_ms = 2000;
-}
 
 /* One column n holding 1..n_rows, n_results times: a recursive CTE that
  * both SQLite and the TDS test server run. */
@@ -65,26 +45,14 @@ static void sqlite_setup(sg_db_config *cfg)
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sqlgate-test-contract-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(tmpdir));
     snprintf(db_path, sizeof db_path, "%s/contract.db", tmpdir);
-    cfg_common(cfg, "sqlite");
+    dc_cfg_defaults(cfg, "sqlite");
     cfg->path = db_path;
 }
 
 /* The cases only create plain files directly in tmpdir. */
 static void sqlite_teardown(void)
 {
-    DIR *d = opendir(tmpdir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[600];
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(tmpdir);
+    dc_remove_dir(tmpdir);
 }
 
 static void sqlite_unreachable(sg_db_config *cfg)
@@ -148,7 +116,7 @@ static void freetds_setup_version(sg_db_config *cfg, const char *version)
     char why[256] = "";
     srv = tds_server_start(&o, why, sizeof why);
     ck_assert_msg(srv != NULL, "TDS test server did not start: %s", why);
-    cfg_common(cfg, "freetds");
+    dc_cfg_defaults(cfg, "freetds");
     cfg->host = "127.0.0.1";
     cfg->port = tds_server_port(srv);
     cfg->database = TDS_DBNAME;

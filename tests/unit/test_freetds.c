@@ -11,13 +11,10 @@
 
 #include <check.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,10 +41,7 @@ static sg_db_config cfg;
 
 static void cfg_init(sg_db_config *c, int port, const char *version)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "core");
-    snprintf(c->prefix, sizeof c->prefix, "CORE_DB_");
-    c->driver = "freetds";
+    dc_cfg_defaults(c, "freetds");
     c->host = "127.0.0.1";
     c->port = port;
     c->database = DBNAME;
@@ -56,17 +50,6 @@ static void cfg_init(sg_db_config *c, int port, const char *version)
     c->encrypt = SG_ENCRYPT_REQUEST;
     c->tds_version = version;
     c->app_name = "sqlgate:core";
-    c->critical = true;
-    c->pool_max = 4;
-    c->acquire_timeout_ms = 5000;
-    c->connect_timeout_ms = 5000;
-    c->query_timeout_ms = 5000;
-    c->idle_timeout_ms = 30000;
-    c->max_lifetime_ms = 1800000;
-    c->retry_max_ms = 5000;
-    c->health_query = "SELECT 1";
-    c->health_interval_ms = 5000;
-    c->health_timeout_ms = 2000;
 }
 
 static void setup(void)
@@ -101,9 +84,7 @@ static sg_driver_conn *open_ok(void)
 
 static void exec_ok(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n)
 {
-    sg_err err = {0};
-    int rc = D->exec(c, sql, params, n, sg_clock_ms() + LONG_MS, &err);
-    ck_assert_msg(rc == 0, "exec(%s): %s %s", sql, sg_code_name(err.code), err.message);
+    dc_exec_ok(D, c, sql, params, n);
 }
 
 static int drain(sg_driver_conn *c, sg_err *err)
@@ -111,56 +92,29 @@ static int drain(sg_driver_conn *c, sg_err *err)
     return dc_drain(D, c, err);
 }
 
-/* Runs a whole batch that must succeed and leave the connection reusable;
- * returns its rows_affected. */
 static int64_t run_ok(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n)
 {
-    sg_err err = {0};
-    exec_ok(c, sql, params, n);
-    int rc = drain(c, &err);
-    ck_assert_msg(rc == 0, "drain(%s): %s %s", sql, sg_code_name(err.code), err.message);
-    int64_t affected = D->rows_affected(c);
-    ck_assert_msg(D->finish(c) == 0, "finish after %s says the connection is unusable", sql);
-    ck_assert(!D->unusable(c));
-    return affected;
+    return dc_run_ok(D, c, sql, params, n);
 }
 
-/* Moves to the next result, which must exist. */
 static const sg_column *result_ok(sg_driver_conn *c, size_t *n_cols)
 {
-    sg_err err = {0};
-    const sg_column *cols = NULL;
-    int rc = D->next_result(c, &cols, n_cols, &err);
-    ck_assert_msg(rc == 1, "next_result gave %d: %s %s", rc, sg_code_name(err.code), err.message);
-    ck_assert_ptr_nonnull(cols);
-    return cols;
+    return dc_result_ok(D, c, n_cols);
 }
 
 static const sg_value *row_ok(sg_driver_conn *c)
 {
-    sg_err err = {0};
-    const sg_value *v = NULL;
-    int rc = D->next_row(c, &v, &err);
-    ck_assert_msg(rc == 1, "next_row gave %d: %s %s", rc, sg_code_name(err.code), err.message);
-    ck_assert_ptr_nonnull(v);
-    return v;
+    return dc_row_ok(D, c);
 }
 
 static void no_more_rows(sg_driver_conn *c)
 {
-    sg_err err = {0};
-    const sg_value *v;
-    int rc = D->next_row(c, &v, &err);
-    ck_assert_msg(rc == 0, "next_row gave %d, expected the end: %s", rc, err.message);
+    dc_no_more_rows(D, c);
 }
 
 static void no_more_results(sg_driver_conn *c)
 {
-    sg_err err = {0};
-    const sg_column *cols;
-    size_t n;
-    int rc = D->next_result(c, &cols, &n, &err);
-    ck_assert_msg(rc == 0, "next_result gave %d, expected the end: %s", rc, err.message);
+    dc_no_more_results(D, c);
 }
 
 /* The single value of `sql` (one result, one row, one column); the batch is
@@ -175,50 +129,12 @@ static const sg_value *scalar_of(sg_driver_conn *c, const char *sql, const sg_pa
     return row_ok(c);
 }
 
-#define ASSERT_TEXT(v, expected)                                                                   \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        const char *e_ = (expected);                                                               \
-        ck_assert_msg(v_->type == SG_V_TEXT, "%s: type %d, expected text '%s'", #v, (int)v_->type, \
-                      e_);                                                                         \
-        ck_assert_msg(v_->u.s.len == strlen(e_) && memcmp(v_->u.s.ptr, e_, v_->u.s.len) == 0,      \
-                      "%s: '%.*s', expected '%s'", #v, (int)v_->u.s.len, v_->u.s.ptr, e_);         \
-    } while (0)
-
-#define ASSERT_INT(v, expected)                                                                    \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        int64_t e_ = (expected);                                                                   \
-        ck_assert_msg(v_->type == SG_V_INT, "%s: type %d, expected int", #v, (int)v_->type);       \
-        ck_assert_msg(v_->u.i == e_, "%s: %lld, expected %lld", #v, (long long)v_->u.i,            \
-                      (long long)e_);                                                              \
-    } while (0)
-
-#define ASSERT_FLOAT(v, expected)                                                                  \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        ck_assert_msg(v_->type == SG_V_FLOAT, "%s: type %d, expected float", #v, (int)v_->type);   \
-        ck_assert_msg(v_->u.f == (expected), "%s: %.17g, expected %.17g", #v, v_->u.f,             \
-                      (double)(expected));                                                         \
-    } while (0)
-
-#define ASSERT_BOOL(v, expected)                                                                   \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        ck_assert_msg(v_->type == SG_V_BOOL, "%s: type %d, expected bool", #v, (int)v_->type);     \
-        ck_assert_msg(v_->u.b == (expected), "%s: %d", #v, (int)v_->u.b);                          \
-    } while (0)
-
-#define ASSERT_NULL(v)                                                                             \
-    ck_assert_msg((v)->type == SG_V_NULL, "%s: type %d, expected NULL", #v, (int)(v)->type)
-
-#define ASSERT_BINARY(v, bytes, n)                                                                 \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        ck_assert_msg(v_->type == SG_V_BINARY, "%s: type %d, expected binary", #v, (int)v_->type); \
-        ck_assert_msg(v_->u.s.len == (n) && memcmp(v_->u.s.ptr, (bytes), (n)) == 0,                \
-                      "%s: %zu bytes differ", #v, v_->u.s.len);                                    \
-    } while (0)
+#define ASSERT_TEXT   DC_ASSERT_TEXT
+#define ASSERT_INT    DC_ASSERT_INT
+#define ASSERT_FLOAT  DC_ASSERT_FLOAT
+#define ASSERT_BOOL   DC_ASSERT_BOOL
+#define ASSERT_NULL   DC_ASSERT_NULL
+#define ASSERT_BINARY DC_ASSERT_BINARY
 
 #define ASSERT_NO_PASSWORD(text)                                                                   \
     ck_assert_msg(strstr((text), "SECRET") == NULL, "the password leaked: %s", (text))

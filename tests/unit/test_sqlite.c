@@ -7,8 +7,6 @@
 #include <check.h>
 #include <sqlite3.h>
 
-#include <dirent.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,19 +30,7 @@ static void setup(void)
 /* The tests only create plain files directly in tmpdir. */
 static void teardown(void)
 {
-    DIR *d = opendir(tmpdir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[512];
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(tmpdir);
+    dc_remove_dir(tmpdir);
 }
 
 static void tmp_path(char *out, size_t cap, const char *file)
@@ -60,23 +46,10 @@ static bool exists(const char *path)
 
 static void cfg_init(sg_db_config *cfg, const char *name, const char *path, bool read_only)
 {
-    memset(cfg, 0, sizeof *cfg);
+    dc_cfg_defaults(cfg, "sqlite");
     snprintf(cfg->name, sizeof cfg->name, "%s", name);
-    snprintf(cfg->prefix, sizeof cfg->prefix, "X_DB_");
-    cfg->driver = "sqlite";
     cfg->path = path;
     cfg->read_only = read_only;
-    cfg->critical = true;
-    cfg->pool_max = 4;
-    cfg->acquire_timeout_ms = 5000;
-    cfg->connect_timeout_ms = 5000;
-    cfg->query_timeout_ms = 5000;
-    cfg->idle_timeout_ms = 30000;
-    cfg->max_lifetime_ms = 1800000;
-    cfg->retry_max_ms = 5000;
-    cfg->health_query = "SELECT 1";
-    cfg->health_interval_ms = 5000;
-    cfg->health_timeout_ms = 2000;
 }
 
 static sg_driver_conn *open_ok(const sg_db_config *cfg)
@@ -744,20 +717,6 @@ START_TEST(test_deadline_message)
 }
 END_TEST
 
-typedef struct interrupter {
-    sg_driver_conn *c;
-    int delay_ms;
-} interrupter;
-
-static void *interrupt_later(void *arg)
-{
-    interrupter *it = arg;
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)it->delay_ms * 1000000L};
-    nanosleep(&ts, NULL);
-    D->interrupt(it->c);
-    return NULL;
-}
-
 START_TEST(test_finish_mid_result)
 {
     char path[512];
@@ -1261,11 +1220,10 @@ START_TEST(test_cache_deadline_and_interrupt)
         ck_assert_int_eq(query_int_p(c, count_to_p, 5), 5);
 
         ck_assert_int_eq(D->exec(c, count_to_p, &p, 1, sg_clock_ms() + LONG_MS, &err), 0);
-        interrupter it = {c, 100};
-        pthread_t th;
-        ck_assert_int_eq(pthread_create(&th, NULL, interrupt_later, &it), 0);
+        dc_interrupter it = {.d = D, .c = c, .delay_ms = 100};
+        dc_interrupt_start(&it);
         int rc = D->next_result(c, &cols, &n, &err);
-        pthread_join(th, NULL);
+        dc_interrupt_join(&it);
         ck_assert_int_eq(rc, -1);
         ck_assert_int_eq(err.code, SG_QUERY_TIMEOUT);
         ck_assert_ptr_nonnull(strstr(err.message, "cancelled"));
