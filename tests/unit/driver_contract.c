@@ -404,6 +404,7 @@ START_TEST(parameter_values)
         {"t", {.type = SG_V_TEXT, .u.s = {NONASCII, sizeof NONASCII - 1}}},
         {"bin", {.type = SG_V_BINARY, .u.s = {bin, sizeof bin}}},
         {"unused", {.type = SG_V_INT, .u.i = 5}},
+        {"n", {.type = SG_V_NULL}},
     };
     sg_param nulls[] = {
         {"id", {.type = SG_V_INT, .u.i = 2}}, {"i", {.type = SG_V_NULL}},
@@ -467,6 +468,24 @@ START_TEST(parameter_values)
     ck_assert(!v[3].u.b);
     ASSERT_TEXT(&v[4], "");
     DC_ASSERT_BINARY(&v[5], "", 0);
+    no_more_rows(c);
+    no_more_results(c);
+    ck_assert_int_eq(D->finish(c), 0);
+
+    /* Parameters as values of a SELECT, without a table's declared types. */
+    exec_ok(c, "SELECT @i AS i, @f AS f, @t AS t, @bin AS bin, @n AS n, @i + 1 AS plus", full,
+            sizeof full / sizeof full[0]);
+    cols = result_ok(c, &nc);
+    ck_assert_uint_eq(nc, 6);
+    ck_assert_str_eq(cols[5].name, "plus");
+    v = row_ok(c);
+    ASSERT_INT(&v[0], INT64_C(-9007199254740993));
+    ck_assert_int_eq(v[1].type, SG_V_FLOAT);
+    ck_assert(v[1].u.f == -0.25);
+    ASSERT_TEXT(&v[2], NONASCII);
+    DC_ASSERT_BINARY(&v[3], bin, sizeof bin);
+    DC_ASSERT_NULL(&v[4]);
+    ASSERT_INT(&v[5], INT64_C(-9007199254740992));
     no_more_rows(c);
     no_more_results(c);
     ck_assert_int_eq(D->finish(c), 0);
