@@ -216,28 +216,38 @@ static int fake_ping(sg_driver_conn *c, const char *sql, int64_t deadline_ms, sg
     return 0;
 }
 
-/* Parses the "fake:" directive at the start of sql; returns false if none. */
-static bool parse_directive(const char *sql, int64_t *mode, int64_t *delay, int64_t *rows)
+/* Parses the "fake:" directive at the start of sql, one or more items joined
+ * by ','; returns false if none. */
+static bool parse_directive(const char *sql, int64_t *mode, int64_t *delay, int64_t *rows,
+                            int64_t *results)
 {
     static const char prefix[] = "fake:";
     if (sql == NULL || strncmp(sql, prefix, sizeof prefix - 1) != 0)
         return false;
     const char *d = sql + sizeof prefix - 1;
-    if (strncmp(d, "hang", 4) == 0)
-        *mode = FAKE_EXEC_HANG;
-    else if (strncmp(d, "error", 5) == 0)
-        *mode = FAKE_EXEC_SQL_ERROR;
-    else if (strncmp(d, "break", 5) == 0)
-        *mode = FAKE_EXEC_BROKEN;
-    else if (strncmp(d, "sleep=", 6) == 0) {
-        *mode = FAKE_EXEC_OK;
-        *delay = strtoll(d + 6, NULL, 10);
-    } else if (strncmp(d, "rows=", 5) == 0) {
-        *mode = FAKE_EXEC_OK;
-        *rows = strtoll(d + 5, NULL, 10);
-    } else
-        return false;
-    return true;
+    for (;;) {
+        if (strncmp(d, "hang", 4) == 0)
+            *mode = FAKE_EXEC_HANG;
+        else if (strncmp(d, "error", 5) == 0)
+            *mode = FAKE_EXEC_SQL_ERROR;
+        else if (strncmp(d, "break", 5) == 0)
+            *mode = FAKE_EXEC_BROKEN;
+        else if (strncmp(d, "sleep=", 6) == 0) {
+            *mode = FAKE_EXEC_OK;
+            *delay = strtoll(d + 6, NULL, 10);
+        } else if (strncmp(d, "rows=", 5) == 0) {
+            *mode = FAKE_EXEC_OK;
+            *rows = strtoll(d + 5, NULL, 10);
+        } else if (strncmp(d, "results=", 8) == 0) {
+            *mode = FAKE_EXEC_OK;
+            *results = strtoll(d + 8, NULL, 10);
+        } else
+            return false;
+        d = strchr(d, ',');
+        if (d == NULL)
+            return true;
+        d++;
+    }
 }
 
 static int fake_exec(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n_params,
@@ -265,7 +275,8 @@ static int fake_exec(sg_driver_conn *c, const char *sql, const sg_param *params,
     int64_t mode = db->knobs[FAKE_EXEC_MODE];
     int64_t delay = db->knobs[FAKE_EXEC_DELAY_MS];
     int64_t rows = db->knobs[FAKE_EXEC_ROWS];
-    parse_directive(sql, &mode, &delay, &rows);
+    int64_t results = db->knobs[FAKE_EXEC_RESULTS];
+    parse_directive(sql, &mode, &delay, &rows, &results);
 
     bool timed_out;
     int64_t until;
@@ -300,7 +311,7 @@ static int fake_exec(sg_driver_conn *c, const char *sql, const sg_param *params,
     default:
         break;
     }
-    c->results_left = db->knobs[FAKE_EXEC_RESULTS];
+    c->results_left = results;
     c->rows = rows;
     c->row_next = 0;
     c->affected = db->knobs[FAKE_ROWS_AFFECTED];

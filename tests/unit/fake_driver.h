@@ -25,6 +25,9 @@
  *            "fake:break"     SG_DB_UNAVAILABLE; the connection becomes broken
  *            "fake:sleep=MS"  waits MS (deadline and interrupt honoured), then ok
  *            "fake:rows=K"    ok, K rows instead of FAKE_EXEC_ROWS
+ *            "fake:results=R" ok, R results instead of FAKE_EXEC_RESULTS
+ *          Items combine with ',' ("fake:results=2,rows=3"); the last
+ *          mode named wins.
  *          Otherwise, after FAKE_EXEC_DELAY_MS, a successful batch has
  *          FAKE_EXEC_RESULTS results, each with one column {"n", "int"} and
  *          FAKE_EXEC_ROWS rows holding SG_V_INT 1..K; rows_affected() gives

@@ -6,17 +6,15 @@
  * main sets FREETDSCONF=/dev/null before anything, so no freetds.conf of the
  * machine changes what db-lib does.
  */
+#include "driver_contract.h"
 #include "sqlgate/driver.h"
 
 #include <check.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,13 +27,9 @@
 
 static const sg_driver *const D = &sg_driver_freetds;
 
-/* A timing margin in ms, times $SQLGATE_TIMEOUT_SCALE (1..100) so the suite
- * keeps its meaning under valgrind; the deadlines themselves never scale. */
 static int64_t slack_ms(int64_t ms)
 {
-    const char *s = getenv("SQLGATE_TIMEOUT_SCALE");
-    long scale = s != NULL ? strtol(s, NULL, 10) : 1;
-    return ms * (scale < 1 ? 1 : scale > 100 ? 100 : scale);
+    return dc_slack_ms(ms);
 }
 
 static const char *const versions[] = {"7.1", "7.2", "7.3", "7.4"};
@@ -47,10 +41,7 @@ static sg_db_config cfg;
 
 static void cfg_init(sg_db_config *c, int port, const char *version)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "core");
-    snprintf(c->prefix, sizeof c->prefix, "CORE_DB_");
-    c->driver = "freetds";
+    dc_cfg_defaults(c, "freetds");
     c->host = "127.0.0.1";
     c->port = port;
     c->database = DBNAME;
@@ -59,17 +50,6 @@ static void cfg_init(sg_db_config *c, int port, const char *version)
     c->encrypt = SG_ENCRYPT_REQUEST;
     c->tds_version = version;
     c->app_name = "sqlgate:core";
-    c->critical = true;
-    c->pool_max = 4;
-    c->acquire_timeout_ms = 5000;
-    c->connect_timeout_ms = 5000;
-    c->query_timeout_ms = 5000;
-    c->idle_timeout_ms = 30000;
-    c->max_lifetime_ms = 1800000;
-    c->retry_max_ms = 5000;
-    c->health_query = "SELECT 1";
-    c->health_interval_ms = 5000;
-    c->health_timeout_ms = 2000;
 }
 
 static void setup(void)
@@ -104,77 +84,37 @@ static sg_driver_conn *open_ok(void)
 
 static void exec_ok(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n)
 {
-    sg_err err = {0};
-    int rc = D->exec(c, sql, params, n, sg_clock_ms() + LONG_MS, &err);
-    ck_assert_msg(rc == 0, "exec(%s): %s %s", sql, sg_code_name(err.code), err.message);
+    dc_exec_ok(D, c, sql, params, n);
 }
 
-/* Reads every result and row left in the batch; 0 or -1 (err set). */
 static int drain(sg_driver_conn *c, sg_err *err)
 {
-    const sg_column *cols;
-    size_t n;
-    const sg_value *vals;
-    int rc;
-    while ((rc = D->next_result(c, &cols, &n, err)) == 1) {
-        while ((rc = D->next_row(c, &vals, err)) == 1)
-            ;
-        if (rc < 0)
-            return -1;
-    }
-    return rc;
+    return dc_drain(D, c, err);
 }
 
-/* Runs a whole batch that must succeed and leave the connection reusable;
- * returns its rows_affected. */
 static int64_t run_ok(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n)
 {
-    sg_err err = {0};
-    exec_ok(c, sql, params, n);
-    int rc = drain(c, &err);
-    ck_assert_msg(rc == 0, "drain(%s): %s %s", sql, sg_code_name(err.code), err.message);
-    int64_t affected = D->rows_affected(c);
-    ck_assert_msg(D->finish(c) == 0, "finish after %s says the connection is unusable", sql);
-    ck_assert(!D->unusable(c));
-    return affected;
+    return dc_run_ok(D, c, sql, params, n);
 }
 
-/* Moves to the next result, which must exist. */
 static const sg_column *result_ok(sg_driver_conn *c, size_t *n_cols)
 {
-    sg_err err = {0};
-    const sg_column *cols = NULL;
-    int rc = D->next_result(c, &cols, n_cols, &err);
-    ck_assert_msg(rc == 1, "next_result gave %d: %s %s", rc, sg_code_name(err.code), err.message);
-    ck_assert_ptr_nonnull(cols);
-    return cols;
+    return dc_result_ok(D, c, n_cols);
 }
 
 static const sg_value *row_ok(sg_driver_conn *c)
 {
-    sg_err err = {0};
-    const sg_value *v = NULL;
-    int rc = D->next_row(c, &v, &err);
-    ck_assert_msg(rc == 1, "next_row gave %d: %s %s", rc, sg_code_name(err.code), err.message);
-    ck_assert_ptr_nonnull(v);
-    return v;
+    return dc_row_ok(D, c);
 }
 
 static void no_more_rows(sg_driver_conn *c)
 {
-    sg_err err = {0};
-    const sg_value *v;
-    int rc = D->next_row(c, &v, &err);
-    ck_assert_msg(rc == 0, "next_row gave %d, expected the end: %s", rc, err.message);
+    dc_no_more_rows(D, c);
 }
 
 static void no_more_results(sg_driver_conn *c)
 {
-    sg_err err = {0};
-    const sg_column *cols;
-    size_t n;
-    int rc = D->next_result(c, &cols, &n, &err);
-    ck_assert_msg(rc == 0, "next_result gave %d, expected the end: %s", rc, err.message);
+    dc_no_more_results(D, c);
 }
 
 /* The single value of `sql` (one result, one row, one column); the batch is
@@ -189,69 +129,15 @@ static const sg_value *scalar_of(sg_driver_conn *c, const char *sql, const sg_pa
     return row_ok(c);
 }
 
-#define ASSERT_TEXT(v, expected)                                                                   \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        const char *e_ = (expected);                                                               \
-        ck_assert_msg(v_->type == SG_V_TEXT, "%s: type %d, expected text '%s'", #v, (int)v_->type, \
-                      e_);                                                                         \
-        ck_assert_msg(v_->u.s.len == strlen(e_) && memcmp(v_->u.s.ptr, e_, v_->u.s.len) == 0,      \
-                      "%s: '%.*s', expected '%s'", #v, (int)v_->u.s.len, v_->u.s.ptr, e_);         \
-    } while (0)
-
-#define ASSERT_INT(v, expected)                                                                    \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        int64_t e_ = (expected);                                                                   \
-        ck_assert_msg(v_->type == SG_V_INT, "%s: type %d, expected int", #v, (int)v_->type);       \
-        ck_assert_msg(v_->u.i == e_, "%s: %lld, expected %lld", #v, (long long)v_->u.i,            \
-                      (long long)e_);                                                              \
-    } while (0)
-
-#define ASSERT_FLOAT(v, expected)                                                                  \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        ck_assert_msg(v_->type == SG_V_FLOAT, "%s: type %d, expected float", #v, (int)v_->type);   \
-        ck_assert_msg(v_->u.f == (expected), "%s: %.17g, expected %.17g", #v, v_->u.f,             \
-                      (double)(expected));                                                         \
-    } while (0)
-
-#define ASSERT_BOOL(v, expected)                                                                   \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        ck_assert_msg(v_->type == SG_V_BOOL, "%s: type %d, expected bool", #v, (int)v_->type);     \
-        ck_assert_msg(v_->u.b == (expected), "%s: %d", #v, (int)v_->u.b);                          \
-    } while (0)
-
-#define ASSERT_NULL(v)                                                                             \
-    ck_assert_msg((v)->type == SG_V_NULL, "%s: type %d, expected NULL", #v, (int)(v)->type)
-
-#define ASSERT_BINARY(v, bytes, n)                                                                 \
-    do {                                                                                           \
-        const sg_value *v_ = (v);                                                                  \
-        ck_assert_msg(v_->type == SG_V_BINARY, "%s: type %d, expected binary", #v, (int)v_->type); \
-        ck_assert_msg(v_->u.s.len == (n) && memcmp(v_->u.s.ptr, (bytes), (n)) == 0,                \
-                      "%s: %zu bytes differ", #v, v_->u.s.len);                                    \
-    } while (0)
+#define ASSERT_TEXT   DC_ASSERT_TEXT
+#define ASSERT_INT    DC_ASSERT_INT
+#define ASSERT_FLOAT  DC_ASSERT_FLOAT
+#define ASSERT_BOOL   DC_ASSERT_BOOL
+#define ASSERT_NULL   DC_ASSERT_NULL
+#define ASSERT_BINARY DC_ASSERT_BINARY
 
 #define ASSERT_NO_PASSWORD(text)                                                                   \
     ck_assert_msg(strstr((text), "SECRET") == NULL, "the password leaked: %s", (text))
-
-/* A loopback port nothing listens on (bound, then closed). */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 /* --- Login ---------------------------------------------------------------------- */
 
@@ -305,20 +191,6 @@ START_TEST(login_wrong_password)
     ASSERT_NO_PASSWORD(err.message);
     tds_server_reset_knobs(srv);
     D->close(open_ok());
-}
-END_TEST
-
-START_TEST(login_closed_port)
-{
-    cfg.port = closed_port();
-    sg_err err = {0};
-    int64_t t0 = sg_clock_ms();
-    ck_assert_ptr_null(D->open(&cfg, t0 + LONG_MS, &err));
-    int64_t took = sg_clock_ms() - t0;
-    ck_assert_msg(took < slack_ms(5000), "connection refused took %lld ms", (long long)took);
-    ck_assert_int_eq(err.code, SG_DB_UNAVAILABLE);
-    ck_assert_msg(err.message[0] != '\0', "no reason given");
-    ASSERT_NO_PASSWORD(err.message);
 }
 END_TEST
 
@@ -752,61 +624,6 @@ END_TEST
 
 /* --- Batches ---------------------------------------------------------------------- */
 
-START_TEST(multiple_results)
-{
-    cfg.tds_version = versions[_i];
-    sg_driver_conn *c = open_ok();
-    exec_ok(c,
-            "CREATE TABLE m (x INT); INSERT INTO m VALUES (1), (2), (3)\n"
-            "SELECT x FROM m ORDER BY x\n"
-            "UPDATE m SET x = x + 10 WHERE x > 1\n"
-            "SELECT 'a' AS a, 'b' AS b\n"
-            "SELECT x FROM m WHERE x < 0\n"
-            "DELETE FROM m WHERE x = 1",
-            NULL, 0);
-    size_t nc;
-    const sg_column *cols = result_ok(c, &nc);
-    ck_assert_uint_eq(nc, 1);
-    ck_assert_str_eq(cols[0].name, "x");
-    for (int i = 1; i <= 3; i++)
-        ASSERT_INT(&row_ok(c)[0], i);
-    no_more_rows(c);
-    cols = result_ok(c, &nc);
-    ck_assert_uint_eq(nc, 2);
-    ck_assert_str_eq(cols[1].name, "b");
-    const sg_value *v = row_ok(c);
-    ASSERT_TEXT(&v[0], "a");
-    ASSERT_TEXT(&v[1], "b");
-    no_more_rows(c);
-    cols = result_ok(c, &nc); /* a SELECT without rows is still a result */
-    ck_assert_uint_eq(nc, 1);
-    no_more_rows(c);
-    no_more_results(c);
-    /* INSERT 3 + UPDATE 2 + DELETE 1 */
-    ck_assert_int_eq(D->rows_affected(c), 6);
-    ck_assert_int_eq(D->finish(c), 0);
-    /* next_result and next_row after the end keep saying so. */
-    no_more_results(c);
-    D->close(c);
-}
-END_TEST
-
-START_TEST(rows_affected)
-{
-    cfg.tds_version = versions[_i];
-    sg_driver_conn *c = open_ok();
-    run_ok(c, "CREATE TABLE ra (x INT, s NVARCHAR(20))", NULL, 0);
-    ck_assert_int_eq(run_ok(c, "INSERT INTO ra (x) VALUES (1), (2), (3), (4)", NULL, 0), 4);
-    ck_assert_int_eq(run_ok(c,
-                            "UPDATE ra SET x = x * 10 WHERE x > 2; "
-                            "INSERT INTO ra (x) VALUES (5)",
-                            NULL, 0),
-                     3);
-    ck_assert_int_eq(run_ok(c, "UPDATE ra SET x = 0 WHERE x < 0", NULL, 0), 0);
-    D->close(c);
-}
-END_TEST
-
 /* The same counts when the batch has parameters (sp_executesql), where each
  * statement's count travels in a DONEINPROC token. */
 START_TEST(rows_affected_with_params)
@@ -888,53 +705,6 @@ START_TEST(nocount)
 END_TEST
 
 /* --- Parameters -------------------------------------------------------------------- */
-
-START_TEST(parameters)
-{
-    cfg.tds_version = versions[_i];
-    sg_driver_conn *c = open_ok();
-    sg_param p[] = {
-        {.name = "i", .value = {.type = SG_V_INT, .u.i = 42}},
-        {.name = "big", .value = {.type = SG_V_INT, .u.i = -9007199254740993LL}},
-        {.name = "f", .value = {.type = SG_V_FLOAT, .u.f = 2.5}},
-        {.name = "t", .value = {.type = SG_V_TEXT, .u.s = {NONASCII, strlen(NONASCII)}}},
-        {.name = "yes", .value = {.type = SG_V_BOOL, .u.b = true}},
-        {.name = "no", .value = {.type = SG_V_BOOL, .u.b = false}},
-        {.name = "nul", .value = {.type = SG_V_NULL}},
-        {.name = "bin", .value = {.type = SG_V_BINARY, .u.s = {"\x00\x01\xff", 3}}},
-    };
-    exec_ok(c,
-            "SELECT @i AS i, @big AS big, @f AS f, @t AS t, @yes AS yes, @no AS no, "
-            "@nul AS nul, @bin AS bin, @i + 1 AS plus",
-            p, sizeof p / sizeof p[0]);
-    size_t nc;
-    result_ok(c, &nc);
-    ck_assert_uint_eq(nc, 9);
-    const sg_value *v = row_ok(c);
-    ASSERT_INT(&v[0], 42);
-    ASSERT_INT(&v[1], -9007199254740993LL);
-    ASSERT_FLOAT(&v[2], 2.5);
-    ASSERT_TEXT(&v[3], NONASCII);
-    ASSERT_BOOL(&v[4], true);
-    ASSERT_BOOL(&v[5], false);
-    ASSERT_NULL(&v[6]);
-    ASSERT_BINARY(&v[7], "\x00\x01\xff", 3);
-    ASSERT_INT(&v[8], 43);
-    no_more_rows(c);
-    no_more_results(c);
-    ck_assert_int_eq(D->finish(c), 0);
-
-    /* Parameters in a WHERE clause select rows. */
-    run_ok(c, "CREATE TABLE pw (id INT, name NVARCHAR(50))", NULL, 0);
-    run_ok(c, "INSERT INTO pw VALUES (1, N'Ada'), (2, N'Bob'), (3, NULL)", NULL, 0);
-    sg_param q[] = {{.name = "name", .value = {.type = SG_V_TEXT, .u.s = {"Bob", 3}}}};
-    const sg_value *r = scalar_of(c, "SELECT id FROM pw WHERE name = @name", q, 1);
-    ASSERT_INT(r, 2);
-    no_more_rows(c);
-    ck_assert_int_eq(D->finish(c), 0);
-    D->close(c);
-}
-END_TEST
 
 START_TEST(injection_stays_data)
 {
@@ -1094,28 +864,13 @@ START_TEST(sql_errors)
 }
 END_TEST
 
-START_TEST(error_in_later_statement)
+START_TEST(constraint_error_after_rows)
 {
     sg_driver_conn *c = open_ok();
-    exec_ok(c, "SELECT 1 AS one;\nSELECT * FROM nosuch;\nSELECT 3 AS three", NULL, 0);
-    size_t nc;
-    result_ok(c, &nc);
-    ASSERT_INT(&row_ok(c)[0], 1);
-    no_more_rows(c);
     sg_err err = {0};
     const sg_column *cols;
-    ck_assert_int_eq(D->next_result(c, &cols, &nc, &err), -1);
-    ck_assert_int_eq(err.code, SG_SQL_ERROR);
-    ck_assert_int_eq(err.sql.number, 208);
-    ck_assert_int_eq(err.sql.line, 2);
-    ck_assert_int_eq(D->finish(c), 0);
-    ck_assert(!D->unusable(c));
-    const sg_value *v = scalar_of(c, "SELECT 4 AS four", NULL, 0);
-    ASSERT_INT(v, 4);
-    no_more_rows(c);
-    no_more_results(c);
-    ck_assert_int_eq(D->finish(c), 0);
-
+    size_t nc;
+    const sg_value *v;
     /* An error after rows were read, with unread rows skipped by next_result. */
     run_ok(c, "CREATE TABLE u (x INT PRIMARY KEY); INSERT INTO u VALUES (1), (2)", NULL, 0);
     exec_ok(c, "SELECT x FROM u\nINSERT INTO u VALUES (1)", NULL, 0);
@@ -1140,29 +895,12 @@ START_TEST(query_timeout)
     cfg.tds_version = versions[_i];
     sg_driver_conn *c = open_ok();
     sg_err err = {0};
-    int64_t deadline = sg_clock_ms() + 1000;
-    int rc = D->exec(c, "WAITFOR DELAY '00:00:10'", NULL, 0, deadline, &err);
-    if (rc == 0)
-        rc = drain(c, &err);
-    int64_t now = sg_clock_ms();
-    ck_assert_int_eq(rc, -1);
-    ck_assert_msg(err.code == SG_QUERY_TIMEOUT, "%s %s", sg_code_name(err.code), err.message);
-    ck_assert_msg(now <= deadline + slack_ms(2500), "answered %lld ms after the deadline",
-                  (long long)(now - deadline));
-    ck_assert_msg(now >= deadline - 50, "timed out %lld ms early", (long long)(deadline - now));
-    ck_assert_int_eq(D->finish(c), 0);
-    ck_assert(!D->unusable(c));
-    const sg_value *v = scalar_of(c, "SELECT 11 AS x", NULL, 0);
-    ASSERT_INT(v, 11);
-    no_more_rows(c);
-    no_more_results(c);
-    ck_assert_int_eq(D->finish(c), 0);
-
+    const sg_value *v;
     /* A timeout after a first result was read, with parameters. */
     sg_param p[] = {{.name = "x", .value = {.type = SG_V_INT, .u.i = 12}}};
-    deadline = sg_clock_ms() + 1000;
-    rc = D->exec(c, "SELECT @x AS x; WAITFOR DELAY '00:00:10'; SELECT 13 AS y", p, 1, deadline,
-                 &err);
+    int64_t deadline = sg_clock_ms() + 1000;
+    int rc = D->exec(c, "SELECT @x AS x; WAITFOR DELAY '00:00:10'; SELECT 13 AS y", p, 1, deadline,
+                     &err);
     if (rc == 0) {
         size_t nc;
         const sg_column *cols;
@@ -1170,7 +908,7 @@ START_TEST(query_timeout)
         if (rc == 1)
             rc = drain(c, &err);
     }
-    now = sg_clock_ms();
+    int64_t now = sg_clock_ms();
     ck_assert_int_eq(rc, -1);
     ck_assert_msg(err.code == SG_QUERY_TIMEOUT, "%s %s", sg_code_name(err.code), err.message);
     ck_assert_msg(now <= deadline + slack_ms(2500), "answered %lld ms after the deadline",
@@ -1222,60 +960,6 @@ START_TEST(query_hang_times_out)
     sg_err_clear(&err);
     ck_assert_msg(D->ping(c, "SELECT 1", sg_clock_ms() + LONG_MS, &err) == 0, "ping: %s",
                   err.message);
-    D->close(c);
-}
-END_TEST
-
-typedef struct interrupter {
-    sg_driver_conn *c;
-    int delay_ms;
-} interrupter;
-
-static void *interrupt_main(void *arg)
-{
-    interrupter *it = arg;
-    struct timespec ts = {it->delay_ms / 1000, (long)(it->delay_ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    D->interrupt(it->c);
-    return NULL;
-}
-
-START_TEST(interrupt_from_another_thread)
-{
-    sg_driver_conn *c = open_ok();
-    /* Nothing runs (a shutdown between acquire and exec): the interrupt is
-     * kept for the next batch, and for the one after a ping, until finish(). */
-    sg_err e0 = {0};
-    D->interrupt(c);
-    ck_assert_int_eq(D->ping(c, "SELECT 1", sg_clock_ms() + LONG_MS, &e0), -1);
-    ck_assert_int_eq(D->exec(c, "SELECT 1 AS one", NULL, 0, sg_clock_ms() + LONG_MS, &e0), -1);
-    ck_assert_msg(e0.code == SG_QUERY_TIMEOUT && strstr(e0.message, "cancel") != NULL, "%s %s",
-                  sg_code_name(e0.code), e0.message);
-    ck_assert_int_eq(D->finish(c), 0);
-    const sg_value *v = scalar_of(c, "SELECT 1 AS one", NULL, 0);
-    ASSERT_INT(v, 1);
-    ck_assert_int_eq(D->finish(c), 0);
-
-    interrupter it = {.c = c, .delay_ms = 500};
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, interrupt_main, &it), 0);
-    sg_err err = {0};
-    int64_t t0 = sg_clock_ms();
-    int rc = D->exec(c, "WAITFOR DELAY '00:00:20'", NULL, 0, t0 + LONG_MS, &err);
-    if (rc == 0)
-        rc = drain(c, &err);
-    int64_t took = sg_clock_ms() - t0;
-    pthread_join(th, NULL);
-    ck_assert_int_eq(rc, -1);
-    ck_assert_msg(err.code == SG_QUERY_TIMEOUT, "%s %s", sg_code_name(err.code), err.message);
-    ck_assert_msg(strstr(err.message, "cancel") != NULL, "message: %s", err.message);
-    ck_assert_msg(took < 500 + slack_ms(2500), "the interrupt took %lld ms to act",
-                  (long long)took);
-    ck_assert_int_eq(D->finish(c), 0);
-    ck_assert(!D->unusable(c));
-    v = scalar_of(c, "SELECT 2 AS two", NULL, 0);
-    ASSERT_INT(v, 2);
-    ck_assert_int_eq(D->finish(c), 0);
     D->close(c);
 }
 END_TEST
@@ -1371,35 +1055,14 @@ START_TEST(raise_error_knob)
 }
 END_TEST
 
-START_TEST(server_gone)
-{
-    sg_driver_conn *c = open_ok();
-    tds_server_stop(srv);
-    srv = NULL;
-    sg_err err = {0};
-    int rc = D->exec(c, "SELECT 1", NULL, 0, sg_clock_ms() + LONG_MS, &err);
-    if (rc == 0)
-        rc = drain(c, &err);
-    ck_assert_int_eq(rc, -1);
-    ck_assert_msg(err.code == SG_DB_UNAVAILABLE, "%s %s", sg_code_name(err.code), err.message);
-    ck_assert(D->unusable(c));
-    ck_assert_int_eq(D->finish(c), -1);
-    D->close(c);
-}
-END_TEST
-
 /* --- Transactions and finish ----------------------------------------------------------- */
 
 START_TEST(open_transaction_not_reused)
 {
     sg_driver_conn *c = open_ok();
     run_ok(c, "CREATE TABLE tr (x INT)", NULL, 0);
-    exec_ok(c, "BEGIN TRAN; INSERT INTO tr VALUES (1)", NULL, 0);
-    sg_err err = {0};
-    ck_assert_int_eq(drain(c, &err), 0);
-    ck_assert_int_eq(D->finish(c), -1);
-    ck_assert(D->unusable(c));
     D->close(c);
+    sg_err err = {0};
 
     /* Through sp_executesql, and with the lower-case keyword. */
     c = open_ok();
@@ -1416,43 +1079,10 @@ START_TEST(open_transaction_not_reused)
     ck_assert_int_eq(D->finish(c), 0);
     ck_assert(!D->unusable(c));
     const sg_value *v = scalar_of(c, "SELECT COUNT(*) AS n FROM tr", NULL, 0);
-    ASSERT_INT(v, 1); /* the other two were rolled back when their connection closed */
+    ASSERT_INT(v, 1); /* the other was rolled back when its connection closed */
     ck_assert_int_eq(D->finish(c), 0);
     v = scalar_of(c, "SELECT @@TRANCOUNT AS n", NULL, 0);
     ASSERT_INT(v, 0);
-    ck_assert_int_eq(D->finish(c), 0);
-    D->close(c);
-}
-END_TEST
-
-START_TEST(finish_mid_result)
-{
-    cfg.tds_version = versions[_i];
-    sg_driver_conn *c = open_ok();
-    exec_ok(c,
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) "
-            "SELECT x, 'row ' || x AS label FROM c; SELECT 99 AS after",
-            NULL, 0);
-    size_t nc;
-    result_ok(c, &nc);
-    ASSERT_INT(&row_ok(c)[0], 1);
-    ASSERT_INT(&row_ok(c)[0], 2);
-    ck_assert_int_eq(D->finish(c), 0);
-    ck_assert(!D->unusable(c));
-    /* Nothing of the abandoned batch leaks into the next one. */
-    const sg_value *v = scalar_of(c, "SELECT 'next' AS n", NULL, 0);
-    ASSERT_TEXT(v, "next");
-    no_more_rows(c);
-    no_more_results(c);
-    ck_assert_int_eq(D->finish(c), 0);
-
-    /* finish before the first result was even looked at. */
-    exec_ok(c, "SELECT 1 AS a; SELECT 2 AS b", NULL, 0);
-    ck_assert_int_eq(D->finish(c), 0);
-    v = scalar_of(c, "SELECT 3 AS c", NULL, 0);
-    ASSERT_INT(v, 3);
-    ck_assert_int_eq(D->finish(c), 0);
-    /* finish twice is harmless. */
     ck_assert_int_eq(D->finish(c), 0);
     D->close(c);
 }
@@ -1529,14 +1159,6 @@ START_TEST(concurrent_connections)
     ASSERT_INT(v, N * 40);
     ck_assert_int_eq(D->finish(c), 0);
     D->close(c);
-}
-END_TEST
-
-START_TEST(close_accepts_null)
-{
-    D->close(NULL);
-    ck_assert_str_eq(D->name, "freetds");
-    ck_assert_ptr_eq(sg_driver_find("freetds"), &sg_driver_freetds);
 }
 END_TEST
 
@@ -1682,9 +1304,7 @@ static Suite *freetds_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, login_ok, 0, 4);
     tcase_add_test(tc, login_wrong_password);
-    tcase_add_test(tc, login_closed_port);
     tcase_add_test(tc, login_hang_gives_up_at_deadline);
-    tcase_add_test(tc, close_accepts_null);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("types");
@@ -1702,17 +1322,13 @@ static Suite *freetds_suite(void)
     tc = tcase_create("batches");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, multiple_results, 0, 4);
-    tcase_add_loop_test(tc, rows_affected, 0, 4);
     tcase_add_loop_test(tc, rows_affected_with_params, 0, 4);
-    tcase_add_loop_test(tc, parameters, 0, 4);
     tcase_add_test(tc, injection_stays_data);
     tcase_add_loop_test(tc, empty_string_parameter, 0, 4);
     tcase_add_test(tc, nocount);
     tcase_add_loop_test(tc, sql_errors, 0, 4);
-    tcase_add_test(tc, error_in_later_statement);
+    tcase_add_test(tc, constraint_error_after_rows);
     tcase_add_test(tc, open_transaction_not_reused);
-    tcase_add_loop_test(tc, finish_mid_result, 0, 4);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("faults");
@@ -1721,11 +1337,9 @@ static Suite *freetds_suite(void)
     tcase_add_loop_test(tc, query_timeout, 0, 4);
     tcase_add_test(tc, query_timeout_attention_ignored);
     tcase_add_test(tc, query_hang_times_out);
-    tcase_add_test(tc, interrupt_from_another_thread);
     tcase_add_test(tc, close_mid_result);
     tcase_add_test(tc, garbage_token);
     tcase_add_test(tc, raise_error_knob);
-    tcase_add_test(tc, server_gone);
     tcase_add_test(tc, concurrent_connections);
     suite_add_tcase(s, tc);
 
