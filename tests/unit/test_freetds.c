@@ -6,6 +6,7 @@
  * main sets FREETDSCONF=/dev/null before anything, so no freetds.conf of the
  * machine changes what db-lib does.
  */
+#include "check_main.h"
 #include "driver_contract.h"
 #include "sqlgate/driver.h"
 
@@ -1352,8 +1353,6 @@ static Suite *freetds_suite(void)
     suite_add_tcase(s, tc);
     return s;
 }
-
-#include "check_main.h"
 
 int main(void)
 {

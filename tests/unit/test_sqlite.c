@@ -1,5 +1,6 @@
 /* Unit suite for the SQLite driver, against real SQLite files in a mkdtemp()
  * directory and shared in-memory databases. */
+#include "check_main.h"
 #include "driver_contract.h"
 #include "sqlgate/db.h"
 #include "sqlgate/driver.h"
@@ -1580,8 +1581,6 @@ static Suite *sqlite_suite(void)
     suite_add_tcase(s, tc);
     return s;
 }
-
-#include "check_main.h"
 
 int main(void)
 {
