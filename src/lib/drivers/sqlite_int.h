@@ -1,0 +1,90 @@
+/* sqlite_int: what the parts of the SQLite driver share.
+ *
+ * Internal to src/lib/drivers/sqlite*.c: not installed, not part of the
+ * library's API. The driver is one module (sg_driver_sqlite outside, sl_
+ * inside) spread over files by concern:
+ *   sqlite.c         the driver table, open and close, batches (exec, results,
+ *                    rows, finish, ping) and their errors
+ * The connection's state is described at the top of sqlite.c.
+ */
+#ifndef SQLGATE_LIB_DRIVERS_SQLITE_INT_H
+#define SQLGATE_LIB_DRIVERS_SQLITE_INT_H
+
+#include "sqlgate/driver.h"
+
+#include <sqlite3.h>
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CACHE_SIZE 32 /* prepared single-statement batches per connection */
+
+/* How a column's values are mapped, decided from its declared type. */
+typedef enum col_kind { KIND_PLAIN, KIND_BOOL, KIND_DECIMAL } col_kind;
+
+/* A parameter copied into the batch arena; name is "@name". */
+typedef struct bparam {
+    const char *name;
+    sg_value value;
+} bparam;
+
+/* A cached statement; a free slot has sql == NULL. */
+typedef struct cache_entry {
+    char *sql; /* owned copy of the batch text, the key */
+    size_t len;
+    uint64_t hash;
+    sqlite3_stmt *stmt; /* reset and unbound while no batch uses it */
+    int line;           /* 1-based line where the statement starts in sql */
+    uint64_t used;      /* cache tick of the last use, for LRU eviction */
+} cache_entry;
+
+struct sg_driver_conn {
+    sqlite3 *db;
+    char *path; /* owned copy of cfg->path, for error messages */
+    /* Set by interrupt(), cleared only by finish() (and zero at open): one that
+     * comes between a batch's exec() and the one before its finish() fails it,
+     * and one that comes before exec() fails that exec, so none is lost. */
+    atomic_bool interrupted;
+    bool broken;        /* I/O, corruption: never reuse */
+    bool trusted;       /* sqlgate's own statement: the authorizer allows all */
+    bool stepping;      /* inside sqlite3_step() of a caller's statement */
+    bool session_dirty; /* a temp object may exist: never reuse */
+    char denied[160];   /* why the authorizer refused, for the error; "" if not */
+
+    /* Current batch; all NULL/zero at rest. */
+    bool in_batch;
+    int64_t started_ms;
+    int64_t deadline_ms; /* also read by the busy and progress handlers */
+    char *sql;           /* owned copy of the batch text */
+    const char *tail;    /* next statement to prepare, inside sql */
+    bparam *params;      /* owned arena: params, names, text/binary bytes */
+    size_t n_params;
+    sqlite3_stmt *stmt;      /* current statement, prepared and bound, or NULL */
+    cache_entry *entry;      /* the cache entry that owns stmt, or NULL: the batch does */
+    int stmt_line;           /* 1-based line where stmt starts in sql */
+    unsigned rows_unchecked; /* next_row() calls since the clock was last read */
+    bool saw_pragma;         /* the authorizer saw a PRAGMA since exec() began */
+    bool read_only;          /* this batch may not write (read_only_next) */
+    bool read_only_next;     /* the next exec() is read-only */
+    bool result_active;      /* stmt's columns were reported by next_result() */
+    bool pending_row;        /* first row stepped by next_result(), not yet returned */
+    bool result_done;        /* stmt returned SQLITE_DONE */
+    bool failed;             /* the batch hit an error; last_err repeats it */
+    sg_err last_err;
+    int64_t rows_affected;
+
+    /* Current result's description; reused across results. */
+    sg_column *cols;
+    col_kind *kinds;
+    sg_value *values;
+    size_t cols_cap;
+    char *names; /* backing store for cols[].name and cols[].type */
+    size_t names_cap;
+
+    cache_entry cache[CACHE_SIZE];
+    uint64_t cache_tick;
+};
+
+#endif
