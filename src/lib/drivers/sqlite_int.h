@@ -5,6 +5,8 @@
  * inside) spread over files by concern:
  *   sqlite.c         the driver table, open and close, batches (exec, results,
  *                    rows, finish, ping) and their errors
+ *   sqlite_guard.c   what bounds a caller's SQL: the deadline handlers, the
+ *                    authorizer, the limits, the read-only scan
  * The connection's state is described at the top of sqlite.c.
  */
 #ifndef SQLGATE_LIB_DRIVERS_SQLITE_INT_H
@@ -86,5 +88,32 @@ struct sg_driver_conn {
     cache_entry cache[CACHE_SIZE];
     uint64_t cache_tick;
 };
+
+/* --- Batches (sqlite.c) ---------------------------------------------------- */
+
+/* Fills err as SG_SQL_ERROR with SQLite's number and the statement's line;
+ * returns -1. */
+int sl_sql_error(sg_err *err, long number, int line, const char *msg);
+/* Maps the connection's last SQLite failure `rc` to the API's codes and
+ * marks the connection broken when the database itself failed; returns -1. */
+int sl_map_error(sg_driver_conn *c, int rc, int line, sg_err *err);
+/* 1-based line of the first token at or after `start` (borrowed, inside
+ * c->sql) within c->sql. */
+int sl_line_of(const sg_driver_conn *c, const char *start);
+
+/* --- Guards (sqlite_guard.c) ----------------------------------------------- */
+
+/* Sets SQLite's process-wide heap limit, once per process. */
+void sl_guard_heap_limit(void);
+/* Installs on c->db, just opened: the busy and progress handlers, the
+ * authorizer, the per-connection limits, defensive mode, no extension
+ * loading. */
+void sl_guard_install(sg_driver_conn *c);
+/* FORBIDDEN for a read-only batch whose statement at `line` would write;
+ * returns -1. */
+int sl_read_only_refusal(const sg_driver_conn *c, int line, sg_err *err);
+/* The whole-batch scan of a read-only batch (c->sql) before anything runs:
+ * 0, or -1 with sl_read_only_refusal's error. */
+int sl_read_only_scan(sg_driver_conn *c, sg_err *err);
 
 #endif
