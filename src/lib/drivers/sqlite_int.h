@@ -7,6 +7,8 @@
  *                    rows, finish, ping) and their errors
  *   sqlite_guard.c   what bounds a caller's SQL: the deadline handlers, the
  *                    authorizer, the limits, the read-only scan
+ *   sqlite_values.c  values in and out: parameters copied and bound, result
+ *                    columns described, rows converted
  * The connection's state is described at the top of sqlite.c.
  */
 #ifndef SQLGATE_LIB_DRIVERS_SQLITE_INT_H
@@ -115,5 +117,18 @@ int sl_read_only_refusal(const sg_driver_conn *c, int line, sg_err *err);
 /* The whole-batch scan of a read-only batch (c->sql) before anything runs:
  * 0, or -1 with sl_read_only_refusal's error. */
 int sl_read_only_scan(sg_driver_conn *c, sg_err *err);
+
+/* --- Values (sqlite_values.c) ---------------------------------------------- */
+
+/* Copies params (borrowed) into c->params, an arena the batch owns until
+ * batch_end. 0, or -1 with err set (nothing is kept then). */
+int sl_copy_params(sg_driver_conn *c, const sg_param *params, size_t n, sg_err *err);
+/* Binds every placeholder of c->stmt from c->params. 0 or -1. */
+int sl_bind_all(sg_driver_conn *c, sg_err *err);
+/* Describes the n columns of c->stmt into c->cols and c->kinds. 0 or -1. */
+int sl_describe(sg_driver_conn *c, size_t n, sg_err *err);
+/* Converts the current row of c->stmt into c->values; text and blob values
+ * point into the statement, valid until its next step or reset. */
+void sl_convert_row(sg_driver_conn *c);
 
 #endif
