@@ -6,27 +6,17 @@
  * next_result() (a statement may depend on the DDL of an earlier one), long
  * after the caller's borrowed params are gone.
  *
- * Deadlines: a progress handler aborts a running statement once the batch
- * deadline has passed or interrupt() was called; a busy handler waits for
- * other connections' locks only until that deadline. Shared-cache table locks
- * (":memory:" databases) return SQLITE_LOCKED without calling the busy
- * handler, so a statement that failed on its first step with BUSY/LOCKED in
- * autocommit mode is reset and retried until the deadline.
+ * Deadlines (the handlers are in sqlite_guard.c): a progress handler aborts a
+ * running statement once the batch deadline has passed or interrupt() was
+ * called; a busy handler waits for other connections' locks only until that
+ * deadline. Shared-cache table locks (":memory:" databases) return
+ * SQLITE_LOCKED without calling the busy handler, so a statement that failed
+ * on its first step with BUSY/LOCKED in autocommit mode is reset and retried
+ * until the deadline.
  *
  * Hardening and read-only batches (for read-only tokens): sqlite_guard.c.
  *
- * Statement cache: a batch of exactly one statement keeps its prepared
- * statement in a small per-connection cache keyed by the batch text, so the
- * next batch with the same text skips the parser. A cached statement at rest
- * is reset and unbound: it holds no read transaction (which would block WAL
- * checkpoints, and writers of a shared-cache database) and no pointer into a
- * freed batch. The authorizer decides from the text alone (the same text is
- * allowed or denied on every prepare; trusted statements are never cached),
- * and SQLite prepares a statement again by itself when the schema or a
- * setting it was compiled against changed, running the authorizer again. A
- * statement whose batch failed is dropped rather than reused. A PRAGMA is
- * never cached (some act while prepared, not when run), and multi-statement
- * batches are prepared statement by statement as they run.
+ * Statement cache: sqlite_cache.c.
  */
 #include "sqlite_int.h"
 
@@ -161,90 +151,6 @@ static bool only_separators(const char *p)
     return *p == '\0';
 }
 
-/* --- Statement cache ------------------------------------------------------- */
-
-/* FNV-1a of the batch text; also measures it. */
-static uint64_t sql_hash(const char *sql, size_t *len)
-{
-    const unsigned char *p = (const unsigned char *)sql;
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (; *p != '\0'; p++) {
-        h ^= *p;
-        h *= UINT64_C(1099511628211);
-    }
-    *len = (size_t)(p - (const unsigned char *)sql);
-    return h;
-}
-
-static cache_entry *cache_find(sg_driver_conn *c, const char *sql, size_t len, uint64_t hash)
-{
-    for (size_t i = 0; i < CACHE_SIZE; i++) {
-        cache_entry *e = &c->cache[i];
-        if (e->sql != NULL && e->hash == hash && e->len == len && memcmp(e->sql, sql, len) == 0) {
-            e->used = ++c->cache_tick;
-            return e;
-        }
-    }
-    return NULL;
-}
-
-static void cache_drop(cache_entry *e)
-{
-    sqlite3_finalize(e->stmt);
-    free(e->sql);
-    memset(e, 0, sizeof *e);
-}
-
-/* Gives `st`, prepared from the whole batch text `sql`, to the cache, evicting
- * the least recently used entry when it is full. Returns the new entry, or
- * NULL when out of memory: then st stays the batch's own. */
-static cache_entry *cache_add(sg_driver_conn *c, const char *sql, size_t len, uint64_t hash,
-                              sqlite3_stmt *st, int line)
-{
-    char *key = malloc(len + 1);
-    if (key == NULL)
-        return NULL;
-    memcpy(key, sql, len + 1);
-    cache_entry *victim = NULL;
-    for (size_t i = 0; i < CACHE_SIZE; i++) {
-        cache_entry *e = &c->cache[i];
-        if (e->sql == NULL) {
-            victim = e;
-            break;
-        }
-        if (victim == NULL || e->used < victim->used)
-            victim = e;
-    }
-    /* No batch is using the victim: the only batch is this one, and its
-     * statement is not in the cache yet. */
-    if (victim->sql != NULL)
-        cache_drop(victim);
-    *victim = (cache_entry){
-        .sql = key, .len = len, .hash = hash, .stmt = st, .line = line, .used = ++c->cache_tick};
-    return victim;
-}
-
-/* Ends the batch's use of c->stmt. A cached statement goes back to its entry
- * reset (ending its read transaction and releasing its locks) and without
- * bindings (they point into the batch's parameter arena), or, when `keep` is
- * false because the batch failed, is dropped from the cache. The batch's own
- * statement is finalized. */
-static void stmt_release(sg_driver_conn *c, bool keep)
-{
-    if (c->entry != NULL) {
-        if (keep) {
-            sqlite3_reset(c->stmt);
-            sqlite3_clear_bindings(c->stmt);
-        } else {
-            cache_drop(c->entry);
-        }
-        c->entry = NULL;
-    } else {
-        sqlite3_finalize(c->stmt);
-    }
-    c->stmt = NULL;
-}
-
 /* --- Statements ------------------------------------------------------------ */
 
 static bool may_retry(sg_driver_conn *c, int rc)
@@ -283,13 +189,13 @@ static int prepare_next(sg_driver_conn *c, unsigned flags, sg_err *err)
             continue; /* only whitespace, comments or ';' */
         c->stmt = st;
         if (c->read_only && !sqlite3_stmt_readonly(st)) {
-            stmt_release(c, false);
+            sl_stmt_release(c, false);
             c->tail = NULL;
             c->session_dirty = dirty; /* refused before it ran */
             return sl_read_only_refusal(c, c->stmt_line, err);
         }
         if (sl_bind_all(c, err) < 0) {
-            stmt_release(c, false);
+            sl_stmt_release(c, false);
             c->tail = NULL;
             return -1;
         }
@@ -345,7 +251,7 @@ static int run_to_done(sg_driver_conn *c, sg_err *err)
  * readable until the next exec(). */
 static void batch_end(sg_driver_conn *c)
 {
-    stmt_release(c, !c->failed);
+    sl_stmt_release(c, !c->failed);
     free(c->sql);
     c->sql = NULL;
     c->tail = NULL;
@@ -368,7 +274,7 @@ static void sl_close(sg_driver_conn *c)
     batch_end(c);
     for (size_t i = 0; i < CACHE_SIZE; i++)
         if (c->cache[i].sql != NULL)
-            cache_drop(&c->cache[i]);
+            sl_cache_drop(&c->cache[i]);
     if (c->db != NULL) {
         sqlite3_stmt *st;
         while ((st = sqlite3_next_stmt(c->db, NULL)) != NULL)
@@ -528,8 +434,8 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     if (check_deadline(c, err) < 0)
         goto fail;
     size_t len;
-    uint64_t hash = sql_hash(sql, &len);
-    cache_entry *e = c->trusted ? NULL : cache_find(c, sql, len, hash);
+    uint64_t hash = sl_sql_hash(sql, &len);
+    cache_entry *e = c->trusted ? NULL : sl_cache_find(c, sql, len, hash);
     if (e != NULL) {
         /* The batch is this one statement: no text is left to prepare. */
         if (c->read_only && !sqlite3_stmt_readonly(e->stmt)) {
@@ -541,7 +447,7 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
         c->entry = e;
         c->stmt = e->stmt;
         c->stmt_line = e->line;
-        /* At rest it is reset and unbound (stmt_release). */
+        /* At rest it is reset and unbound (sl_stmt_release). */
         if (sl_bind_all(c, err) < 0)
             goto fail;
         return 0;
@@ -564,12 +470,12 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     if (rc < 0)
         goto fail;
     if (rc == 1 && !c->saw_pragma && !c->trusted && only_separators(c->tail))
-        c->entry = cache_add(c, c->sql, len, hash, c->stmt, c->stmt_line);
+        c->entry = sl_cache_add(c, c->sql, len, hash, c->stmt, c->stmt_line);
     return 0;
 
 fail:
     /* A cached statement is dropped here as after any failed batch. */
-    stmt_release(c, false);
+    sl_stmt_release(c, false);
     batch_end(c);
     return -1;
 }
@@ -590,7 +496,7 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
     if (c->result_active) {
         /* Rows not read are discarded; a RETURNING statement has already
          * made all its changes on its first step. */
-        stmt_release(c, true);
+        sl_stmt_release(c, true);
         c->result_active = false;
         c->pending_row = false;
         c->result_done = false;
@@ -609,7 +515,7 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
         if (n == 0) {
             if (run_to_done(c, err) < 0)
                 return batch_fail(c, err);
-            stmt_release(c, true);
+            sl_stmt_release(c, true);
             continue;
         }
         int rc = step(c, true);

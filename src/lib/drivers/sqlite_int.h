@@ -9,6 +9,7 @@
  *                    authorizer, the limits, the read-only scan
  *   sqlite_values.c  values in and out: parameters copied and bound, result
  *                    columns described, rows converted
+ *   sqlite_cache.c   the per-connection cache of prepared statements
  * The connection's state is described at the top of sqlite.c.
  */
 #ifndef SQLGATE_LIB_DRIVERS_SQLITE_INT_H
@@ -130,5 +131,21 @@ int sl_describe(sg_driver_conn *c, size_t n, sg_err *err);
 /* Converts the current row of c->stmt into c->values; text and blob values
  * point into the statement, valid until its next step or reset. */
 void sl_convert_row(sg_driver_conn *c);
+
+/* --- Statement cache (sqlite_cache.c) -------------------------------------- */
+
+/* FNV-1a of sql (borrowed); sets *len to its length. */
+uint64_t sl_sql_hash(const char *sql, size_t *len);
+/* The entry (borrowed, owned by c) for the batch text sql, or NULL. */
+cache_entry *sl_cache_find(sg_driver_conn *c, const char *sql, size_t len, uint64_t hash);
+/* Finalizes the entry's statement, frees its key and marks it free. */
+void sl_cache_drop(cache_entry *e);
+/* Gives st (steals it on success) to the cache under a copy of sql. The new
+ * entry, or NULL when out of memory: then st stays the caller's. */
+cache_entry *sl_cache_add(sg_driver_conn *c, const char *sql, size_t len, uint64_t hash,
+                          sqlite3_stmt *st, int line);
+/* Ends the batch's use of c->stmt: back to its cache entry (keep) or dropped,
+ * or finalized when the batch owns it. */
+void sl_stmt_release(sg_driver_conn *c, bool keep);
 
 #endif
