@@ -1,0 +1,58 @@
+/* freetds_int: what the parts of the FreeTDS driver share.
+ *
+ * Internal to src/lib/drivers/freetds*.c: not installed, not part of the
+ * library's API. The driver is one module (sg_driver_freetds outside, ft_
+ * inside) spread over files by concern:
+ *   freetds.c         the driver table, db-lib's handlers, open and close,
+ *                     batches (exec, results, rows, finish, ping), the
+ *                     session reset
+ * The handlers and timeouts are described at the top of freetds.c.
+ */
+#ifndef SQLGATE_LIB_DRIVERS_FREETDS_INT_H
+#define SQLGATE_LIB_DRIVERS_FREETDS_INT_H
+
+#include "sqlgate/driver.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sybfront.h>
+#include <sybdb.h>
+
+#define CONV_MAX      72 /* converted text of one value: decimals, dates, guids */
+#define TYPE_NAME_MAX 32 /* a column's type name: "datetimeoffset", "type241" */
+
+struct sg_driver_conn {
+    DBPROCESS *dbp;
+    const sg_db_config *cfg; /* borrowed */
+    char server[300];        /* what dbopen was given */
+
+    /* Read by the handlers, on this connection's calling thread, except
+     * `interrupted`, which any thread may set. */
+    int64_t deadline;        /* of the running call sequence; 0: none */
+    atomic_bool interrupted; /* cleared only by finish(), so never lost */
+    int late_ticks;          /* timer ticks past the deadline in this batch */
+    bool timed_out;          /* the batch hit its deadline or was interrupted */
+    bool dead;               /* never hand out again */
+    sg_err err;              /* first error reported in the batch */
+
+    /* Batch. */
+    bool in_batch;
+    bool rows_pending; /* the current result has unread rows */
+    bool tran_check;   /* the batch may have opened a transaction */
+    bool always_check; /* a batch set a session option after which any statement may */
+    bool needs_reset;  /* a batch ran since the session was last reset */
+    bool no_reset;     /* a batch may have set what no reset undoes: never reuse */
+    int64_t rows_affected;
+
+    /* Current result; arrays sized for cap columns. */
+    int n_cols;
+    int cap;
+    sg_column *cols;
+    sg_value *values;
+    char (*conv)[CONV_MAX];       /* per column scratch for converted values */
+    char (*names)[TYPE_NAME_MAX]; /* per column type name */
+    int *scales;
+};
+
+#endif
