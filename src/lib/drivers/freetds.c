@@ -22,7 +22,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -153,18 +152,6 @@ static BYTE tds_version(const char *v)
     /* "auto": ask for 7.4; a server that speaks less answers with its own
      * version and db-lib follows it down. */
     return DBVERSION_74;
-}
-
-/* The section name a generated freetds.conf gives this database. */
-static void section_name(const sg_db_config *cfg, char *out, size_t n)
-{
-    snprintf(out, n, "sqlgate_%s", cfg->name);
-}
-
-/* Settings db-lib can only take from freetds.conf (encryption, CA file). */
-static bool needs_section(const sg_db_config *cfg)
-{
-    return cfg->encrypt != SG_ENCRYPT_REQUEST || cfg->ca_file != NULL;
 }
 
 static void conn_free(sg_driver_conn *c)
@@ -325,8 +312,8 @@ static sg_driver_conn *ft_open(const sg_db_config *cfg, int64_t deadline_ms, sg_
     }
     c->cfg = cfg;
     atomic_init(&c->interrupted, false);
-    if (needs_section(cfg))
-        section_name(cfg, c->server, sizeof c->server);
+    if (ft_needs_section(cfg))
+        ft_section_name(cfg, c->server, sizeof c->server);
     else if (strchr(cfg->host, ':') != NULL)
         snprintf(c->server, sizeof c->server, "[%s]:%d", cfg->host, cfg->port);
     else
@@ -1171,97 +1158,10 @@ static bool ft_unusable(sg_driver_conn *c)
     return c->dead || c->no_reset || dbdead(c->dbp);
 }
 
-/* --- freetds.conf for what db-lib only reads from there ---------------------- */
-
-/* The configuration file FreeTDS would read without us. */
-static const char *user_conf(char *buf, size_t n)
-{
-    const char *env = getenv("FREETDSCONF");
-    if (env != NULL)
-        return env;
-    const char *home = getenv("HOME");
-    if (home != NULL) {
-        snprintf(buf, n, "%s/.freetds.conf", home);
-        if (access(buf, R_OK) == 0)
-            return buf;
-    }
-    return "/etc/freetds/freetds.conf";
-}
-
-/* Where ft_prepare wrote the file; "" when it did not. Static storage, so
- * that remove_conf needs no allocation or lock. */
-static char conf_path[PATH_MAX];
-
-/* atexit handler and the driver's discard(): unlink() only, no locks. */
-static void remove_conf(void)
-{
-    if (conf_path[0] != '\0')
-        unlink(conf_path);
-}
-
-static int ft_prepare(const sg_config *cfg, sg_err *err)
-{
-    bool any = false;
-    for (size_t i = 0; i < cfg->n_databases; i++)
-        if (strcmp(cfg->databases[i].driver, "freetds") == 0 && needs_section(&cfg->databases[i]))
-            any = true;
-    if (!any)
-        return 0;
-    const char *tmp = getenv("TMPDIR");
-    if (tmp == NULL || tmp[0] == '\0')
-        tmp = "/tmp";
-    int len = snprintf(conf_path, sizeof conf_path, "%s/sqlgate-freetds-XXXXXX", tmp);
-    if (len < 0 || (size_t)len >= sizeof conf_path) {
-        conf_path[0] = '\0';
-        return sg_err_set(err, SG_INTERNAL,
-                          "cannot write a freetds.conf for the encryption settings: TMPDIR is "
-                          "longer than PATH_MAX");
-    }
-    int fd = mkstemp(conf_path);
-    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (out == NULL) {
-        if (fd >= 0)
-            close(fd);
-        conf_path[0] = '\0';
-        return sg_err_set(err, SG_INTERNAL,
-                          "cannot write a freetds.conf for the encryption "
-                          "settings");
-    }
-    /* Keep whatever the user's own file says, then add one section per
-     * database that needs settings db-lib's API cannot carry. */
-    char buf[512];
-    FILE *in = fopen(user_conf(buf, sizeof buf), "r");
-    if (in != NULL) {
-        size_t got;
-        char chunk[4096];
-        while ((got = fread(chunk, 1, sizeof chunk, in)) > 0)
-            fwrite(chunk, 1, got, out);
-        fclose(in);
-    }
-    static const char *const enc[] = {"off", "request", "require"};
-    for (size_t i = 0; i < cfg->n_databases; i++) {
-        const sg_db_config *d = &cfg->databases[i];
-        if (strcmp(d->driver, "freetds") != 0 || !needs_section(d))
-            continue;
-        section_name(d, buf, sizeof buf);
-        fprintf(out, "\n[%s]\n\thost = %s\n\tport = %d\n\tencryption = %s\n", buf, d->host, d->port,
-                enc[d->encrypt]);
-        if (d->ca_file != NULL)
-            fprintf(out, "\tca file = %s\n", d->ca_file);
-    }
-    if (fclose(out) != 0) {
-        remove_conf();
-        return sg_err_set(err, SG_INTERNAL, "cannot write a freetds.conf");
-    }
-    atexit(remove_conf);
-    setenv("FREETDSCONF", conf_path, 1);
-    return 0;
-}
-
 const sg_driver sg_driver_freetds = {
     .name = "freetds",
     .prepare = ft_prepare,
-    .discard = remove_conf,
+    .discard = ft_remove_conf,
     .open = ft_open,
     .ping = ft_ping,
     .exec = ft_exec,

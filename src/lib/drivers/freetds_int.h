@@ -6,6 +6,7 @@
  *   freetds.c         the driver table, db-lib's handlers, open and close,
  *                     batches (exec, results, rows, finish, ping), the
  *                     session reset
+ *   freetds_conf.c    the private freetds.conf (encryption, CA file)
  * The handlers and timeouts are described at the top of freetds.c.
  */
 #ifndef SQLGATE_LIB_DRIVERS_FREETDS_INT_H
@@ -54,5 +55,19 @@ struct sg_driver_conn {
     char (*names)[TYPE_NAME_MAX]; /* per column type name */
     int *scales;
 };
+
+/* --- freetds.conf (freetds_conf.c) ----------------------------------------- */
+
+/* Whether cfg (borrowed) needs a section of the private freetds.conf:
+ * settings db-lib can only take from there (encryption, CA file). */
+bool ft_needs_section(const sg_db_config *cfg);
+/* The name of cfg's section, into out (n bytes). */
+void ft_section_name(const sg_db_config *cfg, char *out, size_t n);
+/* The driver's prepare(): writes the private freetds.conf when a database of
+ * cfg (borrowed) needs a section, and points FREETDSCONF at it. 0 or -1. */
+int ft_prepare(const sg_config *cfg, sg_err *err);
+/* The driver's discard() and the atexit handler: unlinks the file, if any;
+ * takes no lock and allocates nothing. */
+void ft_remove_conf(void);
 
 #endif
