@@ -7,6 +7,8 @@
  *                     batches (exec, results, rows, finish, ping), the
  *                     session reset
  *   freetds_conf.c    the private freetds.conf (encryption, CA file)
+ *   freetds_params.c  parameters: the sp_executesql RPC, or a batch with
+ *                     the values inlined as literals
  * The handlers and timeouts are described at the top of freetds.c.
  */
 #ifndef SQLGATE_LIB_DRIVERS_FREETDS_INT_H
@@ -55,6 +57,24 @@ struct sg_driver_conn {
     char (*names)[TYPE_NAME_MAX]; /* per column type name */
     int *scales;
 };
+
+/* --- Batches (freetds.c) --------------------------------------------------- */
+
+/* The error for a failed db-lib call, from what the handlers saw; returns
+ * -1. */
+int ft_batch_error(sg_driver_conn *c, sg_err *err);
+
+/* --- Parameters (freetds_params.c) ----------------------------------------- */
+
+/* Sends sql (borrowed) with params (borrowed) as an RPC call of
+ * sp_executesql and waits for dbsqlok. 0, or -1 with err set (c is marked
+ * dead when the RPC could not be built). */
+int ft_send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n, sg_err *err);
+/* Whether every value of params can be written into a batch's text. */
+bool ft_inlinable(const sg_param *params, size_t n);
+/* sql with params declared before it as literals. New string (caller
+ * frees); NULL when out of memory. */
+char *ft_inline_batch(const char *sql, const sg_param *params, size_t n);
 
 /* --- freetds.conf (freetds_conf.c) ----------------------------------------- */
 
