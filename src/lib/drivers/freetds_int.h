@@ -9,6 +9,7 @@
  *   freetds_conf.c    the private freetds.conf (encryption, CA file)
  *   freetds_params.c  parameters: the sp_executesql RPC, or a batch with
  *                     the values inlined as literals
+ *   freetds_values.c  results: column types and metadata, values converted
  * The handlers and timeouts are described at the top of freetds.c.
  */
 #ifndef SQLGATE_LIB_DRIVERS_FREETDS_INT_H
@@ -75,6 +76,15 @@ bool ft_inlinable(const sg_param *params, size_t n);
 /* sql with params declared before it as literals. New string (caller
  * frees); NULL when out of memory. */
 char *ft_inline_batch(const char *sql, const sg_param *params, size_t n);
+
+/* --- Results (freetds_values.c) -------------------------------------------- */
+
+/* Describes the current result's n columns into c->cols (growing the
+ * per-column arrays). 0, or -1 with err set (out of memory, sql_variant). */
+int ft_describe(sg_driver_conn *c, int n, sg_err *err);
+/* Converts column i (0-based) of the current row into v; text and binary
+ * point into db-lib's row buffer or c->conv[i], valid until the next row. */
+void ft_convert_value(sg_driver_conn *c, int i, sg_value *v);
 
 /* --- freetds.conf (freetds_conf.c) ----------------------------------------- */
 
