@@ -3,13 +3,15 @@
  * Internal to src/lib/drivers/freetds*.c: not installed, not part of the
  * library's API. The driver is one module (sg_driver_freetds outside, ft_
  * inside) spread over files by concern:
- *   freetds.c         the driver table, db-lib's handlers, open and close,
- *                     batches (exec, results, rows, finish, ping), the
- *                     session reset
- *   freetds_conf.c    the private freetds.conf (encryption, CA file)
- *   freetds_params.c  parameters: the sp_executesql RPC, or a batch with
- *                     the values inlined as literals
- *   freetds_values.c  results: column types and metadata, values converted
+ *   freetds.c           the driver table, db-lib's handlers, open and close,
+ *                       batches (exec, results, rows, finish, ping), the
+ *                       session reset
+ *   freetds_prelogin.c  why a login's encryption negotiation failed: the
+ *                       server asked again, with a PRELOGIN of our own
+ *   freetds_conf.c      the private freetds.conf (encryption, CA file)
+ *   freetds_params.c    parameters: the sp_executesql RPC, or a batch with
+ *                       the values inlined as literals
+ *   freetds_values.c    results: column types and metadata, values converted
  * The handlers and timeouts are described at the top of freetds.c.
  */
 #ifndef SQLGATE_LIB_DRIVERS_FREETDS_INT_H
@@ -64,6 +66,13 @@ struct sg_driver_conn {
 /* The error for a failed db-lib call, from what the handlers saw; returns
  * -1. */
 int ft_batch_error(sg_driver_conn *c, sg_err *err);
+
+/* --- Encryption diagnosis (freetds_prelogin.c) ----------------------------- */
+
+/* Replaces err (a login that failed with SYBEFCON) with the reason: asks the
+ * server cfg (borrowed) names, within deadline (monotonic ms; 0: none) and at
+ * most a few seconds, what it answers to the PRELOGIN FreeTDS sent. */
+void ft_explain_negotiation(const sg_db_config *cfg, int64_t deadline, sg_err *err);
 
 /* --- Parameters (freetds_params.c) ----------------------------------------- */
 
