@@ -86,7 +86,7 @@ static char *statement(const char *sql, const sg_param *params, size_t n)
 }
 
 /* Appends the T-SQL literal of v to b: a number, N'text' (quotes doubled),
- * 0x hex, or NULL. Text holding a NUL byte never comes here (inlinable). */
+ * 0x hex, or NULL. Text holding a NUL byte never comes here (ft_inlinable). */
 static bool put_literal(sg_buf *b, const sg_value *v)
 {
     char num[40];
