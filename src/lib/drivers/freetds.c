@@ -19,38 +19,19 @@
  * seconds, whatever the server does. A login past its deadline is cancelled at
  * the next tick.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <sybfront.h>
 #include <sybdb.h>
-#include <unistd.h>
 
-#include "sqlgate/driver.h"
+#include "freetds_int.h"
 #include "../util.h"
 #include "tsql_scan.h"
 
-#define CONV_MAX         72   /* converted text of one value: decimals, dates, guids */
-#define TYPE_NAME_MAX    32   /* a column's type name: "datetimeoffset", "type241" */
 #define RESET_TIMEOUT_MS 5000 /* longest wait for sp_reset_connection */
-
-/* TDS type numbers db-lib reports but its header has no names for:
- * uniqueidentifier (dbcoltype), sql_variant (dbcoltype and server type),
- * XML (server type; dbcoltype says 175, its long character form). */
-#define SG_SYBUNIQUE   36
-#define SG_SYBVARIANT  98
-#define SG_SYBLONGCHAR 175
-#define SG_SYBMSXML    241
 
 typedef struct login_ctx {
     int64_t deadline;
@@ -63,39 +44,6 @@ static _Thread_local login_ctx *tl_login;
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static bool init_ok;
-
-struct sg_driver_conn {
-    DBPROCESS *dbp;
-    const sg_db_config *cfg; /* borrowed */
-    char server[300];        /* what dbopen was given */
-
-    /* Read by the handlers, on this connection's calling thread, except
-     * `interrupted`, which any thread may set. */
-    int64_t deadline;        /* of the running call sequence; 0: none */
-    atomic_bool interrupted; /* cleared only by finish(), so never lost */
-    int late_ticks;          /* timer ticks past the deadline in this batch */
-    bool timed_out;          /* the batch hit its deadline or was interrupted */
-    bool dead;               /* never hand out again */
-    sg_err err;              /* first error reported in the batch */
-
-    /* Batch. */
-    bool in_batch;
-    bool rows_pending; /* the current result has unread rows */
-    bool tran_check;   /* the batch may have opened a transaction */
-    bool always_check; /* a batch set a session option after which any statement may */
-    bool needs_reset;  /* a batch ran since the session was last reset */
-    bool no_reset;     /* a batch may have set what no reset undoes: never reuse */
-    int64_t rows_affected;
-
-    /* Current result; arrays sized for cap columns. */
-    int n_cols;
-    int cap;
-    sg_column *cols;
-    sg_value *values;
-    char (*conv)[CONV_MAX];       /* per column scratch for converted values */
-    char (*names)[TYPE_NAME_MAX]; /* per column type name */
-    int *scales;
-};
 
 /* --- Handlers ---------------------------------------------------------------- */
 
@@ -190,18 +138,6 @@ static BYTE tds_version(const char *v)
     return DBVERSION_74;
 }
 
-/* The section name a generated freetds.conf gives this database. */
-static void section_name(const sg_db_config *cfg, char *out, size_t n)
-{
-    snprintf(out, n, "sqlgate_%s", cfg->name);
-}
-
-/* Settings db-lib can only take from freetds.conf (encryption, CA file). */
-static bool needs_section(const sg_db_config *cfg)
-{
-    return cfg->encrypt != SG_ENCRYPT_REQUEST || cfg->ca_file != NULL;
-}
-
 static void conn_free(sg_driver_conn *c)
 {
     if (c == NULL)
@@ -214,132 +150,6 @@ static void conn_free(sg_driver_conn *c)
     free(c->names);
     free(c->scales);
     free(c);
-}
-
-/* --- Why the encryption negotiation failed ------------------------------------ */
-
-/* PRELOGIN ENCRYPTION values (MS-TDS 2.2.6.5). */
-enum { ENC_OFF = 0x00, ENC_ON = 0x01, ENC_NOT_SUP = 0x02, ENC_REQ = 0x03 };
-
-/* Longest time the question below may take, within the login's deadline. */
-#define PROBE_TIMEOUT_MS 3000
-
-/* Waits for events on fd until deadline; true when they came. */
-static bool probe_wait(int fd, short events, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - sg_clock_ms();
-        if (left <= 0)
-            return false;
-        struct pollfd pf = {.fd = fd, .events = events};
-        int n = poll(&pf, 1, (int)left);
-        if (n > 0)
-            return true;
-        if (n < 0 && errno != EINTR)
-            return false;
-    }
-}
-
-/* Asks the server the PRELOGIN question FreeTDS asked (ENCRYPTION as
- * freetds.conf's `encryption` sends it) on a new connection and returns the
- * ENCRYPTION byte of its answer, or -1 (no answer before deadline). The
- * connection is closed without a login. */
-static int prelogin_answer(const sg_db_config *cfg, int64_t deadline)
-{
-    static const uint8_t ask[] = {[SG_ENCRYPT_OFF] = ENC_NOT_SUP,
-                                  [SG_ENCRYPT_REQUEST] = ENC_OFF,
-                                  [SG_ENCRYPT_REQUIRE] = ENC_ON};
-    /* Header, then the option table: VERSION (6 bytes at 11), ENCRYPTION
-     * (1 byte at 17), terminator. */
-    uint8_t pkt[26] = {0x12, 0x01, 0,  26, 0, 0,    1, 0, 0x00, 0, 11, 0, 6,
-                       0x01, 0,    17, 0,  1, 0xFF, 0, 0, 0,    0, 0,  0, 0};
-    pkt[25] = ask[cfg->encrypt];
-    char port[16];
-    snprintf(port, sizeof port, "%d", cfg->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    if (getaddrinfo(cfg->host, port, &hints, &ai) != 0 || ai == NULL)
-        return -1;
-    int answer = -1;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        goto done;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 &&
-        (errno != EINPROGRESS || !probe_wait(fd, POLLOUT, deadline)))
-        goto done;
-    if (send(fd, pkt, sizeof pkt, MSG_NOSIGNAL) != (ssize_t)sizeof pkt)
-        goto done;
-    uint8_t buf[512];
-    size_t got = 0, want = 8;
-    while (got < want) {
-        if (!probe_wait(fd, POLLIN, deadline))
-            goto done;
-        ssize_t r = recv(fd, buf + got, want - got, 0);
-        if (r <= 0) {
-            if (r < 0 && (errno == EINTR || errno == EAGAIN))
-                continue;
-            goto done;
-        }
-        got += (size_t)r;
-        if (got == 8) {
-            want = (size_t)buf[2] << 8 | buf[3];
-            if (buf[0] != 0x04 || want < 8 || want > sizeof buf)
-                goto done;
-        }
-    }
-    /* The option table: token, offset, length (big-endian), up to 0xFF. */
-    const uint8_t *body = buf + 8;
-    size_t n = want - 8;
-    for (size_t i = 0; i + 5 <= n && body[i] != 0xFF; i += 5) {
-        size_t off = (size_t)body[i + 1] << 8 | body[i + 2];
-        size_t len = (size_t)body[i + 3] << 8 | body[i + 4];
-        if (body[i] == 0x01 && len >= 1 && off < n)
-            answer = body[off];
-    }
-done:
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(ai);
-    return answer;
-}
-
-/* db-lib reports every failure of the encryption negotiation with the same
- * 20002 (SYBEFCON, "Adaptive Server connection failed") and no OS error: an
- * untrusted certificate, a host name that does not match it, a server without
- * TLS when it is required, a server that requires TLS when it is off. The
- * reason stays in FreeTDS's debug log (TDSDUMP). So the server is asked again,
- * without TLS, what it answered, and that tells which side gave up; a TLS
- * handshake that failed is the certificate's fault whenever a CA file was
- * given, since FreeTDS then verifies it (even with `request`). */
-static void explain_negotiation(const sg_db_config *cfg, int64_t deadline, sg_err *err)
-{
-    int64_t limit = sg_clock_ms() + PROBE_TIMEOUT_MS;
-    int answer = prelogin_answer(cfg, deadline != 0 && deadline < limit ? deadline : limit);
-    bool server_tls = answer == ENC_OFF || answer == ENC_ON || answer == ENC_REQ;
-    if (answer == ENC_NOT_SUP && cfg->encrypt == SG_ENCRYPT_REQUIRE) {
-        sg_err_set(err, SG_DB_UNAVAILABLE,
-                   "encryption is required (%sENCRYPT=require) but the server does not support "
-                   "it (it answered ENCRYPT_NOT_SUP)",
-                   cfg->prefix);
-    } else if ((answer == ENC_ON || answer == ENC_REQ) && cfg->encrypt == SG_ENCRYPT_OFF) {
-        sg_err_set(err, SG_DB_UNAVAILABLE,
-                   "the server requires encryption but %sENCRYPT is off; use request or require",
-                   cfg->prefix);
-    } else if (server_tls && cfg->encrypt != SG_ENCRYPT_OFF && cfg->ca_file != NULL) {
-        sg_err_set(err, SG_DB_UNAVAILABLE,
-                   "TLS handshake failed: the server's certificate was not trusted: it is not "
-                   "signed by a CA in %sCA_FILE, or it was not issued for the host name '%s', "
-                   "or it expired (FreeTDS does not say which)",
-                   cfg->prefix, cfg->host);
-    } else if (server_tls && cfg->encrypt != SG_ENCRYPT_OFF) {
-        sg_err_set(err, SG_DB_UNAVAILABLE,
-                   "TLS handshake with the server failed (no TLS version or cipher in common, "
-                   "or the server broke it off)");
-    } else {
-        sg_err_set(err, SG_DB_UNAVAILABLE,
-                   "the server broke off the login before it began (encryption negotiation "
-                   "failed or the connection was refused)");
-    }
 }
 
 static sg_driver_conn *ft_open(const sg_db_config *cfg, int64_t deadline_ms, sg_err *err)
@@ -360,8 +170,8 @@ static sg_driver_conn *ft_open(const sg_db_config *cfg, int64_t deadline_ms, sg_
     }
     c->cfg = cfg;
     atomic_init(&c->interrupted, false);
-    if (needs_section(cfg))
-        section_name(cfg, c->server, sizeof c->server);
+    if (ft_needs_section(cfg))
+        ft_section_name(cfg, c->server, sizeof c->server);
     else if (strchr(cfg->host, ':') != NULL)
         snprintf(c->server, sizeof c->server, "[%s]:%d", cfg->host, cfg->port);
     else
@@ -391,7 +201,7 @@ static sg_driver_conn *ft_open(const sg_db_config *cfg, int64_t deadline_ms, sg_
         if (ctx.err.code == SG_OK)
             sg_err_set(&ctx.err, SG_DB_UNAVAILABLE, "cannot connect");
         else if (ctx.dberr == SYBEFCON)
-            explain_negotiation(cfg, deadline_ms, &ctx.err);
+            ft_explain_negotiation(cfg, deadline_ms, &ctx.err);
         sg_err_set(err, SG_DB_UNAVAILABLE, "%s:%d: %s", cfg->host, cfg->port, ctx.err.message);
         conn_free(c);
         return NULL;
@@ -418,8 +228,7 @@ static void batch_reset(sg_driver_conn *c, int64_t deadline)
     c->n_cols = 0;
 }
 
-/* The error for a failed db-lib call, from what the handlers saw. */
-static int batch_error(sg_driver_conn *c, sg_err *err)
+int ft_batch_error(sg_driver_conn *c, sg_err *err)
 {
     if (c->timed_out) {
         if (atomic_load(&c->interrupted))
@@ -440,246 +249,6 @@ static int batch_error(sg_driver_conn *c, sg_err *err)
         return -1;
     }
     return sg_err_set(err, SG_INTERNAL, "db-lib call failed without a reason");
-}
-
-static const char *declared_type(const sg_value *v)
-{
-    switch (v->type) {
-    case SG_V_INT:
-        return "bigint";
-    case SG_V_FLOAT:
-        return "float";
-    case SG_V_BOOL:
-        return "bit";
-    case SG_V_BINARY:
-        return "varbinary(max)";
-    default:
-        return "nvarchar(max)";
-    }
-}
-
-/* db-lib sends a value of length 0 as NULL (dbrpcparam: "datalen 0 is a
- * NULL"), so an empty string or binary cannot travel as a parameter value. */
-static bool is_empty(const sg_value *v)
-{
-    return (v->type == SG_V_TEXT || v->type == SG_V_BINARY) && v->u.s.len == 0;
-}
-
-/* sp_executesql's parameter list, e.g. "@id bigint,@name nvarchar(max)",
- * without the empty values. */
-static char *declarations(const sg_param *params, size_t n)
-{
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(params[i].name) + strlen(declared_type(&params[i].value)) + 3;
-    char *d = malloc(len);
-    if (d == NULL)
-        return NULL;
-    size_t used = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!is_empty(&params[i].value))
-            used += (size_t)snprintf(d + used, len - used, "%s@%s %s", used ? "," : "",
-                                     params[i].name, declared_type(&params[i].value));
-    d[used] = '\0';
-    return d;
-}
-
-/* The statement sp_executesql runs: the empty values are declared in it as
- * constants ("DECLARE @p nvarchar(max) = N'';"), on the statement's first
- * line so that the server's error line numbers stay the caller's. Only the
- * parameter's name (an identifier) and a constant are added to the text,
- * never a value. New string; NULL when out of memory. */
-static char *statement(const char *sql, const sg_param *params, size_t n)
-{
-    size_t len = strlen(sql) + 1;
-    bool any = false;
-    for (size_t i = 0; i < n; i++)
-        if (is_empty(&params[i].value)) {
-            len += strlen(params[i].name) + 40;
-            any = true;
-        }
-    char *st = malloc(len + 16);
-    if (st == NULL)
-        return NULL;
-    size_t used = 0;
-    for (size_t i = 0; any && i < n; i++)
-        if (is_empty(&params[i].value))
-            used += (size_t)snprintf(
-                st + used, len + 16 - used, "%s@%s %s", used ? ", " : "DECLARE ", params[i].name,
-                params[i].value.type == SG_V_TEXT ? "nvarchar(max) = N''" : "varbinary(max) = 0x");
-    snprintf(st + used, len + 16 - used, "%s%s", any ? "; " : "", sql);
-    return st;
-}
-
-/* Appends the T-SQL literal of v to b: a number, N'text' (quotes doubled),
- * 0x hex, or NULL. Text holding a NUL byte never comes here (inlinable). */
-static bool put_literal(sg_buf *b, const sg_value *v)
-{
-    char num[40];
-    switch (v->type) {
-    case SG_V_INT:
-        snprintf(num, sizeof num, "%lld", (long long)v->u.i);
-        return sg_buf_append(b, num, strlen(num));
-    case SG_V_FLOAT:
-        snprintf(num, sizeof num, "%.17g", v->u.f);
-        return sg_buf_append(b, num, strlen(num));
-    case SG_V_BOOL:
-        return sg_buf_append(b, v->u.b ? "1" : "0", 1);
-    case SG_V_TEXT: {
-        if (!sg_buf_append(b, "N'", 2))
-            return false;
-        for (size_t i = 0; i < v->u.s.len; i++) {
-            char ch = v->u.s.ptr[i];
-            bool ok = ch == '\'' ? sg_buf_append(b, "''", 2) : sg_buf_append(b, &ch, 1);
-            if (!ok)
-                return false;
-        }
-        return sg_buf_append(b, "'", 1);
-    }
-    case SG_V_BINARY: {
-        static const char hex[] = "0123456789ABCDEF";
-        if (!sg_buf_append(b, "0x", 2))
-            return false;
-        for (size_t i = 0; i < v->u.s.len; i++) {
-            unsigned char byte = (unsigned char)v->u.s.ptr[i];
-            char two[2] = {hex[byte >> 4], hex[byte & 15]};
-            if (!sg_buf_append(b, two, 2))
-                return false;
-        }
-        return true;
-    }
-    default:
-        return sg_buf_append(b, "NULL", 4);
-    }
-}
-
-/* Whether every value can be written into a batch's text: db-lib takes the
- * text as a C string, so a NUL byte in a string could not travel. */
-static bool inlinable(const sg_param *params, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (params[i].value.type == SG_V_TEXT &&
-            memchr(params[i].value.u.s.ptr, '\0', params[i].value.u.s.len) != NULL)
-            return false;
-    return true;
-}
-
-/* The batch run instead of sp_executesql when the statement holds several
- * DML statements (see ft_exec): the parameters declared as local variables
- * with their values as literals, "DECLARE @id bigint = 7, @s nvarchar(max)
- * = N'x'; ", on the first line so that error line numbers stay the caller's.
- * Each value is a literal of its declared type, so it stays data. New
- * string; NULL when out of memory. */
-static char *inline_batch(const char *sql, const sg_param *params, size_t n)
-{
-    sg_buf b = {0};
-    bool ok = sg_buf_append(&b, "DECLARE ", 8);
-    for (size_t i = 0; ok && i < n; i++) {
-        const char *type = declared_type(&params[i].value);
-        ok = (i == 0 || sg_buf_append(&b, ", ", 2)) && sg_buf_append(&b, "@", 1) &&
-             sg_buf_append(&b, params[i].name, strlen(params[i].name)) &&
-             sg_buf_append(&b, " ", 1) && sg_buf_append(&b, type, strlen(type)) &&
-             sg_buf_append(&b, " = ", 3) && put_literal(&b, &params[i].value);
-    }
-    ok = ok && sg_buf_append(&b, "; ", 2) && sg_buf_append(&b, sql, strlen(sql));
-    if (!ok) {
-        sg_buf_free(&b);
-        return NULL;
-    }
-    size_t len;
-    return sg_buf_steal(&b, &len);
-}
-
-/* db-lib sends SYBVARCHAR as NVARCHAR only up to 4000 bytes; longer text
- * would go as VARCHAR(8000) in the server's code page (cut at 8000 bytes,
- * characters outside the code page refused), so it goes as NTEXT. The
- * statement and the declarations follow the same rule as parameters. */
-static int text_type(size_t len)
-{
-    return len > 4000 ? SYBNTEXT : SYBVARCHAR;
-}
-
-/* Values of the scalar parameters, which db-lib copies at dbrpcsend. */
-typedef union param_slot {
-    DBBIGINT i;
-    DBFLT8 f;
-    DBBIT b;
-} param_slot;
-
-static int send_rpc(sg_driver_conn *c, const char *sql, const sg_param *params, size_t n,
-                    sg_err *err)
-{
-    char *decl = declarations(params, n);
-    char *stmt = statement(sql, params, n);
-    param_slot *slots = calloc(n, sizeof *slots);
-    char(*names)[140] = calloc(n, sizeof *names);
-    int rc = -1;
-    if (decl == NULL || stmt == NULL || slots == NULL || names == NULL) {
-        sg_err_set(err, SG_INTERNAL, "out of memory");
-        goto done;
-    }
-    /* A half-built RPC stays in the DBPROCESS until a dbrpcsend succeeds,
-     * and every later dbrpcinit would fail: a connection whose RPC could not
-     * be built is not reused. Without a declaration (every value was empty)
-     * @params is left out, as sp_executesql allows. */
-    if (dbrpcinit(c->dbp, "sp_executesql", 0) == FAIL ||
-        dbrpcparam(c->dbp, "@stmt", 0, text_type(strlen(stmt)), -1, (DBINT)strlen(stmt),
-                   (BYTE *)stmt) == FAIL ||
-        (decl[0] != '\0' && dbrpcparam(c->dbp, "@params", 0, text_type(strlen(decl)), -1,
-                                       (DBINT)strlen(decl), (BYTE *)decl) == FAIL)) {
-        c->dead = true;
-        batch_error(c, err);
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const sg_value *v = &params[i].value;
-        if (is_empty(v))
-            continue;
-        snprintf(names[i], sizeof names[i], "@%s", params[i].name);
-        RETCODE r;
-        switch (v->type) {
-        case SG_V_INT:
-            slots[i].i = v->u.i;
-            r = dbrpcparam(c->dbp, names[i], 0, SYBINT8, -1, -1, (BYTE *)&slots[i].i);
-            break;
-        case SG_V_FLOAT:
-            slots[i].f = v->u.f;
-            r = dbrpcparam(c->dbp, names[i], 0, SYBFLT8, -1, -1, (BYTE *)&slots[i].f);
-            break;
-        case SG_V_BOOL:
-            slots[i].b = v->u.b ? 1 : 0;
-            r = dbrpcparam(c->dbp, names[i], 0, SYBBIT, -1, -1, (BYTE *)&slots[i].b);
-            break;
-        case SG_V_TEXT:
-            r = dbrpcparam(c->dbp, names[i], 0, text_type(v->u.s.len), -1, (DBINT)v->u.s.len,
-                           (BYTE *)v->u.s.ptr);
-            break;
-        case SG_V_BINARY:
-            /* VARBINARY is cut at 8000 bytes; IMAGE carries any length. */
-            r = dbrpcparam(c->dbp, names[i], 0, v->u.s.len > 8000 ? SYBIMAGE : SYBVARBINARY, -1,
-                           (DBINT)v->u.s.len, (BYTE *)v->u.s.ptr);
-            break;
-        default:
-            r = dbrpcparam(c->dbp, names[i], 0, SYBVARCHAR, -1, 0, NULL);
-            break;
-        }
-        if (r == FAIL) {
-            c->dead = true;
-            batch_error(c, err);
-            goto done;
-        }
-    }
-    if (dbrpcsend(c->dbp) == FAIL || dbsqlok(c->dbp) == FAIL) {
-        batch_error(c, err);
-        goto done;
-    }
-    rc = 0;
-done:
-    free(decl);
-    free(stmt);
-    free(slots);
-    free(names);
-    return rc;
 }
 
 /* Puts the session back to the state of a fresh login before the connection
@@ -757,8 +326,8 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     c->tran_check = c->always_check || t.may_open_tran;
     int rc;
     if (n_params == 0) {
-        rc = dbcmd(c->dbp, sql) == FAIL || dbsqlexec(c->dbp) == FAIL ? batch_error(c, err) : 0;
-    } else if (t.dml_words >= 2 && inlinable(params, n_params)) {
+        rc = dbcmd(c->dbp, sql) == FAIL || dbsqlexec(c->dbp) == FAIL ? ft_batch_error(c, err) : 0;
+    } else if (t.dml_words >= 2 && ft_inlinable(params, n_params)) {
         /* Inside sp_executesql db-lib reports only the last statement's row
          * count (it passes over the DONEINPROC tokens of statements without
          * results), so a batch of several DML statements runs as a plain
@@ -766,15 +335,15 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
          * statement by statement. The price: SQL Server caches such a batch
          * by its text, values included. A string holding a NUL byte cannot
          * be written into the text: its batch goes by sp_executesql. */
-        char *batch = inline_batch(sql, params, n_params);
+        char *batch = ft_inline_batch(sql, params, n_params);
         if (batch == NULL)
             rc = sg_err_set(err, SG_INTERNAL, "out of memory");
         else
-            rc =
-                dbcmd(c->dbp, batch) == FAIL || dbsqlexec(c->dbp) == FAIL ? batch_error(c, err) : 0;
+            rc = dbcmd(c->dbp, batch) == FAIL || dbsqlexec(c->dbp) == FAIL ? ft_batch_error(c, err)
+                                                                           : 0;
         free(batch);
     } else {
-        rc = send_rpc(c, sql, params, n_params, err);
+        rc = ft_send_rpc(c, sql, params, n_params, err);
     }
     if (rc != 0) {
         settle(c);
@@ -785,196 +354,13 @@ static int ft_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     return rc;
 }
 
-static const char *type_name(int type, char *buf, size_t n)
-{
-    switch (type) {
-    case SYBINT1:
-        return "tinyint";
-    case SYBINT2:
-        return "smallint";
-    case SYBINT4:
-        return "int";
-    case SYBINT8:
-        return "bigint";
-    case SYBBIT:
-    case SYBBITN:
-        return "bit";
-    case SYBFLT8:
-        return "float";
-    case SYBREAL:
-        return "real";
-    case SYBDECIMAL:
-        return "decimal";
-    case SYBNUMERIC:
-        return "numeric";
-    case SYBMONEY:
-        return "money";
-    case SYBMONEY4:
-        return "smallmoney";
-    case SYBCHAR:
-    case SYBVARCHAR:
-        return "nvarchar"; /* only when db-lib gives no declaration (server_type) */
-    case SYBTEXT:
-        return "ntext";
-    case SYBBINARY:
-    case SYBVARBINARY:
-        return "varbinary";
-    case SYBIMAGE:
-        return "image";
-    case SYBMSDATE:
-        return "date";
-    case SYBMSTIME:
-        return "time";
-    case SYBMSDATETIME2:
-        return "datetime2";
-    case SYBMSDATETIMEOFFSET:
-        return "datetimeoffset";
-    case SYBDATETIME:
-        return "datetime";
-    case SYBDATETIME4:
-        return "smalldatetime";
-    case SG_SYBUNIQUE:
-        return "uniqueidentifier";
-    default:
-        snprintf(buf, n, "type%d", type);
-        return buf;
-    }
-}
-
-static int grow_columns(sg_driver_conn *c, int n, sg_err *err)
-{
-    if (n <= c->cap)
-        return 0;
-    sg_column *cols = realloc(c->cols, (size_t)n * sizeof *cols);
-    if (cols != NULL)
-        c->cols = cols;
-    sg_value *values = realloc(c->values, (size_t)n * sizeof *values);
-    if (values != NULL)
-        c->values = values;
-    char(*conv)[CONV_MAX] = realloc(c->conv, (size_t)n * sizeof *conv);
-    if (conv != NULL)
-        c->conv = conv;
-    char(*names)[TYPE_NAME_MAX] = realloc(c->names, (size_t)n * sizeof *names);
-    if (names != NULL)
-        c->names = names;
-    int *scales = realloc(c->scales, (size_t)n * sizeof *scales);
-    if (scales != NULL)
-        c->scales = scales;
-    if (cols == NULL || values == NULL || conv == NULL || names == NULL || scales == NULL)
-        return sg_err_set(err, SG_INTERNAL, "out of memory");
-    c->cap = n;
-    return 0;
-}
-
-/* The server's own name of column col's type, lower case, into out: the
- * first word of the declaration FreeTDS rebuilds from the wire TYPE_INFO
- * ("NVARCHAR(20)", "DECIMAL(10,2)", "XML"), which tells varchar from
- * nvarchar and char from nchar where dbcoltype() cannot. 0, or -1 when
- * db-lib gives no declaration. Sets the precision and scale of decimal and
- * numeric columns. */
-static int server_type(sg_driver_conn *c, int col, sg_column *out, char *name, size_t n)
-{
-    DBCOL2 info;
-    memset(&info, 0, sizeof info);
-    info.SizeOfStruct = sizeof info;
-    RETCODE rc = dbtablecolinfo(c->dbp, col, (DBCOL *)&info);
-    /* FreeTDS 1.3 has no declaration for XML: it fails after filling in
-     * the server type. */
-    if (info.ServerType == SG_SYBMSXML || info.ServerType == SG_SYBVARIANT) {
-        snprintf(name, n, "%s", info.ServerType == SG_SYBMSXML ? "xml" : "sql_variant");
-        return 0;
-    }
-    if (rc == FAIL)
-        return -1;
-    size_t len = 0;
-    const char *d = info.ServerTypeDeclaration;
-    while (len + 1 < n && (isalnum((unsigned char)d[len]) || d[len] == '_')) {
-        name[len] = (char)tolower((unsigned char)d[len]);
-        len++;
-    }
-    name[len] = '\0';
-    if (len == 0 || isalnum((unsigned char)d[len]) || d[len] == '_')
-        return -1;
-    /* rowversion travels as binary(8) marked by user type 80. */
-    if (info.UserType == 80 && strcmp(name, "binary") == 0)
-        snprintf(name, n, "timestamp");
-    if (strcmp(name, "decimal") == 0 || strcmp(name, "numeric") == 0) {
-        out->precision = info.Precision;
-        out->scale = info.Scale;
-    }
-    return 0;
-}
-
-/* Whether db-lib's type alone names the column's type as the server
- * declares it: then dbtablecolinfo (which formats a declaration for every
- * call) is not needed. Strings, binaries, decimals and anything unusual
- * still ask for the declaration. */
-static bool type_is_plain(int type)
-{
-    switch (type) {
-    case SYBINT1:
-    case SYBINT2:
-    case SYBINT4:
-    case SYBINT8:
-    case SYBBIT:
-    case SYBBITN:
-    case SYBFLT8:
-    case SYBREAL:
-    case SYBMONEY:
-    case SYBMONEY4:
-    case SYBMSDATE:
-    case SYBMSTIME:
-    case SYBMSDATETIME2:
-    case SYBMSDATETIMEOFFSET:
-    case SYBDATETIME:
-    case SYBDATETIME4:
-    case SG_SYBUNIQUE:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static int describe(sg_driver_conn *c, int n, sg_err *err)
-{
-    if (grow_columns(c, n, err) != 0)
-        return -1;
-    for (int i = 0; i < n; i++) {
-        const char *name = dbcolname(c->dbp, i + 1);
-        int type = dbcoltype(c->dbp, i + 1);
-        c->cols[i].name = name ? name : "";
-        c->cols[i].precision = 0;
-        c->cols[i].scale = 0;
-        if (!type_is_plain(type) &&
-            server_type(c, i + 1, &c->cols[i], c->names[i], sizeof c->names[i]) == 0)
-            c->cols[i].type = c->names[i];
-        else
-            c->cols[i].type = type_name(type, c->names[i], sizeof c->names[i]);
-        DBTYPEINFO *ti = dbcoltypeinfo(c->dbp, i + 1);
-        c->scales[i] = ti ? ti->scale : 7;
-        if (type == SYBDATETIME)
-            c->scales[i] = 3;
-        if (type == SYBDATETIME4)
-            c->scales[i] = 0; /* whole minutes */
-        /* db-lib keeps a sql_variant value's base type to itself and cannot
-         * convert it: refusing is better than answering with wrong bytes. */
-        if (type == SG_SYBVARIANT)
-            return sg_err_set(err, SG_BAD_REQUEST,
-                              "column %d (%s) is sql_variant, which FreeTDS db-lib cannot read; "
-                              "CAST it to a concrete type in the SQL",
-                              i + 1, name != NULL && name[0] != '\0' ? name : "unnamed");
-    }
-    c->n_cols = n;
-    return 0;
-}
-
 static int ft_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_cols, sg_err *err)
 {
     if (!c->in_batch)
         return 0;
     if (c->rows_pending && dbcanquery(c->dbp) == FAIL) {
         c->rows_pending = false;
-        return batch_error(c, err);
+        return ft_batch_error(c, err);
     }
     c->rows_pending = false;
     for (;;) {
@@ -983,14 +369,14 @@ static int ft_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
          * reaches only the message handler: dbresults() passes over its
          * DONEINPROC and ends the batch without a FAIL. */
         if (rc == NO_MORE_RESULTS && c->err.code == SG_SQL_ERROR)
-            return batch_error(c, err);
+            return ft_batch_error(c, err);
         if (rc == NO_MORE_RESULTS)
             return 0;
         if (rc == FAIL)
-            return batch_error(c, err);
+            return ft_batch_error(c, err);
         int n = dbnumcols(c->dbp);
         if (n > 0) {
-            if (describe(c, n, err) != 0)
+            if (ft_describe(c, n, err) != 0)
                 return -1;
             c->rows_pending = true;
             *cols = c->cols;
@@ -1001,125 +387,6 @@ static int ft_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
         if (count > 0)
             c->rows_affected += count;
     }
-}
-
-/* ISO 8601 text of a date/time value (db-lib's own text depends on locale). */
-static int format_datetime(sg_driver_conn *c, int type, const BYTE *data, int scale, char *out)
-{
-    DBDATEREC2 r;
-    memset(&r, 0, sizeof r);
-    if (dbanydatecrack(c->dbp, &r, type, data) == FAIL)
-        return -1;
-    /* db-lib's record: year, quarter, month 0-11, day, ..., hour, minute,
-     * second, nanosecond, offset in minutes. */
-    const DBINT *f = (const DBINT *)&r;
-    int year = f[0], month = f[2] + 1, day = f[3], hour = f[7], minute = f[8], second = f[9];
-    long nanos = f[10];
-    int tz = f[11];
-    char frac[16] = "";
-    if (scale > 0) {
-        char digits[16];
-        snprintf(digits, sizeof digits, "%09ld", nanos < 0 || nanos > 999999999 ? 0 : nanos);
-        snprintf(frac, sizeof frac, ".%.*s", scale > 9 ? 9 : scale, digits);
-    }
-    switch (type) {
-    case SYBMSDATE:
-        snprintf(out, CONV_MAX, "%04d-%02d-%02d", year, month, day);
-        break;
-    case SYBMSTIME:
-        snprintf(out, CONV_MAX, "%02d:%02d:%02d%s", hour, minute, second, frac);
-        break;
-    case SYBMSDATETIMEOFFSET:
-        snprintf(out, CONV_MAX, "%04d-%02d-%02dT%02d:%02d:%02d%s%c%02d:%02d", year, month, day,
-                 hour, minute, second, frac, tz < 0 ? '-' : '+', abs(tz) / 60, abs(tz) % 60);
-        break;
-    default:
-        snprintf(out, CONV_MAX, "%04d-%02d-%02dT%02d:%02d:%02d%s", year, month, day, hour, minute,
-                 second, frac);
-        break;
-    }
-    return 0;
-}
-
-static void convert_value(sg_driver_conn *c, int i, sg_value *v)
-{
-    int col = i + 1;
-    BYTE *data = dbdata(c->dbp, col);
-    DBINT len = dbdatlen(c->dbp, col);
-    int type = dbcoltype(c->dbp, col);
-    if (data == NULL) {
-        v->type = SG_V_NULL;
-        return;
-    }
-    char *conv = c->conv[i];
-    switch (type) {
-    case SYBINT1:
-        v->type = SG_V_INT, v->u.i = *(const DBTINYINT *)data;
-        return;
-    case SYBINT2:
-        v->type = SG_V_INT, v->u.i = *(const DBSMALLINT *)data;
-        return;
-    case SYBINT4:
-        v->type = SG_V_INT, v->u.i = *(const DBINT *)data;
-        return;
-    case SYBINT8: {
-        DBBIGINT x;
-        memcpy(&x, data, sizeof x);
-        v->type = SG_V_INT, v->u.i = x;
-        return;
-    }
-    case SYBBIT:
-    case SYBBITN:
-        v->type = SG_V_BOOL, v->u.b = *data != 0;
-        return;
-    case SYBFLT8: {
-        DBFLT8 x;
-        memcpy(&x, data, sizeof x);
-        v->type = SG_V_FLOAT, v->u.f = x;
-        return;
-    }
-    case SYBREAL: {
-        DBREAL x;
-        memcpy(&x, data, sizeof x);
-        v->type = SG_V_FLOAT, v->u.f = x;
-        return;
-    }
-    case SYBCHAR:
-    case SYBVARCHAR:
-    case SYBTEXT:
-    case SYBNTEXT:
-    case SG_SYBLONGCHAR: /* XML, already converted to UTF-8 */
-        v->type = SG_V_TEXT, v->u.s.ptr = (const char *)data, v->u.s.len = (size_t)len;
-        return;
-    case SYBBINARY:
-    case SYBVARBINARY:
-    case SYBIMAGE:
-        v->type = SG_V_BINARY, v->u.s.ptr = (const char *)data, v->u.s.len = (size_t)len;
-        return;
-    case SYBMSDATE:
-    case SYBMSTIME:
-    case SYBMSDATETIME2:
-    case SYBMSDATETIMEOFFSET:
-    case SYBDATETIME:
-    case SYBDATETIME4:
-        if (format_datetime(c, type, data, c->scales[i], conv) == 0) {
-            v->type = SG_V_TEXT, v->u.s.ptr = conv, v->u.s.len = strlen(conv);
-            return;
-        }
-        break;
-    default:
-        break;
-    }
-    /* Exact text for decimal, numeric, money, uniqueidentifier and the rest. */
-    DBINT n = dbconvert(c->dbp, type, data, len, SYBCHAR, (BYTE *)conv, CONV_MAX - 1);
-    if (n < 0) {
-        v->type = SG_V_NULL;
-        return;
-    }
-    conv[n] = '\0';
-    while (n > 0 && conv[n - 1] == ' ')
-        conv[--n] = '\0';
-    v->type = SG_V_TEXT, v->u.s.ptr = conv, v->u.s.len = (size_t)n;
 }
 
 static int ft_next_row(sg_driver_conn *c, const sg_value **values, sg_err *err)
@@ -1134,12 +401,12 @@ static int ft_next_row(sg_driver_conn *c, const sg_value **values, sg_err *err)
     if (st != REG_ROW) {
         if (st == FAIL) {
             c->rows_pending = false;
-            return batch_error(c, err);
+            return ft_batch_error(c, err);
         }
         return 0; /* compute rows are not part of the API (docs/api.md) */
     }
     for (int i = 0; i < c->n_cols; i++)
-        convert_value(c, i, &c->values[i]);
+        ft_convert_value(c, i, &c->values[i]);
     *values = c->values;
     return 1;
 }
@@ -1237,97 +504,10 @@ static bool ft_unusable(sg_driver_conn *c)
     return c->dead || c->no_reset || dbdead(c->dbp);
 }
 
-/* --- freetds.conf for what db-lib only reads from there ---------------------- */
-
-/* The configuration file FreeTDS would read without us. */
-static const char *user_conf(char *buf, size_t n)
-{
-    const char *env = getenv("FREETDSCONF");
-    if (env != NULL)
-        return env;
-    const char *home = getenv("HOME");
-    if (home != NULL) {
-        snprintf(buf, n, "%s/.freetds.conf", home);
-        if (access(buf, R_OK) == 0)
-            return buf;
-    }
-    return "/etc/freetds/freetds.conf";
-}
-
-/* Where ft_prepare wrote the file; "" when it did not. Static storage, so
- * that remove_conf needs no allocation or lock. */
-static char conf_path[PATH_MAX];
-
-/* atexit handler and the driver's discard(): unlink() only, no locks. */
-static void remove_conf(void)
-{
-    if (conf_path[0] != '\0')
-        unlink(conf_path);
-}
-
-static int ft_prepare(const sg_config *cfg, sg_err *err)
-{
-    bool any = false;
-    for (size_t i = 0; i < cfg->n_databases; i++)
-        if (strcmp(cfg->databases[i].driver, "freetds") == 0 && needs_section(&cfg->databases[i]))
-            any = true;
-    if (!any)
-        return 0;
-    const char *tmp = getenv("TMPDIR");
-    if (tmp == NULL || tmp[0] == '\0')
-        tmp = "/tmp";
-    int len = snprintf(conf_path, sizeof conf_path, "%s/sqlgate-freetds-XXXXXX", tmp);
-    if (len < 0 || (size_t)len >= sizeof conf_path) {
-        conf_path[0] = '\0';
-        return sg_err_set(err, SG_INTERNAL,
-                          "cannot write a freetds.conf for the encryption settings: TMPDIR is "
-                          "longer than PATH_MAX");
-    }
-    int fd = mkstemp(conf_path);
-    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (out == NULL) {
-        if (fd >= 0)
-            close(fd);
-        conf_path[0] = '\0';
-        return sg_err_set(err, SG_INTERNAL,
-                          "cannot write a freetds.conf for the encryption "
-                          "settings");
-    }
-    /* Keep whatever the user's own file says, then add one section per
-     * database that needs settings db-lib's API cannot carry. */
-    char buf[512];
-    FILE *in = fopen(user_conf(buf, sizeof buf), "r");
-    if (in != NULL) {
-        size_t got;
-        char chunk[4096];
-        while ((got = fread(chunk, 1, sizeof chunk, in)) > 0)
-            fwrite(chunk, 1, got, out);
-        fclose(in);
-    }
-    static const char *const enc[] = {"off", "request", "require"};
-    for (size_t i = 0; i < cfg->n_databases; i++) {
-        const sg_db_config *d = &cfg->databases[i];
-        if (strcmp(d->driver, "freetds") != 0 || !needs_section(d))
-            continue;
-        section_name(d, buf, sizeof buf);
-        fprintf(out, "\n[%s]\n\thost = %s\n\tport = %d\n\tencryption = %s\n", buf, d->host, d->port,
-                enc[d->encrypt]);
-        if (d->ca_file != NULL)
-            fprintf(out, "\tca file = %s\n", d->ca_file);
-    }
-    if (fclose(out) != 0) {
-        remove_conf();
-        return sg_err_set(err, SG_INTERNAL, "cannot write a freetds.conf");
-    }
-    atexit(remove_conf);
-    setenv("FREETDSCONF", conf_path, 1);
-    return 0;
-}
-
 const sg_driver sg_driver_freetds = {
     .name = "freetds",
     .prepare = ft_prepare,
-    .discard = remove_conf,
+    .discard = ft_remove_conf,
     .open = ft_open,
     .ping = ft_ping,
     .exec = ft_exec,

@@ -6,267 +6,35 @@
  * next_result() (a statement may depend on the DDL of an earlier one), long
  * after the caller's borrowed params are gone.
  *
- * Deadlines: a progress handler aborts a running statement once the batch
- * deadline has passed or interrupt() was called; a busy handler waits for
- * other connections' locks only until that deadline. Shared-cache table locks
- * (":memory:" databases) return SQLITE_LOCKED without calling the busy
- * handler, so a statement that failed on its first step with BUSY/LOCKED in
- * autocommit mode is reset and retried until the deadline.
+ * Deadlines (the handlers are in sqlite_guard.c): a progress handler aborts a
+ * running statement once the batch deadline has passed or interrupt() was
+ * called; a busy handler waits for other connections' locks only until that
+ * deadline. Shared-cache table locks (":memory:" databases) return
+ * SQLITE_LOCKED without calling the busy handler, so a statement that failed
+ * on its first step with BUSY/LOCKED in autocommit mode is reset and retried
+ * until the deadline.
  *
- * Hardening (docs/security.md): an authorizer on every connection lets a
- * caller's SQL run only read-only PRAGMAs and no ATTACH, DETACH (so no VACUUM
- * INTO), load_extension() or fts3_tokenizer(); sqlgate's own statements (setup,
- * health query) run trusted. Defensive mode is on, extension loading and the
- * two-argument tokenizer are off, per-connection limits are set at open and a
- * process-wide heap limit at the first open. A caller that touched the temp
- * schema leaves its connection dirty: it is closed, not reused, so no
- * temporary object reaches the next caller.
+ * Hardening and read-only batches (for read-only tokens): sqlite_guard.c.
  *
- * Read-only batches (read_only_next, for read-only tokens): the engine, not
- * the SQL text, decides. Before the first statement runs, every statement of
- * the batch is prepared in turn and must satisfy sqlite3_stmt_readonly; one
- * that would write fails the batch with FORBIDDEN before anything ran. A
- * statement that cannot be prepared yet ends that scan (only read-only
- * statements precede it, so nothing has written when it fails the same way
- * later), and every statement is checked again as it is prepared to run, so
- * no statement that would write is ever stepped.
- *
- * Statement cache: a batch of exactly one statement keeps its prepared
- * statement in a small per-connection cache keyed by the batch text, so the
- * next batch with the same text skips the parser. A cached statement at rest
- * is reset and unbound: it holds no read transaction (which would block WAL
- * checkpoints, and writers of a shared-cache database) and no pointer into a
- * freed batch. The authorizer decides from the text alone (the same text is
- * allowed or denied on every prepare; trusted statements are never cached),
- * and SQLite prepares a statement again by itself when the schema or a
- * setting it was compiled against changed, running the authorizer again. A
- * statement whose batch failed is dropped rather than reused. A PRAGMA is
- * never cached (some act while prepared, not when run), and multi-statement
- * batches are prepared statement by statement as they run.
+ * Statement cache: sqlite_cache.c.
  */
-#include "sqlgate/driver.h"
+#include "sqlite_int.h"
 
 #include "../util.h"
 
-#include <sqlite3.h>
-
 #include <ctype.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
-#define PROGRESS_STEPS 1000 /* VM steps between deadline checks */
-#define DEADLINE_ROWS  64   /* rows between clock reads in next_row() */
-#define CACHE_SIZE     32   /* prepared single-statement batches per connection */
-#define SQL_SEVERITY   16   /* SQL Server's "user error" class */
-#define SQL_STATE      1
+#define DEADLINE_ROWS 64 /* rows between clock reads in next_row() */
+#define SQL_SEVERITY  16 /* SQL Server's "user error" class */
+#define SQL_STATE     1
 
-/* Limits sqlgate sets (docs/security.md). Bytes of one string or blob: large
- * enough for the 256 MB values bench/run streams. */
-#define SG_SQLITE_MAX_LENGTH     (512 * 1024 * 1024)
-#define SG_SQLITE_MAX_SQL_LENGTH (16 * 1024 * 1024)       /* bytes of one statement */
-#define SG_SQLITE_HEAP_LIMIT     ((sqlite3_int64)1 << 30) /* whole process, bytes */
-#define PING_PROBE_BYTES         (256 * 1024)             /* what a query's page cache needs soon */
-
-/* How a column's values are mapped, decided from its declared type. */
-typedef enum col_kind { KIND_PLAIN, KIND_BOOL, KIND_DECIMAL } col_kind;
-
-/* A parameter copied into the batch arena; name is "@name". */
-typedef struct bparam {
-    const char *name;
-    sg_value value;
-} bparam;
-
-/* A cached statement; a free slot has sql == NULL. */
-typedef struct cache_entry {
-    char *sql; /* owned copy of the batch text, the key */
-    size_t len;
-    uint64_t hash;
-    sqlite3_stmt *stmt; /* reset and unbound while no batch uses it */
-    int line;           /* 1-based line where the statement starts in sql */
-    uint64_t used;      /* cache tick of the last use, for LRU eviction */
-} cache_entry;
-
-struct sg_driver_conn {
-    sqlite3 *db;
-    char *path; /* owned copy of cfg->path, for error messages */
-    /* Set by interrupt(), cleared only by finish() (and zero at open): one that
-     * comes between a batch's exec() and the one before its finish() fails it,
-     * and one that comes before exec() fails that exec, so none is lost. */
-    atomic_bool interrupted;
-    bool broken;        /* I/O, corruption: never reuse */
-    bool trusted;       /* sqlgate's own statement: the authorizer allows all */
-    bool stepping;      /* inside sqlite3_step() of a caller's statement */
-    bool session_dirty; /* a temp object may exist: never reuse */
-    char denied[160];   /* why the authorizer refused, for the error; "" if not */
-
-    /* Current batch; all NULL/zero at rest. */
-    bool in_batch;
-    int64_t started_ms;
-    int64_t deadline_ms; /* also read by the busy and progress handlers */
-    char *sql;           /* owned copy of the batch text */
-    const char *tail;    /* next statement to prepare, inside sql */
-    bparam *params;      /* owned arena: params, names, text/binary bytes */
-    size_t n_params;
-    sqlite3_stmt *stmt;      /* current statement, prepared and bound, or NULL */
-    cache_entry *entry;      /* the cache entry that owns stmt, or NULL: the batch does */
-    int stmt_line;           /* 1-based line where stmt starts in sql */
-    unsigned rows_unchecked; /* next_row() calls since the clock was last read */
-    bool saw_pragma;         /* the authorizer saw a PRAGMA since exec() began */
-    bool read_only;          /* this batch may not write (read_only_next) */
-    bool read_only_next;     /* the next exec() is read-only */
-    bool result_active;      /* stmt's columns were reported by next_result() */
-    bool pending_row;        /* first row stepped by next_result(), not yet returned */
-    bool result_done;        /* stmt returned SQLITE_DONE */
-    bool failed;             /* the batch hit an error; last_err repeats it */
-    sg_err last_err;
-    int64_t rows_affected;
-
-    /* Current result's description; reused across results. */
-    sg_column *cols;
-    col_kind *kinds;
-    sg_value *values;
-    size_t cols_cap;
-    char *names; /* backing store for cols[].name and cols[].type */
-    size_t names_cap;
-
-    cache_entry cache[CACHE_SIZE];
-    uint64_t cache_tick;
-};
-
-/* Busy handler: wait for another connection's lock until the deadline, with a
- * short backoff so that interrupt() is noticed soon. */
-static int busy_cb(void *ud, int count)
-{
-    sg_driver_conn *c = ud;
-    if (atomic_load(&c->interrupted))
-        return 0;
-    int64_t left = c->deadline_ms - sg_clock_ms();
-    if (left <= 0)
-        return 0;
-    static const int64_t backoff[] = {1, 2, 5, 10, 20, 50};
-    size_t n = sizeof backoff / sizeof backoff[0];
-    int64_t wait = count < 0 || (size_t)count >= n ? backoff[n - 1] : backoff[count];
-    sg_sleep_ms(wait < left ? wait : left);
-    return 1;
-}
-
-/* Progress handler: non-zero makes the running statement fail with
- * SQLITE_INTERRUPT. */
-static int progress_cb(void *ud)
-{
-    sg_driver_conn *c = ud;
-    return atomic_load(&c->interrupted) || sg_clock_ms() >= c->deadline_ms;
-}
-
-/* --- Authorizer: what callers' SQL may do ---------------------------------- */
-
-/* PRAGMAs a caller may run with any argument: they only read the schema or
- * check the file, and change no setting of the connection or the process.
- * docs/security.md lists them with the reasons. */
-static const char *const pragma_read[] = {
-    "collation_list",   "compile_options", "database_list", "foreign_key_check",
-    "foreign_key_list", "function_list",   "index_info",    "index_list",
-    "index_xinfo",      "integrity_check", "module_list",   "pragma_list",
-    "quick_check",      "table_info",      "table_list",    "table_xinfo",
-};
-
-/* PRAGMAs a caller may run only without a value: the plain form reads the
- * setting; any value would change it. SQLite's own modules run some of these
- * (fts5 reads data_version, rtree page_size) while a statement steps. */
-static const char *const pragma_get[] = {
-    "application_id", "auto_vacuum",    "data_version", "encoding",
-    "foreign_keys",   "freelist_count", "journal_mode", "page_count",
-    "page_size",      "schema_version", "user_version",
-};
-
-/* SQL functions refused whatever their arguments: they act on the process
- * (load a library, swap a tokenizer pointer) rather than on data. Both are
- * also switched off at open; this makes the refusal say why. */
-static const char *const function_deny[] = {"fts3_tokenizer", "load_extension"};
-
-static bool in_list(const char *name, const char *const *list, size_t n)
-{
-    if (name == NULL)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (strcasecmp(name, list[i]) == 0)
-            return true;
-    return false;
-}
-
-#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Refuses an action, keeping the reason for the error the caller will get
- * (SQLite itself only says "not authorized"). */
-static int auth_deny(sg_driver_conn *c, const char *kind, const char *name, const char *why)
-{
-    if (c->denied[0] == '\0')
-        snprintf(c->denied, sizeof c->denied, "%s%s is not allowed: %s", kind,
-                 name != NULL ? name : "", why);
-    return SQLITE_DENY;
-}
-
-/* Authorizer, on every connection. sqlgate's own statements (setup at open,
- * the health query) run with c->trusted and are not limited. A caller's
- * statement may not:
- *   - run a PRAGMA outside the two lists above: many change process-wide
- *     state (hard_heap_limit, soft_heap_limit, temp_store_directory) or
- *     connection settings that would outlive the request (cache_size,
- *     recursive_triggers, query_only, ...);
- *   - ATTACH or DETACH: a file anywhere on disk could be created or read.
- *     SQLite's VACUUM attaches a temporary database ('') while it steps;
- *     that alone is allowed, so a plain VACUUM works and VACUUM INTO a file
- *     does not;
- *   - call a function of function_deny.
- * Its decisions depend on the statement text and on c->trusted alone, so a
- * cached statement needs no new check (statements run trusted never enter
- * the cache). Every use of the temp schema marks the session dirty: the
- * connection is then discarded after the request (see sl_unusable). It also
- * notes that a PRAGMA was compiled: some act while they are prepared rather
- * than when they run, so they are never cached. */
-static int auth_cb(void *ud, int action, const char *a1, const char *a2, const char *db,
-                   const char *inner)
-{
-    sg_driver_conn *c = ud;
-    (void)inner;
-    if (!c->trusted && db != NULL && strcmp(db, "temp") == 0)
-        c->session_dirty = true;
-    switch (action) {
-    case SQLITE_CREATE_TEMP_INDEX:
-    case SQLITE_CREATE_TEMP_TABLE:
-    case SQLITE_CREATE_TEMP_TRIGGER:
-    case SQLITE_CREATE_TEMP_VIEW:
-        c->session_dirty |= !c->trusted;
-        return SQLITE_OK;
-    case SQLITE_PRAGMA:
-        c->saw_pragma = true;
-        if (c->trusted || in_list(a1, pragma_read, COUNT_OF(pragma_read)) ||
-            (a2 == NULL && in_list(a1, pragma_get, COUNT_OF(pragma_get))))
-            return SQLITE_OK;
-        return auth_deny(c, "PRAGMA ", a1,
-                         "sqlgate runs only the read-only PRAGMAs listed in docs/security.md");
-    case SQLITE_ATTACH:
-        if (c->trusted || (c->stepping && a1 != NULL && a1[0] == '\0'))
-            return SQLITE_OK;
-        return auth_deny(c, "ATTACH", NULL, "a database is one file (ATTACH, VACUUM INTO)");
-    case SQLITE_DETACH:
-        if (c->trusted || c->stepping)
-            return SQLITE_OK;
-        return auth_deny(c, "DETACH", NULL, "a database is one file");
-    case SQLITE_FUNCTION:
-        if (!c->trusted && in_list(a2, function_deny, COUNT_OF(function_deny)))
-            return auth_deny(c, "function ", a2, "it acts on the process, not on data");
-        return SQLITE_OK;
-    default:
-        return SQLITE_OK;
-    }
-}
+#define PING_PROBE_BYTES (256 * 1024) /* what a query's page cache needs soon */
 
 /* --- Errors ---------------------------------------------------------------- */
 
@@ -281,7 +49,7 @@ static int timeout_error(sg_driver_conn *c, sg_err *err, bool lock)
                       lock ? " waiting for a database lock" : "");
 }
 
-static int sql_error(sg_err *err, long number, int line, const char *msg)
+int sl_sql_error(sg_err *err, long number, int line, const char *msg)
 {
     sg_err_set(err, SG_SQL_ERROR, "%s", msg);
     if (err != NULL) {
@@ -294,9 +62,7 @@ static int sql_error(sg_err *err, long number, int line, const char *msg)
     return -1;
 }
 
-/* Maps the connection's last SQLite failure `rc` to the API's codes and
- * marks the connection broken when the database itself failed. */
-static int map_error(sg_driver_conn *c, int rc, int line, sg_err *err)
+int sl_map_error(sg_driver_conn *c, int rc, int line, sg_err *err)
 {
     int xrc = sqlite3_extended_errcode(c->db);
     const char *msg = sqlite3_errmsg(c->db);
@@ -307,7 +73,7 @@ static int map_error(sg_driver_conn *c, int rc, int line, sg_err *err)
     case SQLITE_LOCKED:
         if (atomic_load(&c->interrupted) || sg_clock_ms() >= c->deadline_ms)
             return timeout_error(c, err, true);
-        return sql_error(err, xrc, line, msg);
+        return sl_sql_error(err, xrc, line, msg);
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
     case SQLITE_IOERR:
@@ -327,7 +93,7 @@ static int map_error(sg_driver_conn *c, int rc, int line, sg_err *err)
          * denied" (VACUUM INTO). */
         if (c->denied[0] != '\0' && strstr(msg, "authoriz") != NULL)
             msg = c->denied;
-        return sql_error(err, xrc, line, msg);
+        return sl_sql_error(err, xrc, line, msg);
     }
 }
 
@@ -362,8 +128,7 @@ static const char *skip_space(const char *p)
     }
 }
 
-/* 1-based line of the first token at or after `start` within c->sql. */
-static int line_of(const sg_driver_conn *c, const char *start)
+int sl_line_of(const sg_driver_conn *c, const char *start)
 {
     const char *end = skip_space(start);
     int line = 1;
@@ -386,202 +151,6 @@ static bool only_separators(const char *p)
     return *p == '\0';
 }
 
-/* --- Parameters ------------------------------------------------------------ */
-
-/* Copies params into one owned arena: the bparam array, then "@name\0"
- * strings, then text/binary bytes (NUL-terminated so that empty values still
- * have a non-NULL pointer). */
-static int copy_params(sg_driver_conn *c, const sg_param *params, size_t n, sg_err *err)
-{
-    if (n == 0)
-        return 0;
-    if (n > SIZE_MAX / sizeof(bparam))
-        return sg_err_set(err, SG_BAD_REQUEST, "too many parameters");
-    size_t size = n * sizeof(bparam);
-    for (size_t i = 0; i < n; i++) {
-        if (params[i].name == NULL || params[i].name[0] == '\0')
-            return sg_err_set(err, SG_BAD_REQUEST, "a parameter has no name");
-        size_t add = strlen(params[i].name) + 2;
-        const sg_value *v = &params[i].value;
-        if (v->type == SG_V_TEXT || v->type == SG_V_BINARY) {
-            if (v->u.s.len > SIZE_MAX - add - 1)
-                return sg_err_set(err, SG_BAD_REQUEST, "parameter @%s is too large",
-                                  params[i].name);
-            add += v->u.s.len + 1;
-        }
-        if (add > SIZE_MAX - size)
-            return sg_err_set(err, SG_BAD_REQUEST, "parameters are too large");
-        size += add;
-    }
-    bparam *bp = malloc(size);
-    if (bp == NULL)
-        return sg_err_set(err, SG_INTERNAL, "out of memory copying parameters");
-    char *out = (char *)(bp + n);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(params[i].name);
-        out[0] = '@';
-        memcpy(out + 1, params[i].name, len + 1);
-        bp[i].name = out;
-        out += len + 2;
-        bp[i].value = params[i].value;
-        sg_value *v = &bp[i].value;
-        if (v->type == SG_V_TEXT || v->type == SG_V_BINARY) {
-            if (v->u.s.len > 0)
-                memcpy(out, v->u.s.ptr, v->u.s.len);
-            out[v->u.s.len] = '\0';
-            v->u.s.ptr = out;
-            out += v->u.s.len + 1;
-        }
-    }
-    c->params = bp;
-    c->n_params = n;
-    return 0;
-}
-
-/* The param for placeholder "@name": an exact match first, else an ASCII
- * case-insensitive one (SQL Server compares variable names that way under
- * its usual collations, and both drivers should accept the same requests). */
-static const bparam *find_param(const sg_driver_conn *c, const char *name)
-{
-    for (size_t i = c->n_params; i-- > 0;)
-        if (strcmp(c->params[i].name, name) == 0)
-            return &c->params[i];
-    for (size_t i = c->n_params; i-- > 0;)
-        if (strcasecmp(c->params[i].name, name) == 0)
-            return &c->params[i];
-    return NULL;
-}
-
-static int bind_value(sqlite3_stmt *st, int idx, const sg_value *v)
-{
-    /* SQLITE_STATIC: the arena outlives every statement of the batch. */
-    switch (v->type) {
-    case SG_V_INT:
-        return sqlite3_bind_int64(st, idx, v->u.i);
-    case SG_V_FLOAT:
-        return sqlite3_bind_double(st, idx, v->u.f);
-    case SG_V_BOOL:
-        return sqlite3_bind_int(st, idx, v->u.b ? 1 : 0);
-    case SG_V_TEXT:
-        return sqlite3_bind_text64(st, idx, v->u.s.ptr, v->u.s.len, SQLITE_STATIC, SQLITE_UTF8);
-    case SG_V_BINARY:
-        if (v->u.s.len == 0)
-            return sqlite3_bind_zeroblob(st, idx, 0);
-        return sqlite3_bind_blob64(st, idx, v->u.s.ptr, v->u.s.len, SQLITE_STATIC);
-    case SG_V_NULL:
-    default:
-        return sqlite3_bind_null(st, idx);
-    }
-}
-
-/* Binds every placeholder of c->stmt; one that no param provides is an error
- * rather than a silent NULL. */
-static int bind_all(sg_driver_conn *c, sg_err *err)
-{
-    int n = sqlite3_bind_parameter_count(c->stmt);
-    for (int i = 1; i <= n; i++) {
-        const char *name = sqlite3_bind_parameter_name(c->stmt, i);
-        if (name == NULL)
-            return sql_error(err, SQLITE_RANGE, c->stmt_line,
-                             "positional parameter ? is not supported; write @name");
-        const bparam *p = name[0] == '@' ? find_param(c, name) : NULL;
-        if (p == NULL) {
-            char msg[SG_ERR_MESSAGE_MAX];
-            snprintf(msg, sizeof msg, "parameter %.*s is not given%s", 200, name,
-                     name[0] == '@' ? "" : " (parameters are written @name)");
-            return sql_error(err, SQLITE_RANGE, c->stmt_line, msg);
-        }
-        int rc = bind_value(c->stmt, i, &p->value);
-        if (rc != SQLITE_OK)
-            return map_error(c, rc, c->stmt_line, err);
-    }
-    return 0;
-}
-
-/* --- Statement cache ------------------------------------------------------- */
-
-/* FNV-1a of the batch text; also measures it. */
-static uint64_t sql_hash(const char *sql, size_t *len)
-{
-    const unsigned char *p = (const unsigned char *)sql;
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (; *p != '\0'; p++) {
-        h ^= *p;
-        h *= UINT64_C(1099511628211);
-    }
-    *len = (size_t)(p - (const unsigned char *)sql);
-    return h;
-}
-
-static cache_entry *cache_find(sg_driver_conn *c, const char *sql, size_t len, uint64_t hash)
-{
-    for (size_t i = 0; i < CACHE_SIZE; i++) {
-        cache_entry *e = &c->cache[i];
-        if (e->sql != NULL && e->hash == hash && e->len == len && memcmp(e->sql, sql, len) == 0) {
-            e->used = ++c->cache_tick;
-            return e;
-        }
-    }
-    return NULL;
-}
-
-static void cache_drop(cache_entry *e)
-{
-    sqlite3_finalize(e->stmt);
-    free(e->sql);
-    memset(e, 0, sizeof *e);
-}
-
-/* Gives `st`, prepared from the whole batch text `sql`, to the cache, evicting
- * the least recently used entry when it is full. Returns the new entry, or
- * NULL when out of memory: then st stays the batch's own. */
-static cache_entry *cache_add(sg_driver_conn *c, const char *sql, size_t len, uint64_t hash,
-                              sqlite3_stmt *st, int line)
-{
-    char *key = malloc(len + 1);
-    if (key == NULL)
-        return NULL;
-    memcpy(key, sql, len + 1);
-    cache_entry *victim = NULL;
-    for (size_t i = 0; i < CACHE_SIZE; i++) {
-        cache_entry *e = &c->cache[i];
-        if (e->sql == NULL) {
-            victim = e;
-            break;
-        }
-        if (victim == NULL || e->used < victim->used)
-            victim = e;
-    }
-    /* No batch is using the victim: the only batch is this one, and its
-     * statement is not in the cache yet. */
-    if (victim->sql != NULL)
-        cache_drop(victim);
-    *victim = (cache_entry){
-        .sql = key, .len = len, .hash = hash, .stmt = st, .line = line, .used = ++c->cache_tick};
-    return victim;
-}
-
-/* Ends the batch's use of c->stmt. A cached statement goes back to its entry
- * reset (ending its read transaction and releasing its locks) and without
- * bindings (they point into the batch's parameter arena), or, when `keep` is
- * false because the batch failed, is dropped from the cache. The batch's own
- * statement is finalized. */
-static void stmt_release(sg_driver_conn *c, bool keep)
-{
-    if (c->entry != NULL) {
-        if (keep) {
-            sqlite3_reset(c->stmt);
-            sqlite3_clear_bindings(c->stmt);
-        } else {
-            cache_drop(c->entry);
-        }
-        c->entry = NULL;
-    } else {
-        sqlite3_finalize(c->stmt);
-    }
-    c->stmt = NULL;
-}
-
 /* --- Statements ------------------------------------------------------------ */
 
 static bool may_retry(sg_driver_conn *c, int rc)
@@ -589,46 +158,6 @@ static bool may_retry(sg_driver_conn *c, int rc)
     int prc = rc & 0xff;
     return (prc == SQLITE_BUSY || prc == SQLITE_LOCKED) && !atomic_load(&c->interrupted) &&
            sg_clock_ms() < c->deadline_ms;
-}
-
-static int read_only_refusal(const sg_driver_conn *c, int line, sg_err *err)
-{
-    return sg_err_set(err, SG_FORBIDDEN,
-                      "this token is read-only (needs rw): the statement at line %d would write "
-                      "to %s; nothing was run",
-                      line, c->path);
-}
-
-static int read_only_scan_batch(sg_driver_conn *c, sg_err *err);
-
-/* The whole-batch scan of a read-only batch (see the top of this file). */
-static int read_only_scan(sg_driver_conn *c, sg_err *err)
-{
-    /* Nothing runs here: what the authorizer notes while preparing (a temp
-     * object named) is noted again when the statement really runs. */
-    bool dirty = c->session_dirty;
-    int rc = read_only_scan_batch(c, err);
-    c->session_dirty = dirty;
-    return rc;
-}
-
-static int read_only_scan_batch(sg_driver_conn *c, sg_err *err)
-{
-    const char *p = c->sql;
-    while (p != NULL && *p != '\0') {
-        sqlite3_stmt *st = NULL;
-        const char *next = NULL;
-        if (sqlite3_prepare_v3(c->db, p, -1, 0, &st, &next) != SQLITE_OK) {
-            sqlite3_finalize(st);
-            return 0;
-        }
-        bool writes = st != NULL && !sqlite3_stmt_readonly(st);
-        sqlite3_finalize(st);
-        if (writes)
-            return read_only_refusal(c, line_of(c, p), err);
-        p = next;
-    }
-    return 0;
 }
 
 /* Prepares the next non-empty statement of the batch with sqlite3_prepare_v3
@@ -649,24 +178,24 @@ static int prepare_next(sg_driver_conn *c, unsigned flags, sg_err *err)
             sg_sleep_ms(wait);
             wait = wait < 32 ? wait * 2 : wait;
         }
-        c->stmt_line = line_of(c, start);
+        c->stmt_line = sl_line_of(c, start);
         if (rc != SQLITE_OK) {
             sqlite3_finalize(st);
             c->tail = NULL;
-            return map_error(c, rc, c->stmt_line, err);
+            return sl_map_error(c, rc, c->stmt_line, err);
         }
         c->tail = next;
         if (st == NULL)
             continue; /* only whitespace, comments or ';' */
         c->stmt = st;
         if (c->read_only && !sqlite3_stmt_readonly(st)) {
-            stmt_release(c, false);
+            sl_stmt_release(c, false);
             c->tail = NULL;
             c->session_dirty = dirty; /* refused before it ran */
-            return read_only_refusal(c, c->stmt_line, err);
+            return sl_read_only_refusal(c, c->stmt_line, err);
         }
-        if (bind_all(c, err) < 0) {
-            stmt_release(c, false);
+        if (sl_bind_all(c, err) < 0) {
+            sl_stmt_release(c, false);
             c->tail = NULL;
             return -1;
         }
@@ -709,7 +238,7 @@ static int run_to_done(sg_driver_conn *c, sg_err *err)
     while (rc == SQLITE_ROW)
         rc = step(c, false);
     if (rc != SQLITE_DONE)
-        return map_error(c, rc, c->stmt_line, err);
+        return sl_map_error(c, rc, c->stmt_line, err);
     /* sqlite3_changes() keeps the count of the last INSERT/UPDATE/DELETE even
      * across DDL, so only trust it when this statement changed something. */
     if (sqlite3_total_changes64(c->db) != before)
@@ -717,155 +246,12 @@ static int run_to_done(sg_driver_conn *c, sg_err *err)
     return 0;
 }
 
-static void lower_type(char *s)
-{
-    char *paren = strchr(s, '(');
-    if (paren != NULL)
-        *paren = '\0';
-    size_t len = strlen(s);
-    while (len > 0 && isspace((unsigned char)s[len - 1]))
-        s[--len] = '\0';
-    for (char *p = s; *p != '\0'; p++)
-        *p = (char)tolower((unsigned char)*p);
-}
-
-static col_kind kind_of(const char *type)
-{
-    if (strcmp(type, "bool") == 0 || strcmp(type, "boolean") == 0 || strcmp(type, "bit") == 0)
-        return KIND_BOOL;
-    if (strncmp(type, "decimal", 7) == 0 || strncmp(type, "numeric", 7) == 0 ||
-        strncmp(type, "money", 5) == 0)
-        return KIND_DECIMAL;
-    return KIND_PLAIN;
-}
-
-static const char *storage_name(int type)
-{
-    switch (type) {
-    case SQLITE_INTEGER:
-        return "integer";
-    case SQLITE_FLOAT:
-        return "real";
-    case SQLITE_TEXT:
-        return "text";
-    case SQLITE_BLOB:
-        return "blob";
-    default:
-        return "null";
-    }
-}
-
-/* Fills cols/kinds for c->stmt, whose first row (if any) has been stepped.
- * Names and types are copied: SQLite's own strings may change on re-prepare. */
-static int describe(sg_driver_conn *c, size_t n, sg_err *err)
-{
-    if (n > c->cols_cap) {
-        sg_column *cols = realloc(c->cols, n * sizeof *cols);
-        if (cols == NULL)
-            return sg_err_set(err, SG_INTERNAL, "out of memory");
-        c->cols = cols;
-        col_kind *kinds = realloc(c->kinds, n * sizeof *kinds);
-        if (kinds == NULL)
-            return sg_err_set(err, SG_INTERNAL, "out of memory");
-        c->kinds = kinds;
-        sg_value *values = realloc(c->values, n * sizeof *values);
-        if (values == NULL)
-            return sg_err_set(err, SG_INTERNAL, "out of memory");
-        c->values = values;
-        c->cols_cap = n;
-    }
-    size_t need = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = sqlite3_column_name(c->stmt, (int)i);
-        const char *decl = sqlite3_column_decltype(c->stmt, (int)i);
-        if (decl == NULL)
-            decl =
-                storage_name(c->pending_row ? sqlite3_column_type(c->stmt, (int)i) : SQLITE_NULL);
-        need += (name != NULL ? strlen(name) : 0) + strlen(decl) + 2;
-    }
-    if (need > c->names_cap) {
-        char *names = realloc(c->names, need);
-        if (names == NULL)
-            return sg_err_set(err, SG_INTERNAL, "out of memory");
-        c->names = names;
-        c->names_cap = need;
-    }
-    char *out = c->names;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = sqlite3_column_name(c->stmt, (int)i);
-        if (name == NULL)
-            name = "";
-        size_t len = strlen(name);
-        memcpy(out, name, len + 1);
-        c->cols[i].name = out;
-        out += len + 1;
-
-        const char *decl = sqlite3_column_decltype(c->stmt, (int)i);
-        bool declared = decl != NULL;
-        if (!declared)
-            decl =
-                storage_name(c->pending_row ? sqlite3_column_type(c->stmt, (int)i) : SQLITE_NULL);
-        len = strlen(decl);
-        memcpy(out, decl, len + 1);
-        lower_type(out);
-        c->cols[i].type = out;
-        c->cols[i].precision = 0; /* the declared type keeps its (p,s) as written */
-        c->cols[i].scale = 0;
-        c->kinds[i] = declared ? kind_of(out) : KIND_PLAIN;
-        out += len + 1;
-    }
-    return 0;
-}
-
-static void convert_row(sg_driver_conn *c)
-{
-    int n = sqlite3_column_count(c->stmt);
-    for (int i = 0; i < n; i++) {
-        sg_value *v = &c->values[i];
-        int type = sqlite3_column_type(c->stmt, i);
-        if (type != SQLITE_NULL && c->kinds[i] == KIND_DECIMAL)
-            type = SQLITE_TEXT; /* exact text as stored, never via double */
-        switch (type) {
-        case SQLITE_INTEGER:
-            if (c->kinds[i] == KIND_BOOL) {
-                v->type = SG_V_BOOL;
-                v->u.b = sqlite3_column_int64(c->stmt, i) != 0;
-            } else {
-                v->type = SG_V_INT;
-                v->u.i = sqlite3_column_int64(c->stmt, i);
-            }
-            break;
-        case SQLITE_FLOAT:
-            v->type = SG_V_FLOAT;
-            v->u.f = sqlite3_column_double(c->stmt, i);
-            break;
-        case SQLITE_TEXT: {
-            const unsigned char *s = sqlite3_column_text(c->stmt, i);
-            v->type = SG_V_TEXT;
-            v->u.s.len = (size_t)sqlite3_column_bytes(c->stmt, i);
-            v->u.s.ptr = s != NULL ? (const char *)s : "";
-            break;
-        }
-        case SQLITE_BLOB: {
-            const void *b = sqlite3_column_blob(c->stmt, i);
-            v->type = SG_V_BINARY;
-            v->u.s.len = (size_t)sqlite3_column_bytes(c->stmt, i);
-            v->u.s.ptr = b != NULL ? b : "";
-            break;
-        }
-        default:
-            v->type = SG_V_NULL;
-            break;
-        }
-    }
-}
-
 /* Returns the connection to rest: statements finalized, batch memory freed.
  * Result description buffers are kept for the next batch; rows_affected stays
  * readable until the next exec(). */
 static void batch_end(sg_driver_conn *c)
 {
-    stmt_release(c, !c->failed);
+    sl_stmt_release(c, !c->failed);
     free(c->sql);
     c->sql = NULL;
     c->tail = NULL;
@@ -888,7 +274,7 @@ static void sl_close(sg_driver_conn *c)
     batch_end(c);
     for (size_t i = 0; i < CACHE_SIZE; i++)
         if (c->cache[i].sql != NULL)
-            cache_drop(&c->cache[i]);
+            sl_cache_drop(&c->cache[i]);
     if (c->db != NULL) {
         sqlite3_stmt *st;
         while ((st = sqlite3_next_stmt(c->db, NULL)) != NULL)
@@ -936,45 +322,6 @@ static int setup_exec(sg_driver_conn *c, const char *sql, const char *path, sg_e
     snprintf(msg, sizeof msg, "%s", reason);
     sqlite3_finalize(st);
     return sg_err_set(err, SG_DB_UNAVAILABLE, "cannot open SQLite database \"%s\": %s", path, msg);
-}
-
-/* Per-connection limits, tighter than SQLite's compiled-in maxima where a
- * caller could otherwise make one statement cost a lot of memory or stack.
- * docs/security.md lists them. */
-static void set_limits(sqlite3 *db)
-{
-    static const struct {
-        int id;
-        int value;
-    } limits[] = {
-        {SQLITE_LIMIT_LENGTH, SG_SQLITE_MAX_LENGTH},
-        {SQLITE_LIMIT_SQL_LENGTH, SG_SQLITE_MAX_SQL_LENGTH},
-        {SQLITE_LIMIT_COLUMN, 2000},
-        {SQLITE_LIMIT_EXPR_DEPTH, 1000},
-        {SQLITE_LIMIT_COMPOUND_SELECT, 500},
-        {SQLITE_LIMIT_VDBE_OP, 25000000},
-        {SQLITE_LIMIT_FUNCTION_ARG, 127},
-        /* VACUUM needs one slot for its temporary copy; callers cannot ATTACH. */
-        {SQLITE_LIMIT_ATTACHED, 1},
-        {SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50000},
-        {SQLITE_LIMIT_VARIABLE_NUMBER, 2100},
-        {SQLITE_LIMIT_TRIGGER_DEPTH, 100},
-        {SQLITE_LIMIT_WORKER_THREADS, 0},
-    };
-    for (size_t i = 0; i < COUNT_OF(limits); i++)
-        sqlite3_limit(db, limits[i].id, limits[i].value);
-}
-
-/* SQLite's heap limit is process-wide: set once, at the first open, and never
- * by a caller (PRAGMA hard_heap_limit is refused). A value within the limit
- * keeps the process from being swapped to death by one statement; past it,
- * SQLite fails allocations with SQLITE_NOMEM and the health check reports the
- * database down (sl_ping). */
-static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
-
-static void set_heap_limit(void)
-{
-    sqlite3_hard_heap_limit64(SG_SQLITE_HEAP_LIMIT);
 }
 
 /* The URI of the shared in-memory database of `name`; characters outside
@@ -1028,7 +375,7 @@ static sg_driver_conn *sl_open(const sg_db_config *cfg, int64_t deadline_ms, sg_
         flags |= SQLITE_OPEN_URI;
     }
 
-    pthread_once(&heap_once, set_heap_limit);
+    sl_guard_heap_limit();
     sg_driver_conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         sg_err_set(err, SG_INTERNAL, "out of memory opening SQLite database");
@@ -1050,13 +397,7 @@ static sg_driver_conn *sl_open(const sg_db_config *cfg, int64_t deadline_ms, sg_
         goto fail;
     }
     sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_handler(c->db, busy_cb, c);
-    sqlite3_progress_handler(c->db, PROGRESS_STEPS, progress_cb, c);
-    sqlite3_set_authorizer(c->db, auth_cb, c);
-    set_limits(c->db);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)NULL);
-    sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
+    sl_guard_install(c);
 
     /* The first statements read the file header, so a file that is not a
      * database fails here rather than on the first query. */
@@ -1093,21 +434,21 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     if (check_deadline(c, err) < 0)
         goto fail;
     size_t len;
-    uint64_t hash = sql_hash(sql, &len);
-    cache_entry *e = c->trusted ? NULL : cache_find(c, sql, len, hash);
+    uint64_t hash = sl_sql_hash(sql, &len);
+    cache_entry *e = c->trusted ? NULL : sl_cache_find(c, sql, len, hash);
     if (e != NULL) {
         /* The batch is this one statement: no text is left to prepare. */
         if (c->read_only && !sqlite3_stmt_readonly(e->stmt)) {
-            read_only_refusal(c, e->line, err);
+            sl_read_only_refusal(c, e->line, err);
             goto fail;
         }
-        if (copy_params(c, params, n_params, err) < 0)
+        if (sl_copy_params(c, params, n_params, err) < 0)
             goto fail;
         c->entry = e;
         c->stmt = e->stmt;
         c->stmt_line = e->line;
-        /* At rest it is reset and unbound (stmt_release). */
-        if (bind_all(c, err) < 0)
+        /* At rest it is reset and unbound (sl_stmt_release). */
+        if (sl_bind_all(c, err) < 0)
             goto fail;
         return 0;
     }
@@ -1117,9 +458,9 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
         goto fail;
     }
     c->tail = c->sql;
-    if (c->read_only && read_only_scan(c, err) < 0)
+    if (c->read_only && sl_read_only_scan(c, err) < 0)
         goto fail;
-    if (copy_params(c, params, n_params, err) < 0)
+    if (sl_copy_params(c, params, n_params, err) < 0)
         goto fail;
     /* Only the first statement now: later ones may need its effects. A batch
      * of nothing but whitespace and comments has no statements and simply
@@ -1129,12 +470,12 @@ static int sl_exec(sg_driver_conn *c, const char *sql, const sg_param *params, s
     if (rc < 0)
         goto fail;
     if (rc == 1 && !c->saw_pragma && !c->trusted && only_separators(c->tail))
-        c->entry = cache_add(c, c->sql, len, hash, c->stmt, c->stmt_line);
+        c->entry = sl_cache_add(c, c->sql, len, hash, c->stmt, c->stmt_line);
     return 0;
 
 fail:
     /* A cached statement is dropped here as after any failed batch. */
-    stmt_release(c, false);
+    sl_stmt_release(c, false);
     batch_end(c);
     return -1;
 }
@@ -1155,7 +496,7 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
     if (c->result_active) {
         /* Rows not read are discarded; a RETURNING statement has already
          * made all its changes on its first step. */
-        stmt_release(c, true);
+        sl_stmt_release(c, true);
         c->result_active = false;
         c->pending_row = false;
         c->result_done = false;
@@ -1174,12 +515,12 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
         if (n == 0) {
             if (run_to_done(c, err) < 0)
                 return batch_fail(c, err);
-            stmt_release(c, true);
+            sl_stmt_release(c, true);
             continue;
         }
         int rc = step(c, true);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            map_error(c, rc, c->stmt_line, err);
+            sl_map_error(c, rc, c->stmt_line, err);
             return batch_fail(c, err);
         }
         /* A statement that the step prepared again (the schema changed since
@@ -1187,7 +528,7 @@ static int sl_next_result(sg_driver_conn *c, const sg_column **cols, size_t *n_c
         n = sqlite3_column_count(c->stmt);
         c->pending_row = rc == SQLITE_ROW;
         c->result_done = rc == SQLITE_DONE;
-        if (describe(c, (size_t)n, err) < 0)
+        if (sl_describe(c, (size_t)n, err) < 0)
             return batch_fail(c, err);
         c->result_active = true;
         *cols = c->cols;
@@ -1220,11 +561,11 @@ static int sl_next_row(sg_driver_conn *c, const sg_value **values, sg_err *err)
             return 0;
         }
         if (rc != SQLITE_ROW) {
-            map_error(c, rc, c->stmt_line, err);
+            sl_map_error(c, rc, c->stmt_line, err);
             return batch_fail(c, err);
         }
     }
-    convert_row(c);
+    sl_convert_row(c);
     *values = c->values;
     return 1;
 }
