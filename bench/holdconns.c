@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httpresp.h"
+
 #define MAX_STATUS  600
 #define N_PROBES    2
 #define REQ_MAX     8192
@@ -249,63 +251,6 @@ static void conn_failed(run *r, conn *c, bool reset)
     conn_drop(r, c); /* active clients and probes reconnect from the main loop */
 }
 
-/* Bytes of a complete chunked body at p (n bytes), or 0 if incomplete. */
-static size_t chunked_len(const char *p, size_t n)
-{
-    size_t off = 0;
-    for (;;) {
-        const char *eol = memmem(p + off, n - off, "\r\n", 2);
-        if (eol == NULL)
-            return 0;
-        size_t size = strtoul(p + off, NULL, 16);
-        off = (size_t)(eol - p) + 2;
-        if (size == 0) {
-            const char *end = memmem(p + off, n - off, "\r\n", 2);
-            while (end != NULL && end != p + off) {
-                off = (size_t)(end - p) + 2;
-                end = memmem(p + off, n - off, "\r\n", 2);
-            }
-            return end == NULL ? 0 : off + 2;
-        }
-        if (n - off < size + 2)
-            return 0;
-        off += size + 2;
-    }
-}
-
-/* Length of the complete response in c->buf (0: incomplete, -1: malformed)
- * and its status. */
-static long response_len(const conn *c, int *status)
-{
-    const char *hdr_end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-    if (hdr_end == NULL)
-        return 0;
-    size_t hlen = (size_t)(hdr_end - c->buf) + 4;
-    if (c->len < 12 || strncmp(c->buf, "HTTP/1.", 7) != 0)
-        return -1;
-    *status = atoi(c->buf + 9);
-    const char *p = c->buf;
-    long content_len = -1;
-    bool chunked = false;
-    while (p < hdr_end) {
-        const char *eol = memmem(p, (size_t)(hdr_end - p) + 2, "\r\n", 2);
-        if (eol == NULL)
-            break;
-        if (strncasecmp(p, "Content-Length:", 15) == 0)
-            content_len = atol(p + 15);
-        else if (strncasecmp(p, "Transfer-Encoding:", 18) == 0 && strstr(p, "chunked") < eol)
-            chunked = true;
-        p = eol + 2;
-    }
-    if (chunked) {
-        size_t b = chunked_len(c->buf + hlen, c->len - hlen);
-        return b == 0 ? 0 : (long)(hlen + b);
-    }
-    if (content_len < 0)
-        content_len = 0;
-    return c->len >= hlen + (size_t)content_len ? (long)(hlen + (size_t)content_len) : 0;
-}
-
 static void record_latency(run *r, double ms)
 {
     if (r->n_lat == r->cap_lat) {
@@ -380,7 +325,7 @@ static void on_readable(run *r, conn *c)
              * them is seen at the next read. */
             if (c->state == S_BUSY) {
                 int status = 0;
-                long whole = response_len(c, &status);
+                long whole = httpresp_len(c->buf, c->len, &status);
                 if (whole < 0) {
                     conn_failed(r, c, false);
                     return;

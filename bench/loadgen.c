@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httpresp.h"
+
 #define MAX_CONNS  256
 #define MAX_STATUS 600
 #define DRAIN_S    5.0 /* after the run, how long answers are awaited */
@@ -126,64 +128,6 @@ static void record(run *r, conn *c, int status)
     r->lat[r->n_lat++] = (now_s() - c->due) * 1000.0;
 }
 
-/* Bytes of a complete chunked body at p (n bytes), or 0 if incomplete. */
-static size_t chunked_len(const char *p, size_t n)
-{
-    size_t off = 0;
-    for (;;) {
-        const char *eol = memmem(p + off, n - off, "\r\n", 2);
-        if (eol == NULL)
-            return 0;
-        size_t size = strtoul(p + off, NULL, 16);
-        off = (size_t)(eol - p) + 2;
-        if (size == 0) {
-            /* Trailers end with an empty line. */
-            const char *end = memmem(p + off, n - off, "\r\n", 2);
-            while (end != NULL && end != p + off) {
-                off = (size_t)(end - p) + 2;
-                end = memmem(p + off, n - off, "\r\n", 2);
-            }
-            return end == NULL ? 0 : off + 2;
-        }
-        if (n - off < size + 2)
-            return 0;
-        off += size + 2;
-    }
-}
-
-/* Length of the complete response in c->buf, 0 if more is needed, and its
- * status; -1 on a malformed response. */
-static long response_len(const conn *c, int *status)
-{
-    const char *hdr_end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-    if (hdr_end == NULL)
-        return 0;
-    size_t hlen = (size_t)(hdr_end - c->buf) + 4;
-    if (c->len < 12 || strncmp(c->buf, "HTTP/1.", 7) != 0)
-        return -1;
-    *status = atoi(c->buf + 9);
-    const char *p = c->buf;
-    long content_len = -1;
-    bool chunked = false;
-    while (p < hdr_end) {
-        const char *eol = memmem(p, (size_t)(hdr_end - p) + 2, "\r\n", 2);
-        if (eol == NULL)
-            break;
-        if (strncasecmp(p, "Content-Length:", 15) == 0)
-            content_len = atol(p + 15);
-        else if (strncasecmp(p, "Transfer-Encoding:", 18) == 0 && strstr(p, "chunked") < eol)
-            chunked = true;
-        p = eol + 2;
-    }
-    if (chunked) {
-        size_t b = chunked_len(c->buf + hlen, c->len - hlen);
-        return b == 0 ? 0 : (long)(hlen + b);
-    }
-    if (content_len < 0)
-        content_len = 0;
-    return c->len >= hlen + (size_t)content_len ? (long)(hlen + (size_t)content_len) : 0;
-}
-
 static void on_readable(run *r, conn *c)
 {
     for (;;) {
@@ -213,7 +157,7 @@ static void on_readable(run *r, conn *c)
     if (!c->busy)
         return;
     int status = 0;
-    long len = response_len(c, &status);
+    long len = httpresp_len(c->buf, c->len, &status);
     if (len < 0) {
         r->errors++;
         conn_close(r, c);
