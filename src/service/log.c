@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,11 +74,47 @@ static bool plain_word(const char *s, size_t len)
     return true;
 }
 
+/* "%.9g", then made to read back as a real: a '.0' after a whole number,
+ * the exponent without '+' or leading zeros ("1e9"). Rare lines only (a
+ * shutdown's duration): snprintf is fine here. */
+static void put_real(jw_buf *b, double v)
+{
+    if (!isfinite(v)) {
+        jw_null(b);
+        return;
+    }
+    char tmp[40];
+    int n = snprintf(tmp, sizeof tmp - 2, "%.9g", v);
+    if (n < 0 || (size_t)n >= sizeof tmp - 2) {
+        jw_null(b);
+        return;
+    }
+    size_t len = (size_t)n;
+    char *e = strchr(tmp, 'e');
+    if (e == NULL) {
+        if (strchr(tmp, '.') == NULL) {
+            memcpy(tmp + len, ".0", 3);
+            len += 2;
+        }
+    } else {
+        char *digits = e + 1 + (e[1] == '-' || e[1] == '+');
+        char *from = digits;
+        while (*from == '0' && from[1] != '\0')
+            from++;
+        char *to = e[1] == '+' ? e + 1 : digits;
+        memmove(to, from, (size_t)(tmp + len + 1 - from));
+        len -= (size_t)(from - to);
+    }
+    jw_raw(b, tmp, len);
+}
+
 static void put_value(jw_buf *b, const log_field *f, bool text)
 {
     switch (f->kind) {
     case LOG_STR:
-        if (text && plain_word(f->s, f->len))
+        if (f->s == NULL)
+            jw_null(b);
+        else if (text && plain_word(f->s, f->len))
             jw_raw(b, f->s, f->len);
         else
             jw_str(b, f->s, f->len);
@@ -87,6 +124,9 @@ static void put_value(jw_buf *b, const log_field *f, bool text)
         break;
     case LOG_MS:
         jw_ms(b, f->i);
+        break;
+    case LOG_REAL:
+        put_real(b, f->d);
         break;
     case LOG_BOOL:
         jw_bool(b, f->b);
