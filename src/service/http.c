@@ -181,10 +181,7 @@ static size_t add_trace_field(const http_req *req, log_field *f)
 {
     if (req->traceparent[0] == '\0')
         return 0;
-    *f = (log_field){.key = "trace_id",
-                     .kind = LOG_STR,
-                     .s = req->traceparent + TRACE_ID_OFFSET,
-                     .len = TRACE_ID_LEN};
+    *f = log_strn("trace_id", req->traceparent + TRACE_ID_OFFSET, TRACE_ID_LEN);
     return 1;
 }
 
@@ -517,22 +514,20 @@ static void audit_line(http_req *req, const char *db, int status, const char *ou
 {
     const char *route = req->route ? req->route->pattern : "-";
     const char *who = token_name(req);
-    log_field f[10] = {
-        {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
-    };
-    size_t n = 1;
+    log_field f[10];
+    size_t n = 0;
+    f[n++] = log_str("request_id", req->id);
     n += add_trace_field(req, &f[n]);
-    f[n++] = (log_field){.key = "token", .kind = LOG_STR, .s = who, .len = strlen(who)};
-    f[n++] = (log_field){.key = "known", .kind = LOG_BOOL, .b = req->token != NULL};
-    f[n++] =
-        (log_field){.key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)};
-    f[n++] = (log_field){.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)};
-    f[n++] = (log_field){.key = "status", .kind = LOG_INT, .i = status};
-    f[n++] = (log_field){.key = "outcome", .kind = LOG_STR, .s = outcome, .len = strlen(outcome)};
+    f[n++] = log_str("token", who);
+    f[n++] = log_bool("known", req->token != NULL);
+    f[n++] = log_str("method", req->method);
+    f[n++] = log_str("route", route);
+    f[n++] = log_int("status", status);
+    f[n++] = log_str("outcome", outcome);
     if (db != NULL)
-        f[n++] = (log_field){.key = "db", .kind = LOG_STR, .s = db, .len = strlen(db)};
+        f[n++] = log_str("db", db);
     if (reason != NULL)
-        f[n++] = (log_field){.key = "reason", .kind = LOG_STR, .s = reason, .len = strlen(reason)};
+        f[n++] = log_str("reason", reason);
     /* Warn: refusals and admin actions stay visible at SQLGATE_LOG_LEVEL=warn. */
     log_line(SG_LOG_WARN, "audit", f, n);
 }
@@ -930,8 +925,8 @@ static void *reaper_main(void *arg)
         /* Idle and slow-header closes are routine (and an attacker's to
          * multiply); a response cut short is news to whoever sent it. */
         if (responses > 0)
-            log_event(SG_LOG_INFO, "responses cut: the client did not read them in time",
-                      json_pack("{s:I}", "count", (json_int_t)responses));
+            log_at(SG_LOG_INFO, "responses cut: the client did not read them in time",
+                   log_int("count", responses));
     }
     return NULL;
 }
@@ -1155,31 +1150,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_phase_set(srv, conn, CP_IDLE, sg_clock_us() + req->cfg->idle_timeout_ms * 1000);
     if (log_enabled(SG_LOG_INFO)) {
         const char *route = req->route ? req->route->pattern : "-";
-        log_field f[10] = {
-            {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
-        };
-        size_t n = 1;
+        log_field f[10]; /* not zeroed: only the first n are read */
+        size_t n = 0;
+        f[n++] = log_str("request_id", req->id);
         n += add_trace_field(req, &f[n]);
-        f[n++] = (log_field){
-            .key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)};
-        f[n++] = (log_field){.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)};
-        f[n++] = (log_field){.key = "status", .kind = LOG_INT, .i = req->status};
-        f[n++] =
-            (log_field){.key = "duration_ms", .kind = LOG_MS, .i = sg_clock_us() - req->start_us};
+        f[n++] = log_str("method", req->method);
+        f[n++] = log_str("route", route);
+        f[n++] = log_int("status", req->status);
+        f[n++] = log_ms("duration_ms", sg_clock_us() - req->start_us);
         if (req->db[0] != '\0')
-            f[n++] =
-                (log_field){.key = "db", .kind = LOG_STR, .s = req->db, .len = strlen(req->db)};
+            f[n++] = log_str("db", req->db);
         if (req->operation != NULL)
-            f[n++] = (log_field){.key = "operation",
-                                 .kind = LOG_STR,
-                                 .s = req->operation,
-                                 .len = strlen(req->operation)};
-        if (req->presented || (req->token != NULL && req->token != sg_token_anonymous())) {
-            const char *who = token_name(req);
-            f[n++] = (log_field){.key = "token", .kind = LOG_STR, .s = who, .len = strlen(who)};
-        }
+            f[n++] = log_str("operation", req->operation);
+        if (req->presented || (req->token != NULL && req->token != sg_token_anonymous()))
+            f[n++] = log_str("token", token_name(req));
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            f[n++] = (log_field){.key = "aborted", .kind = LOG_BOOL, .b = true};
+            f[n++] = log_bool("aborted", true);
         log_line(SG_LOG_INFO, "request", f, n);
     }
     if (srv->observe != NULL)
@@ -1227,7 +1213,7 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    log_debug("libmicrohttpd", json_pack("{s:s}", "detail", msg));
+    log_at(SG_LOG_DEBUG, "libmicrohttpd", log_strn("detail", msg, n));
 }
 
 /* --- Server lifecycle ------------------------------------------------------ */
