@@ -6,7 +6,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -203,64 +202,4 @@ void log_line(sg_log_level level, const char *msg, const log_field *fields, size
         pthread_mutex_unlock(&lock);
     }
     jw_free(&b);
-}
-
-/* Strings, integers and booleans map to their log_field kinds; any other
- * value (real, null, object, array) is written as its compact JSON text. */
-static int to_field(const char *key, json_t *value, log_field *f, char **dumped)
-{
-    *f = (log_field){.key = key};
-    *dumped = NULL;
-    switch (json_typeof(value)) {
-    case JSON_STRING:
-        f->kind = LOG_STR;
-        f->s = json_string_value(value);
-        f->len = json_string_length(value);
-        return 0;
-    case JSON_INTEGER:
-        f->kind = LOG_INT;
-        f->i = json_integer_value(value);
-        return 0;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        f->kind = LOG_BOOL;
-        f->b = json_is_true(value);
-        return 0;
-    default:
-        *dumped = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(9));
-        if (*dumped == NULL)
-            return -1;
-        f->kind = LOG_JSON;
-        f->s = *dumped;
-        f->len = strlen(*dumped);
-        return 0;
-    }
-}
-
-void log_event(sg_log_level level, const char *msg, json_t *fields)
-{
-    if (!log_enabled(level) || !json_is_object(fields)) {
-        json_decref(fields); /* NULL or not an object: the line has no fields */
-        log_line(level, msg, NULL, 0);
-        return;
-    }
-    size_t n = json_object_size(fields);
-    log_field *list = calloc(n ? n : 1, sizeof *list);
-    char **dumped = calloc(n ? n : 1, sizeof *dumped);
-    size_t used = 0;
-    if (list != NULL && dumped != NULL) {
-        const char *key;
-        json_t *value;
-        json_object_foreach(fields, key, value)
-        {
-            if (used < n && to_field(key, value, &list[used], &dumped[used]) == 0)
-                used++;
-        }
-        log_line(level, msg, list, used);
-    }
-    for (size_t i = 0; dumped != NULL && i < n; i++)
-        free(dumped[i]);
-    free(dumped);
-    free(list);
-    json_decref(fields);
 }

@@ -16,8 +16,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "sqlgate/config.h"
 
 /* Sets the threshold and format; before this call: info, JSON. */
@@ -91,16 +89,6 @@ static inline log_field log_json(const char *key, const char *text, size_t len)
 {
     return (log_field){.key = key, .kind = LOG_JSON, .s = text, .len = len};
 }
-
-/* Writes one event. fields (steals; may be NULL) is a JSON object whose
- * members follow "time", "level" and "msg". Callers never put secrets in it.
- * Being replaced by log_line / log_at. */
-void log_event(sg_log_level level, const char *msg, json_t *fields);
-
-#define log_info(msg, fields)  log_event(SG_LOG_INFO, (msg), (fields))
-#define log_warn(msg, fields)  log_event(SG_LOG_WARN, (msg), (fields))
-#define log_error(msg, fields) log_event(SG_LOG_ERROR, (msg), (fields))
-#define log_debug(msg, fields) log_event(SG_LOG_DEBUG, (msg), (fields))
 
 /* log_line with the fields given as arguments (at least one), for lines
  * whose fields are always the same:
