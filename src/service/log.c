@@ -75,8 +75,9 @@ static bool plain_word(const char *s, size_t len)
 
 /* "%.9g", then made to read back as a real: a '.0' after a whole number,
  * the exponent without '+' or leading zeros ("1e9"). Rare lines only (a
- * shutdown's duration): snprintf is fine here. */
-static void put_real(jw_buf *b, double v)
+ * shutdown's duration): snprintf is fine here, and the function stays out
+ * of line so that put_value, on every access line, stays small. */
+__attribute__((noinline)) static void put_real(jw_buf *b, double v)
 {
     if (!isfinite(v)) {
         jw_null(b);
