@@ -150,9 +150,10 @@ static void render(jw_buf *b, sg_log_level level, const char *msg, const log_fie
         jw_lit(b, "\",\"msg\":");
         jw_cstr(b, msg);
         for (size_t i = 0; i < n; i++) {
-            jw_char(b, ',');
-            jw_cstr(b, fields[i].key);
-            jw_char(b, ':');
+            /* A key is a plain word (log.h): nothing to escape. */
+            jw_lit(b, ",\"");
+            jw_lit(b, fields[i].key);
+            jw_lit(b, "\":");
             put_value(b, &fields[i], false);
         }
         jw_char(b, '}');
