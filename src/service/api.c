@@ -334,13 +334,14 @@ static void log_query_error(const char *msg, const char *request_id, const char 
     sg_log_level level = err->code == SG_INTERNAL ? SG_LOG_ERROR : SG_LOG_INFO;
     char redacted[3 * SG_ERR_MESSAGE_MAX + 8]; /* '' grows to 5 bytes: never cut */
     redact_quoted(err->message, redacted, sizeof redacted);
-    json_t *f = json_pack("{s:s,s:s,s:s,s:s}", "request_id", request_id, "db", db, "code",
-                          sg_code_name(err->code), "message", redacted);
-    if (f != NULL && operation != NULL)
-        json_object_set_new(f, "operation", json_string(operation));
-    if (f != NULL && trace_id != NULL && trace_id[0] != '\0')
-        json_object_set_new(f, "trace_id", json_string(trace_id));
-    log_event(level, msg, f);
+    log_field f[6] = {log_str("request_id", request_id), log_str("db", db),
+                      log_str("code", sg_code_name(err->code)), log_str("message", redacted)};
+    size_t n = 4;
+    if (operation != NULL)
+        f[n++] = log_str("operation", operation);
+    if (trace_id != NULL && trace_id[0] != '\0')
+        f[n++] = log_str("trace_id", trace_id);
+    log_line(level, msg, f, n);
 }
 
 /* A read-only query that SQL Server refused for want of rights (its
@@ -578,7 +579,7 @@ static void h_reload(http_req *req, void *ud)
     json_t *report = NULL, *errors = NULL;
     sg_err err;
     sg_err_clear(&err);
-    log_info("reload requested", json_pack("{s:s}", "request_id", http_req_id(req)));
+    log_at(SG_LOG_INFO, "reload requested", log_str("request_id", http_req_id(req)));
     if (app_reload(a, "http", &report, &errors, &err) == 0) {
         http_audit(req, NULL, 200, "reload");
         http_reply_json(req, 200, report);

@@ -78,10 +78,7 @@ size_t http_trace_field(const http_req *req, log_field *f)
 {
     if (req->traceparent[0] == '\0')
         return 0;
-    *f = (log_field){.key = "trace_id",
-                     .kind = LOG_STR,
-                     .s = req->traceparent + TRACE_ID_OFFSET,
-                     .len = TRACE_ID_LEN};
+    *f = log_strn("trace_id", req->traceparent + TRACE_ID_OFFSET, TRACE_ID_LEN);
     return 1;
 }
 
@@ -426,31 +423,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_conn_phase_set(srv, conn, CP_IDLE, sg_clock_us() + req->cfg->idle_timeout_ms * 1000);
     if (log_enabled(SG_LOG_INFO)) {
         const char *route = req->route ? req->route->pattern : "-";
-        log_field f[10] = {
-            {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
-        };
-        size_t n = 1;
+        log_field f[10]; /* not zeroed: only the first n are read */
+        size_t n = 0;
+        f[n++] = log_str("request_id", req->id);
         n += http_trace_field(req, &f[n]);
-        f[n++] = (log_field){
-            .key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)};
-        f[n++] = (log_field){.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)};
-        f[n++] = (log_field){.key = "status", .kind = LOG_INT, .i = req->status};
-        f[n++] =
-            (log_field){.key = "duration_ms", .kind = LOG_MS, .i = sg_clock_us() - req->start_us};
+        f[n++] = log_str("method", req->method);
+        f[n++] = log_str("route", route);
+        f[n++] = log_int("status", req->status);
+        f[n++] = log_ms("duration_ms", sg_clock_us() - req->start_us);
         if (req->db[0] != '\0')
-            f[n++] =
-                (log_field){.key = "db", .kind = LOG_STR, .s = req->db, .len = strlen(req->db)};
+            f[n++] = log_str("db", req->db);
         if (req->operation != NULL)
-            f[n++] = (log_field){.key = "operation",
-                                 .kind = LOG_STR,
-                                 .s = req->operation,
-                                 .len = strlen(req->operation)};
-        if (req->presented || (req->token != NULL && req->token != sg_token_anonymous())) {
-            const char *who = http_token_name(req);
-            f[n++] = (log_field){.key = "token", .kind = LOG_STR, .s = who, .len = strlen(who)};
-        }
+            f[n++] = log_str("operation", req->operation);
+        if (req->presented || (req->token != NULL && req->token != sg_token_anonymous()))
+            f[n++] = log_str("token", http_token_name(req));
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-            f[n++] = (log_field){.key = "aborted", .kind = LOG_BOOL, .b = true};
+            f[n++] = log_bool("aborted", true);
         log_line(SG_LOG_INFO, "request", f, n);
     }
     if (srv->observe != NULL)
@@ -498,7 +486,7 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    log_debug("libmicrohttpd", json_pack("{s:s}", "detail", msg));
+    log_at(SG_LOG_DEBUG, "libmicrohttpd", log_strn("detail", msg, n));
 }
 
 /* --- Server lifecycle ------------------------------------------------------ */

@@ -186,8 +186,8 @@ void *http_conns_reaper(void *arg)
         /* Idle and slow-header closes are routine (and an attacker's to
          * multiply); a response cut short is news to whoever sent it. */
         if (responses > 0)
-            log_event(SG_LOG_INFO, "responses cut: the client did not read them in time",
-                      json_pack("{s:I}", "count", (json_int_t)responses));
+            log_at(SG_LOG_INFO, "responses cut: the client did not read them in time",
+                   log_int("count", responses));
     }
     return NULL;
 }

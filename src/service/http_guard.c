@@ -44,22 +44,20 @@ void http_audit_line(http_req *req, const char *db, int status, const char *outc
 {
     const char *route = req->route ? req->route->pattern : "-";
     const char *who = http_token_name(req);
-    log_field f[10] = {
-        {.key = "request_id", .kind = LOG_STR, .s = req->id, .len = strlen(req->id)},
-    };
-    size_t n = 1;
+    log_field f[10];
+    size_t n = 0;
+    f[n++] = log_str("request_id", req->id);
     n += http_trace_field(req, &f[n]);
-    f[n++] = (log_field){.key = "token", .kind = LOG_STR, .s = who, .len = strlen(who)};
-    f[n++] = (log_field){.key = "known", .kind = LOG_BOOL, .b = req->token != NULL};
-    f[n++] =
-        (log_field){.key = "method", .kind = LOG_STR, .s = req->method, .len = strlen(req->method)};
-    f[n++] = (log_field){.key = "route", .kind = LOG_STR, .s = route, .len = strlen(route)};
-    f[n++] = (log_field){.key = "status", .kind = LOG_INT, .i = status};
-    f[n++] = (log_field){.key = "outcome", .kind = LOG_STR, .s = outcome, .len = strlen(outcome)};
+    f[n++] = log_str("token", who);
+    f[n++] = log_bool("known", req->token != NULL);
+    f[n++] = log_str("method", req->method);
+    f[n++] = log_str("route", route);
+    f[n++] = log_int("status", status);
+    f[n++] = log_str("outcome", outcome);
     if (db != NULL)
-        f[n++] = (log_field){.key = "db", .kind = LOG_STR, .s = db, .len = strlen(db)};
+        f[n++] = log_str("db", db);
     if (reason != NULL)
-        f[n++] = (log_field){.key = "reason", .kind = LOG_STR, .s = reason, .len = strlen(reason)};
+        f[n++] = log_str("reason", reason);
     /* Warn: refusals and admin actions stay visible at SQLGATE_LOG_LEVEL=warn. */
     log_line(SG_LOG_WARN, "audit", f, n);
 }

@@ -3,9 +3,9 @@
 #include "log.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,11 +73,48 @@ static bool plain_word(const char *s, size_t len)
     return true;
 }
 
+/* "%.9g", then made to read back as a real: a '.0' after a whole number,
+ * the exponent without '+' or leading zeros ("1e9"). Rare lines only (a
+ * shutdown's duration): snprintf is fine here, and the function stays out
+ * of line so that put_value, on every access line, stays small. */
+__attribute__((noinline)) static void put_real(jw_buf *b, double v)
+{
+    if (!isfinite(v)) {
+        jw_null(b);
+        return;
+    }
+    char tmp[40];
+    int n = snprintf(tmp, sizeof tmp - 2, "%.9g", v);
+    if (n < 0 || (size_t)n >= sizeof tmp - 2) {
+        jw_null(b);
+        return;
+    }
+    size_t len = (size_t)n;
+    char *e = strchr(tmp, 'e');
+    if (e == NULL) {
+        if (strchr(tmp, '.') == NULL) {
+            memcpy(tmp + len, ".0", 3);
+            len += 2;
+        }
+    } else {
+        char *digits = e + 1 + (e[1] == '-' || e[1] == '+');
+        char *from = digits;
+        while (*from == '0' && from[1] != '\0')
+            from++;
+        char *to = e[1] == '+' ? e + 1 : digits;
+        memmove(to, from, (size_t)(tmp + len + 1 - from));
+        len -= (size_t)(from - to);
+    }
+    jw_raw(b, tmp, len);
+}
+
 static void put_value(jw_buf *b, const log_field *f, bool text)
 {
     switch (f->kind) {
     case LOG_STR:
-        if (text && plain_word(f->s, f->len))
+        if (f->s == NULL)
+            jw_null(b);
+        else if (text && plain_word(f->s, f->len))
             jw_raw(b, f->s, f->len);
         else
             jw_str(b, f->s, f->len);
@@ -87,6 +124,9 @@ static void put_value(jw_buf *b, const log_field *f, bool text)
         break;
     case LOG_MS:
         jw_ms(b, f->i);
+        break;
+    case LOG_REAL:
+        put_real(b, f->d);
         break;
     case LOG_BOOL:
         jw_bool(b, f->b);
@@ -110,9 +150,10 @@ static void render(jw_buf *b, sg_log_level level, const char *msg, const log_fie
         jw_lit(b, "\",\"msg\":");
         jw_cstr(b, msg);
         for (size_t i = 0; i < n; i++) {
-            jw_char(b, ',');
-            jw_cstr(b, fields[i].key);
-            jw_char(b, ':');
+            /* A key is a plain word (log.h): nothing to escape. */
+            jw_lit(b, ",\"");
+            jw_lit(b, fields[i].key);
+            jw_lit(b, "\":");
             put_value(b, &fields[i], false);
         }
         jw_char(b, '}');
@@ -163,64 +204,4 @@ void log_line(sg_log_level level, const char *msg, const log_field *fields, size
         pthread_mutex_unlock(&lock);
     }
     jw_free(&b);
-}
-
-/* Strings, integers and booleans map to their log_field kinds; any other
- * value (real, null, object, array) is written as its compact JSON text. */
-static int to_field(const char *key, json_t *value, log_field *f, char **dumped)
-{
-    *f = (log_field){.key = key};
-    *dumped = NULL;
-    switch (json_typeof(value)) {
-    case JSON_STRING:
-        f->kind = LOG_STR;
-        f->s = json_string_value(value);
-        f->len = json_string_length(value);
-        return 0;
-    case JSON_INTEGER:
-        f->kind = LOG_INT;
-        f->i = json_integer_value(value);
-        return 0;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        f->kind = LOG_BOOL;
-        f->b = json_is_true(value);
-        return 0;
-    default:
-        *dumped = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(9));
-        if (*dumped == NULL)
-            return -1;
-        f->kind = LOG_JSON;
-        f->s = *dumped;
-        f->len = strlen(*dumped);
-        return 0;
-    }
-}
-
-void log_event(sg_log_level level, const char *msg, json_t *fields)
-{
-    if (!log_enabled(level) || !json_is_object(fields)) {
-        json_decref(fields); /* NULL or not an object: the line has no fields */
-        log_line(level, msg, NULL, 0);
-        return;
-    }
-    size_t n = json_object_size(fields);
-    log_field *list = calloc(n ? n : 1, sizeof *list);
-    char **dumped = calloc(n ? n : 1, sizeof *dumped);
-    size_t used = 0;
-    if (list != NULL && dumped != NULL) {
-        const char *key;
-        json_t *value;
-        json_object_foreach(fields, key, value)
-        {
-            if (used < n && to_field(key, value, &list[used], &dumped[used]) == 0)
-                used++;
-        }
-        log_line(level, msg, list, used);
-    }
-    for (size_t i = 0; dumped != NULL && i < n; i++)
-        free(dumped[i]);
-    free(dumped);
-    free(list);
-    json_decref(fields);
 }

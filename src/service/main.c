@@ -31,6 +31,7 @@
 #include "cli.h"
 #include "demo.h"
 #include "http.h"
+#include "jsonw.h"
 #include "log.h"
 #include "notify.h"
 #include "reload.h"
@@ -209,12 +210,31 @@ static int check_config(void)
     return status;
 }
 
-static json_t *names_json(const sg_config *cfg)
+/* The database names as a JSON array, into b (initialised by the caller). */
+static void names_json(const sg_config *cfg, jw_buf *b)
 {
-    json_t *a = json_array();
-    for (size_t i = 0; a != NULL && i < cfg->n_databases; i++)
-        json_array_append_new(a, json_string(cfg->databases[i].name));
-    return a;
+    jw_char(b, '[');
+    for (size_t i = 0; i < cfg->n_databases; i++) {
+        if (i > 0)
+            jw_char(b, ',');
+        jw_cstr(b, cfg->databases[i].name);
+    }
+    jw_char(b, ']');
+}
+
+static void log_listening(const sg_config *cfg, const sg_registry *reg, const http_server *srv)
+{
+    jw_buf names;
+    jw_init(&names, 0);
+    names_json(cfg, &names);
+    log_field f[5] = {log_str("address", cfg->listen_host), log_int("port", http_port(srv))};
+    size_t n = 2;
+    if (!names.failed) /* out of memory: the line goes without the names */
+        f[n++] = log_json("databases", names.data, names.len);
+    f[n++] = log_str("default", sg_registry_default_name(reg));
+    f[n++] = log_bool("auth", sg_tokens_count(cfg->tokens) > 0);
+    log_line(SG_LOG_INFO, "listening", f, n);
+    jw_free(&names);
 }
 
 /* Start-up: the configuration as a reload will read it again (reload.h),
@@ -238,11 +258,10 @@ static sg_config *load_run_config(const app_env *env)
 /* sg_registry_retired_fn: a database a reload removed or replaced is closed. */
 static void log_retired(void *ud, const char *name, unsigned cancelled)
 {
-    json_t *f = json_pack("{s:s,s:I}", "db", name, "cancelled", (json_int_t)cancelled);
-    if (cancelled > 0)
-        log_warn("retired database closed; its drain timeout cancelled in-flight work", f);
-    else
-        log_info("retired database drained and closed", f);
+    log_at(cancelled > 0 ? SG_LOG_WARN : SG_LOG_INFO,
+           cancelled > 0 ? "retired database closed; its drain timeout cancelled in-flight work"
+                         : "retired database drained and closed",
+           log_str("db", name), log_int("cancelled", cancelled));
 }
 
 /* The app's configuration and reload state; undone by app_reload_fini. */
@@ -268,14 +287,16 @@ static void app_reload_fini(app *a)
 static void log_state_change(void *ud, const sg_db *db, sg_db_state from, sg_db_state to,
                              const sg_err *why)
 {
-    json_t *f = json_pack("{s:s,s:s,s:s}", "db", sg_db_name(db), "from", sg_db_state_name(from),
-                          "to", sg_db_state_name(to));
-    if (f != NULL && why != NULL)
-        json_object_set_new(f, "error", json_string(why->message));
+    log_field f[4] = {log_str("db", sg_db_name(db)), log_str("from", sg_db_state_name(from)),
+                      log_str("to", sg_db_state_name(to))};
+    size_t n = 3;
+    if (why != NULL)
+        f[n++] = log_str("error", why->message);
     if (to == SG_STATE_DOWN)
-        log_warn("database is down", f);
+        log_line(SG_LOG_WARN, "database is down", f, n);
     else
-        log_info(from == SG_STATE_DOWN ? "database is back" : "database is ready", f);
+        log_line(SG_LOG_INFO, from == SG_STATE_DOWN ? "database is back" : "database is ready", f,
+                 n);
 }
 
 /* Creates a new embedded database file readable by its owner only, before
@@ -288,8 +309,8 @@ static void create_private(const char *path)
     if (fd >= 0)
         close(fd);
     else if (errno != EEXIST)
-        log_error("cannot create an embedded database file",
-                  json_pack("{s:s,s:s}", "path", path, "error", strerror(errno)));
+        log_at(SG_LOG_ERROR, "cannot create an embedded database file", log_str("path", path),
+               log_str("error", strerror(errno)));
 }
 
 /* Embedded mode: ./var/ (owner only) and the demo rows for files that are
@@ -297,16 +318,15 @@ static void create_private(const char *path)
 static void embedded_prepare(const sg_config *cfg, bool *seed_core, bool *seed_app)
 {
     if (mkdir("var", 0700) != 0 && errno != EEXIST)
-        log_error("cannot create ./var for the embedded databases",
-                  json_pack("{s:s}", "error", strerror(errno)));
+        log_at(SG_LOG_ERROR, "cannot create ./var for the embedded databases",
+               log_str("error", strerror(errno)));
     *seed_core = demo_needs_seed(cfg, "core");
     *seed_app = demo_needs_seed(cfg, "app");
     for (size_t i = 0; i < cfg->n_databases; i++)
         if (cfg->databases[i].path != NULL && strcmp(cfg->databases[i].path, ":memory:") != 0)
             create_private(cfg->databases[i].path);
-    log_info("no databases configured: serving the embedded SQLite databases core (default) "
-             "and app from ./var/",
-             NULL);
+    log_msg(SG_LOG_INFO, "no databases configured: serving the embedded SQLite databases core "
+                         "(default) and app from ./var/");
 }
 
 static void embedded_seed(sg_registry *reg, bool seed_core, bool seed_app)
@@ -317,10 +337,10 @@ static void embedded_seed(sg_registry *reg, bool seed_core, bool seed_app)
             continue;
         sg_err err;
         if (demo_seed(reg, names[i], &err) != 0)
-            log_error("cannot create the demo rows",
-                      json_pack("{s:s,s:s}", "db", names[i], "error", err.message));
+            log_at(SG_LOG_ERROR, "cannot create the demo rows", log_str("db", names[i]),
+                   log_str("error", err.message));
         else
-            log_info("created the demo schema and rows", json_pack("{s:s}", "db", names[i]));
+            log_at(SG_LOG_INFO, "created the demo schema and rows", log_str("db", names[i]));
     }
 }
 
@@ -340,9 +360,9 @@ static int shut_down(stopper *st, app *a, http_server *srv, notifier *nt, unsign
     atomic_store(&a->draining, true);
     notify_stopping(nt);
     reload_fence(a);
-    log_info("shutdown started", json_pack("{s:s,s:I,s:I}", "signal", strsignal(signo), "delay_ms",
-                                           (json_int_t)cfg->shutdown_delay_ms, "drain_timeout_ms",
-                                           (json_int_t)cfg->drain_timeout_ms));
+    log_at(SG_LOG_INFO, "shutdown started", log_str("signal", strsignal(signo)),
+           log_int("delay_ms", cfg->shutdown_delay_ms),
+           log_int("drain_timeout_ms", cfg->drain_timeout_ms));
     sg_sleep_ms(cfg->shutdown_delay_ms);
 
     http_refuse_new(srv);
@@ -362,9 +382,10 @@ static int shut_down(stopper *st, app *a, http_server *srv, notifier *nt, unsign
         sg_db *db = sg_registry_at(a->reg, i);
         if (sg_db_abandoned(db)) {
             abandoned++;
-            log_error("shutdown abandoned a database's background thread stuck in a driver call "
-                      "(a login that does not answer)",
-                      json_pack("{s:s}", "db", sg_db_name(db)));
+            log_at(SG_LOG_ERROR,
+                   "shutdown abandoned a database's background thread stuck in a driver call "
+                   "(a login that does not answer)",
+                   log_str("db", sg_db_name(db)));
         }
     }
     *abandoned_out = abandoned;
@@ -373,14 +394,12 @@ static int shut_down(stopper *st, app *a, http_server *srv, notifier *nt, unsign
      * process, and the count must reach the log in that case too. */
     bool cancelled = requests_cancelled > 0 || statements_cancelled > 0;
     if (cancelled)
-        log_warn("shutdown cancelled in-flight work",
-                 json_pack("{s:I,s:I,s:I,s:f}", "cancelled",
-                           (json_int_t)(requests_cancelled > statements_cancelled
-                                            ? requests_cancelled
-                                            : statements_cancelled),
-                           "requests", (json_int_t)requests_cancelled, "statements",
-                           (json_int_t)statements_cancelled, "duration_ms",
-                           (double)(sg_clock_ms() - began)));
+        log_at(SG_LOG_WARN, "shutdown cancelled in-flight work",
+               log_int("cancelled", requests_cancelled > statements_cancelled
+                                        ? requests_cancelled
+                                        : statements_cancelled),
+               log_int("requests", requests_cancelled), log_int("statements", statements_cancelled),
+               log_real("duration_ms", (double)(sg_clock_ms() - began)));
     /* Interrupted requests answer with an error; give them a moment. */
     int64_t settle = sg_clock_ms() + CANCEL_SETTLE_MS;
     http_wait_idle(srv, settle);
@@ -390,8 +409,8 @@ static int shut_down(stopper *st, app *a, http_server *srv, notifier *nt, unsign
     app_config_release(cfg);
     if (cancelled || abandoned > 0)
         return 1;
-    log_info("shutdown complete",
-             json_pack("{s:f}", "duration_ms", (double)(sg_clock_ms() - began)));
+    log_at(SG_LOG_INFO, "shutdown complete",
+           log_real("duration_ms", (double)(sg_clock_ms() - began)));
     return 0;
 }
 
@@ -462,7 +481,7 @@ int main(int argc, char **argv)
     app_reload_init(&a, cfg, env);
     st.app = &a;
     if (a.metrics == NULL) {
-        log_error("out of memory", NULL);
+        log_msg(SG_LOG_ERROR, "out of memory");
         goto fail_metrics;
     }
     http_server *srv = http_start(cfg, api_routes, api_n_routes, &a, api_observe, &err);
@@ -471,22 +490,18 @@ int main(int argc, char **argv)
             fprintf(stderr, "sqlgate: configuration error: %s\n", err.message);
             status = EXIT_CONFIG;
         } else {
-            log_error("cannot start the HTTP server", json_pack("{s:s}", "error", err.message));
+            log_at(SG_LOG_ERROR, "cannot start the HTTP server", log_str("error", err.message));
         }
         goto fail_http;
     }
     a.srv = srv;
-    const char *def = sg_registry_default_name(reg);
-    log_info("listening", json_pack("{s:s,s:i,s:o,s:o,s:b}", "address", cfg->listen_host, "port",
-                                    http_port(srv), "databases", names_json(cfg), "default",
-                                    def ? json_string(def) : json_null(), "auth",
-                                    sg_tokens_count(cfg->tokens) > 0));
+    log_listening(cfg, reg, srv);
 
     pthread_t sig_thread;
     notifier *nt = NULL;
     if (reload_worker_start(&a, &err) != 0 || (nt = notify_start(&a, &err)) == NULL ||
         pthread_create(&sig_thread, NULL, signal_thread, &st) != 0) {
-        log_error("cannot start the signal, reload or systemd notification thread", NULL);
+        log_msg(SG_LOG_ERROR, "cannot start the signal, reload or systemd notification thread");
         goto fail_threads;
     }
 

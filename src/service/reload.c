@@ -220,13 +220,42 @@ static void note_change(void *ud, const char *name, sg_registry_change change)
         json_array_append_new(r->lists[change], json_string(name));
 }
 
-static void log_refused(const char *trigger, const sg_err *err, json_t *errors)
+/* errors (borrowed; may be NULL) goes into the line as it goes into the
+ * HTTP response. */
+static void log_refused(const char *trigger, const sg_err *err, const json_t *errors)
 {
-    json_t *f = json_pack("{s:s,s:s,s:s}", "trigger", trigger, "code", sg_code_name(err->code),
-                          "message", err->message);
-    if (f != NULL && errors != NULL)
-        json_object_set(f, "errors", errors);
-    log_error("reload refused; nothing changed", f);
+    log_field f[4] = {log_str("trigger", trigger), log_str("code", sg_code_name(err->code)),
+                      log_str("message", err->message)};
+    size_t n = 3;
+    char *text = errors != NULL ? json_dumps(errors, JSON_COMPACT) : NULL;
+    if (text != NULL)
+        f[n++] = log_json("errors", text, strlen(text));
+    log_line(SG_LOG_ERROR, "reload refused; nothing changed", f, n);
+    free(text);
+}
+
+/* The names by outcome, as the HTTP response lists them, then the trigger. */
+static void log_reloaded(const change_report *r, const char *trigger)
+{
+    static const struct {
+        const char *key;
+        sg_registry_change change;
+    } lists[4] = {{"added", SG_REG_ADDED},
+                  {"removed", SG_REG_REMOVED},
+                  {"changed", SG_REG_CHANGED},
+                  {"unchanged", SG_REG_UNCHANGED}};
+    char *text[4];
+    log_field f[5];
+    size_t n = 0;
+    for (size_t i = 0; i < 4; i++) {
+        text[i] = json_dumps(r->lists[lists[i].change], JSON_COMPACT);
+        if (text[i] != NULL)
+            f[n++] = log_json(lists[i].key, text[i], strlen(text[i]));
+    }
+    f[n++] = log_str("trigger", trigger);
+    log_line(SG_LOG_INFO, "configuration reloaded", f, n);
+    for (size_t i = 0; i < 4; i++)
+        free(text[i]);
 }
 
 typedef struct warn_filter {
@@ -251,9 +280,10 @@ static void log_warning(void *ud, const cli_finding *f)
             !(listed(only->added, f->db->name) || listed(only->changed, f->db->name)))
             return;
     }
-    log_warn(f->log, f->db != NULL
-                         ? json_pack("{s:s,s:s}", "db", f->db->name, "variable", f->variable)
-                         : json_pack("{s:s}", "variable", f->variable));
+    if (f->db != NULL)
+        log_at(SG_LOG_WARN, f->log, log_str("db", f->db->name), log_str("variable", f->variable));
+    else
+        log_at(SG_LOG_WARN, f->log, log_str("variable", f->variable));
 }
 
 void reload_log_warnings(const sg_config *cfg, json_t *added, json_t *changed)
@@ -317,14 +347,10 @@ static int reload_locked(app *a, const char *trigger, json_t **out, json_t **err
     sg_config_unref(old);
 
     if (cfg->log_level != a->boot->log_level || cfg->log_json != a->boot->log_json)
-        log_warn("SQLGATE_LOG_LEVEL and SQLGATE_LOG_FORMAT keep their start values until a "
-                 "restart",
-                 NULL);
+        log_msg(SG_LOG_WARN, "SQLGATE_LOG_LEVEL and SQLGATE_LOG_FORMAT keep their start values "
+                             "until a restart");
     reload_log_warnings(cfg, r.lists[SG_REG_ADDED], r.lists[SG_REG_CHANGED]);
-    json_t *f = json_deep_copy(body);
-    if (f != NULL)
-        json_object_set_new(f, "trigger", json_string(trigger));
-    log_info("configuration reloaded", f);
+    log_reloaded(&r, trigger);
     *out = body;
     return 0;
 }

@@ -348,6 +348,41 @@ START_TEST(every_line_is_json)
 }
 END_TEST
 
+/* SQLite names the missing table in its message, which the error struct cuts
+ * at 511 bytes: here inside a two-byte character. The failure line keeps
+ * every field (the cut character reads as U+FFFD). */
+START_TEST(query_failed_line_cut_in_utf8)
+{
+    char body[1024] = "{\"sql\":\"SELECT * FROM x";
+    for (int i = 0; i < 400; i++) {
+        strcat(body, "\xC3\xA9"); /* U+00E9 */
+    }
+    strcat(body, "\"}");
+    static const char *const hdr[] = {AUTH_A, JSON_CT, "X-Request-Id: logs-cut-utf8", NULL};
+    http_resp r;
+    send_to("POST", "/v1/databases/core/query", hdr, body, &r);
+    ASSERT_STATUS(&r, 400);
+    http_resp_free(&r);
+    json_decref(access_line("logs-cut-utf8"));
+    char *text = proc_stderr(fixture_service());
+    ck_assert_ptr_nonnull(text);
+    json_t *line = log_find(
+        text, (const char *const[]){"msg", "query failed", "request_id", "logs-cut-utf8", NULL});
+    if (line == NULL) {
+        fprintf(stderr, "sqlgate's stderr:\n%s\n", text);
+    }
+    ck_assert_msg(line != NULL, "no 'query failed' line with its request id (stderr above)");
+    ck_assert_str_eq(jstr(line, "db"), "core");
+    ck_assert_str_eq(jstr(line, "code"), "SQL_ERROR");
+    const char *msg = jstr(line, "message");
+    ck_assert_msg(msg != NULL && strncmp(msg, "no such table: x\xC3\xA9", 18) == 0 &&
+                      strstr(msg, "\xEF\xBF\xBD") != NULL,
+                  "message: %s", msg ? msg : "(none)");
+    json_decref(line);
+    free(text);
+}
+END_TEST
+
 START_TEST(secrets_never_logged)
 {
     /* let the unreachable database fail its checks and retries a few times */
@@ -540,6 +575,7 @@ static Suite *logs_suite(void)
     TCase *tc = tcase("json", setup_json);
     tcase_add_test(tc, access_line_per_request);
     tcase_add_test(tc, every_line_is_json);
+    tcase_add_test(tc, query_failed_line_cut_in_utf8);
     tcase_add_test(tc, secrets_never_logged);
     suite_add_tcase(s, tc);
 
