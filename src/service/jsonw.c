@@ -41,7 +41,14 @@ void jw_lit(jw_buf *b, const char *s)
 
 void jw_char(jw_buf *b, char c)
 {
-    jw_raw(b, &c, 1);
+    /* One byte, the most frequent append (every brace, comma and quote):
+     * stored without a call when there is room. */
+    if (!b->failed && b->cap - b->len > 1 && (b->max == 0 || b->len < b->max)) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return;
+    }
+    sg_buf_append(b, &c, 1);
 }
 
 /* Input bytes escaped per reservation: reserving for the worst case of a
