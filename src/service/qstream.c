@@ -220,7 +220,9 @@ static int begin_value(qstream *s, sg_err *err)
     return 0;
 }
 
-/* One step inside a row: a piece of a large value, or the next column. */
+/* One step inside a row: a piece of a large value, or the columns up to the
+ * next large value or the end of the row (small values go whole, so a row of
+ * them takes one step). */
 static int row_step(qstream *s, sg_err *err)
 {
     jw_buf *b = &s->out;
@@ -232,18 +234,22 @@ static int row_step(qstream *s, sg_err *err)
         }
         return 0;
     }
-    if (s->col == s->n_cols) {
-        jw_char(b, s->arrays ? ']' : '}');
-        s->row_count++;
-        s->values = NULL;
-        s->state = QS_ROWS;
-        return 0;
+    while (s->col < s->n_cols) {
+        if (s->col > 0)
+            jw_char(b, ',');
+        if (!s->arrays)
+            jw_raw(b, s->keys.data + s->key_off[s->col],
+                   s->key_off[s->col + 1] - s->key_off[s->col]);
+        if (begin_value(s, err) != 0)
+            return -1;
+        if (s->in_value)
+            return 0;
     }
-    if (s->col > 0)
-        jw_char(b, ',');
-    if (!s->arrays)
-        jw_raw(b, s->keys.data + s->key_off[s->col], s->key_off[s->col + 1] - s->key_off[s->col]);
-    return begin_value(s, err);
+    jw_char(b, s->arrays ? ']' : '}');
+    s->row_count++;
+    s->values = NULL;
+    s->state = QS_ROWS;
+    return 0;
 }
 
 static void end_result(qstream *s, bool truncated)
@@ -318,7 +324,7 @@ static int step(qstream *s, sg_err *err)
         s->values = values;
         s->col = 0;
         s->state = QS_ROW;
-        return 0;
+        return row_step(s, err);
     }
     case QS_ROW:
         return row_step(s, err);
