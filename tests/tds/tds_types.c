@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../../src/lib/util.h"
 #include "tds_wire.h"
 
 /* Wire type ids [MS-TDS 2.2.5.4]. */
@@ -909,17 +910,6 @@ static int cp1252_to_utf8(const uint8_t *p, size_t n, uint8_t **out, size_t *out
 
 /* ---- GUID ---------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Canonical text to SQL Server's byte order (first three groups little-endian). */
 static int guid_parse(const char *s, size_t len, uint8_t out[16])
 {
@@ -941,7 +931,7 @@ static int guid_parse(const char *s, size_t len, uint8_t out[16])
                 return -1;
             continue;
         }
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        int hi = sg_hex_value((unsigned char)s[i]), lo = sg_hex_value((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         be[k++] = (uint8_t)(hi << 4 | lo);
