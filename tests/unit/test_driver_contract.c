@@ -6,6 +6,7 @@
  * `test_driver_contract NAME` runs one target's suite; without an argument,
  * all of them.
  */
+#include "check_main.h"
 #include "driver_contract.h"
 #include "fake_driver.h"
 #include "tds_server.h"
@@ -255,10 +256,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         if (only != NULL && strcmp(only, targets[i]->name) != 0)
             continue;
-        SRunner *sr = srunner_create(dc_suite(targets[i]));
-        srunner_run_all(sr, CK_ENV);
-        failed += srunner_ntests_failed(sr);
-        srunner_free(sr);
+        if (check_run(dc_suite(targets[i])) != EXIT_SUCCESS)
+            failed++;
         ran++;
     }
     if (ran == 0) {
