@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/lib/util.h"
+
 const uint8_t tds_collation[5] = {0x09, 0x04, 0xD0, 0x00, 0x34};
 
 /* ---- buffer --------------------------------------------------------------- */
@@ -40,30 +42,17 @@ void tds_buf_consume(tds_buf *b, size_t n)
     b->len -= n;
 }
 
+/* Room for extra more bytes, grown by the library's capped buffer (sg_buf:
+ * the same fields, bytes as char) so that the growth rule is written once. */
 static bool buf_grow(tds_buf *b, size_t extra)
 {
-    if (b->failed)
-        return false;
-    if (extra > b->max || b->len > b->max - extra) {
-        b->failed = true;
-        return false;
-    }
-    size_t need = b->len + extra;
-    if (need <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    if (cap > b->max)
-        cap = b->max;
-    uint8_t *p = realloc(b->data, cap);
-    if (p == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = cap;
-    return true;
+    sg_buf view = {
+        .data = (char *)b->data, .len = b->len, .cap = b->cap, .max = b->max, .failed = b->failed};
+    bool ok = sg_buf_reserve(&view, extra);
+    b->data = (uint8_t *)view.data;
+    b->cap = view.cap;
+    b->failed = view.failed;
+    return ok;
 }
 
 void tds_buf_put(tds_buf *b, const void *p, size_t n)
