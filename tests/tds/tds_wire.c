@@ -32,26 +32,36 @@ void tds_buf_reset(tds_buf *b)
     b->failed = false;
 }
 
-void tds_buf_consume(tds_buf *b, size_t n)
+/* The buffer as the library's capped buffer (sg_buf: the same fields, bytes
+ * as char), so that its growth and consume rules are written once; the
+ * results go back with buf_from. */
+static sg_buf buf_view(const tds_buf *b)
 {
-    if (n >= b->len) {
-        b->len = 0;
-        return;
-    }
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
+    return (sg_buf){
+        .data = (char *)b->data, .len = b->len, .cap = b->cap, .max = b->max, .failed = b->failed};
 }
 
-/* Room for extra more bytes, grown by the library's capped buffer (sg_buf:
- * the same fields, bytes as char) so that the growth rule is written once. */
+static void buf_from(tds_buf *b, const sg_buf *v)
+{
+    b->data = (uint8_t *)v->data;
+    b->len = v->len;
+    b->cap = v->cap;
+    b->failed = v->failed;
+}
+
+void tds_buf_consume(tds_buf *b, size_t n)
+{
+    sg_buf v = buf_view(b);
+    sg_buf_consume(&v, n);
+    buf_from(b, &v);
+}
+
+/* Room for extra more bytes. */
 static bool buf_grow(tds_buf *b, size_t extra)
 {
-    sg_buf view = {
-        .data = (char *)b->data, .len = b->len, .cap = b->cap, .max = b->max, .failed = b->failed};
-    bool ok = sg_buf_reserve(&view, extra);
-    b->data = (uint8_t *)view.data;
-    b->cap = view.cap;
-    b->failed = view.failed;
+    sg_buf v = buf_view(b);
+    bool ok = sg_buf_reserve(&v, extra);
+    buf_from(b, &v);
     return ok;
 }
 
