@@ -137,9 +137,13 @@ static void wait_draining_ready(proc *p)
 START_TEST(graceful_sigterm)
 {
     /* The delay is long enough for the checks below to run inside it on a
-     * loaded machine, and the slow queries outlast it. */
+     * loaded machine, and the slow queries outlast it; the drain timeout is
+     * far above their length, which a sanitizer build on a busy machine can
+     * stretch well past the calibration (the default 25 s was once not
+     * enough). */
     static const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0", SLOW_QUERY_TIMEOUT,
-                                      "SQLGATE_SHUTDOWN_DELAY_MS=3000", NULL};
+                                      "SQLGATE_SHUTDOWN_DELAY_MS=3000",
+                                      "SQLGATE_DRAIN_TIMEOUT_MS=180000", NULL};
     proc *p = fixture_start(env, true);
     long n = calibrate(p, 8000);
 
