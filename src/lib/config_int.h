@@ -39,6 +39,7 @@
 #define SECRET_FILE_MAX      (64 * 1024)
 #define TOKENS_FILE_MAX      (1024 * 1024)
 #define CONNS_PER_CLIENT_MAX 100000
+#define CONNS_MAX            1000000
 #define ALLOWED_HOSTS_MAX    64
 
 /* --- Tables (config_vars.c) ----------------------------------------------- */
@@ -125,6 +126,7 @@ enum sv_var {
     SV_IDLE_TIMEOUT_MS,
     SV_WRITE_GRACE_MS,
     SV_MAX_CONNECTIONS_PER_CLIENT,
+    SV_MAX_CONNECTIONS,
     SV_ENV_FILE,
     SV_COUNT_
 };

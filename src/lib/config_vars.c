@@ -278,6 +278,13 @@ const var_def cfg_service_vars[SV_COUNT_] = {
                                        .max = CONNS_PER_CLIENT_MAX,
                                        .help = "Most open connections from one client address "
                                                "(idle ones are closed first)"},
+    [SV_MAX_CONNECTIONS] = {.name = "SQLGATE_MAX_CONNECTIONS",
+                            .kind = K_INT,
+                            .def = "10000",
+                            .min = 16,
+                            .max = CONNS_MAX,
+                            .help = "Most open client connections in all (idle ones are closed "
+                                    "first, then 503); lowered to fit the open-file limit"},
     /* Read by the service before it loads the file itself (from the real
      * environment only); listed here so --help and the docs know it. */
     [SV_ENV_FILE] = {.name = "SQLGATE_ENV_FILE",

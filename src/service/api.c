@@ -531,16 +531,18 @@ static char *append_conn_counts(app *a, char *text, size_t *len)
 {
     http_conn_counts c;
     http_conn_stats(a->srv, &c);
-    char more[512];
+    char more[768];
     int n = snprintf(more, sizeof more,
                      "# HELP sqlgate_http_connections_closed_total Client connections sqlgate "
                      "closed itself: past a deadline (timeout), idle ones closed to make room "
-                     "(evicted), or refused at a client's cap (refused).\n"
+                     "(evicted), refused at a client's cap (refused), or answered 503 past "
+                     "SQLGATE_MAX_CONNECTIONS (over_limit).\n"
                      "# TYPE sqlgate_http_connections_closed_total counter\n"
                      "sqlgate_http_connections_closed_total{reason=\"timeout\"} %lu\n"
                      "sqlgate_http_connections_closed_total{reason=\"evicted\"} %lu\n"
-                     "sqlgate_http_connections_closed_total{reason=\"refused\"} %lu\n",
-                     c.timed_out, c.evicted, c.refused);
+                     "sqlgate_http_connections_closed_total{reason=\"refused\"} %lu\n"
+                     "sqlgate_http_connections_closed_total{reason=\"over_limit\"} %lu\n",
+                     c.timed_out, c.evicted, c.refused, c.over_limit);
     if (n < 0 || (size_t)n >= sizeof more) {
         free(text);
         return NULL;
@@ -617,13 +619,13 @@ static void h_openapi(http_req *req, void *ud)
 }
 
 const http_route api_routes[] = {
-    {"GET", "/", h_status_page, 0},
-    {"GET", "/metrics", h_metrics, HTTP_SCOPE_METRICS},
-    {"GET", "/health", h_health, 0},
-    {"GET", "/health/live", h_live, 0},
-    {"GET", "/health/ready", h_ready, 0},
-    {"GET", "/health/{name}", h_health_one, 0},
-    {"GET", "/openapi.json", h_openapi, 0},
+    {"GET", "/", h_status_page, HTTP_INLINE},
+    {"GET", "/metrics", h_metrics, HTTP_SCOPE_METRICS | HTTP_INLINE},
+    {"GET", "/health", h_health, HTTP_INLINE},
+    {"GET", "/health/live", h_live, HTTP_INLINE},
+    {"GET", "/health/ready", h_ready, HTTP_INLINE},
+    {"GET", "/health/{name}", h_health_one, HTTP_INLINE},
+    {"GET", "/openapi.json", h_openapi, HTTP_INLINE},
     {"GET", "/v1/databases", h_databases, HTTP_AUTH},
     {"GET", "/v1/databases/{name}", h_database, HTTP_AUTH | HTTP_SCOPE_DB},
     {"POST", "/v1/databases/{name}/query", h_query_named,

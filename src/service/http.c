@@ -3,17 +3,26 @@
  * Per-request state (http_req) is created on the first call of the access
  * handler and freed in one place, on_completed(), which libmicrohttpd calls
  * when the request is over, whether it was answered, streamed or abandoned by
- * the client. A streamed body owns its own state and is freed by the
- * response's free callback (http_reply_stream).
+ * the client. A streamed body owns its own state (http_stream.c).
+ *
+ * A handler that may wait (every route but HTTP_INLINE ones) runs on a
+ * worker: on_access suspends the connection and queues the request's job;
+ * the worker runs the handler, marks the request handled and resumes the
+ * connection, and libmicrohttpd calls on_access again, which queues the
+ * reply. From the resume on, the worker no longer touches the request
+ * (on_completed may free it at once); it only runs the streamed body, if
+ * the handler made one.
  */
 #include "http_int.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -247,6 +256,8 @@ const sg_config *http_req_config(const http_req *req)
     return req->cfg;
 }
 
+static void worker_job(http_job *job);
+
 static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const char *url,
                          const char *method)
 {
@@ -258,6 +269,8 @@ static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const ch
     req->conn = conn;
     req->method = method;
     jw_init(&req->body, 0); /* body_append enforces the cap */
+    req->job.run = worker_job;
+    atomic_init(&req->handled, false);
     req->start_us = sg_clock_us();
     req->path = strdup(url);
     if (req->path == NULL) {
@@ -296,9 +309,16 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
     req->route = route_find(srv, req, allow, sizeof allow);
     /* Health probes touch no database and answer from kept state, so a load
      * balancer still sees the service live (and ready or not) at the limit. */
-    if (inflight > HTTP_MAX_INFLIGHT &&
-        !(req->route != NULL && strncmp(req->route->pattern, "/health", 7) == 0)) {
+    bool probe = req->route != NULL && strncmp(req->route->pattern, "/health", 7) == 0;
+    if (inflight > HTTP_MAX_INFLIGHT && !probe) {
         http_reply_code(req, SG_OVERLOADED, "too many requests in flight; retry shortly");
+        return;
+    }
+    if (!probe && http_conn_over_limit(req->conn)) {
+        atomic_fetch_add(&srv->n_over_limit, 1);
+        http_reply_code(req, SG_OVERLOADED,
+                        "too many open connections (SQLGATE_MAX_CONNECTIONS); retry shortly");
+        http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
         return;
     }
     if (req->route == NULL) {
@@ -357,6 +377,8 @@ static enum MHD_Result queue_reply(http_req *req)
     return rc;
 }
 
+static void run_handler(http_server *srv, http_req *req);
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -379,6 +401,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (req->on_worker)
+        return atomic_load(&req->handled) ? queue_reply(req) : MHD_YES;
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -398,6 +422,37 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return queue_reply(req);
     }
     http_conn_phase_set(srv, conn, CP_HANDLING, 0);
+    if (req->route->flags & HTTP_INLINE) {
+        run_handler(srv, req);
+        return queue_reply(req);
+    }
+    req->on_worker = true;
+    MHD_suspend_connection(conn);
+    if (!http_work_submit(srv->work, &req->job)) {
+        /* No worker thread could be started: answer from here. */
+        req->on_worker = false;
+        http_reply_code(req, SG_OVERLOADED, "no worker thread is available; retry shortly");
+        atomic_store(&req->handled, true);
+        MHD_resume_connection(conn);
+    }
+    return MHD_YES;
+}
+
+/* On a worker: the handler, then (after the resume) its streamed body. */
+static void worker_job(http_job *job)
+{
+    http_req *req = (http_req *)((char *)job - offsetof(http_req, job));
+    run_handler(req->srv, req);
+    http_stream *stream = req->stream; /* req may be freed once resumed */
+    struct MHD_Connection *conn = req->conn;
+    atomic_store(&req->handled, true);
+    MHD_resume_connection(conn);
+    if (stream != NULL)
+        http_stream_run(stream);
+}
+
+static void run_handler(http_server *srv, http_req *req)
+{
     req->route->handler(req, srv->app);
     if (req->response == NULL && req->status == 0) {
         sg_err err;
@@ -409,7 +464,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         sg_err_set(&err, SG_INTERNAL, "the database scope was not checked");
         http_reply_error(req, &err);
     }
-    return queue_reply(req);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -510,12 +564,46 @@ static char *read_small_file(const char *path)
 /* Frees what http_start set up besides the daemon. */
 static void server_free(http_server *srv)
 {
+    http_work_free(srv->work);
     sg_config_unref(srv->current);
     pthread_mutex_destroy(&srv->cfg_mu);
     pthread_mutex_destroy(&srv->conns_lock);
     pthread_cond_destroy(&srv->idle_cv);
     pthread_mutex_destroy(&srv->idle_mu);
     free(srv);
+}
+
+/* Event threads: one per CPU, at most EVENT_THREADS_MAX; they only parse,
+ * route and copy bytes, so more would only contend. */
+static unsigned event_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > EVENT_THREADS_MAX ? EVENT_THREADS_MAX : (unsigned)n;
+}
+
+/* SQLGATE_MAX_CONNECTIONS as the open-file limit allows: the soft limit is
+ * raised to the hard one first (every connection is a descriptor), and what
+ * still does not fit lowers the cap, with a warning. */
+static unsigned connection_cap(unsigned wanted)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return wanted;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit raised = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY ||
+        (rlim_t)wanted + CONNECTION_HEADROOM + FD_RESERVE <= rl.rlim_cur)
+        return wanted;
+    unsigned fit = rl.rlim_cur > CONNECTION_HEADROOM + FD_RESERVE + 16
+                       ? (unsigned)(rl.rlim_cur - CONNECTION_HEADROOM - FD_RESERVE)
+                       : 16;
+    log_at(SG_LOG_WARN, "SQLGATE_MAX_CONNECTIONS lowered to what the open-file limit allows",
+           log_int("wanted", wanted), log_int("allowed", fit),
+           log_int("nofile_limit", (long long)rl.rlim_cur));
+    return fit;
 }
 
 http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n_routes, void *app,
@@ -546,12 +634,21 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     atomic_init(&srv->n_timed_out, 0);
     atomic_init(&srv->n_evicted, 0);
     atomic_init(&srv->n_refused, 0);
+    atomic_init(&srv->n_over_limit, 0);
+    atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->conns_lock, NULL);
+    srv->max_conns = connection_cap(cfg->max_connections);
+    srv->work = http_work_new(HTTP_MAX_INFLIGHT + CONNECTION_HEADROOM, THREAD_STACK_BYTES,
+                              WORKER_LINGER_MS);
+    if (srv->work == NULL) {
+        server_free(srv);
+        sg_err_set(err, SG_INTERNAL, "out of memory");
+        return NULL;
+    }
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (strchr(cfg->listen_host, ':') != NULL) {
         struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
         a6->sin6_family = AF_INET6;
@@ -614,10 +711,11 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         flags, (uint16_t)cfg->listen_port, http_conns_on_accept, srv, on_access, srv,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         srv, MHD_OPTION_NOTIFY_CONNECTION, http_conns_on_connection, srv,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        backstop_s, MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
-        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, srv->max_conns + CONNECTION_HEADROOM,
+        MHD_OPTION_CONNECTION_TIMEOUT, backstop_s, MHD_OPTION_THREAD_POOL_SIZE, event_threads(),
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_END);
     sg_free_secret(cert);
     sg_free_secret(key);
     if (srv->daemon == NULL) {
@@ -662,6 +760,7 @@ void http_conn_stats(const http_server *srv, http_conn_counts *out)
     out->timed_out = atomic_load(&s->n_timed_out);
     out->evicted = atomic_load(&s->n_evicted);
     out->refused = atomic_load(&s->n_refused);
+    out->over_limit = atomic_load(&s->n_over_limit);
 }
 
 unsigned http_inflight(const http_server *srv)
@@ -682,6 +781,11 @@ void http_stop(http_server *srv)
 {
     if (srv == NULL)
         return;
+    /* Streams are cut and the workers finish first: libmicrohttpd cannot
+     * stop with a connection suspended, and a worker resumes its own. */
+    atomic_store(&srv->stopping, true);
+    http_work_free(srv->work);
+    srv->work = NULL;
     if (srv->reaper_started) {
         atomic_store(&srv->reaper_stop, true);
         pthread_join(srv->reaper, NULL);

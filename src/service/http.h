@@ -1,9 +1,12 @@
 /* http: the libmicrohttpd server, one route table and one dispatcher.
  *
- * Threads: libmicrohttpd accepts on its own thread and gives every client
- * connection a thread of its own, so a request that waits on a database
- * (bounded by that database's acquire and query timeouts) never holds up
- * another request, a health probe or the accept loop.
+ * Threads: a few libmicrohttpd event threads (epoll) hold every client
+ * connection, so an idle kept-alive connection costs a few kilobytes and no
+ * thread (SQLGATE_MAX_CONNECTIONS of them). A request whose route may wait
+ * on a database is suspended and handed to a worker thread (http_work.h),
+ * one per request in flight, so it never holds up another request, a health
+ * probe (HTTP_INLINE: answered on the event thread) or the accept loop; a
+ * streamed body is produced on that worker too (http_stream.c).
  *
  * The dispatcher does, once for every route: request ids, route and method
  * matching (404/405 with Allow), bearer tokens (401) and the scopes its route
@@ -45,6 +48,8 @@ enum http_route_flags {
                                      HTTP_AUTH | HTTP_SCOPE_ADMIN) */
     HTTP_SCOPE_METRICS = 1u << 5, /* with SQLGATE_METRICS_ACCESS=token: a valid token (401)
                                      with the metrics scope (403); else open */
+    HTTP_INLINE = 1u << 6,        /* answers from kept state, never waits: runs on the event
+                                     thread; other handlers run on a worker thread */
 };
 
 typedef struct http_route {
@@ -57,7 +62,7 @@ typedef struct http_route {
 /* Most concurrent requests served; more get OVERLOADED. */
 #define HTTP_MAX_INFLIGHT 1024
 
-/* Called once per completed request (on its connection thread) with the
+/* Called once per completed request (on an event thread) with the
  * matched route (NULL if none), the status sent and the time from the
  * request's arrival to its completion; for metrics. */
 typedef void (*http_observe_fn)(void *app, const http_route *route, int status,
@@ -88,10 +93,11 @@ void http_refuse_new(http_server *srv);
 
 /* Connections sqlgate closed itself, since the start. */
 typedef struct http_conn_counts {
-    unsigned long timed_out; /* past SQLGATE_HEADER_TIMEOUT_MS, _IDLE_TIMEOUT_MS or a
-                                response deadline */
-    unsigned long evicted;   /* idle, closed to make room (per-client cap, global headroom) */
-    unsigned long refused;   /* a client at SQLGATE_MAX_CONNECTIONS_PER_CLIENT, all busy */
+    unsigned long timed_out;  /* past SQLGATE_HEADER_TIMEOUT_MS, _IDLE_TIMEOUT_MS or a
+                                 response deadline */
+    unsigned long evicted;    /* idle, closed to make room (per-client cap, global limit) */
+    unsigned long refused;    /* a client at SQLGATE_MAX_CONNECTIONS_PER_CLIENT, all busy */
+    unsigned long over_limit; /* past SQLGATE_MAX_CONNECTIONS, none idle: answered 503 */
 } http_conn_counts;
 void http_conn_stats(const http_server *srv, http_conn_counts *out);
 
@@ -103,8 +109,9 @@ unsigned http_inflight(const http_server *srv);
  * flight. */
 unsigned http_wait_idle(http_server *srv, int64_t deadline_ms);
 
-/* Closes every connection, joins the server's threads and frees srv.
- * Accepts NULL. */
+/* Cuts streamed bodies, waits for the workers (a handler still waiting on
+ * a database holds this up), closes every connection, joins the server's
+ * threads and frees srv. Accepts NULL. */
 void http_stop(http_server *srv);
 
 /* --- For handlers -------------------------------------------------------- */
@@ -177,7 +184,9 @@ void http_reply_header(http_req *req, const char *name, const char *value);
 /* A streamed body. fill() writes up to max bytes into buf and returns the
  * count (> 0), HTTP_STREAM_END when done or HTTP_STREAM_ERROR to abort the
  * connection (the client sees a truncated transfer). done() frees cls; it is
- * called exactly once, also when the client goes away mid-stream. */
+ * called exactly once, also when the client goes away mid-stream. Both run
+ * on the handler's worker thread, after the handler returned; only a
+ * handler on a worker (not HTTP_INLINE) may stream. */
 #define HTTP_STREAM_END   ((ssize_t)-1)
 #define HTTP_STREAM_ERROR ((ssize_t)-2)
 typedef ssize_t (*http_stream_fill_fn)(void *cls, char *buf, size_t max);

@@ -18,9 +18,9 @@
  * client sending a byte now and then (or reading a byte now and then)
  * never trips. Every connection is therefore listed with the deadline of
  * its current phase, and a reaper thread shut()s down the socket of one past
- * it: its thread then sees the end of the connection and closes it, which
- * frees a streamed response and so ends its query (cancel, connection back
- * to its pool). The same list enforces the per-client cap and the headroom
+ * it: its event thread then sees the end of the connection and closes it,
+ * which frees a streamed response and so ends its query (cancel, connection
+ * back to its pool). The same list enforces the per-client cap and the headroom
  * below the global limit, by closing idle connections first. */
 
 static bool same_client(const conn_entry *e, const struct sockaddr *a)
@@ -61,10 +61,11 @@ static conn_entry *oldest_idle(http_server *srv, const struct sockaddr *a)
     return best;
 }
 
-/* Accept policy, on libmicrohttpd's listening thread: a client at its cap
- * gives up its oldest idle connection for the new one, or is refused when
- * all of them are busy; near the global limit the oldest idle connection of
- * anyone makes room, so that probes and real requests still get in. */
+/* Accept policy, on an event thread: a client at its cap gives up its
+ * oldest idle connection for the new one, or is refused when all of them
+ * are busy; at SQLGATE_MAX_CONNECTIONS the oldest idle connection of anyone
+ * makes room, so that probes and real requests still get in (when none is
+ * idle, the new connection is marked over the limit: its requests get 503). */
 enum MHD_Result http_conns_on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     http_server *srv = cls;
@@ -86,7 +87,7 @@ enum MHD_Result http_conns_on_accept(void *cls, const struct sockaddr *addr, soc
             rc = MHD_NO;
         }
     }
-    if (rc == MHD_YES && srv->n_live >= CONNECTION_LIMIT - CONNECTION_HEADROOM) {
+    if (rc == MHD_YES && srv->n_live >= srv->max_conns) {
         conn_entry *victim = oldest_idle(srv, NULL);
         if (victim != NULL) {
             conn_cut(srv, victim);
@@ -128,6 +129,7 @@ void http_conns_on_connection(void *cls, struct MHD_Connection *conn, void **soc
             srv->conns->prev = e;
         srv->conns = e;
         srv->n_live++;
+        e->over_limit = srv->n_live > srv->max_conns;
         pthread_mutex_unlock(&srv->conns_lock);
         *socket_context = e;
         return;
@@ -163,6 +165,14 @@ void http_conn_phase_set(http_server *srv, struct MHD_Connection *conn, conn_pha
     e->since_us = sg_clock_us();
     e->deadline_us = deadline_us;
     pthread_mutex_unlock(&srv->conns_lock);
+}
+
+bool http_conn_over_limit(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const conn_entry *e = ci != NULL ? ci->socket_context : NULL;
+    return e != NULL && e->over_limit; /* set once, before any request */
 }
 
 void *http_conns_reaper(void *arg)

@@ -16,16 +16,19 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "http_work.h"
 #include "jsonw.h"
 #include "log.h"
 #include "trace.h"
 
 #define MAX_SEGMENTS         8
-#define CONNECTION_LIMIT     (HTTP_MAX_INFLIGHT + 64)
-#define CONNECTION_HEADROOM  64  /* past LIMIT - HEADROOM idle connections are closed */
+#define CONNECTION_HEADROOM  64  /* past SQLGATE_MAX_CONNECTIONS: answered 503, then closed */
+#define FD_RESERVE           256 /* descriptors kept for databases, files and logs */
 #define CONNECTION_TIMEOUT_S 120 /* libmicrohttpd's inactivity backstop */
 #define REAPER_PERIOD_MS     100
 #define THREAD_STACK_BYTES   (256 * 1024)
+#define EVENT_THREADS_MAX    4
+#define WORKER_LINGER_MS     10000               /* an idle worker thread leaves after this */
 #define DISCARD_LIMIT        (16u * 1024 * 1024) /* then the connection is dropped */
 
 /* One client connection, from libmicrohttpd's STARTED notification to its
@@ -48,6 +51,7 @@ typedef struct conn_entry {
     int64_t since_us;    /* phase start (eviction picks the oldest) */
     int64_t deadline_us; /* 0: none */
     bool cut;            /* shut down by sqlgate; no longer counted */
+    bool over_limit;     /* opened past SQLGATE_MAX_CONNECTIONS: its request gets 503 */
 } conn_entry;
 
 struct http_server {
@@ -59,7 +63,10 @@ struct http_server {
     http_observe_fn observe; /* may be NULL */
     atomic_int port;         /* connection threads read it (Host checks) */
     atomic_bool refusing;
+    atomic_bool stopping; /* http_stop began: streams are cut */
     atomic_uint inflight;
+    http_work *work;         /* owned: runs handlers that may block, and streams */
+    unsigned max_conns;      /* SQLGATE_MAX_CONNECTIONS, as the descriptor limit allows */
     pthread_mutex_t idle_mu; /* with idle_cv: the last request in flight is done */
     pthread_cond_t idle_cv;  /* monotonic; http_wait_idle waits on it */
 
@@ -69,7 +76,7 @@ struct http_server {
     pthread_t reaper;
     bool reaper_started;
     atomic_bool reaper_stop;
-    atomic_ulong n_timed_out, n_evicted, n_refused;
+    atomic_ulong n_timed_out, n_evicted, n_refused, n_over_limit;
 
     pthread_mutex_t cfg_mu;   /* guards current */
     const sg_config *current; /* a reference: what requests beginning now see */
@@ -81,6 +88,10 @@ struct http_req {
     struct MHD_Connection *conn;
     const http_route *route;
     const char *method;
+    http_job job;               /* runs the handler on a worker (not HTTP_INLINE) */
+    bool on_worker;             /* the handler runs on a worker */
+    atomic_bool handled;        /* the worker is done with the handler: queue the reply */
+    struct http_stream *stream; /* a streamed body, run by the worker after the handler */
     char id[HTTP_REQUEST_ID_MAX + 1];
     char traceparent[TRACE_PARENT_LEN + 1]; /* the caller's, validated, or "" */
     char trace_id[TRACE_ID_LEN + 1];        /* inside it, NUL-terminated, or "" */
@@ -120,6 +131,12 @@ void http_reply_code(http_req *req, sg_code code, const char *message);
 /* A reference to the configuration requests beginning now see (new ref). */
 const sg_config *http_config_ref_current(http_server *srv);
 
+/* http_stream.c: a streamed body (http_reply_stream). Produces it on the
+ * calling worker until it is complete or nobody reads it, then drops the
+ * worker's reference (s is not used afterwards). */
+typedef struct http_stream http_stream;
+void http_stream_run(http_stream *s);
+
 /* http_guard.c */
 /* One audit line (warn): a refusal or an admin action, with the token's
  * fingerprint; db and reason may be NULL. */
@@ -145,6 +162,8 @@ void http_conns_on_connection(void *cls, struct MHD_Connection *conn, void **soc
                               enum MHD_ConnectionNotificationCode toe);
 void http_conn_phase_set(http_server *srv, struct MHD_Connection *conn, conn_phase phase,
                          int64_t deadline_us);
+/* Was conn opened past SQLGATE_MAX_CONNECTIONS (its requests get 503)? */
+bool http_conn_over_limit(struct MHD_Connection *conn);
 void *http_conns_reaper(void *arg);
 
 #endif

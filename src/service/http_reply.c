@@ -93,52 +93,6 @@ void http_reply_error(http_req *req, const sg_err *err)
         http_audit_line(req, req->db[0] != '\0' ? req->db : NULL, status, "refused", err->message);
 }
 
-struct stream {
-    http_stream_fill_fn fill;
-    http_stream_done_fn done;
-    void *cls;
-};
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    struct stream *s = cls;
-    ssize_t n = s->fill(s->cls, buf, max);
-    if (n == HTTP_STREAM_END)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n < 0)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    return n;
-}
-
-static void stream_free(void *cls)
-{
-    struct stream *s = cls;
-    s->done(s->cls);
-    free(s);
-}
-
-void http_reply_stream(http_req *req, int status, const char *content_type,
-                       http_stream_fill_fn fill, http_stream_done_fn done, void *cls)
-{
-    struct stream *s = malloc(sizeof *s);
-    struct MHD_Response *resp = NULL;
-    if (s != NULL) {
-        *s = (struct stream){.fill = fill, .done = done, .cls = cls};
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_reader, s,
-                                                 stream_free);
-    }
-    if (resp == NULL) {
-        free(s);
-        done(cls);
-        sg_err err;
-        sg_err_set(&err, SG_INTERNAL, "cannot create a streamed response");
-        http_reply_error(req, &err);
-        return;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    http_set_response(req, status, resp);
-}
-
 /* --- Request accessors ----------------------------------------------------- */
 
 const char *http_req_param(const http_req *req, const char *name)

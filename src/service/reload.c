@@ -183,6 +183,13 @@ static void restart_checks(const app *a, const sg_config *cfg, json_t *errors)
                  cfg->listen_host, cfg->listen_port, boot->listen_host, boot->listen_port);
         json_array_append_new(errors, json_string(line));
     }
+    if (cfg->max_connections != boot->max_connections) {
+        snprintf(line, sizeof line,
+                 "SQLGATE_MAX_CONNECTIONS: the connection limit cannot change while running; "
+                 "restart sqlgate to allow %u (it allows %u)",
+                 cfg->max_connections, boot->max_connections);
+        json_array_append_new(errors, json_string(line));
+    }
     if (!same_str(cfg->tls_cert_file, boot->tls_cert_file))
         json_array_append_new(errors, json_string("SQLGATE_TLS_CERT_FILE: the TLS files cannot "
                                                   "change while running; restart sqlgate"));

@@ -68,6 +68,7 @@ static const expected_var expected_vars[] = {
     {"SQLGATE_IDLE_TIMEOUT_MS", "75000"},
     {"SQLGATE_WRITE_GRACE_MS", "5000"},
     {"SQLGATE_MAX_CONNECTIONS_PER_CLIENT", "256"},
+    {"SQLGATE_MAX_CONNECTIONS", "10000"},
     {"SQLGATE_ENV_FILE", ".env"},
     {"<N>_DB_DRIVER", ANY_DEFAULT},
     {"<N>_DB_HOST", NULL},

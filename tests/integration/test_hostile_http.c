@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -360,11 +361,12 @@ END_TEST
 START_TEST(global_limit_keeps_probes)
 {
     /* The issue's attack: 1,088 idle connections, no token needed, locked
-     * everyone out. With the per-client cap out of the way, the headroom
-     * below the global limit must still let a probe in. */
+     * everyone out. With the per-client cap out of the way, idle
+     * connections past SQLGATE_MAX_CONNECTIONS must make room for a probe. */
     enum { OPEN = 1150 };
     proc *p = start((const char *const[]){"SQLGATE_API_TOKENS=" TOKEN,
-                                          "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000", NULL},
+                                          "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000",
+                                          "SQLGATE_MAX_CONNECTIONS=1000", NULL},
                     NULL);
     static int fds[OPEN];
     int opened = 0;
@@ -395,6 +397,152 @@ START_TEST(global_limit_keeps_probes)
     http_resp_free(&r);
     for (int i = 0; i < opened; i++)
         close(fds[i]);
+    proc_free(p);
+}
+END_TEST
+
+/* Reads one response to a GET on a kept-alive connection: its status, or -1
+ * when the connection closed or nothing complete came within timeout_ms. */
+static int read_one_response(int fd, int timeout_ms)
+{
+    char buf[4096];
+    size_t len = 0;
+    int64_t deadline = now_ms() + scaled_ms(timeout_ms);
+    while (len + 1 < sizeof buf) {
+        buf[len] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n");
+        if (end != NULL) {
+            const char *cl = strstr(buf, "\r\nContent-Length: ");
+            size_t body = cl != NULL && cl < end ? strtoul(cl + 18, NULL, 10) : 0;
+            if (len >= (size_t)(end + 4 - buf) + body)
+                return strncmp(buf, "HTTP/1.1 ", 9) == 0 ? atoi(buf + 9) : -1;
+        }
+        int left = (int)(deadline - now_ms());
+        if (left <= 0)
+            return -1;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, left) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (r <= 0)
+            return -1;
+        len += (size_t)r;
+    }
+    return -1;
+}
+
+START_TEST(many_connections_all_answered)
+{
+    /* More kept-alive connections than the thread-per-connection design
+     * could hold (1,088): every one is accepted and answered, twice, stays
+     * open in between, and none of them costs sqlgate a thread. */
+    enum { OPEN = 1500, ROUNDS = 2 };
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    ck_assert_msg(rl.rlim_cur >= OPEN + 200, "this test needs %d descriptors (ulimit -Hn is %lu)",
+                  OPEN + 200, (unsigned long)rl.rlim_cur);
+    proc *p = start((const char *const[]){"SQLGATE_API_TOKENS=" TOKEN,
+                                          "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000", NULL},
+                    NULL);
+    static int fds[OPEN];
+    for (int i = 0; i < OPEN; i++)
+        fds[i] = raw_connect(p, 0);
+    static const char req[] = "GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < OPEN; i++)
+            raw_send(fds[i], req, sizeof req - 1);
+        int answered = 0, first_bad = -1, bad_status = 0;
+        for (int i = 0; i < OPEN; i++) {
+            int status = read_one_response(fds[i], 10000);
+            if (status == 200)
+                answered++;
+            else if (first_bad < 0)
+                first_bad = i, bad_status = status;
+        }
+        ck_assert_msg(answered == OPEN,
+                      "round %d: %d of %d connections answered 200 (first other: #%d, %d)", round,
+                      answered, OPEN, first_bad, bad_status);
+    }
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)proc_pid(p));
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long threads = -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, "Threads:", 8) == 0)
+            threads = strtol(line + 8, NULL, 10);
+    fclose(f);
+    ck_assert_msg(threads > 0 && threads < 100, "sqlgate runs %ld threads for %d connections",
+                  threads, OPEN);
+    for (int i = 0; i < OPEN; i++)
+        close(fds[i]);
+    proc_free(p);
+}
+END_TEST
+
+START_TEST(global_limit_answers_503)
+{
+    /* Every connection busy at SQLGATE_MAX_CONNECTIONS (headers in, body
+     * still coming: nothing to evict): one more is still accepted, and its
+     * request answered 503 with Connection: close, and counted; a probe on
+     * such a connection is answered. */
+    enum { LIMIT = 16 };
+    proc *p = start((const char *const[]){"SQLGATE_API_TOKENS=" TOKEN,
+                                          "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000",
+                                          "SQLGATE_MAX_CONNECTIONS=16", NULL},
+                    NULL);
+    static const char partial[] =
+        "POST /v1/databases/core/query HTTP/1.1\r\nHost: 127.0.0.1\r\n" AUTH "\r\n" JSON
+        "\r\nContent-Length: 100\r\n\r\n{";
+    int busy[LIMIT];
+    for (int i = 0; i < LIMIT; i++) {
+        busy[i] = raw_connect(p, 0);
+        raw_send(busy[i], partial, sizeof partial - 1);
+    }
+    sleep_ms(scaled_ms(300));
+    static const char q[] = "{\"sql\":\"SELECT 1 AS one\"}";
+    char req[1024];
+    snprintf(req, sizeof req,
+             "POST /v1/databases/core/query HTTP/1.1\r\nHost: 127.0.0.1\r\n" AUTH "\r\n" JSON
+             "\r\nContent-Length: %zu\r\n\r\n%s",
+             sizeof q - 1, q);
+    int fd = raw_connect(p, 0);
+    raw_send(fd, req, strlen(req));
+    bool closed;
+    char *got = read_until_close(fd, 5000, &closed);
+    close(fd);
+    ck_assert_msg(closed, "the connection over the limit stayed open: %.300s", got);
+    ck_assert_msg(strncmp(got, "HTTP/1.1 503", 12) == 0, "not a 503: %.300s", got);
+    ck_assert_msg(strstr(got, "\"OVERLOADED\"") != NULL && strstr(got, "SQLGATE_MAX_CONNECTIONS"),
+                  "not OVERLOADED naming the limit: %.400s", got);
+    free(got);
+    static const char probe[] =
+        "GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    fd = raw_connect(p, 0);
+    raw_send(fd, probe, sizeof probe - 1);
+    got = read_until_close(fd, 5000, &closed);
+    close(fd);
+    ck_assert_msg(strncmp(got, "HTTP/1.1 200", 12) == 0, "the probe was not answered: %.300s", got);
+    free(got);
+    for (int i = 0; i < LIMIT; i++)
+        close(busy[i]);
+    /* Counted, once the busy connections are gone and /metrics gets in. */
+    static const char key[] = "sqlgate_http_connections_closed_total{reason=\"over_limit\"} ";
+    const char *m = NULL;
+    http_resp r = {0};
+    int64_t until = now_ms() + scaled_ms(5000);
+    do {
+        http_resp_free(&r);
+        sleep_ms(100);
+        http_get(p, "/metrics", &r);
+    } while (r.status != 200 && now_ms() < until);
+    ASSERT_STATUS(&r, 200);
+    m = strstr(r.body, key);
+    ck_assert_msg(m != NULL, "no over_limit counter in /metrics");
+    ck_assert_int_ge(strtol(m + sizeof key - 1, NULL, 10), 1);
+    http_resp_free(&r);
     proc_free(p);
 }
 END_TEST
@@ -523,6 +671,8 @@ static Suite *suite(void)
     tcase_add_test(tc, stalled_reader_cut);
     tcase_add_test(tc, per_client_cap_evicts_idle);
     tcase_add_test(tc, global_limit_keeps_probes);
+    tcase_add_test(tc, global_limit_answers_503);
+    tcase_add_test(tc, many_connections_all_answered);
     tcase_add_test(tc, no_token_foreign_host_and_origin);
     tcase_add_test(tc, tokens_skip_host_checks);
     tcase_add_test(tc, weak_tokens_refused);
