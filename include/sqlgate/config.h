@@ -150,7 +150,8 @@ typedef struct sg_config {
     int64_t idle_timeout_ms;   /* a kept-alive connection without a request */
     int64_t write_grace_ms;    /* a query's response: its query timeout plus this */
     unsigned max_conns_per_client;
-    unsigned max_connections; /* open client connections in all (SQLGATE_MAX_CONNECTIONS) */
+    unsigned max_connections;       /* open client connections in all (SQLGATE_MAX_CONNECTIONS) */
+    size_t connection_buffer_bytes; /* held by each client connection; headers: half */
 } sg_config;
 
 /* Loads and validates the configuration.

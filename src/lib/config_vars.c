@@ -280,11 +280,18 @@ const var_def cfg_service_vars[SV_COUNT_] = {
                                                "(idle ones are closed first)"},
     [SV_MAX_CONNECTIONS] = {.name = "SQLGATE_MAX_CONNECTIONS",
                             .kind = K_INT,
-                            .def = "10000",
+                            .def = "16384",
                             .min = 16,
                             .max = CONNS_MAX,
                             .help = "Most open client connections in all (idle ones are closed "
                                     "first, then 503); lowered to fit the open-file limit"},
+    [SV_CONNECTION_BUFFER_BYTES] = {.name = "SQLGATE_CONNECTION_BUFFER_BYTES",
+                                    .kind = K_INT,
+                                    .def = "32768",
+                                    .min = 4096,
+                                    .max = 1048576,
+                                    .help = "Memory each open client connection holds; request "
+                                            "headers may use half of it"},
     /* Read by the service before it loads the file itself (from the real
      * environment only); listed here so --help and the docs know it. */
     [SV_ENV_FILE] = {.name = "SQLGATE_ENV_FILE",

@@ -287,6 +287,23 @@ static http_req *req_new(http_server *srv, struct MHD_Connection *conn, const ch
     return req;
 }
 
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value != NULL ? strlen(value) : 0) + 4; /* ": ", CRLF */
+    return MHD_YES;
+}
+
+/* The request line and headers as received (near enough: the path is
+ * unescaped by now). */
+static size_t header_bytes(const http_req *req)
+{
+    size_t n = strlen(req->method) + strlen(req->path) + 12; /* " HTTP/1.1\r\n" */
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, add_header_bytes, &n);
+    return n;
+}
+
 /* Checks made once the headers are in, before any body is read. Leaves a
  * reply on req when the request is refused. */
 static void screen_request(http_server *srv, http_req *req, unsigned inflight)
@@ -295,6 +312,17 @@ static void screen_request(http_server *srv, http_req *req, unsigned inflight)
     const char *why = http_guard_framing_problem(req->conn);
     if (why != NULL) {
         http_reply_code(req, SG_BAD_REQUEST, why);
+        http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+        return;
+    }
+    if (header_bytes(req) > srv->cfg->connection_buffer_bytes / 2) {
+        /* Answered before the body: it would not fit beside them. */
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "the request headers are larger than %zu bytes (half of "
+                 "SQLGATE_CONNECTION_BUFFER_BYTES)",
+                 srv->cfg->connection_buffer_bytes / 2);
+        http_reply_code(req, SG_BAD_REQUEST, msg);
         http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
         return;
     }
@@ -712,6 +740,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         srv, MHD_OPTION_NOTIFY_CONNECTION, http_conns_on_connection, srv,
         MHD_OPTION_CONNECTION_LIMIT, srv->max_conns + CONNECTION_HEADROOM,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->connection_buffer_bytes,
         MHD_OPTION_CONNECTION_TIMEOUT, backstop_s, MHD_OPTION_THREAD_POOL_SIZE, event_threads(),
         MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_ARRAY, tls,

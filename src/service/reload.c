@@ -190,6 +190,13 @@ static void restart_checks(const app *a, const sg_config *cfg, json_t *errors)
                  cfg->max_connections, boot->max_connections);
         json_array_append_new(errors, json_string(line));
     }
+    if (cfg->connection_buffer_bytes != boot->connection_buffer_bytes) {
+        snprintf(line, sizeof line,
+                 "SQLGATE_CONNECTION_BUFFER_BYTES: cannot change while running; restart sqlgate "
+                 "to use %zu (it uses %zu)",
+                 cfg->connection_buffer_bytes, boot->connection_buffer_bytes);
+        json_array_append_new(errors, json_string(line));
+    }
     if (!same_str(cfg->tls_cert_file, boot->tls_cert_file))
         json_array_append_new(errors, json_string("SQLGATE_TLS_CERT_FILE: the TLS files cannot "
                                                   "change while running; restart sqlgate"));

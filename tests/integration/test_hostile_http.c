@@ -461,9 +461,16 @@ START_TEST(many_connections_all_answered)
             else if (first_bad < 0)
                 first_bad = i, bad_status = status;
         }
-        ck_assert_msg(answered == OPEN,
-                      "round %d: %d of %d connections answered 200 (first other: #%d, %d)", round,
-                      answered, OPEN, first_bad, bad_status);
+        if (answered != OPEN) {
+            http_resp m;
+            http_get(p, "/metrics", &m);
+            const char *c =
+                m.body ? strstr(m.body, "sqlgate_http_connections_closed_total{") : NULL;
+            ck_assert_msg(false,
+                          "round %d: %d of %d connections answered 200 (first other: #%d, %d); "
+                          "%.400s",
+                          round, answered, OPEN, first_bad, bad_status, c ? c : "(no metrics)");
+        }
     }
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)proc_pid(p));
@@ -493,15 +500,31 @@ START_TEST(global_limit_answers_503)
                                           "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000",
                                           "SQLGATE_MAX_CONNECTIONS=16", NULL},
                     NULL);
+    /* "100 Continue" comes once sqlgate took the headers: the connection
+     * is then waiting for its body, which never comes. */
     static const char partial[] =
         "POST /v1/databases/core/query HTTP/1.1\r\nHost: 127.0.0.1\r\n" AUTH "\r\n" JSON
-        "\r\nContent-Length: 100\r\n\r\n{";
+        "\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n";
     int busy[LIMIT];
     for (int i = 0; i < LIMIT; i++) {
         busy[i] = raw_connect(p, 0);
         raw_send(busy[i], partial, sizeof partial - 1);
+        char got[256] = "";
+        size_t len = 0;
+        int64_t until = now_ms() + scaled_ms(5000);
+        while (len + 1 < sizeof got && strstr(got, "\r\n\r\n") == NULL && now_ms() < until) {
+            struct pollfd pfd = {.fd = busy[i], .events = POLLIN};
+            if (poll(&pfd, 1, 100) <= 0)
+                continue;
+            ssize_t r = recv(busy[i], got + len, sizeof got - 1 - len, 0);
+            if (r <= 0)
+                break;
+            len += (size_t)r;
+            got[len] = '\0';
+        }
+        got[len] = '\0';
+        ck_assert_msg(strncmp(got, "HTTP/1.1 100", 12) == 0, "busy connection %d: %.200s", i, got);
     }
-    sleep_ms(scaled_ms(300));
     static const char q[] = "{\"sql\":\"SELECT 1 AS one\"}";
     char req[1024];
     snprintf(req, sizeof req,
@@ -543,6 +566,43 @@ START_TEST(global_limit_answers_503)
     ck_assert_msg(m != NULL, "no over_limit counter in /metrics");
     ck_assert_int_ge(strtol(m + sizeof key - 1, NULL, 10), 1);
     http_resp_free(&r);
+    proc_free(p);
+}
+END_TEST
+
+START_TEST(large_headers_refused_by_name)
+{
+    /* Headers over half of SQLGATE_CONNECTION_BUFFER_BYTES: a clear 400
+     * naming the variable, before the body; below it, served. */
+    proc *p = start((const char *const[]){"SQLGATE_API_TOKENS=" TOKEN,
+                                          "SQLGATE_CONNECTION_BUFFER_BYTES=4096", NULL},
+                    NULL);
+    static const char q[] = "{\"sql\":\"SELECT 1 AS one\"}";
+    static const size_t pads[] = {500, 1900, 2600};
+    for (size_t k = 0; k < sizeof pads / sizeof pads[0]; k++) {
+        char pad[3000];
+        memset(pad, 'a', pads[k]);
+        pad[pads[k]] = '\0';
+        char req[4096];
+        snprintf(req, sizeof req,
+                 "POST /v1/databases/core/query HTTP/1.1\r\nHost: 127.0.0.1\r\n" AUTH "\r\n" JSON
+                 "\r\nX-Pad: %s\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                 pad, sizeof q - 1, q);
+        int fd = raw_connect(p, 0);
+        raw_send(fd, req, strlen(req));
+        bool closed;
+        char *got = read_until_close(fd, 5000, &closed);
+        close(fd);
+        if (pads[k] < 1000) {
+            ck_assert_msg(strncmp(got, "HTTP/1.1 200", 12) == 0, "%zu: %.300s", pads[k], got);
+        } else {
+            ck_assert_msg(strncmp(got, "HTTP/1.1 400", 12) == 0, "%zu: %.300s", pads[k], got);
+            ck_assert_msg(strstr(got, "\"BAD_REQUEST\"") != NULL &&
+                              strstr(got, "SQLGATE_CONNECTION_BUFFER_BYTES") != NULL,
+                          "%zu: not naming the variable: %.400s", pads[k], got);
+        }
+        free(got);
+    }
     proc_free(p);
 }
 END_TEST
@@ -673,6 +733,7 @@ static Suite *suite(void)
     tcase_add_test(tc, global_limit_keeps_probes);
     tcase_add_test(tc, global_limit_answers_503);
     tcase_add_test(tc, many_connections_all_answered);
+    tcase_add_test(tc, large_headers_refused_by_name);
     tcase_add_test(tc, no_token_foreign_host_and_origin);
     tcase_add_test(tc, tokens_skip_host_checks);
     tcase_add_test(tc, weak_tokens_refused);
