@@ -19,10 +19,11 @@ typedef struct reloader reloader; /* reload.h */
  * snapshot it began with), anything else through app_config_acquire. Never
  * keep a pointer to the current snapshot without a reference. */
 typedef struct app {
-    sg_registry *reg;     /* borrowed from main; live (databases come and go) */
-    metrics *metrics;     /* borrowed from main */
-    http_server *srv;     /* borrowed from main; set once listening */
-    atomic_bool draining; /* shutdown began: readiness fails, reloads are refused */
+    sg_registry *reg;           /* borrowed from main; live (databases come and go) */
+    metrics *metrics;           /* borrowed from main */
+    http_server *srv;           /* borrowed from main; set once listening */
+    atomic_bool draining;       /* shutdown began: readiness fails, reloads are refused */
+    atomic_bool notified_ready; /* the start's READY=1 went to systemd (notify.c) */
 
     pthread_mutex_t cfg_mu;       /* guards cfg_current */
     const sg_config *cfg_current; /* a reference; swapped by a reload */

@@ -478,6 +478,7 @@ int main(int argc, char **argv)
              .metrics = metrics_new(reg, api_routes, api_n_routes),
              .on_state = log_state_change};
     atomic_init(&a.draining, false);
+    atomic_init(&a.notified_ready, false);
     app_reload_init(&a, cfg, env);
     st.app = &a;
     if (a.metrics == NULL) {

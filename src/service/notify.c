@@ -115,9 +115,10 @@ static void *notify_main(void *arg)
         pthread_mutex_unlock(&nt->mu);
         ready = first_checks_done(nt->a->reg);
         pthread_mutex_lock(&nt->mu);
-        if (ready && !nt->stopping)
+        if (ready && !nt->stopping) {
+            atomic_store(&nt->a->notified_ready, true);
             notify_send(env, "READY=1");
-        else if (!ready)
+        } else if (!ready)
             wait_until(nt, sg_clock_us() + FIRST_CHECK_POLL_MS * 1000);
     }
     /* Then the watchdog: the first WATCHDOG=1 goes with readiness, since

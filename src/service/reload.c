@@ -386,8 +386,10 @@ int app_reload(app *a, const char *trigger, json_t **report_out, json_t **errors
     *errors = NULL;
     pthread_mutex_lock(&a->reload_mu);
     /* A refused reload still ends with READY=1: the service goes on serving.
-     * Once shutdown began (STOPPING=1) systemd hears nothing more from here. */
-    bool tell = !atomic_load(&a->draining);
+     * Before the start's READY=1 (the databases' first checks are not all
+     * done) and once shutdown began (STOPPING=1) systemd hears nothing from
+     * here: its READY=1 would announce a service that is not ready yet. */
+    bool tell = atomic_load(&a->notified_ready) && !atomic_load(&a->draining);
     if (tell)
         notify_reloading(a);
     int rc = reload_locked(a, trigger, report_out, errors, err);

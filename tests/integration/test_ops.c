@@ -278,6 +278,60 @@ START_TEST(ready_after_first_checks)
 }
 END_TEST
 
+START_TEST(reload_before_ready_sends_no_ready)
+{
+    /* A SIGHUP while a database's first check is still running: the reload
+     * must not announce READY=1 early; the first READY=1 still comes only
+     * once every database had its first check. */
+    char sock[512], notify_env[600], core[600], slow_port[64];
+    snprintf(sock, sizeof sock, "%s/notify.sock", fixture_dir);
+    int fd = notify_bind(sock);
+    int port;
+    int silent = silent_server(&port);
+    snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", sock);
+    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", fixture_dir);
+    snprintf(slow_port, sizeof slow_port, "SLOW_DB_PORT=%d", port);
+    const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
+                               "SQLGATE_DATABASES=core,slow",
+                               "SQLGATE_DEFAULT_DATABASE=core",
+                               core,
+                               "FREETDSCONF=/dev/null",
+                               "SLOW_DB_HOST=127.0.0.1",
+                               slow_port,
+                               "SLOW_DB_USER=sa",
+                               "SLOW_DB_PASSWORD=not-used-1",
+                               "SLOW_DB_CRITICAL=false",
+                               "SLOW_DB_CONNECT_TIMEOUT_MS=3000",
+                               "SLOW_DB_HEALTH_TIMEOUT_MS=3000",
+                               notify_env,
+                               NULL};
+    fixture_svc = proc_spawn(env, fixture_dir);
+    ck_assert_ptr_nonnull(fixture_svc);
+    ck_assert_msg(proc_wait_listening(fixture_svc, scaled_ms(10000)) > 0, "sqlgate did not listen");
+    ck_assert_int_eq(proc_signal(fixture_svc, SIGHUP), 0);
+    ck_assert_msg(proc_stderr_wait(fixture_svc, "configuration reloaded", scaled_ms(5000)),
+                  "the SIGHUP reload did not happen");
+    /* The case at hand: the reload is over, slow's first check is not. */
+    http_resp r;
+    http_get(fixture_svc, "/health", &r);
+    ck_assert_msg(r.json != NULL, "GET /health: no JSON");
+    ck_assert_str_eq(jstr(r.json, "databases.slow.state"), "starting");
+    http_resp_free(&r);
+    ck_assert_msg(notify_wait(fd, "READY=1", scaled_ms(20000), NULL), "READY=1 never came");
+    http_get(fixture_svc, "/health", &r);
+    ck_assert_msg(r.json != NULL, "GET /health: no JSON");
+    const char *slow_state = jstr(r.json, "databases.slow.state");
+    ck_assert_msg(slow_state != NULL && strcmp(slow_state, "starting") != 0,
+                  "READY=1 came while slow was '%s' (the reload's?)",
+                  slow_state ? slow_state : "-");
+    http_resp_free(&r);
+    ck_assert_int_eq(proc_signal(fixture_svc, SIGTERM), 0);
+    ck_assert_int_eq(proc_wait_exit(fixture_svc, scaled_ms(20000)), 0);
+    close(silent);
+    close(fd);
+}
+END_TEST
+
 START_TEST(watchdog_repeats_then_stopping)
 {
     char sock[512], notify_env[600], core[600];
@@ -357,6 +411,7 @@ static Suite *ops_suite(void)
     tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, ready_after_first_checks);
+    tcase_add_test(tc, reload_before_ready_sends_no_ready);
     tcase_add_test(tc, watchdog_repeats_then_stopping);
     tcase_add_test(tc, watchdog_for_another_pid_abstract_socket);
     suite_add_tcase(s, tc);
