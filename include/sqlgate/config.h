@@ -84,6 +84,11 @@ typedef struct sg_db_config {
 
 typedef enum sg_log_level { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR } sg_log_level;
 
+typedef enum sg_conn_model {
+    SG_CONN_THREADS, /* a thread per client connection (libmicrohttpd's) */
+    SG_CONN_EVENTS,  /* event threads hold connections; workers run handlers */
+} sg_conn_model;
+
 typedef enum sg_metrics_access {
     SG_METRICS_OPEN, /* anyone who reaches the port */
     SG_METRICS_TOKEN /* a token with the metrics scope */
@@ -152,6 +157,7 @@ typedef struct sg_config {
     unsigned max_conns_per_client;
     unsigned max_connections;       /* open client connections in all (SQLGATE_MAX_CONNECTIONS) */
     size_t connection_buffer_bytes; /* held by each client connection; headers: half */
+    sg_conn_model connection_model; /* SQLGATE_CONNECTION_MODEL */
 } sg_config;
 
 /* Loads and validates the configuration.

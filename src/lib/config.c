@@ -421,6 +421,7 @@ sg_config *sg_config_load(sg_lookup_fn lookup, void *ud, char **errors)
     cfg->max_conns_per_client = (unsigned)sv[SV_MAX_CONNECTIONS_PER_CLIENT].num;
     cfg->max_connections = (unsigned)sv[SV_MAX_CONNECTIONS].num;
     cfg->connection_buffer_bytes = (size_t)sv[SV_CONNECTION_BUFFER_BYTES].num;
+    cfg->connection_model = (sg_conn_model)sv[SV_CONNECTION_MODEL].num;
 
     /* A wrong ALLOW_ANONYMOUS or token setting is reported on its own; the
      * rule is only judged when the operator's intent is clear. */

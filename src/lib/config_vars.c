@@ -29,6 +29,9 @@ static const word level_words[] = {{"debug", SG_LOG_DEBUG},
                                    {"error", SG_LOG_ERROR},
                                    {NULL, 0}};
 
+static const word conn_model_words[] = {
+    {"threads", SG_CONN_THREADS}, {"events", SG_CONN_EVENTS}, {NULL, 0}};
+
 static const word format_words[] = {{"json", 1}, {"text", 0}, {NULL, 0}};
 
 static const word metrics_access_words[] = {
@@ -285,6 +288,13 @@ const var_def cfg_service_vars[SV_COUNT_] = {
                             .max = CONNS_MAX,
                             .help = "Most open client connections in all (idle ones are closed "
                                     "first, then 503); lowered to fit the open-file limit"},
+    [SV_CONNECTION_MODEL] = {.name = "SQLGATE_CONNECTION_MODEL",
+                             .kind = K_WORD,
+                             .def = "threads",
+                             .words = conn_model_words,
+                             .help = "threads (a thread per client connection, at most 1024: "
+                                     "the least CPU per request) or events (thousands of idle "
+                                     "connections, a few threads)"},
     [SV_CONNECTION_BUFFER_BYTES] = {.name = "SQLGATE_CONNECTION_BUFFER_BYTES",
                                     .kind = K_INT,
                                     .def = "32768",

@@ -450,7 +450,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return queue_reply(req);
     }
     http_conn_phase_set(srv, conn, CP_HANDLING, 0);
-    if (req->route->flags & HTTP_INLINE) {
+    if (srv->work == NULL || (req->route->flags & HTTP_INLINE)) {
+        /* A thread per connection: the handler runs on the connection's. */
         run_handler(srv, req);
         return queue_reply(req);
     }
@@ -601,12 +602,18 @@ static void server_free(http_server *srv)
     free(srv);
 }
 
+static unsigned cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
+}
+
 /* Event threads: one per CPU, at most EVENT_THREADS_MAX; they only parse,
  * route and copy bytes, so more would only contend. */
 static unsigned event_threads(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > EVENT_THREADS_MAX ? EVENT_THREADS_MAX : (unsigned)n;
+    unsigned n = cpu_count();
+    return n > EVENT_THREADS_MAX ? EVENT_THREADS_MAX : n;
 }
 
 /* SQLGATE_MAX_CONNECTIONS as the open-file limit allows: the soft limit is
@@ -665,18 +672,27 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     atomic_init(&srv->n_over_limit, 0);
     atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->conns_lock, NULL);
-    srv->max_conns = connection_cap(cfg->max_connections);
-    srv->work = http_work_new(HTTP_MAX_INFLIGHT + CONNECTION_HEADROOM, THREAD_STACK_BYTES,
-                              WORKER_LINGER_MS);
-    if (srv->work == NULL) {
-        server_free(srv);
-        sg_err_set(err, SG_INTERNAL, "out of memory");
-        return NULL;
+    bool events = cfg->connection_model == SG_CONN_EVENTS;
+    /* A thread per connection: no more than requests may be in flight. */
+    unsigned wanted = events || cfg->max_connections < HTTP_MAX_INFLIGHT ? cfg->max_connections
+                                                                         : HTTP_MAX_INFLIGHT;
+    srv->max_conns = connection_cap(wanted);
+    if (events) {
+        srv->work = http_work_new(HTTP_MAX_INFLIGHT + CONNECTION_HEADROOM, cpu_count(),
+                                  THREAD_STACK_BYTES, WORKER_LINGER_MS);
+        if (srv->work == NULL) {
+            server_free(srv);
+            sg_err_set(err, SG_INTERNAL, "out of memory");
+            return NULL;
+        }
     }
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags =
+        events ? MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME
+               : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC;
+    flags |= MHD_USE_ERROR_LOG;
     if (strchr(cfg->listen_host, ':') != NULL) {
         struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
         a6->sin6_family = AF_INET6;
@@ -741,10 +757,10 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         srv, MHD_OPTION_NOTIFY_CONNECTION, http_conns_on_connection, srv,
         MHD_OPTION_CONNECTION_LIMIT, srv->max_conns + CONNECTION_HEADROOM,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->connection_buffer_bytes,
-        MHD_OPTION_CONNECTION_TIMEOUT, backstop_s, MHD_OPTION_THREAD_POOL_SIZE, event_threads(),
-        MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES, MHD_OPTION_EXTERNAL_LOGGER,
-        on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv, MHD_OPTION_ARRAY, tls,
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, backstop_s, MHD_OPTION_THREAD_POOL_SIZE,
+        events ? event_threads() : 0u, MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
+        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     sg_free_secret(cert);
     sg_free_secret(key);
     if (srv->daemon == NULL) {

@@ -1,12 +1,19 @@
 /* http: the libmicrohttpd server, one route table and one dispatcher.
  *
- * Threads: a few libmicrohttpd event threads (epoll) hold every client
- * connection, so an idle kept-alive connection costs a few kilobytes and no
- * thread (SQLGATE_MAX_CONNECTIONS of them). A request whose route may wait
- * on a database is suspended and handed to a worker thread (http_work.h),
- * one per request in flight, so it never holds up another request, a health
- * probe (HTTP_INLINE: answered on the event thread) or the accept loop; a
- * streamed body is produced on that worker too (http_stream.c).
+ * Threads, two models (SQLGATE_CONNECTION_MODEL):
+ *   - threads (the default): libmicrohttpd gives every client connection a
+ *     thread of its own (at most 1024), so a request that waits on a
+ *     database never holds up another request, a health probe or the accept
+ *     loop. The least CPU per request: the thread that reads a request runs
+ *     it and writes the answer.
+ *   - events: a few libmicrohttpd event threads (epoll) hold every client
+ *     connection, so an idle kept-alive connection costs a few kilobytes and
+ *     no thread (SQLGATE_MAX_CONNECTIONS of them). A request whose route may
+ *     wait on a database is suspended and handed to a worker thread
+ *     (http_work.h), so it never holds up another request, a health probe
+ *     (HTTP_INLINE: answered on the event thread) or the accept loop; a
+ *     streamed body is produced on that worker too (http_stream.c). The two
+ *     hand-offs cost CPU per request (docs/benchmarks.md, S1).
  *
  * The dispatcher does, once for every route: request ids, route and method
  * matching (404/405 with Allow), bearer tokens (401) and the scopes its route
@@ -185,8 +192,9 @@ void http_reply_header(http_req *req, const char *name, const char *value);
  * count (> 0), HTTP_STREAM_END when done or HTTP_STREAM_ERROR to abort the
  * connection (the client sees a truncated transfer). done() frees cls; it is
  * called exactly once, also when the client goes away mid-stream. Both run
- * on the handler's worker thread, after the handler returned; only a
- * handler on a worker (not HTTP_INLINE) may stream. */
+ * on the connection's thread (threads model) or on the handler's worker
+ * after the handler returned (events model, where an HTTP_INLINE handler
+ * may not stream). */
 #define HTTP_STREAM_END   ((ssize_t)-1)
 #define HTTP_STREAM_ERROR ((ssize_t)-2)
 typedef ssize_t (*http_stream_fill_fn)(void *cls, char *buf, size_t max);

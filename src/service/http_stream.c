@@ -1,4 +1,11 @@
-/* http_stream: a streamed response body. The handler's fill function runs
+/* http_stream: a streamed response body.
+ *
+ * With a thread per connection (SQLGATE_CONNECTION_MODEL=threads) the body
+ * is direct: libmicrohttpd calls the handler's fill function on the
+ * connection's thread, which may wait on the database, and the response's
+ * free callback calls done.
+ *
+ * With event threads, the handler's fill function runs
  * on the worker thread that ran the handler (it reads rows from a database
  * and may wait on it); libmicrohttpd's event thread only copies out what
  * is ready. Between them sits one buffer:
@@ -101,6 +108,8 @@ static void wake_reader(http_stream *s)
     }
 }
 
+/* --- Event threads: produced on the worker ----------------------------------------- */
+
 void http_stream_run(http_stream *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -141,12 +150,67 @@ void http_stream_run(http_stream *s)
     stream_unref(s);
 }
 
+/* --- Direct: a thread per connection ------------------------------------------ */
+
+typedef struct direct_stream {
+    http_stream_fill_fn fill;
+    http_stream_done_fn done;
+    void *cls;
+} direct_stream;
+
+static ssize_t direct_reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    direct_stream *d = cls;
+    ssize_t n = d->fill(d->cls, out, max);
+    if (n == HTTP_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void direct_free(void *cls)
+{
+    direct_stream *d = cls;
+    d->done(d->cls);
+    free(d);
+}
+
+static void reply_direct(http_req *req, int status, const char *content_type,
+                         http_stream_fill_fn fill, http_stream_done_fn done, void *cls)
+{
+    direct_stream *d = malloc(sizeof *d);
+    struct MHD_Response *resp = NULL;
+    if (d != NULL) {
+        *d = (direct_stream){.fill = fill, .done = done, .cls = cls};
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_CHUNK, direct_reader, d,
+                                                 direct_free);
+    }
+    if (resp == NULL) {
+        free(d);
+        done(cls);
+        sg_err err;
+        sg_err_set(&err, SG_INTERNAL, "cannot create a streamed response");
+        http_reply_error(req, &err);
+        return;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    http_set_response(req, status, resp);
+}
+
+/* --- Either --------------------------------------------------------------------- */
+
 void http_reply_stream(http_req *req, int status, const char *content_type,
                        http_stream_fill_fn fill, http_stream_done_fn done, void *cls)
 {
     sg_err err;
     http_stream *s = NULL;
     struct MHD_Response *resp = NULL;
+    if (req->srv->work == NULL) {
+        reply_direct(req, status, content_type, fill, done, cls);
+        return;
+    }
     if (!req->on_worker || req->stream != NULL) {
         /* Only a worker can feed a body (http.h); one per request. */
         done(cls);

@@ -1,10 +1,17 @@
 /* http_work: see http_work.h.
  *
- * The queue never holds more jobs than there are idle threads to take
- * them: a job that finds none starts a thread, so a request never waits
- * behind another one's slow query (only behind the maximum, which the
- * in-flight cap keeps out of reach). Threads that leave are joined by the
- * next submit or by http_work_free, so none is ever detached. */
+ * Handing a job to a sleeping thread costs a wake-up and a context switch,
+ * which on a busy machine cost more than the job itself (a one-row query):
+ * with a thread per job in flight, the CPU per request doubled. So only
+ * `target` threads run jobs at once, at first one per CPU: a thread that
+ * finishes a job takes the next one without sleeping, and the others sleep.
+ * A job that waits on a database holds its thread, though, and must not
+ * hold up the others: while jobs are queued, a monitor thread looks every
+ * tick at how many running jobs are long (past LONG_JOB_US: waiting on
+ * something, most likely) and lets that many more threads run, waking or
+ * starting them. When the queue runs dry the target falls back to what is
+ * running plus one. Threads that leave (after linger_ms idle) are joined by the next
+ * submit or by http_work_free, so none is ever detached. */
 #include "http_work.h"
 
 #include <pthread.h>
@@ -14,37 +21,63 @@
 #include "../lib/util.h"
 #include "sqlgate/clock.h"
 
+#define MONITOR_TICK_MS 1
+#define LONG_JOB_US     500
+
+/* A worker running a job, listed for the monitor (on the worker's stack). */
+typedef struct running_job {
+    struct running_job *next, *prev;
+    int64_t since_us;
+} running_job;
+
 struct http_work {
     pthread_mutex_t mu;
-    pthread_cond_t work_cv; /* monotonic: a job was queued, or stopping */
-    pthread_cond_t gone_cv; /* a thread left */
-    http_job *head, *tail;  /* borrowed jobs, oldest first */
+    pthread_cond_t work_cv;    /* monotonic: workers sleep here */
+    pthread_cond_t monitor_cv; /* monotonic: the monitor sleeps here */
+    pthread_cond_t gone_cv;    /* a thread left */
+    http_job *head, *tail;     /* borrowed jobs, oldest first */
     unsigned queued;
-    unsigned max_threads, threads, idle;
+    unsigned max_threads, threads, running, waking;
+    unsigned base, target; /* threads allowed to run jobs at once */
+    running_job *jobs;     /* the running ones */
     size_t stack_bytes;
     int64_t linger_ms;
     bool stopping;
+    pthread_t monitor;
+    bool monitor_started;
     pthread_t *exited; /* threads that left and are not joined yet */
     unsigned n_exited;
 };
 
-http_work *http_work_new(unsigned max_threads, size_t stack_bytes, int64_t linger_ms)
+static void *worker_main(void *arg);
+
+/* Starts a worker; lock held. */
+static bool start_thread(http_work *w)
 {
-    http_work *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return NULL;
-    w->exited = calloc(max_threads, sizeof *w->exited);
-    if (w->exited == NULL || sg_cond_init_monotonic(&w->work_cv) != 0) {
-        free(w->exited);
-        free(w);
-        return NULL;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, w->stack_bytes);
+    pthread_t t;
+    bool ok = pthread_create(&t, &attr, worker_main, w) == 0;
+    pthread_attr_destroy(&attr);
+    if (ok)
+        w->threads++;
+    return ok;
+}
+
+/* Wakes or starts threads while jobs wait and the target allows; lock held. */
+static void balance(http_work *w)
+{
+    if (w->waking > w->threads - w->running)
+        w->waking = w->threads - w->running; /* a wake-up that went to another waiter */
+    while (w->queued > w->waking && w->running + w->waking < w->target) {
+        unsigned sleeping = w->threads - w->running - w->waking;
+        if (sleeping > 0)
+            pthread_cond_signal(&w->work_cv);
+        else if (w->threads >= w->max_threads || !start_thread(w))
+            return;
+        w->waking++;
     }
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->gone_cv, NULL);
-    w->max_threads = max_threads;
-    w->stack_bytes = stack_bytes;
-    w->linger_ms = linger_ms;
-    return w;
 }
 
 /* Joins the threads that left; lock held (a leaving thread no longer needs
@@ -61,22 +94,42 @@ static void *worker_main(void *arg)
     http_work *w = arg;
     pthread_mutex_lock(&w->mu);
     for (;;) {
+        if (w->waking > 0)
+            w->waking--; /* this thread was woken or started for a job */
         int64_t linger_until = sg_clock_ms() + w->linger_ms;
-        while (w->head == NULL && !w->stopping && sg_clock_ms() < linger_until) {
-            w->idle++;
+        while (!w->stopping && (w->head == NULL || w->running >= w->target) &&
+               sg_clock_ms() < linger_until) {
             sg_cond_wait_until(&w->work_cv, &w->mu, linger_until);
-            w->idle--;
+            if (w->waking > 0)
+                w->waking--;
         }
         http_job *job = w->head;
-        if (job == NULL)
+        if (job == NULL || (!w->stopping && w->running >= w->target))
             break; /* lingered long enough, or stopping with nothing left */
         w->head = job->next;
         if (w->head == NULL)
             w->tail = NULL;
         w->queued--;
+        w->running++;
+        running_job me = {.next = w->jobs, .since_us = sg_clock_us()};
+        if (w->jobs != NULL)
+            w->jobs->prev = &me;
+        w->jobs = &me;
         pthread_mutex_unlock(&w->mu);
         job->run(job); /* may free job */
         pthread_mutex_lock(&w->mu);
+        if (me.prev != NULL)
+            me.prev->next = me.next;
+        else
+            w->jobs = me.next;
+        if (me.next != NULL)
+            me.next->prev = me.prev;
+        w->running--;
+        if (w->head == NULL) {
+            /* Dry: what still runs (waiting on something) plus one. */
+            unsigned t = w->running + 1;
+            w->target = t > w->base ? t : w->base;
+        }
     }
     w->exited[w->n_exited++] = pthread_self();
     w->threads--;
@@ -85,30 +138,72 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Starts a thread; lock held. */
-static bool start_thread(http_work *w)
+static void *monitor_main(void *arg)
 {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, w->stack_bytes);
-    pthread_t t;
-    bool ok = pthread_create(&t, &attr, worker_main, w) == 0;
-    pthread_attr_destroy(&attr);
-    if (ok)
-        w->threads++;
-    return ok;
+    http_work *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping) {
+        if (w->queued == 0) {
+            pthread_cond_wait(&w->monitor_cv, &w->mu);
+            continue;
+        }
+        sg_cond_wait_until(&w->monitor_cv, &w->mu, sg_clock_ms() + MONITOR_TICK_MS + 1);
+        if (w->queued == 0)
+            continue;
+        /* A long job is most likely waiting (on a database): it does not
+         * count against the threads that may run. */
+        int64_t long_before = sg_clock_us() - LONG_JOB_US;
+        unsigned n_long = 0;
+        for (const running_job *r = w->jobs; r != NULL; r = r->next)
+            n_long += r->since_us < long_before;
+        unsigned t = w->base + n_long;
+        if (t > w->max_threads)
+            t = w->max_threads;
+        if (t > w->target) {
+            w->target = t;
+            balance(w);
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+http_work *http_work_new(unsigned max_threads, unsigned base, size_t stack_bytes, int64_t linger_ms)
+{
+    http_work *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->exited = calloc(max_threads, sizeof *w->exited);
+    if (w->exited == NULL || sg_cond_init_monotonic(&w->work_cv) != 0) {
+        free(w->exited);
+        free(w);
+        return NULL;
+    }
+    if (sg_cond_init_monotonic(&w->monitor_cv) != 0) {
+        pthread_cond_destroy(&w->work_cv);
+        free(w->exited);
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->gone_cv, NULL);
+    w->max_threads = max_threads;
+    w->base = base < 1 ? 1 : base > max_threads ? max_threads : base;
+    w->target = w->base;
+    w->stack_bytes = stack_bytes;
+    w->linger_ms = linger_ms;
+    if (pthread_create(&w->monitor, NULL, monitor_main, w) != 0) {
+        http_work_free(w);
+        return NULL;
+    }
+    w->monitor_started = true;
+    return w;
 }
 
 bool http_work_submit(http_work *w, http_job *job)
 {
     pthread_mutex_lock(&w->mu);
     join_exited(w);
-    /* One idle thread per queued job, or a new thread for this one. */
-    if (w->queued + 1 > w->idle && w->threads < w->max_threads && !start_thread(w) &&
-        w->threads == 0) {
-        pthread_mutex_unlock(&w->mu);
-        return false;
-    }
     job->next = NULL;
     if (w->tail != NULL)
         w->tail->next = job;
@@ -116,7 +211,16 @@ bool http_work_submit(http_work *w, http_job *job)
         w->head = job;
     w->tail = job;
     w->queued++;
-    pthread_cond_signal(&w->work_cv);
+    balance(w);
+    if (w->threads == 0) {
+        /* No thread runs and none could be started: take the job back. */
+        w->head = w->tail = NULL;
+        w->queued = 0;
+        pthread_mutex_unlock(&w->mu);
+        return false;
+    }
+    if (w->queued == 1)
+        pthread_cond_signal(&w->monitor_cv);
     pthread_mutex_unlock(&w->mu);
     return true;
 }
@@ -136,11 +240,15 @@ void http_work_free(http_work *w)
     pthread_mutex_lock(&w->mu);
     w->stopping = true;
     pthread_cond_broadcast(&w->work_cv);
+    pthread_cond_broadcast(&w->monitor_cv);
     while (w->threads > 0)
         pthread_cond_wait(&w->gone_cv, &w->mu);
     join_exited(w);
     pthread_mutex_unlock(&w->mu);
+    if (w->monitor_started)
+        pthread_join(w->monitor, NULL);
     pthread_cond_destroy(&w->gone_cv);
+    pthread_cond_destroy(&w->monitor_cv);
     pthread_cond_destroy(&w->work_cv);
     pthread_mutex_destroy(&w->mu);
     free(w->exited);

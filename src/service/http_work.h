@@ -1,8 +1,10 @@
 /* http_work: the threads that run what may block (a handler that waits on a
  * database, the body of a streamed response) so that libmicrohttpd's event
- * threads never do. A thread is started when a job finds none free, up to a
- * maximum, and leaves after a while without work: idle kept-alive
- * connections cost no thread, and a burst's threads do not stay. */
+ * threads never do. A few threads run jobs back to back; when all of them
+ * wait on something (a database) while jobs are queued, another is woken
+ * or started within a couple of milliseconds, up to a maximum; a thread
+ * leaves after a while without work. Idle kept-alive connections cost no
+ * thread, and a burst's threads do not stay. */
 #ifndef SQLGATE_HTTP_WORK_H
 #define SQLGATE_HTTP_WORK_H
 
@@ -19,10 +21,12 @@ typedef struct http_job {
     void (*run)(struct http_job *job);
 } http_job;
 
-/* A pool of at most max_threads threads of stack_bytes each, which leave
- * after linger_ms without a job (new), or NULL when out of memory. No thread
- * starts before the first job. */
-http_work *http_work_new(unsigned max_threads, size_t stack_bytes, int64_t linger_ms);
+/* A pool of at most max_threads threads of stack_bytes each, base of them
+ * running jobs at once while none waits on anything (one per CPU suits),
+ * which leave after linger_ms without a job (new), or NULL when out of
+ * memory. Its monitor thread starts now, workers with the first job. */
+http_work *http_work_new(unsigned max_threads, unsigned base, size_t stack_bytes,
+                         int64_t linger_ms);
 /* Queues job (borrowed until run). False when no thread runs and none could
  * be started: the job was not queued. */
 bool http_work_submit(http_work *w, http_job *job);

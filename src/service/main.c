@@ -227,12 +227,13 @@ static void log_listening(const sg_config *cfg, const sg_registry *reg, const ht
     jw_buf names;
     jw_init(&names, 0);
     names_json(cfg, &names);
-    log_field f[5] = {log_str("address", cfg->listen_host), log_int("port", http_port(srv))};
+    log_field f[6] = {log_str("address", cfg->listen_host), log_int("port", http_port(srv))};
     size_t n = 2;
     if (!names.failed) /* out of memory: the line goes without the names */
         f[n++] = log_json("databases", names.data, names.len);
     f[n++] = log_str("default", sg_registry_default_name(reg));
     f[n++] = log_bool("auth", sg_tokens_count(cfg->tokens) > 0);
+    f[n++] = log_str("connections", cfg->connection_model == SG_CONN_EVENTS ? "events" : "threads");
     log_line(SG_LOG_INFO, "listening", f, n);
     jw_free(&names);
 }

@@ -190,6 +190,9 @@ static void restart_checks(const app *a, const sg_config *cfg, json_t *errors)
                  cfg->max_connections, boot->max_connections);
         json_array_append_new(errors, json_string(line));
     }
+    if (cfg->connection_model != boot->connection_model)
+        json_array_append_new(errors, json_string("SQLGATE_CONNECTION_MODEL: cannot change while "
+                                                  "running; restart sqlgate"));
     if (cfg->connection_buffer_bytes != boot->connection_buffer_bytes) {
         snprintf(line, sizeof line,
                  "SQLGATE_CONNECTION_BUFFER_BYTES: cannot change while running; restart sqlgate "

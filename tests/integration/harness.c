@@ -308,7 +308,8 @@ struct proc {
 /* Sanitizer settings reach the child as well: they change nothing in what
  * sqlgate does, only how a sanitized build reports. */
 static const char *const HX_PASS_ENV[] = {
-    "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TSAN_OPTIONS="};
+    "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=", "TSAN_OPTIONS=",
+    "SQLGATE_CONNECTION_MODEL=" /* the events suite runs suites under the other model */};
 #define HX_N_PASS_ENV (sizeof HX_PASS_ENV / sizeof HX_PASS_ENV[0])
 #define HX_WRAP_WORDS 32
 

@@ -69,6 +69,7 @@ static const expected_var expected_vars[] = {
     {"SQLGATE_WRITE_GRACE_MS", "5000"},
     {"SQLGATE_MAX_CONNECTIONS_PER_CLIENT", "256"},
     {"SQLGATE_MAX_CONNECTIONS", "16384"},
+    {"SQLGATE_CONNECTION_MODEL", "threads"},
     {"SQLGATE_CONNECTION_BUFFER_BYTES", "32768"},
     {"SQLGATE_ENV_FILE", ".env"},
     {"<N>_DB_DRIVER", ANY_DEFAULT},

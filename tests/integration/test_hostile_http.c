@@ -433,9 +433,10 @@ static int read_one_response(int fd, int timeout_ms)
 
 START_TEST(many_connections_all_answered)
 {
-    /* More kept-alive connections than the thread-per-connection design
-     * could hold (1,088): every one is accepted and answered, twice, stays
-     * open in between, and none of them costs sqlgate a thread. */
+    /* With event threads, more kept-alive connections than a thread per
+     * connection can hold (1,088): every one is accepted and answered,
+     * twice, stays open in between, and none of them costs sqlgate a
+     * thread. */
     enum { OPEN = 1500, ROUNDS = 2 };
     struct rlimit rl;
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -444,7 +445,8 @@ START_TEST(many_connections_all_answered)
     ck_assert_msg(rl.rlim_cur >= OPEN + 200, "this test needs %d descriptors (ulimit -Hn is %lu)",
                   OPEN + 200, (unsigned long)rl.rlim_cur);
     proc *p = start((const char *const[]){"SQLGATE_API_TOKENS=" TOKEN,
-                                          "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000", NULL},
+                                          "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000",
+                                          "SQLGATE_CONNECTION_MODEL=events", NULL},
                     NULL);
     static int fds[OPEN];
     for (int i = 0; i < OPEN; i++)

@@ -191,6 +191,15 @@ START_TEST(health_live)
     ck_assert(ctype_is(&r, "application/json"));
     ck_assert_str_eq(jstr(r.json, "status"), "live");
     http_resp_free(&r);
+    /* The connection model is the one this suite runs under (the events
+     * suite passes SQLGATE_CONNECTION_MODEL=events through). */
+    const char *model = getenv("SQLGATE_CONNECTION_MODEL");
+    char *err = proc_stderr(fixture_service());
+    json_t *line = log_find(err, (const char *const[]){"msg", "listening", NULL});
+    ck_assert_msg(line != NULL, "no listening line");
+    ck_assert_str_eq(jstr(line, "connections"), model != NULL ? model : "threads");
+    json_decref(line);
+    free(err);
 }
 END_TEST
 

@@ -1,6 +1,7 @@
 /* Unit tests for the worker threads of the HTTP server (src/service/http_work.c):
- * a job never waits behind another one that blocks, threads start on demand
- * up to the maximum and leave when idle, and freeing runs what is queued. */
+ * a job does not wait for long behind others that block, threads start on
+ * demand up to the maximum and leave when idle, and freeing runs what is
+ * queued. */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -84,7 +85,7 @@ static void wait_done(gate *g, unsigned n)
 START_TEST(test_blocked_jobs_do_not_hold_up_others)
 {
     enum { N = 24 };
-    http_work *w = http_work_new(64, 256 * 1024, 60000);
+    http_work *w = http_work_new(64, 2, 256 * 1024, 60000);
     ck_assert_ptr_nonnull(w);
     gate g;
     gate_init(&g);
@@ -116,11 +117,41 @@ START_TEST(test_blocked_jobs_do_not_hold_up_others)
 }
 END_TEST
 
+/* With every running thread blocked (a hung database), a quick job queued
+ * behind them still runs: the monitor lets another thread take it. */
+START_TEST(test_quick_job_passes_blocked_ones)
+{
+    enum { BASE = 2 };
+    http_work *w = http_work_new(64, BASE, 256 * 1024, 60000);
+    ck_assert_ptr_nonnull(w);
+    gate stuck;
+    gate_init(&stuck);
+    gated_job blocked[BASE];
+    for (int i = 0; i < BASE; i++) {
+        blocked[i] = (gated_job){.job.run = gated_run, .g = &stuck};
+        ck_assert(http_work_submit(w, &blocked[i].job));
+    }
+    ck_assert_uint_eq(gate_wait_inside(&stuck, BASE), BASE);
+    gate quick;
+    gate_init(&quick);
+    gate_open(&quick);
+    gated_job q = {.job.run = gated_run, .g = &quick};
+    ck_assert(http_work_submit(w, &q.job));
+    wait_done(&quick, 1); /* within 10 s; a monitor tick is 1-2 ms */
+    ck_assert_uint_eq(atomic_load(&stuck.done), 0);
+    gate_open(&stuck);
+    wait_done(&stuck, BASE);
+    http_work_free(w);
+    gate_destroy(&stuck);
+    gate_destroy(&quick);
+}
+END_TEST
+
 /* At the maximum, further jobs queue and run as threads free up. */
 START_TEST(test_maximum_queues_the_rest)
 {
     enum { MAX = 4, N = 12 };
-    http_work *w = http_work_new(MAX, 256 * 1024, 60000);
+    http_work *w = http_work_new(MAX, 2, 256 * 1024, 60000);
     ck_assert_ptr_nonnull(w);
     gate g;
     gate_init(&g);
@@ -146,7 +177,7 @@ END_TEST
 START_TEST(test_idle_threads_leave)
 {
     enum { N = 8 };
-    http_work *w = http_work_new(16, 256 * 1024, 50);
+    http_work *w = http_work_new(16, 2, 256 * 1024, 50);
     ck_assert_ptr_nonnull(w);
     gate g;
     gate_init(&g);
@@ -173,7 +204,7 @@ END_TEST
 START_TEST(test_free_runs_queued_jobs)
 {
     enum { N = 10 };
-    http_work *w = http_work_new(1, 256 * 1024, 60000);
+    http_work *w = http_work_new(1, 1, 256 * 1024, 60000);
     ck_assert_ptr_nonnull(w);
     gate g;
     gate_init(&g);
@@ -194,6 +225,7 @@ static Suite *http_work_suite(void)
     Suite *s = suite_create("http_work");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_blocked_jobs_do_not_hold_up_others);
+    tcase_add_test(tc, test_quick_job_passes_blocked_ones);
     tcase_add_test(tc, test_maximum_queues_the_rest);
     tcase_add_test(tc, test_idle_threads_leave);
     tcase_add_test(tc, test_free_runs_queued_jobs);
