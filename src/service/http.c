@@ -450,17 +450,20 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return queue_reply(req);
     }
     http_conn_phase_set(srv, conn, CP_HANDLING, 0);
-    if (srv->work == NULL || (req->route->flags & HTTP_INLINE)) {
-        /* A thread per connection: the handler runs on the connection's. */
+    if (!srv->events || (req->route->flags & HTTP_INLINE)) {
+        /* On the connection's own thread, or a route that never waits. */
         run_handler(srv, req);
         return queue_reply(req);
     }
     req->on_worker = true;
     MHD_suspend_connection(conn);
     if (!http_work_submit(srv->work, &req->job)) {
-        /* No worker thread could be started: answer from here. */
-        req->on_worker = false;
-        http_reply_code(req, SG_OVERLOADED, "no worker thread is available; retry shortly");
+        /* The server stops, or no worker thread could be started: answered
+         * here, queued when libmicrohttpd calls again after the resume. */
+        if (atomic_load(&srv->stopping))
+            http_reply_code(req, SG_SHUTTING_DOWN, "the service is shutting down");
+        else
+            http_reply_code(req, SG_OVERLOADED, "no worker thread is available; retry shortly");
         atomic_store(&req->handled, true);
         MHD_resume_connection(conn);
     }
@@ -673,6 +676,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->conns_lock, NULL);
     bool events = cfg->connection_model == SG_CONN_EVENTS;
+    srv->events = events;
     /* A thread per connection: no more than requests may be in flight. */
     unsigned wanted = events || cfg->max_connections < HTTP_MAX_INFLIGHT ? cfg->max_connections
                                                                          : HTTP_MAX_INFLIGHT;
@@ -829,8 +833,7 @@ void http_stop(http_server *srv)
     /* Streams are cut and the workers finish first: libmicrohttpd cannot
      * stop with a connection suspended, and a worker resumes its own. */
     atomic_store(&srv->stopping, true);
-    http_work_free(srv->work);
-    srv->work = NULL;
+    http_work_stop(srv->work);
     if (srv->reaper_started) {
         atomic_store(&srv->reaper_stop, true);
         pthread_join(srv->reaper, NULL);

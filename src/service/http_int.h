@@ -65,7 +65,8 @@ struct http_server {
     atomic_bool refusing;
     atomic_bool stopping; /* http_stop began: streams are cut */
     atomic_uint inflight;
-    http_work *work;         /* owned: runs handlers that may block, and streams */
+    bool events;             /* SQLGATE_CONNECTION_MODEL=events */
+    http_work *work;         /* owned (events only): runs handlers that may wait, streams */
     unsigned max_conns;      /* SQLGATE_MAX_CONNECTIONS, as the descriptor limit allows */
     pthread_mutex_t idle_mu; /* with idle_cv: the last request in flight is done */
     pthread_cond_t idle_cv;  /* monotonic; http_wait_idle waits on it */

@@ -207,7 +207,7 @@ void http_reply_stream(http_req *req, int status, const char *content_type,
     sg_err err;
     http_stream *s = NULL;
     struct MHD_Response *resp = NULL;
-    if (req->srv->work == NULL) {
+    if (!req->srv->events) {
         reply_direct(req, status, content_type, fill, done, cls);
         return;
     }

@@ -203,6 +203,10 @@ http_work *http_work_new(unsigned max_threads, unsigned base, size_t stack_bytes
 bool http_work_submit(http_work *w, http_job *job)
 {
     pthread_mutex_lock(&w->mu);
+    if (w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        return false;
+    }
     join_exited(w);
     job->next = NULL;
     if (w->tail != NULL)
@@ -233,7 +237,7 @@ unsigned http_work_threads(http_work *w)
     return n;
 }
 
-void http_work_free(http_work *w)
+void http_work_stop(http_work *w)
 {
     if (w == NULL)
         return;
@@ -244,9 +248,18 @@ void http_work_free(http_work *w)
     while (w->threads > 0)
         pthread_cond_wait(&w->gone_cv, &w->mu);
     join_exited(w);
+    bool join_monitor = w->monitor_started;
+    w->monitor_started = false;
     pthread_mutex_unlock(&w->mu);
-    if (w->monitor_started)
+    if (join_monitor)
         pthread_join(w->monitor, NULL);
+}
+
+void http_work_free(http_work *w)
+{
+    if (w == NULL)
+        return;
+    http_work_stop(w);
     pthread_cond_destroy(&w->gone_cv);
     pthread_cond_destroy(&w->monitor_cv);
     pthread_cond_destroy(&w->work_cv);

@@ -28,12 +28,15 @@ typedef struct http_job {
 http_work *http_work_new(unsigned max_threads, unsigned base, size_t stack_bytes,
                          int64_t linger_ms);
 /* Queues job (borrowed until run). False when no thread runs and none could
- * be started: the job was not queued. */
+ * be started, or once http_work_stop began: the job was not queued. */
 bool http_work_submit(http_work *w, http_job *job);
 /* Threads running now (for tests and metrics). */
 unsigned http_work_threads(http_work *w);
-/* Runs every queued job, waits for the threads to finish and frees w. No
- * job may be submitted once this began. NULL is ignored. */
+/* Runs every queued job and waits for the threads to finish; later submits
+ * are refused. NULL is ignored. */
+void http_work_stop(http_work *w);
+/* Stops w (if not yet) and frees it. Nothing may submit from this call on.
+ * NULL is ignored. */
 void http_work_free(http_work *w);
 
 #endif
