@@ -446,7 +446,11 @@ START_TEST(many_connections_all_answered)
                   OPEN + 200, (unsigned long)rl.rlim_cur);
     proc *p = start((const char *const[]){"SQLGATE_API_TOKENS=" TOKEN,
                                           "SQLGATE_MAX_CONNECTIONS_PER_CLIENT=5000",
-                                          "SQLGATE_CONNECTION_MODEL=events", NULL},
+                                          "SQLGATE_CONNECTION_MODEL=events",
+                                          /* under the memory tools a round can take a
+                                           * minute: no deadline may cut a connection */
+                                          "SQLGATE_HEADER_TIMEOUT_MS=600000",
+                                          "SQLGATE_IDLE_TIMEOUT_MS=600000", NULL},
                     NULL);
     static int fds[OPEN];
     for (int i = 0; i < OPEN; i++)
