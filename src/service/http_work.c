@@ -9,9 +9,10 @@
  * hold up the others: while jobs are queued, a monitor thread looks every
  * tick at how many running jobs are long (past LONG_JOB_US: waiting on
  * something, most likely) and lets that many more threads run, waking or
- * starting them. When the queue runs dry the target falls back to what is
- * running plus one. Threads that leave (after linger_ms idle) are joined by the next
- * submit or by http_work_free, so none is ever detached. */
+ * starting them. When the queue runs dry the target falls back the same
+ * way: one per CPU plus the long jobs. Threads that leave (after linger_ms
+ * idle) are joined by the next submit or by http_work_stop, so none is ever
+ * detached. */
 #include "http_work.h"
 
 #include <pthread.h>
@@ -80,6 +81,16 @@ static void balance(http_work *w)
     }
 }
 
+/* Threads that may run jobs: the base plus one per long job; lock held. */
+static unsigned wanted_target(const http_work *w)
+{
+    int64_t long_before = sg_clock_us() - LONG_JOB_US;
+    unsigned t = w->base;
+    for (const running_job *r = w->jobs; r != NULL; r = r->next)
+        t += r->since_us < long_before;
+    return t < w->max_threads ? t : w->max_threads;
+}
+
 /* Joins the threads that left; lock held (a leaving thread no longer needs
  * it once it is listed, so the join is short). */
 static void join_exited(http_work *w)
@@ -93,15 +104,15 @@ static void *worker_main(void *arg)
 {
     http_work *w = arg;
     pthread_mutex_lock(&w->mu);
+    if (w->waking > 0)
+        w->waking--; /* started for a job (balance) */
     for (;;) {
-        if (w->waking > 0)
-            w->waking--; /* this thread was woken or started for a job */
         int64_t linger_until = sg_clock_ms() + w->linger_ms;
         while (!w->stopping && (w->head == NULL || w->running >= w->target) &&
                sg_clock_ms() < linger_until) {
             sg_cond_wait_until(&w->work_cv, &w->mu, linger_until);
             if (w->waking > 0)
-                w->waking--;
+                w->waking--; /* woken for a job (or timed out: balance corrects) */
         }
         http_job *job = w->head;
         if (job == NULL || (!w->stopping && w->running >= w->target))
@@ -125,11 +136,8 @@ static void *worker_main(void *arg)
         if (me.next != NULL)
             me.next->prev = me.prev;
         w->running--;
-        if (w->head == NULL) {
-            /* Dry: what still runs (waiting on something) plus one. */
-            unsigned t = w->running + 1;
-            w->target = t > w->base ? t : w->base;
-        }
+        if (w->head == NULL)
+            w->target = wanted_target(w); /* dry: back to the base plus the long jobs */
     }
     w->exited[w->n_exited++] = pthread_self();
     w->threads--;
@@ -152,17 +160,10 @@ static void *monitor_main(void *arg)
             continue;
         /* A long job is most likely waiting (on a database): it does not
          * count against the threads that may run. */
-        int64_t long_before = sg_clock_us() - LONG_JOB_US;
-        unsigned n_long = 0;
-        for (const running_job *r = w->jobs; r != NULL; r = r->next)
-            n_long += r->since_us < long_before;
-        unsigned t = w->base + n_long;
-        if (t > w->max_threads)
-            t = w->max_threads;
-        if (t > w->target) {
+        unsigned t = wanted_target(w);
+        if (t > w->target)
             w->target = t;
-            balance(w);
-        }
+        balance(w); /* also for a thread that left while jobs waited */
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;

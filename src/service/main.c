@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 #include "log.h"
 #include "notify.h"
 #include "reload.h"
+#include "sqlgate/clock.h"
 #include "sqlgate/sqlgate.h"
 
 #include "../lib/util.h"
@@ -68,7 +70,8 @@ typedef struct stopper {
 
 /* How often the signal thread looks at `done` and the watchdog deadline
  * while shutting down. */
-#define SIGNAL_POLL_MS 100
+#define SIGNAL_POLL_MS      100
+#define HEAP_TRIM_PERIOD_MS 60000 /* main returns free heap pages to the system */
 
 static void say(const char *text)
 {
@@ -436,7 +439,11 @@ int main(int argc, char **argv)
     /* Signals go to the signal thread only: block them before any thread
      * starts so that every thread inherits the mask. */
     /* The signal thread is joined before main returns (st.done). */
-    stopper st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    stopper st = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    if (sg_cond_init_monotonic(&st.cv) != 0) {
+        log_msg(SG_LOG_ERROR, "cannot create a condition variable");
+        return 1;
+    }
     sigemptyset(&st.set);
     sigaddset(&st.set, SIGINT);
     sigaddset(&st.set, SIGTERM);
@@ -507,9 +514,21 @@ int main(int argc, char **argv)
         goto fail_threads;
     }
 
+    /* While it waits for a stop, main gives the pages glibc keeps after a
+     * burst (a pool grown and shrunk again: its connections' buffers and
+     * caches) back to the system, once a minute: otherwise they stay
+     * resident, free but unreturned (docs/benchmarks.md, S3). */
     pthread_mutex_lock(&st.mu);
-    while (st.signo == 0)
-        pthread_cond_wait(&st.cv, &st.mu);
+    int64_t next_trim = sg_clock_ms() + HEAP_TRIM_PERIOD_MS;
+    while (st.signo == 0) {
+        sg_cond_wait_until(&st.cv, &st.mu, next_trim);
+        if (st.signo == 0 && sg_clock_ms() >= next_trim) {
+            pthread_mutex_unlock(&st.mu);
+            malloc_trim(0);
+            pthread_mutex_lock(&st.mu);
+            next_trim = sg_clock_ms() + HEAP_TRIM_PERIOD_MS;
+        }
+    }
     pthread_mutex_unlock(&st.mu);
 
     unsigned abandoned = 0;
