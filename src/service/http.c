@@ -755,16 +755,20 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
     unsigned backstop_s = (unsigned)(longest_ms / 1000 + 2);
     if (backstop_s < CONNECTION_TIMEOUT_S)
         backstop_s = CONNECTION_TIMEOUT_S;
+    /* The thread pool only with event threads: libmicrohttpd warns on stderr
+     * about a pool size of 0 given with a thread per connection. */
+    struct MHD_OptionItem pool[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+    if (events)
+        pool[0] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, event_threads(), NULL};
     srv->daemon = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, http_conns_on_accept, srv, on_access, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        srv, MHD_OPTION_NOTIFY_CONNECTION, http_conns_on_connection, srv,
-        MHD_OPTION_CONNECTION_LIMIT, srv->max_conns + CONNECTION_HEADROOM,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->connection_buffer_bytes,
-        MHD_OPTION_CONNECTION_TIMEOUT, backstop_s, MHD_OPTION_THREAD_POOL_SIZE,
-        events ? event_threads() : 0u, MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, unescape, srv,
-        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+        http_conns_on_connection, srv, MHD_OPTION_CONNECTION_LIMIT,
+        srv->max_conns + CONNECTION_HEADROOM, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        cfg->connection_buffer_bytes, MHD_OPTION_CONNECTION_TIMEOUT, backstop_s,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_BYTES, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape, srv, MHD_OPTION_ARRAY, pool, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     sg_free_secret(cert);
     sg_free_secret(key);
     if (srv->daemon == NULL) {

@@ -18,10 +18,11 @@
  * client sending a byte now and then (or reading a byte now and then)
  * never trips. Every connection is therefore listed with the deadline of
  * its current phase, and a reaper thread shut()s down the socket of one past
- * it: its event thread then sees the end of the connection and closes it,
- * which frees a streamed response and so ends its query (cancel, connection
- * back to its pool). The same list enforces the per-client cap and the headroom
- * below the global limit, by closing idle connections first. */
+ * it: its thread (the connection's, or its event thread) then sees the end
+ * of the connection and closes it, which frees a streamed response and so
+ * ends its query (cancel, connection back to its pool). The same list
+ * enforces the per-client cap and SQLGATE_MAX_CONNECTIONS, by closing idle
+ * connections first. */
 
 static bool same_client(const conn_entry *e, const struct sockaddr *a)
 {
@@ -61,7 +62,7 @@ static conn_entry *oldest_idle(http_server *srv, const struct sockaddr *a)
     return best;
 }
 
-/* Accept policy, on an event thread: a client at its cap gives up its
+/* Accept policy, on the listening or an event thread: a client at its cap gives up its
  * oldest idle connection for the new one, or is refused when all of them
  * are busy; at SQLGATE_MAX_CONNECTIONS the oldest idle connection of anyone
  * makes room, so that probes and real requests still get in (when none is

@@ -171,6 +171,18 @@ static bool conf_section_same(const sg_db_config *now, const sg_db_config *boot)
            same_str(now->ca_file, boot->ca_file);
 }
 
+/* A setting the HTTP server takes at start only: a change is a problem. */
+static void restart_number(json_t *errors, const char *name, size_t now, size_t boot)
+{
+    if (now == boot)
+        return;
+    char line[192];
+    snprintf(line, sizeof line,
+             "%s: cannot change while running; restart sqlgate to use %zu (it uses %zu)", name, now,
+             boot);
+    json_array_append_new(errors, json_string(line));
+}
+
 /* Problems with applying cfg to this process; appended to errors. */
 static void restart_checks(const app *a, const sg_config *cfg, json_t *errors)
 {
@@ -183,23 +195,12 @@ static void restart_checks(const app *a, const sg_config *cfg, json_t *errors)
                  cfg->listen_host, cfg->listen_port, boot->listen_host, boot->listen_port);
         json_array_append_new(errors, json_string(line));
     }
-    if (cfg->max_connections != boot->max_connections) {
-        snprintf(line, sizeof line,
-                 "SQLGATE_MAX_CONNECTIONS: the connection limit cannot change while running; "
-                 "restart sqlgate to allow %u (it allows %u)",
-                 cfg->max_connections, boot->max_connections);
-        json_array_append_new(errors, json_string(line));
-    }
+    restart_number(errors, "SQLGATE_MAX_CONNECTIONS", cfg->max_connections, boot->max_connections);
+    restart_number(errors, "SQLGATE_CONNECTION_BUFFER_BYTES", cfg->connection_buffer_bytes,
+                   boot->connection_buffer_bytes);
     if (cfg->connection_model != boot->connection_model)
         json_array_append_new(errors, json_string("SQLGATE_CONNECTION_MODEL: cannot change while "
                                                   "running; restart sqlgate"));
-    if (cfg->connection_buffer_bytes != boot->connection_buffer_bytes) {
-        snprintf(line, sizeof line,
-                 "SQLGATE_CONNECTION_BUFFER_BYTES: cannot change while running; restart sqlgate "
-                 "to use %zu (it uses %zu)",
-                 cfg->connection_buffer_bytes, boot->connection_buffer_bytes);
-        json_array_append_new(errors, json_string(line));
-    }
     if (!same_str(cfg->tls_cert_file, boot->tls_cert_file))
         json_array_append_new(errors, json_string("SQLGATE_TLS_CERT_FILE: the TLS files cannot "
                                                   "change while running; restart sqlgate"));

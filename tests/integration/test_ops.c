@@ -229,17 +229,23 @@ static int silent_server(int *port)
     return fd;
 }
 
-START_TEST(ready_after_first_checks)
+/* Starts sqlgate with NOTIFY_SOCKET bound to a socket of its own (returned,
+ * with the silent listener in *silent) and two databases: core (SQLite) and
+ * slow, whose first check lasts its timeout of timeout_ms against a
+ * listener that never answers (db-lib rounds to whole seconds). */
+static int start_with_slow_db(const char *timeout_ms, int *silent)
 {
     char sock[512], notify_env[600], core[600], slow_port[64];
     snprintf(sock, sizeof sock, "%s/notify.sock", fixture_dir);
     int fd = notify_bind(sock);
     int port;
-    int silent = silent_server(&port);
+    *silent = silent_server(&port);
     snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", sock);
     snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", fixture_dir);
     snprintf(slow_port, sizeof slow_port, "SLOW_DB_PORT=%d", port);
-    /* slow: its first check lasts its timeout (db-lib rounds to whole seconds) */
+    char connect_timeout[64], health_timeout[64];
+    snprintf(connect_timeout, sizeof connect_timeout, "SLOW_DB_CONNECT_TIMEOUT_MS=%s", timeout_ms);
+    snprintf(health_timeout, sizeof health_timeout, "SLOW_DB_HEALTH_TIMEOUT_MS=%s", timeout_ms);
     const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
                                "SQLGATE_DATABASES=core,slow",
                                "SQLGATE_DEFAULT_DATABASE=core",
@@ -250,13 +256,20 @@ START_TEST(ready_after_first_checks)
                                "SLOW_DB_USER=sa",
                                "SLOW_DB_PASSWORD=not-used-1",
                                "SLOW_DB_CRITICAL=false",
-                               "SLOW_DB_CONNECT_TIMEOUT_MS=1000",
-                               "SLOW_DB_HEALTH_TIMEOUT_MS=1000",
+                               connect_timeout,
+                               health_timeout,
                                notify_env,
                                NULL};
     fixture_svc = proc_spawn(env, fixture_dir);
     ck_assert_ptr_nonnull(fixture_svc);
     ck_assert_msg(proc_wait_listening(fixture_svc, scaled_ms(10000)) > 0, "sqlgate did not listen");
+    return fd;
+}
+
+START_TEST(ready_after_first_checks)
+{
+    int silent;
+    int fd = start_with_slow_db("1000", &silent);
     ck_assert_msg(notify_wait(fd, "READY=1", scaled_ms(20000), NULL), "READY=1 never came");
     /* at READY=1, no database is still waiting for its first check */
     http_resp r;
@@ -283,31 +296,8 @@ START_TEST(reload_before_ready_sends_no_ready)
     /* A SIGHUP while a database's first check is still running: the reload
      * must not announce READY=1 early; the first READY=1 still comes only
      * once every database had its first check. */
-    char sock[512], notify_env[600], core[600], slow_port[64];
-    snprintf(sock, sizeof sock, "%s/notify.sock", fixture_dir);
-    int fd = notify_bind(sock);
-    int port;
-    int silent = silent_server(&port);
-    snprintf(notify_env, sizeof notify_env, "NOTIFY_SOCKET=%s", sock);
-    snprintf(core, sizeof core, "CORE_DB_PATH=%s/core.db", fixture_dir);
-    snprintf(slow_port, sizeof slow_port, "SLOW_DB_PORT=%d", port);
-    const char *const env[] = {"SQLGATE_LISTEN=127.0.0.1:0",
-                               "SQLGATE_DATABASES=core,slow",
-                               "SQLGATE_DEFAULT_DATABASE=core",
-                               core,
-                               "FREETDSCONF=/dev/null",
-                               "SLOW_DB_HOST=127.0.0.1",
-                               slow_port,
-                               "SLOW_DB_USER=sa",
-                               "SLOW_DB_PASSWORD=not-used-1",
-                               "SLOW_DB_CRITICAL=false",
-                               "SLOW_DB_CONNECT_TIMEOUT_MS=3000",
-                               "SLOW_DB_HEALTH_TIMEOUT_MS=3000",
-                               notify_env,
-                               NULL};
-    fixture_svc = proc_spawn(env, fixture_dir);
-    ck_assert_ptr_nonnull(fixture_svc);
-    ck_assert_msg(proc_wait_listening(fixture_svc, scaled_ms(10000)) > 0, "sqlgate did not listen");
+    int silent;
+    int fd = start_with_slow_db("3000", &silent);
     ck_assert_int_eq(proc_signal(fixture_svc, SIGHUP), 0);
     ck_assert_msg(proc_stderr_wait(fixture_svc, "configuration reloaded", scaled_ms(5000)),
                   "the SIGHUP reload did not happen");

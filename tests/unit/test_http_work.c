@@ -81,6 +81,14 @@ static void wait_done(gate *g, unsigned n)
     ck_assert_uint_eq(atomic_load(&g->done), n);
 }
 
+static void submit_all(http_work *w, gated_job *jobs, int n, gate *g)
+{
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (gated_job){.job.run = gated_run, .g = g};
+        ck_assert(http_work_submit(w, &jobs[i].job));
+    }
+}
+
 /* Jobs submitted while others block all run at once: each gets a thread. */
 START_TEST(test_blocked_jobs_do_not_hold_up_others)
 {
@@ -90,10 +98,7 @@ START_TEST(test_blocked_jobs_do_not_hold_up_others)
     gate g;
     gate_init(&g);
     gated_job jobs[N];
-    for (int i = 0; i < N; i++) {
-        jobs[i] = (gated_job){.job.run = gated_run, .g = &g};
-        ck_assert(http_work_submit(w, &jobs[i].job));
-    }
+    submit_all(w, jobs, N, &g);
     ck_assert_uint_eq(gate_wait_inside(&g, N), N);
     ck_assert_uint_eq(http_work_threads(w), N);
     gate_open(&g);
@@ -104,10 +109,7 @@ START_TEST(test_blocked_jobs_do_not_hold_up_others)
     gate_open(&g2);
     gated_job more[N];
     for (int r = 0; r < 3; r++) {
-        for (int i = 0; i < N; i++) {
-            more[i] = (gated_job){.job.run = gated_run, .g = &g2};
-            ck_assert(http_work_submit(w, &more[i].job));
-        }
+        submit_all(w, more, N, &g2);
         wait_done(&g2, (unsigned)(N * (r + 1)));
     }
     ck_assert_uint_le(http_work_threads(w), N);
@@ -127,10 +129,7 @@ START_TEST(test_quick_job_passes_blocked_ones)
     gate stuck;
     gate_init(&stuck);
     gated_job blocked[BASE];
-    for (int i = 0; i < BASE; i++) {
-        blocked[i] = (gated_job){.job.run = gated_run, .g = &stuck};
-        ck_assert(http_work_submit(w, &blocked[i].job));
-    }
+    submit_all(w, blocked, BASE, &stuck);
     ck_assert_uint_eq(gate_wait_inside(&stuck, BASE), BASE);
     gate quick;
     gate_init(&quick);
@@ -156,10 +155,7 @@ START_TEST(test_maximum_queues_the_rest)
     gate g;
     gate_init(&g);
     gated_job jobs[N];
-    for (int i = 0; i < N; i++) {
-        jobs[i] = (gated_job){.job.run = gated_run, .g = &g};
-        ck_assert(http_work_submit(w, &jobs[i].job));
-    }
+    submit_all(w, jobs, N, &g);
     ck_assert_uint_eq(gate_wait_inside(&g, MAX), MAX);
     sg_sleep_ms(50);
     pthread_mutex_lock(&g.mu);
@@ -183,10 +179,7 @@ START_TEST(test_idle_threads_leave)
     gate_init(&g);
     gate_open(&g);
     gated_job jobs[N];
-    for (int i = 0; i < N; i++) {
-        jobs[i] = (gated_job){.job.run = gated_run, .g = &g};
-        ck_assert(http_work_submit(w, &jobs[i].job));
-    }
+    submit_all(w, jobs, N, &g);
     wait_done(&g, N);
     int64_t deadline = sg_clock_ms() + 10000;
     while (http_work_threads(w) > 0 && sg_clock_ms() < deadline)
@@ -210,10 +203,7 @@ START_TEST(test_free_runs_queued_jobs)
     gate_init(&g);
     gate_open(&g);
     gated_job jobs[N];
-    for (int i = 0; i < N; i++) {
-        jobs[i] = (gated_job){.job.run = gated_run, .g = &g};
-        ck_assert(http_work_submit(w, &jobs[i].job));
-    }
+    submit_all(w, jobs, N, &g);
     http_work_free(w);
     ck_assert_uint_eq(atomic_load(&g.done), N);
     gate_destroy(&g);
