@@ -5,12 +5,12 @@
  * when the request is over, whether it was answered, streamed or abandoned by
  * the client. A streamed body owns its own state (http_stream.c).
  *
- * A handler that may wait (every route but HTTP_INLINE ones) runs on a
- * worker: on_access suspends the connection and queues the request's job;
- * the worker runs the handler, marks the request handled and resumes the
- * connection, and libmicrohttpd calls on_access again, which queues the
- * reply. From the resume on, the worker no longer touches the request
- * (on_completed may free it at once); it only runs the streamed body, if
+ * With a thread per connection every handler runs on the connection's
+ * thread. With event threads, a handler that may wait (every route but
+ * HTTP_INLINE ones) runs on a worker: on_access suspends the connection and queues the request's
+ * job; the worker runs the handler, marks the request handled and resumes the connection, and
+ * libmicrohttpd calls on_access again, which queues the reply. From the resume on, the worker no
+ * longer touches the request (on_completed may free it at once); it only runs the streamed body, if
  * the handler made one.
  */
 #include "http_int.h"

@@ -177,76 +177,73 @@ static void direct_free(void *cls)
     free(d);
 }
 
-static void reply_direct(http_req *req, int status, const char *content_type,
-                         http_stream_fill_fn fill, http_stream_done_fn done, void *cls)
+/* --- Either --------------------------------------------------------------------- */
+
+/* Sets req's reply to a body read through reader (cls freed by free_cb);
+ * false when it cannot be made (nothing was taken). */
+static bool set_stream_response(http_req *req, int status, const char *content_type,
+                                MHD_ContentReaderCallback reader,
+                                MHD_ContentReaderFreeCallback free_cb, void *cls)
 {
-    direct_stream *d = malloc(sizeof *d);
-    struct MHD_Response *resp = NULL;
-    if (d != NULL) {
-        *d = (direct_stream){.fill = fill, .done = done, .cls = cls};
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_CHUNK, direct_reader, d,
-                                                 direct_free);
-    }
-    if (resp == NULL) {
-        free(d);
-        done(cls);
-        sg_err err;
-        sg_err_set(&err, SG_INTERNAL, "cannot create a streamed response");
-        http_reply_error(req, &err);
-        return;
-    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_CHUNK, reader, cls, free_cb);
+    if (resp == NULL)
+        return false;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     http_set_response(req, status, resp);
+    return true;
 }
 
-/* --- Either --------------------------------------------------------------------- */
+static void refuse_stream(http_req *req, const char *why, http_stream_done_fn done, void *cls)
+{
+    done(cls);
+    sg_err err;
+    sg_err_set(&err, SG_INTERNAL, "%s", why);
+    http_reply_error(req, &err);
+}
 
 void http_reply_stream(http_req *req, int status, const char *content_type,
                        http_stream_fill_fn fill, http_stream_done_fn done, void *cls)
 {
-    sg_err err;
-    http_stream *s = NULL;
-    struct MHD_Response *resp = NULL;
+    static const char cannot[] = "cannot create a streamed response";
     if (!req->srv->events) {
-        reply_direct(req, status, content_type, fill, done, cls);
+        direct_stream *d = malloc(sizeof *d);
+        if (d != NULL)
+            *d = (direct_stream){.fill = fill, .done = done, .cls = cls};
+        if (d == NULL ||
+            !set_stream_response(req, status, content_type, direct_reader, direct_free, d)) {
+            free(d);
+            refuse_stream(req, cannot, done, cls);
+        }
         return;
     }
     if (!req->on_worker || req->stream != NULL) {
         /* Only a worker can feed a body (http.h); one per request. */
-        done(cls);
-        sg_err_set(&err, SG_INTERNAL, "a streamed response outside a worker");
-        http_reply_error(req, &err);
+        refuse_stream(req, "a streamed response outside a worker", done, cls);
         return;
     }
-    s = calloc(1, sizeof *s);
+    http_stream *s = calloc(1, sizeof *s);
     if (s != NULL && sg_cond_init_monotonic(&s->space_cv) != 0) {
         free(s);
         s = NULL;
     }
-    if (s != NULL) {
-        pthread_mutex_init(&s->mu, NULL);
-        s->refs = 2;
-        s->conn = req->conn;
-        s->stopping = &req->srv->stopping;
-        s->fill = fill;
-        s->done = done;
-        s->cls = cls;
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_CHUNK, stream_reader, s,
-                                                 stream_reader_free);
-        if (resp == NULL) {
-            pthread_cond_destroy(&s->space_cv);
-            pthread_mutex_destroy(&s->mu);
-            free(s);
-            s = NULL;
-        }
+    if (s == NULL) {
+        refuse_stream(req, cannot, done, cls);
+        return;
     }
-    if (resp == NULL) {
-        done(cls);
-        sg_err_set(&err, SG_INTERNAL, "cannot create a streamed response");
-        http_reply_error(req, &err);
+    pthread_mutex_init(&s->mu, NULL);
+    s->refs = 2;
+    s->conn = req->conn;
+    s->stopping = &req->srv->stopping;
+    s->fill = fill;
+    s->done = done;
+    s->cls = cls;
+    if (!set_stream_response(req, status, content_type, stream_reader, stream_reader_free, s)) {
+        pthread_cond_destroy(&s->space_cv);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        refuse_stream(req, cannot, done, cls);
         return;
     }
     req->stream = s; /* the worker runs it once the reply is on its way */
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    http_set_response(req, status, resp);
 }

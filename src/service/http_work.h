@@ -30,7 +30,7 @@ http_work *http_work_new(unsigned max_threads, unsigned base, size_t stack_bytes
 /* Queues job (borrowed until run). False when no thread runs and none could
  * be started, or once http_work_stop began: the job was not queued. */
 bool http_work_submit(http_work *w, http_job *job);
-/* Threads running now (for tests and metrics). */
+/* Threads running now (for tests). */
 unsigned http_work_threads(http_work *w);
 /* Runs every queued job and waits for the threads to finish; later submits
  * are refused. NULL is ignored. */

@@ -193,19 +193,35 @@ START_TEST(test_idle_threads_leave)
 }
 END_TEST
 
-/* Freeing runs the jobs still queued before it returns. */
+static void *open_later(void *arg)
+{
+    sg_sleep_ms(50);
+    gate_open(arg);
+    return NULL;
+}
+
+/* Freeing runs the jobs still queued before it returns: with one thread
+ * held at a gate, the others are still queued when the free begins. */
 START_TEST(test_free_runs_queued_jobs)
 {
     enum { N = 10 };
     http_work *w = http_work_new(1, 1, 256 * 1024, 60000);
     ck_assert_ptr_nonnull(w);
-    gate g;
+    gate hold, g;
+    gate_init(&hold);
     gate_init(&g);
     gate_open(&g);
-    gated_job jobs[N];
+    gated_job first, jobs[N];
+    submit_all(w, &first, 1, &hold);
+    ck_assert_uint_eq(gate_wait_inside(&hold, 1), 1);
     submit_all(w, jobs, N, &g);
+    ck_assert_uint_eq(atomic_load(&g.done), 0); /* queued behind the held one */
+    pthread_t opener;
+    ck_assert_int_eq(pthread_create(&opener, NULL, open_later, &hold), 0);
     http_work_free(w);
     ck_assert_uint_eq(atomic_load(&g.done), N);
+    pthread_join(opener, NULL);
+    gate_destroy(&hold);
     gate_destroy(&g);
 }
 END_TEST
