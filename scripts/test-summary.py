@@ -5,8 +5,9 @@ conformance script "N passed, N failed"; a suite that crashed or timed out
 before printing counts as one failure.
 
 Every failed check is also printed on a line of its own starting with
-"failed: " (the suite, then Check's "file:line:F:case:test:i: message"), so
-that a CI log shown only in part still names what failed.
+"failed: " (the suite, then Check's "file:line:F:case:test:i: message" or the
+OpenAPI validator's "FAIL ..."), so that a CI log shown only in part still
+names what failed.
 """
 import json
 import re
@@ -14,8 +15,9 @@ import sys
 
 line_re = re.compile(r"(\d+)%: Checks: (\d+), Failures: (\d+), Errors: (\d+)")
 plain_re = re.compile(r"^(\d+) passed, (\d+) failed", re.M)
-# Check's line for a failed or erroring test: "file:line:F:case:test:i: msg".
-fail_re = re.compile(r"^[^:\n]+:\d+:[FE]:[^\n]*$", re.M)
+# Check's line for a failed or erroring test ("file:line:F:case:test:i: msg"),
+# and the OpenAPI validator's for a response that does not validate ("FAIL ...").
+fail_re = re.compile(r"^(?:[^:\n]+:\d+:[FE]:|FAIL )[^\n]*$", re.M)
 passed = failed = 0
 with open(sys.argv[1], encoding="utf-8") as f:
     for raw in f:
