@@ -429,6 +429,8 @@ static int read_one_response(int fd, int64_t deadline)
         int64_t left = deadline - now_ms();
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int pr = poll(&pfd, 1, left > 0 ? (int)left : 0);
+        if (pr < 0 && errno != EINTR)
+            return -1;
         if (pr == 0 && left <= 0)
             return -1;
         if (pr <= 0)
