@@ -13,9 +13,11 @@
  * longer touches the request (on_completed may free it at once); it only runs the streamed body, if
  * the handler made one.
  */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "http_int.h"
 
 #include <arpa/inet.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -605,9 +607,13 @@ static void server_free(http_server *srv)
     free(srv);
 }
 
+/* The CPUs this process may run on (a container's cpuset, taskset), not
+ * all the machine has. */
 static unsigned cpu_count(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                         : sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 1024 ? 1024 : (unsigned)n;
 }
 
