@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "../lib/util.h"
+#include "epoll_fix.h"
 #include "sqlgate/clock.h"
 
 /* --- Request ids --------------------------------------------------------- */
@@ -849,5 +850,9 @@ void http_stop(http_server *srv)
         pthread_join(srv->reaper, NULL);
     }
     MHD_stop_daemon(srv->daemon);
+    if (srv->events) {
+        log_field f = log_int("skipped_waits", (int64_t)epoll_fix_skipped_waits());
+        log_line(SG_LOG_DEBUG, "event threads: full batches handled without waiting", &f, 1);
+    }
     server_free(srv);
 }
