@@ -2,7 +2,6 @@
 #include "epoll_fix.h"
 
 #include <stdatomic.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <sys/epoll.h>
 

@@ -13,8 +13,10 @@
  * It defines epoll_wait for the whole process: the program's definition is
  * found before libc's when libmicrohttpd's calls are bound. A call made on
  * the same thread and epoll descriptor as a call that returned a full batch
- * does not wait (timeout 0). Every call goes to epoll_pwait with no signal
- * mask, which is what epoll_wait is. */
+ * does not wait (timeout 0); the wait after that one keeps its timeout, so
+ * no loop spins. Every call goes to epoll_pwait with no signal mask, which
+ * is what epoll_wait is. With a libmicrohttpd that already polls there,
+ * nothing changes. */
 #ifndef SQLGATE_EPOLL_FIX_H
 #define SQLGATE_EPOLL_FIX_H
 
