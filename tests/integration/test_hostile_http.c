@@ -23,6 +23,7 @@
 #define _GNU_SOURCE /* sched_setaffinity */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -36,7 +37,6 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "check_main.h"
 #include "harness.h"
