@@ -603,6 +603,38 @@ int proc_signal(proc *p, int sig)
     return kill(p->pid, sig) == 0 ? 0 : -1;
 }
 
+bool pid_all_threads_stopped(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return false;
+    }
+    bool all = true;
+    int n = 0;
+    struct dirent *e;
+    while (all && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        char path[128], line[512];
+        snprintf(path, sizeof path, "%s/%.32s/stat", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) {
+            continue; /* the thread ended */
+        }
+        char *got = fgets(line, sizeof line, f);
+        fclose(f);
+        /* "tid (comm) S ...": the state follows the last ')' */
+        const char *paren = got != NULL ? strrchr(line, ')') : NULL;
+        all = paren != NULL && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
+        n++;
+    }
+    closedir(d);
+    return all && n > 0;
+}
+
 pid_t proc_pid(const proc *p)
 {
     return p != NULL ? p->pid : -1;

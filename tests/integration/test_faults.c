@@ -22,7 +22,6 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -224,46 +223,13 @@ static void tds_kill(void)
         "tds-testserver printed a sanitizer report (above)");
 }
 
-/* True when every thread of pid is in the stopped state. */
-static bool all_threads_stopped(pid_t pid)
-{
-    char dir[64];
-    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        return false;
-    }
-    bool all = true;
-    int n = 0;
-    struct dirent *e;
-    while (all && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        char path[128], line[512];
-        snprintf(path, sizeof path, "%s/%.32s/stat", dir, e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL) {
-            continue; /* the thread ended */
-        }
-        char *got = fgets(line, sizeof line, f);
-        fclose(f);
-        /* "tid (comm) S ...": the state follows the last ')' */
-        const char *paren = got != NULL ? strrchr(line, ')') : NULL;
-        all = paren != NULL && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
-        n++;
-    }
-    closedir(d);
-    return all && n > 0;
-}
-
 /* SIGSTOP, and waits until the kernel has stopped every thread of it. */
 static void tds_stop(void)
 {
     ck_assert_int_eq(kill(g_tds.pid, SIGSTOP), 0);
     g_tds.stopped = true;
     int64_t deadline = now_ms() + 5000;
-    while (!all_threads_stopped(g_tds.pid)) {
+    while (!pid_all_threads_stopped(g_tds.pid)) {
         ck_assert_msg(now_ms() < deadline, "the test server did not stop within 5 s");
         sleep_ms(2);
     }

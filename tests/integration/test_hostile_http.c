@@ -503,14 +503,15 @@ START_TEST(many_connections_all_answered)
             const char *w = log != NULL ? strstr(log, "\"msg\":\"libmicrohttpd\"") : NULL;
             if (w == NULL && log != NULL)
                 w = strstr(log, "\"level\":\"warn\"");
-            char first[300];
+            char first[300], closes[400];
             snprintf(first, sizeof first, "%s", w != NULL ? w : "(none)");
+            snprintf(closes, sizeof closes, "%s", c != NULL ? c : "(no metrics)");
             free(log);
+            http_resp_free(&m);
             ck_assert_msg(false,
                           "round %d: %d of %d connections answered 200 (first other: #%d, %d); "
-                          "%.400s; first log message: %s",
-                          round, answered, OPEN, first_bad, bad_status, c ? c : "(no metrics)",
-                          first);
+                          "%s; first log message: %s",
+                          round, answered, OPEN, first_bad, bad_status, closes, first);
         }
     }
     char path[64], line[256];
@@ -555,25 +556,6 @@ static int threads_named(const proc *p, const char *prefix)
     return n;
 }
 
-/* Waits until sqlgate is stopped (state T in /proc/PID/stat). */
-static void wait_stopped(const proc *p)
-{
-    char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)proc_pid(p));
-    int64_t deadline = now_ms() + scaled_ms(10000);
-    for (;;) {
-        FILE *f = fopen(path, "r");
-        ck_assert_ptr_nonnull(f);
-        char *ok = fgets(line, sizeof line, f);
-        fclose(f);
-        const char *close_paren = ok != NULL ? strrchr(line, ')') : NULL;
-        if (close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'T')
-            return;
-        ck_assert_msg(now_ms() < deadline, "sqlgate did not stop on SIGSTOP");
-        sleep_ms(5);
-    }
-}
-
 START_TEST(full_event_batch_answered)
 {
     /* libmicrohttpd reads its event queue 128 events at a time, and after a
@@ -609,8 +591,13 @@ START_TEST(full_event_batch_answered)
         raw_send(fds[i], req, sizeof req - 1);
         ck_assert_int_eq(read_one_response(fds[i], now_ms() + scaled_ms(10000)), 200);
     }
+    /* Every thread stopped (the event thread too), before the requests. */
     ck_assert_int_eq(proc_signal(p, SIGSTOP), 0);
-    wait_stopped(p);
+    int64_t stop_deadline = now_ms() + scaled_ms(10000);
+    while (!pid_all_threads_stopped(proc_pid(p))) {
+        ck_assert_msg(now_ms() < stop_deadline, "sqlgate did not stop on SIGSTOP");
+        sleep_ms(2);
+    }
     for (int i = 0; i < BATCH; i++)
         raw_send(fds[i], req, sizeof req - 1);
     ck_assert_int_eq(proc_signal(p, SIGCONT), 0);
