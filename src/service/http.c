@@ -599,6 +599,11 @@ static char *read_small_file(const char *path)
 /* Frees what http_start set up besides the daemon. */
 static void server_free(http_server *srv)
 {
+    /* Only now that libmicrohttpd's threads have ended: until then they may
+     * still use it (http_refuse_new; docs/reliability.md, "Listening socket
+     * at shutdown"). */
+    if (srv->quiesced_fd >= 0)
+        close(srv->quiesced_fd);
     http_work_free(srv->work);
     sg_config_unref(srv->current);
     pthread_mutex_destroy(&srv->cfg_mu);
@@ -659,6 +664,7 @@ http_server *http_start(const sg_config *cfg, const http_route *routes, size_t n
         sg_err_set(err, SG_INTERNAL, "out of memory");
         return NULL;
     }
+    srv->quiesced_fd = -1;
     if (sg_cond_init_monotonic(&srv->idle_cv) != 0) {
         free(srv);
         sg_err_set(err, SG_INTERNAL, "cannot create a condition variable");
@@ -810,8 +816,16 @@ void http_refuse_new(http_server *srv)
 {
     atomic_store(&srv->refusing, true);
     MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    if (fd == MHD_INVALID_SOCKET)
+        return;
+    /* The socket stops listening, so new connections are refused at once,
+     * but it stays open: until libmicrohttpd's threads notice the quiesce
+     * they may still use it. An event thread takes it out of its epoll set,
+     * and 0.9.75 aborts if that fails on a closed descriptor; the listening
+     * thread polls it, and would poll whatever file got its number next.
+     * server_free closes it. */
+    shutdown(fd, SHUT_RDWR);
+    srv->quiesced_fd = fd;
 }
 
 void http_conn_stats(const http_server *srv, http_conn_counts *out)
@@ -851,8 +865,11 @@ void http_stop(http_server *srv)
     }
     MHD_stop_daemon(srv->daemon);
     if (srv->events) {
-        log_field f = log_int("skipped_waits", (int64_t)epoll_fix_skipped_waits());
-        log_line(SG_LOG_DEBUG, "event threads: full batches handled without waiting", &f, 1);
+        log_field f[] = {
+            log_int("skipped_waits", (int64_t)epoll_fix_skipped_waits()),
+            log_int("repeated_removals", (int64_t)epoll_fix_repeated_removals()),
+        };
+        log_line(SG_LOG_DEBUG, "event threads: epoll calls mended (src/service/epoll_fix.c)", f, 2);
     }
     server_free(srv);
 }

@@ -93,9 +93,9 @@ void http_set_config(http_server *srv, const sg_config *cfg);
 /* The port actually bound (SQLGATE_LISTEN may say 0). */
 int http_port(const http_server *srv);
 
-/* Shutdown step 2: closes the listening socket (new connections are refused)
- * and answers requests that still arrive on open connections with
- * SHUTTING_DOWN and "Connection: close". */
+/* Shutdown step 2: the listening socket stops listening (new connections
+ * are refused; http_stop closes it) and requests that still arrive on open
+ * connections are answered with SHUTTING_DOWN and "Connection: close". */
 void http_refuse_new(http_server *srv);
 
 /* Connections sqlgate closed itself, since the start. */

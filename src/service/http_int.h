@@ -63,6 +63,7 @@ struct http_server {
     http_observe_fn observe; /* may be NULL */
     atomic_int port;         /* connection threads read it (Host checks) */
     atomic_bool refusing;
+    int quiesced_fd;      /* owned: the listening socket after http_refuse_new, or -1 */
     atomic_bool stopping; /* http_stop began: streams are cut */
     atomic_uint inflight;
     bool events;             /* SQLGATE_CONNECTION_MODEL=events */

@@ -1,8 +1,11 @@
-/* Unit tests for the epoll_wait of src/service/epoll_fix.c, on real epoll
- * and eventfd descriptors: a wait that follows a full batch on the same
- * thread and descriptor does not wait; any other wait keeps its timeout,
- * so a loop that polls after a full batch blocks again on its next wait. */
+/* Unit tests for src/service/epoll_fix.c, on real epoll and eventfd
+ * descriptors. Its epoll_wait: a wait that follows a full batch on the same
+ * thread and descriptor does not wait; any other wait keeps its timeout, so
+ * a loop that polls after a full batch blocks again on its next wait. Its
+ * epoll_ctl: removing a descriptor that is not in the set succeeds; every
+ * other call and failure is the kernel's. */
 #include <check.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -166,6 +169,52 @@ START_TEST(other_thread_keeps_the_timeout)
 }
 END_TEST
 
+START_TEST(second_removal_succeeds)
+{
+    /* What MHD_quiesce_daemon and an event thread both do to the listening
+     * socket: the second removal finds it gone. */
+    epset s;
+    epset_open(&s, 2);
+    uint64_t before = epoll_fix_repeated_removals();
+    ck_assert_int_eq(epoll_ctl(s.ep, EPOLL_CTL_DEL, s.fds[0], NULL), 0);
+    ck_assert_uint_eq(epoll_fix_repeated_removals(), before);
+    ck_assert_int_eq(epoll_ctl(s.ep, EPOLL_CTL_DEL, s.fds[0], NULL), 0);
+    ck_assert_uint_eq(epoll_fix_repeated_removals(), before + 1);
+    /* It is out of the set: signalled, it is not reported; the other is. */
+    epset_signal(&s, 2);
+    struct epoll_event ev[2];
+    ck_assert_int_eq(epoll_wait(s.ep, ev, 2, 0), 1);
+    ck_assert_int_eq(ev[0].data.fd, s.fds[1]);
+    epset_close(&s);
+}
+END_TEST
+
+START_TEST(other_failures_are_kept)
+{
+    epset s;
+    epset_open(&s, 1);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = s.fds[0]};
+    uint64_t before = epoll_fix_repeated_removals();
+    /* Adding twice, or changing what is not there: still errors. */
+    errno = 0;
+    ck_assert_int_eq(epoll_ctl(s.ep, EPOLL_CTL_ADD, s.fds[0], &ev), -1);
+    ck_assert_int_eq(errno, EEXIST);
+    ck_assert_int_eq(epoll_ctl(s.ep, EPOLL_CTL_DEL, s.fds[0], NULL), 0);
+    errno = 0;
+    ck_assert_int_eq(epoll_ctl(s.ep, EPOLL_CTL_MOD, s.fds[0], &ev), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    /* Removing a closed descriptor: EBADF, as ever. */
+    int gone = eventfd(0, EFD_CLOEXEC);
+    ck_assert_int_ge(gone, 0);
+    close(gone);
+    errno = 0;
+    ck_assert_int_eq(epoll_ctl(s.ep, EPOLL_CTL_DEL, gone, NULL), -1);
+    ck_assert_int_eq(errno, EBADF);
+    ck_assert_uint_eq(epoll_fix_repeated_removals(), before);
+    epset_close(&s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("epoll_fix");
@@ -175,6 +224,8 @@ static Suite *suite(void)
     tcase_add_test(tc, partial_batch_keeps_the_timeout);
     tcase_add_test(tc, other_descriptor_keeps_the_timeout);
     tcase_add_test(tc, other_thread_keeps_the_timeout);
+    tcase_add_test(tc, second_removal_succeeds);
+    tcase_add_test(tc, other_failures_are_kept);
     suite_add_tcase(s, tc);
     return s;
 }
