@@ -603,7 +603,8 @@ int proc_signal(proc *p, int sig)
     return kill(p->pid, sig) == 0 ? 0 : -1;
 }
 
-bool pid_all_threads_stopped(pid_t pid)
+/* True when every thread of pid is in the stopped state. */
+static bool all_threads_stopped(pid_t pid)
 {
     char dir[64];
     snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
@@ -633,6 +634,17 @@ bool pid_all_threads_stopped(pid_t pid)
     }
     closedir(d);
     return all && n > 0;
+}
+
+bool pid_wait_all_stopped(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    while (!all_threads_stopped(pid)) {
+        if (now_ms() >= deadline)
+            return false;
+        sleep_ms(2);
+    }
+    return true;
 }
 
 pid_t proc_pid(const proc *p)

@@ -129,9 +129,10 @@ pid_t proc_pid(const proc *p);
 /* Sends sig to the child. 0 ok, -1 when it is gone. */
 int proc_signal(proc *p, int sig);
 
-/* True when every thread of process pid is stopped (a SIGSTOP sent to it has
- * taken effect in all of them, not only in the main thread). */
-bool pid_all_threads_stopped(pid_t pid);
+/* Waits up to timeout_ms until every thread of process pid is stopped (a
+ * SIGSTOP sent to it has taken effect in all of them, not only in the main
+ * thread). False if they were not by then. */
+bool pid_wait_all_stopped(pid_t pid, int timeout_ms);
 
 /* Waits up to timeout_ms for the child to exit. Returns its exit status
  * (0..255), 128 + signal number when a signal killed it, or -1 on timeout.

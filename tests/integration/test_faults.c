@@ -228,11 +228,7 @@ static void tds_stop(void)
 {
     ck_assert_int_eq(kill(g_tds.pid, SIGSTOP), 0);
     g_tds.stopped = true;
-    int64_t deadline = now_ms() + 5000;
-    while (!pid_all_threads_stopped(g_tds.pid)) {
-        ck_assert_msg(now_ms() < deadline, "the test server did not stop within 5 s");
-        sleep_ms(2);
-    }
+    ck_assert_msg(pid_wait_all_stopped(g_tds.pid, 5000), "the test server did not stop within 5 s");
 }
 
 static void tds_cont(void)

@@ -593,11 +593,8 @@ START_TEST(full_event_batch_answered)
     }
     /* Every thread stopped (the event thread too), before the requests. */
     ck_assert_int_eq(proc_signal(p, SIGSTOP), 0);
-    int64_t stop_deadline = now_ms() + scaled_ms(10000);
-    while (!pid_all_threads_stopped(proc_pid(p))) {
-        ck_assert_msg(now_ms() < stop_deadline, "sqlgate did not stop on SIGSTOP");
-        sleep_ms(2);
-    }
+    ck_assert_msg(pid_wait_all_stopped(proc_pid(p), scaled_ms(10000)),
+                  "sqlgate did not stop on SIGSTOP");
     for (int i = 0; i < BATCH; i++)
         raw_send(fds[i], req, sizeof req - 1);
     ck_assert_int_eq(proc_signal(p, SIGCONT), 0);
